@@ -1,0 +1,459 @@
+"""The domain model: frozen, validated Events, Notices and Tombstones, with no I/O.
+
+Adapters (feed, iCalendar, JSON, forms) convert to and from these types. Every constructor
+validates and raises `ValidationError` with one clear message per bad field; messages are
+English msgids that the web layer translates to Danish.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from typing import Literal
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import nh3
+from dateutil.rrule import rrulestr
+
+from klynge.errors import ValidationError
+
+DEFAULT_TIMEZONE = "Europe/Copenhagen"
+TITLE_MAX = 200
+TEXT_MAX = 20_000
+SHORT_MAX = 200
+URL_MAX = 2_000
+MAX_OCCURRENCES = 500
+MAX_RRULE_SPAN = timedelta(days=5 * 366)
+
+STATUSES = ("confirmed", "cancelled", "postponed")
+Status = Literal["confirmed", "cancelled", "postponed"]
+When = datetime | date
+
+# The shared category vocabulary: term -> (Danish label, English label). Unknown terms are
+# kept and shown as given (design.md, "Categories").
+CATEGORIES: dict[str, tuple[str, str]] = {
+    "community": ("Fællesskab", "Community"),
+    "culture": ("Kultur", "Culture"),
+    "sport": ("Sport", "Sport"),
+    "children": ("Børn og unge", "Children and youth"),
+    "food": ("Spisning", "Food and dining"),
+    "market": ("Marked", "Market"),
+    "church": ("Kirke", "Church"),
+    "meeting": ("Møde", "Meeting"),
+    "nature": ("Natur", "Nature"),
+    "carpool": ("Samkørsel", "Carpool"),
+    "volunteers": ("Frivillige søges", "Volunteers wanted"),
+    "lost-found": ("Tabt og fundet", "Lost and found"),
+    "roadworks": ("Vejarbejde", "Roadworks"),
+    "other": ("Andet", "Other"),
+}
+
+_CATEGORY_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}$")
+_CONTROL_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_ALLOWED_TAGS = {"p", "br", "strong", "em", "b", "i", "u", "ul", "ol", "li", "a", "blockquote"}
+_ALLOWED_ATTRS = {"a": {"href", "title"}}
+
+
+def category_label(term: str, lang: str = "da") -> str:
+    """Return the label of a category term in Danish or English; unknown terms as given."""
+    labels = CATEGORIES.get(term)
+    if labels is None:
+        return term
+    return labels[1] if lang == "en" else labels[0]
+
+
+def new_id() -> str:
+    """Return a fresh, never-changing entry id (`urn:uuid:…`)."""
+    return f"urn:uuid:{uuid.uuid4()}"
+
+
+def utcnow() -> datetime:
+    """Return the current time, aware, in UTC, to the second."""
+    return datetime.now(UTC).replace(microsecond=0)
+
+
+def sanitise_html(text: str) -> str:
+    """Return `text` with HTML reduced to a small allowlist (links http(s)/mailto only)."""
+    return nh3.clean(
+        text,
+        tags=_ALLOWED_TAGS,
+        attributes=_ALLOWED_ATTRS,
+        url_schemes={"http", "https", "mailto"},
+        link_rel="nofollow noopener",
+    )
+
+
+def clean_text(text: str) -> str:
+    """Return plain text with control characters removed and ends stripped."""
+    return _CONTROL_RE.sub("", text).strip()
+
+
+def zone(name: str) -> ZoneInfo:
+    """Return the IANA zone `name` or raise ValueError with a clear message."""
+    if not name or len(name) > 64 or ".." in name or name.startswith("/"):
+        raise ValueError(f"Unknown time zone {name!r}; use an IANA name like Europe/Copenhagen.")
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError, OSError) as e:
+        raise ValueError(
+            f"Unknown time zone {name!r}; use an IANA name like Europe/Copenhagen."
+        ) from e
+
+
+def is_http_url(value: str) -> bool:
+    """Tell whether `value` is an absolute http(s) URL with a host."""
+    if not value or len(value) > URL_MAX or any(c.isspace() for c in value):
+        return False
+    try:
+        parts = urlsplit(value)
+    except ValueError:
+        return False
+    return parts.scheme in ("http", "https") and bool(parts.hostname)
+
+
+def parse_when(value: str, *, tz: str, all_day: bool) -> When:
+    """Parse an API/form/feed time: a date for all-day, else an aware datetime in `tz`.
+
+    Accepts `YYYY-MM-DD` (all-day), `YYYY-MM-DDTHH:MM[:SS]` local to `tz`, or RFC 3339 with an
+    offset (converted to `tz`). Raises ValueError with a message a volunteer can act on.
+    """
+    text = value.strip()
+    if all_day:
+        try:
+            return date.fromisoformat(text[:10]) if len(text) >= 10 else date.fromisoformat(text)
+        except ValueError as e:
+            raise ValueError(f"{value!r} is not a valid date (YYYY-MM-DD).") from e
+    if len(text) == 10:
+        raise ValueError("Give a time as well (YYYY-MM-DDTHH:MM), or mark the event all-day.")
+    try:
+        parsed = datetime.fromisoformat(text.replace("Z", "+00:00").replace(" ", "T", 1))
+    except ValueError as e:
+        raise ValueError(f"{value!r} is not a valid date and time (YYYY-MM-DDTHH:MM).") from e
+    tzinfo = zone(tz)
+    if parsed.tzinfo is None:
+        return localize(parsed, tzinfo)
+    return parsed.astimezone(tzinfo)
+
+
+def localize(naive: datetime, tzinfo: ZoneInfo) -> datetime:
+    """Attach `tzinfo` to a wall-clock time, moving a time in a DST gap forward by the gap."""
+    aware = naive.replace(tzinfo=tzinfo)
+    roundtrip = aware.astimezone(UTC).astimezone(tzinfo)
+    if roundtrip.replace(tzinfo=None) != naive:  # nonexistent local time (spring forward)
+        return roundtrip
+    return aware
+
+
+def format_when(value: When) -> str:
+    """Format a date as `YYYY-MM-DD` and a datetime as RFC 3339 with its offset."""
+    if isinstance(value, datetime):
+        return value.isoformat(timespec="seconds")
+    return value.isoformat()
+
+
+@dataclass(frozen=True)
+class Place:
+    """A venue: name and address, with optional coordinates."""
+
+    name: str = ""
+    street: str = ""
+    postcode: str = ""
+    locality: str = ""
+    lat: float | None = None
+    lon: float | None = None
+
+    def __post_init__(self) -> None:
+        errors: dict[str, str] = {}
+        for name in ("name", "street", "postcode", "locality"):
+            value = clean_text(getattr(self, name))
+            object.__setattr__(self, name, value)
+            if len(value) > SHORT_MAX:
+                errors[name] = f"At most {SHORT_MAX} characters."
+        errors.update(_check_coordinates(self.lat, self.lon))
+        if errors:
+            raise ValidationError(errors)
+
+    @property
+    def address(self) -> str:
+        """Return the address on one line (street, postcode locality)."""
+        town = " ".join(p for p in (self.postcode, self.locality) if p)
+        return ", ".join(p for p in (self.street, town) if p)
+
+    @property
+    def full(self) -> str:
+        """Return name and address on one line."""
+        return ", ".join(p for p in (self.name, self.address) if p)
+
+    def is_empty(self) -> bool:
+        """Tell whether nothing at all is known of the place."""
+        return not (self.full or self.lat is not None)
+
+
+def _check_coordinates(lat: float | None, lon: float | None) -> dict[str, str]:
+    if (lat is None) != (lon is None):
+        return {"lat": "Give both latitude and longitude, or neither."}
+    if lat is None or lon is None:
+        return {}
+    if isinstance(lat, bool) or not isinstance(lat, int | float) or not -90 <= lat <= 90:
+        return {"lat": "Latitude must be a number from -90 to 90."}
+    if isinstance(lon, bool) or not isinstance(lon, int | float) or not -180 <= lon <= 180:
+        return {"lon": "Longitude must be a number from -180 to 180."}
+    return {}
+
+
+@dataclass(frozen=True)
+class FeedSource:
+    """Provenance of an entry in a merged feed: the original feed (atom:source)."""
+
+    id: str
+    title: str = ""
+    updated: datetime | None = None
+    self_url: str = ""
+    author: str = ""
+
+
+@dataclass(frozen=True)
+class Tombstone:
+    """A deleted entry (RFC 6721 at:deleted-entry)."""
+
+    id: str
+    deleted: datetime
+    source: FeedSource | None = None
+
+    def __post_init__(self) -> None:
+        errors = _check_id(self.id)
+        if self.deleted.tzinfo is None:
+            errors["deleted"] = "The deletion time needs a time zone offset."
+        if errors:
+            raise ValidationError(errors)
+
+
+def _check_id(value: str) -> dict[str, str]:
+    if not value or len(value) > 500 or any(c.isspace() for c in value):
+        return {"id": "The id must be a URI without spaces, e.g. urn:uuid:…"}
+    return {}
+
+
+def _check_title(title: str) -> dict[str, str]:
+    if not title:
+        return {"title": "Give a title."}
+    if len(title) > TITLE_MAX:
+        return {"title": f"The title is {len(title)} characters; at most {TITLE_MAX}."}
+    return {}
+
+
+def _check_category(term: str) -> dict[str, str]:
+    if term and not _CATEGORY_RE.match(term):
+        return {"category": "A category is a short word of a-z, 0-9 and '-' (e.g. sport)."}
+    return {}
+
+
+def _check_url(name: str, value: str) -> dict[str, str]:
+    if value and not is_http_url(value):
+        return {name: "Only http:// and https:// links are allowed."}
+    return {}
+
+
+def _check_text(name: str, value: str) -> dict[str, str]:
+    if len(value) > TEXT_MAX:
+        return {name: f"At most {TEXT_MAX} characters."}
+    return {}
+
+
+@dataclass(frozen=True)
+class Entry:
+    """Fields shared by events and notices."""
+
+    id: str
+    title: str
+    updated: datetime
+    created: datetime | None = None
+    category: str = ""
+    organizer: str = ""
+    organizer_url: str = ""
+    link: str = ""  # the entry's own page (atom:link rel=alternate type=text/html)
+    url: str = ""  # a further-information link given by the organiser (rel=related)
+    sequence: int = 0
+    source: FeedSource | None = None
+
+    def _normalise(self) -> None:
+        object.__setattr__(self, "title", clean_text(self.title))
+        object.__setattr__(self, "organizer", clean_text(self.organizer))
+        object.__setattr__(self, "category", clean_text(self.category).lower())
+
+    def _common_errors(self) -> dict[str, str]:
+        errors = _check_id(self.id)
+        errors.update(_check_title(self.title))
+        errors.update(_check_category(self.category))
+        errors.update(_check_url("organizer_url", self.organizer_url))
+        errors.update(_check_url("link", self.link))
+        errors.update(_check_url("url", self.url))
+        if len(self.organizer) > SHORT_MAX:
+            errors["organizer"] = f"At most {SHORT_MAX} characters."
+        if self.updated.tzinfo is None:
+            errors["updated"] = "The update time needs a time zone offset."
+        if isinstance(self.sequence, bool) or not isinstance(self.sequence, int):
+            errors["sequence"] = "The sequence must be a whole number."
+        elif self.sequence < 0:
+            errors["sequence"] = "The sequence cannot be negative."
+        return errors
+
+
+@dataclass(frozen=True)
+class Event(Entry):
+    """Something that happens at a time and place."""
+
+    start: When = field(default_factory=lambda: date(1970, 1, 1))
+    end: When | None = None
+    all_day: bool = False
+    timezone: str = DEFAULT_TIMEZONE
+    description: str = ""
+    status: Status = "confirmed"
+    rrule: str = ""
+    place: Place | None = None
+    kind: Literal["event"] = "event"
+
+    def __post_init__(self) -> None:
+        self._normalise()
+        object.__setattr__(self, "description", sanitise_html(self.description))
+        object.__setattr__(self, "rrule", self.rrule.strip().removeprefix("RRULE:"))
+        errors = self._common_errors()
+        errors.update(_check_text("description", self.description))
+        if self.status not in STATUSES:
+            errors["status"] = "Status must be confirmed, cancelled or postponed."
+        errors.update(self._time_errors())
+        if errors:
+            raise ValidationError(errors)
+
+    def _time_errors(self) -> dict[str, str]:
+        try:
+            zone(self.timezone)
+        except ValueError as e:
+            return {"timezone": str(e)}
+        errors = self._start_end_errors()
+        if not errors and self.rrule:
+            errors.update(_check_rrule(self.rrule, self.start))
+        return errors
+
+    def _start_end_errors(self) -> dict[str, str]:
+        if self.all_day:
+            if isinstance(self.start, datetime) or not isinstance(self.start, date):
+                return {"start": "An all-day event starts on a date (YYYY-MM-DD) without a time."}
+            if self.end is not None and (
+                isinstance(self.end, datetime) or not isinstance(self.end, date)
+            ):
+                return {"end": "An all-day event ends on a date (YYYY-MM-DD) without a time."}
+        else:
+            if not isinstance(self.start, datetime) or self.start.tzinfo is None:
+                return {"start": "Give a start date and time."}
+            if self.end is not None and (
+                not isinstance(self.end, datetime) or self.end.tzinfo is None
+            ):
+                return {"end": "Give an end date and time, or leave the end empty."}
+            object.__setattr__(self, "start", self.start.astimezone(zone(self.timezone)))
+            if self.end is not None:
+                object.__setattr__(self, "end", self.end.astimezone(zone(self.timezone)))
+        if self.end is not None and not self.end > self.start:
+            if self.all_day:
+                return {"end": "The last day is before the first day."}
+            return {"end": "The end is before the start."}
+        return {}
+
+    @property
+    def effective_end(self) -> When:
+        """Return the end, or the start's day end for all-day, or start for timed events."""
+        if self.end is not None:
+            return self.end
+        if self.all_day:
+            return self.start + timedelta(days=1)
+        return self.start
+
+    def series_end(self) -> datetime:
+        """Return when the last occurrence ends, in UTC (for window rules)."""
+        last = self.effective_end
+        if self.rrule:
+            until = _rrule_last(self.rrule, self.start)
+            last = until + (self.effective_end - self.start)
+        return as_utc(last, self.timezone)
+
+
+@dataclass(frozen=True)
+class Notice(Entry):
+    """A message on the noticeboard: volunteers wanted, a carpool offer, roadworks."""
+
+    body: str = ""
+    expires: datetime | None = None
+    related: str = ""
+    kind: Literal["notice"] = "notice"
+
+    def __post_init__(self) -> None:
+        self._normalise()
+        object.__setattr__(self, "body", sanitise_html(self.body))
+        object.__setattr__(self, "related", self.related.strip())
+        errors = self._common_errors()
+        errors.update(_check_text("body", self.body))
+        if self.expires is not None and (
+            not isinstance(self.expires, datetime) or self.expires.tzinfo is None
+        ):
+            errors["expires"] = "Give the expiry as a date and time."
+        if self.related and _check_id(self.related):
+            errors["related"] = "The related entry must be an id such as urn:uuid:…"
+        if errors:
+            raise ValidationError(errors)
+
+
+Item = Event | Notice
+
+
+def as_utc(value: When, tz: str = DEFAULT_TIMEZONE) -> datetime:
+    """Return a date (midnight in `tz`) or an aware datetime as an aware UTC datetime."""
+    if isinstance(value, datetime):
+        return value.astimezone(UTC)
+    return localize(datetime(value.year, value.month, value.day), zone(tz)).astimezone(UTC)
+
+
+def _check_rrule(rule: str, start: When) -> dict[str, str]:
+    upper = rule.upper()
+    if any(freq in upper for freq in ("SECONDLY", "MINUTELY", "HOURLY")):
+        return {"rrule": "Repeat at most daily."}
+    if "COUNT=" not in upper and "UNTIL=" not in upper:
+        return {"rrule": "A repeating event needs an end: a number of times or an end date."}
+    try:
+        last = _rrule_last(rule, start)
+    except (ValueError, TypeError, OverflowError) as e:
+        return {"rrule": f"The repeat rule cannot be read: {e}"}
+    if "COUNT=" in upper and _count(upper) > MAX_OCCURRENCES:
+        return {"rrule": f"At most {MAX_OCCURRENCES} repetitions."}
+    if last - start > MAX_RRULE_SPAN:
+        return {"rrule": "A repeating event may run for at most five years."}
+    return {}
+
+
+def _count(upper: str) -> int:
+    match = re.search(r"COUNT=(\d+)", upper)
+    return int(match.group(1)) if match else 0
+
+
+def _rrule_last(rule: str, start: When) -> When:
+    """Return the start of the last occurrence of a bounded rule (expanded on wall-clock time)."""
+    naive = _naive(start)
+    rule_obj = rrulestr(rule, dtstart=naive, ignoretz=True)
+    last: datetime | None = None
+    for n, occurrence in enumerate(rule_obj):
+        last = occurrence
+        if n >= MAX_OCCURRENCES * 4:
+            break
+    if last is None:
+        raise ValueError("the rule gives no dates")
+    if isinstance(start, datetime):
+        return localize(last, start.tzinfo) if isinstance(start.tzinfo, ZoneInfo) else last
+    return last.date()
+
+
+def _naive(start: When) -> datetime:
+    if isinstance(start, datetime):
+        return start.replace(tzinfo=None)
+    return datetime(start.year, start.month, start.day)
