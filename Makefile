@@ -1,0 +1,43 @@
+# Everyday commands. The virtualenv is made on first use and refreshed when pyproject.toml changes.
+VENV  := .venv
+BIN   := $(VENV)/bin
+STAMP := $(VENV)/.klynge-installed
+
+.PHONY: help venv test lint format demo bench
+
+help:
+	@echo "make demo    three villages and one cluster aggregator on loopback"
+	@echo "make test    the whole test suite"
+	@echo "make lint    ruff check, ruff format --check, mypy"
+	@echo "make format  ruff format and safe ruff fixes"
+	@echo "make bench   every bench/*_bench.py (medians and ratios)"
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || python3 -m venv $(VENV)
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $@
+
+venv: $(STAMP)
+
+test: $(STAMP)
+	$(BIN)/pytest -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+format: $(STAMP)
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+demo: $(STAMP)
+	$(BIN)/klynge demo
+
+bench: $(STAMP)
+	@set -e; found=; \
+	for f in bench/*_bench.py; do \
+		[ -e "$$f" ] || continue; found=1; \
+		echo "== $$f"; $(BIN)/python -m bench.$$(basename "$$f" .py); \
+	done; \
+	[ -n "$$found" ] || echo "no bench/*_bench.py files yet"
