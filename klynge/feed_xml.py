@@ -1,0 +1,185 @@
+"""The defusedxml pass over a feed: refuse what is not a feed, read what feedparser drops.
+
+feedparser does not surface RFC 6721 tombstones, and reads `atom:source` only in part
+(design.md, "The feed format"), so this pass reads them, and the feed-level self and hub
+links, with a hardened ElementTree parser before feedparser sees the bytes.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Literal
+from xml.etree.ElementTree import Element, ParseError
+
+import defusedxml.ElementTree as SafeET
+from defusedxml import DefusedXmlException
+
+from klynge.errors import FeedError, ValidationError
+from klynge.feedwriter import ATOM_NS, TOMBSTONE_NS
+from klynge.model import FeedSource, Tombstone
+
+RSS10_NS = "http://purl.org/rss/1.0/"
+RDF_NS = "http://www.w3.org/1999/02/22-rdf-syntax-ns#"
+XHTML_NS = "http://www.w3.org/1999/xhtml"
+
+_A = f"{{{ATOM_NS}}}"
+_DELETED = f"{{{TOMBSTONE_NS}}}deleted-entry"
+_HTML_START = re.compile(rb"^\s*(<!--.*?-->\s*)*<(!doctype\s+html|html[\s>])", re.I | re.S)
+
+
+@dataclass(frozen=True)
+class Problem:
+    """Something wrong in a feed: the entry it concerns, the field, a message, a severity."""
+
+    entry_id: str
+    field: str
+    message: str
+    severity: Literal["error", "warning"] = "error"
+
+
+@dataclass
+class Outline:
+    """What the XML pass learned: the feed's kind, links, tombstones and entry sources."""
+
+    kind: Literal["atom", "rss"]
+    self_url: str = ""
+    alternate_url: str = ""
+    hub_urls: list[str] = field(default_factory=list)
+    tombstones: list[Tombstone] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+    entry_sources: list[tuple[str, FeedSource | None]] = field(default_factory=list)
+
+
+def scan(data: bytes) -> Outline | None:
+    """Return the outline of a well-formed feed, None if it is not well-formed XML.
+
+    Raises FeedError for a document that is no feed at all: empty, HTML, an XML bomb or
+    external entity (any DTD is refused), or XML with another root element.
+    """
+    if not data.strip():
+        raise FeedError("the document is empty, not a feed")
+    if _HTML_START.match(data[:2048]):
+        raise FeedError("the document is HTML, not a feed")
+    try:
+        root = SafeET.fromstring(data, forbid_dtd=True, forbid_entities=True, forbid_external=True)
+    except DefusedXmlException as e:
+        raise FeedError("the feed contains a DTD/entity declaration, which Klynge refuses") from e
+    except ParseError:
+        return None
+    return _outline(root)
+
+
+def not_a_feed(data: bytes) -> FeedError:
+    """Return the error for bytes that neither the XML pass nor feedparser could read."""
+    head = data.lstrip()[:1]
+    if head != b"<":
+        return FeedError("the document is not XML, so not a feed")
+    return FeedError("the document is not well-formed XML and no feed could be recovered")
+
+
+def _outline(root: Element) -> Outline:
+    tag = root.tag
+    if tag == f"{_A}feed":
+        return _atom_outline(root)
+    if tag == "rss" or tag == f"{{{RDF_NS}}}RDF":
+        return _rss_outline(root)
+    if tag in ("html", f"{{{XHTML_NS}}}html"):
+        raise FeedError("the document is HTML, not a feed")
+    name = tag.rsplit("}", 1)[-1]
+    raise FeedError(f"the document is XML but not an Atom or RSS feed (its root is <{name}>)")
+
+
+def _atom_outline(root: Element) -> Outline:
+    outline = Outline(kind="atom")
+    _read_links(root, outline)
+    for child in root:
+        if child.tag == f"{_A}entry":
+            outline.entry_sources.append((_text(child, "id"), _source(child.find(f"{_A}source"))))
+        elif child.tag == _DELETED:
+            _read_tombstone(child, outline)
+    return outline
+
+
+def _rss_outline(root: Element) -> Outline:
+    outline = Outline(kind="rss")
+    channel = root.find("channel")
+    if channel is None:
+        channel = root.find(f"{{{RSS10_NS}}}channel")
+    if channel is not None:
+        _read_links(channel, outline)
+        for child in channel.iter(_DELETED):
+            _read_tombstone(child, outline)
+    return outline
+
+
+def _read_links(parent: Element, outline: Outline) -> None:
+    for link in parent.iterfind(f"{_A}link"):
+        href = (link.get("href") or "").strip()
+        rel = link.get("rel") or "alternate"
+        if not href:
+            continue
+        if rel == "self" and not outline.self_url:
+            outline.self_url = href
+        elif rel == "alternate" and not outline.alternate_url:
+            outline.alternate_url = href
+        elif rel == "hub":
+            outline.hub_urls.append(href)
+
+
+def _read_tombstone(element: Element, outline: Outline) -> None:
+    ref = (element.get("ref") or "").strip()
+    try:
+        deleted = parse_instant(element.get("when") or "")
+    except ValueError:
+        outline.problems.append(Problem(ref, "when", "A tombstone needs a valid `when` time."))
+        return
+    try:
+        tombstone = Tombstone(id=ref, deleted=deleted, source=_source(element.find(f"{_A}source")))
+    except ValidationError as e:
+        for name, message in e.fields.items():
+            outline.problems.append(Problem(ref, name, message))
+        return
+    outline.tombstones.append(tombstone)
+
+
+def _source(element: Element | None) -> FeedSource | None:
+    if element is None:
+        return None
+    updated_text = _text(element, "updated")
+    try:
+        updated = parse_instant(updated_text) if updated_text else None
+    except ValueError:
+        updated = None
+    self_url = ""
+    for link in element.iterfind(f"{_A}link"):
+        if link.get("rel") == "self":
+            self_url = (link.get("href") or "").strip()
+            break
+    author = element.find(f"{_A}author")
+    return FeedSource(
+        id=_text(element, "id"),
+        title=_text(element, "title"),
+        updated=updated,
+        self_url=self_url,
+        author=_text(author, "name") if author is not None else "",
+    )
+
+
+def _text(parent: Element, name: str) -> str:
+    child = parent.find(f"{_A}{name}")
+    if child is None:
+        return ""
+    return "".join(child.itertext()).strip()
+
+
+def parse_instant(value: str) -> datetime:
+    """Parse an RFC 3339 date-time with an offset (a bare date counts as midnight UTC)."""
+    text = value.strip()
+    parsed = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+    if parsed.tzinfo is None:
+        if len(text) > 10:
+            raise ValueError(f"{value!r} has no time zone offset")
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed
