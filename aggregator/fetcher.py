@@ -381,5 +381,5 @@ def _size(n: int) -> str:
 
 def _printable(text: str, limit: int = 200) -> str:
     """Shorten server-supplied text and drop control characters before it reaches /status."""
-    clean = "".join(c for c in text if c.isprintable())
+    clean = " ".join("".join(c if c.isprintable() else " " for c in text).split())
     return clean if len(clean) <= limit else clean[: limit - 1] + "…"

@@ -151,6 +151,16 @@ async def test_http_errors_in_words(serve: Serve, fetcher: Fetcher, status: int)
     assert await fail(fetcher, url(server, "feed")) == f"HTTP {status} {words[status]}"
 
 
+async def test_unknown_status_uses_the_servers_reason_cleaned(
+    serve: Serve, fetcher: Fetcher
+) -> None:
+    async def feed(request: web.Request) -> web.Response:
+        return web.Response(status=599, reason="Village\tflooded")
+
+    server = await serve(feed=feed)
+    assert await fail(fetcher, url(server, "feed")) == "HTTP 599 Village flooded"
+
+
 async def test_fetch_error_is_a_klynge_error_with_json_shape(
     serve: Serve, fetcher: Fetcher
 ) -> None:
@@ -469,6 +479,26 @@ def _closed_port() -> int:
 async def test_connection_refused_in_words(fetcher: Fetcher) -> None:
     words = await fail(fetcher, f"http://127.0.0.1:{_closed_port()}/feed")
     assert words == "could not connect: connection refused"
+
+
+async def test_connect_timeout_in_words() -> None:
+    """A listener whose accept queue is full drops our SYN: the connect deadline must fire."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(0)
+    port = listener.getsockname()[1]
+    fillers = [socket.socket() for _ in range(3)]
+    for filler in fillers:
+        filler.setblocking(False)
+        filler.connect_ex(("127.0.0.1", port))
+    fetcher = Fetcher(FetchLimits(connect_timeout=0.5, total_timeout=5))
+    try:
+        words = await fail(fetcher, f"http://127.0.0.1:{port}/feed")
+    finally:
+        await fetcher.close()
+        for sock in [*fillers, listener]:
+            sock.close()
+    assert words == "could not connect: timed out after 0.5 s"
 
 
 async def test_garbage_instead_of_http_in_words(fetcher: Fetcher) -> None:
