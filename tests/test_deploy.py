@@ -8,15 +8,22 @@ Caddy in front of a real aiohttp server on loopback. CI installs the tools (.ci/
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
+import aiohttp
 import pytest
 import yaml
+from aiohttp import web
+from aiohttp.test_utils import TestServer
 
 ROOT = Path(__file__).resolve().parent.parent
 DEPLOY = ROOT / "deploy"
@@ -502,3 +509,170 @@ def test_backup_script_rejects_a_wrong_role(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert "ROLE must be node or aggregator" in result.stderr
     assert recorded(tmp_path) == []
+
+
+# --- reverse proxies ------------------------------------------------------------------------
+
+FEED = (
+    b'<?xml version="1.0" encoding="utf-8"?>\n<feed xmlns="http://www.w3.org/2005/Atom">'
+    + ("<entry><title>Fællesspisning i forsamlingshuset</title></entry>".encode() * 60)
+    + b"</feed>"
+)
+VALIDATORS = {
+    "ETag": '"v1"',
+    "Last-Modified": "Fri, 27 Nov 2026 09:00:00 GMT",
+    "Cache-Control": "public, max-age=60",
+}
+PINGS: web.AppKey[list[tuple[str, str]]] = web.AppKey("pings", list)
+
+
+async def feed(request: web.Request) -> web.Response:
+    """Serve the feed like a node: validators, and 304 on a weakly matching If-None-Match."""
+    tags = [
+        t.strip().removeprefix("W/") for t in request.headers.get("If-None-Match", "").split(",")
+    ]
+    if VALIDATORS["ETag"] in tags:
+        return web.Response(status=304, headers=VALIDATORS)
+    headers = VALIDATORS | {"X-Seen-Proto": request.headers.get("X-Forwarded-Proto", "")}
+    return web.Response(body=FEED, content_type="application/atom+xml", headers=headers)
+
+
+async def ping(request: web.Request) -> web.Response:
+    """Record a ping like an aggregator and accept it."""
+    form = await request.post()
+    request.app[PINGS].append((str(form["hub.mode"]), str(form["hub.url"])))
+    return web.Response(status=202, text="ok")
+
+
+@pytest.fixture
+async def upstream(aiohttp_server: Callable[..., Awaitable[TestServer]]) -> TestServer:
+    """Start a stand-in for a node and an aggregator on one loopback port."""
+    app = web.Application()
+    app[PINGS] = []
+    app.router.add_get("/feed.atom", feed)
+    app.router.add_post("/ping", ping)
+    return await aiohttp_server(app, host="127.0.0.1")
+
+
+def free_port() -> int:
+    """Return a loopback port that was free a moment ago."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextlib.asynccontextmanager
+async def proxy(
+    args: list[str], port: int, log: Path, env: dict[str, str] | None = None
+) -> AsyncIterator[str]:
+    """Run a proxy process until it accepts connections on `port`; stop it afterwards."""
+    with log.open("wb") as out:
+        process = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, env=env)
+    try:
+        for _ in range(200):  # at most 10 seconds
+            if process.poll() is not None:
+                output = log.read_text(errors="replace")[-2000:]
+                pytest.fail(f"{args[0]} exited with {process.returncode}: {output}")
+            with contextlib.suppress(OSError):
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            await asyncio.sleep(0.05)
+        else:
+            pytest.fail(f"{args[0]} did not listen on port {port}")
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+
+
+async def check_proxy(
+    base: str, upstream: TestServer, node_host: str, aggregator_host: str
+) -> None:
+    """Assert that feeds pass compressed with their validators, 304s work and pings reach."""
+    async with aiohttp.ClientSession() as client:
+        headers = {"Host": node_host, "Accept-Encoding": "gzip"}
+        async with client.get(f"{base}/feed.atom", headers=headers) as response:
+            assert response.status == 200
+            assert response.headers["Content-Encoding"] == "gzip"
+            assert await response.read() == FEED
+            for name in ("Last-Modified", "Cache-Control"):
+                assert response.headers[name] == VALIDATORS[name]
+            # A proxy that compresses may mark the ETag weak (RFC 9110 §8.8.1), nothing more.
+            assert response.headers["ETag"].removeprefix("W/") == VALIDATORS["ETag"]
+            assert response.headers["X-Seen-Proto"] == "http"
+            etag = response.headers["ETag"]
+        headers |= {"If-None-Match": etag}
+        async with client.get(f"{base}/feed.atom", headers=headers) as response:
+            assert response.status == 304
+        body = {"hub.mode": "publish", "hub.url": "https://osterby.example.dk/feed.atom"}
+        headers = {"Host": aggregator_host}
+        async with client.post(f"{base}/ping", data=body, headers=headers) as response:
+            assert response.status == 202
+    assert upstream.app[PINGS] == [("publish", "https://osterby.example.dk/feed.atom")]
+
+
+def for_test(config: str, port: int, upstream: TestServer) -> str:
+    """Point a proxy config at the test upstream instead of the services' ports."""
+    for service_port in ("8080", "8081"):
+        config = config.replace(f"127.0.0.1:{service_port}", f"127.0.0.1:{upstream.port}")
+    assert str(upstream.port) in config
+    return config
+
+
+async def test_nginx_site_proxies_feeds_with_validators_and_pings(
+    tmp_path: Path, upstream: TestServer
+) -> None:
+    nginx = tool("nginx", "nginx")
+    port = free_port()
+    site = for_test((DEPLOY / "nginx.conf").read_text(), port, upstream)
+    site = site.replace("    listen [::]:80;\n", "").replace(
+        "listen 80;", f"listen 127.0.0.1:{port};"
+    )
+    (tmp_path / "site.conf").write_text(site)
+    # The bits of Debian's /etc/nginx/nginx.conf that the site file relies on.
+    (tmp_path / "nginx.conf").write_text(
+        f"daemon off;\npid {tmp_path}/nginx.pid;\nerror_log stderr;\nevents {{}}\n"
+        f"http {{\n include /etc/nginx/mime.types;\n access_log off;\n gzip on;\n"
+        + "".join(f" {kind}_temp_path {tmp_path}/{kind};\n" for kind in TEMP_PATHS)
+        + f" include {tmp_path}/site.conf;\n}}\n"
+    )
+    args = [nginx, "-p", str(tmp_path), "-e", "stderr", "-c", str(tmp_path / "nginx.conf")]
+    check = run([*args, "-t"])
+    assert check.returncode == 0, check.stderr
+    async with proxy(args, port, tmp_path / "nginx.log") as base:
+        await check_proxy(base, upstream, "osterby.example.dk", "klynge.example.dk")
+
+
+TEMP_PATHS = ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
+
+
+async def test_caddyfile_proxies_feeds_with_validators_and_pings(
+    tmp_path: Path, upstream: TestServer
+) -> None:
+    caddy = tool("caddy", "caddy")
+    port = free_port()
+    config = for_test((DEPLOY / "Caddyfile").read_text(), port, upstream)
+    # Plain HTTP on a loopback port instead of HTTPS on the public names; no admin endpoint.
+    config = config.replace("{\n", "{\n\tadmin off\n\tdefault_bind 127.0.0.1\n", 1)
+    for host in ("klynge.example.dk", "osterby.example.dk"):
+        config = config.replace(f"\n{host} {{", f"\nhttp://{host}:{port} {{")
+    (tmp_path / "Caddyfile").write_text(config)
+    env = os.environ | {
+        "HOME": str(tmp_path),
+        "XDG_DATA_HOME": str(tmp_path / "data"),
+        "XDG_CONFIG_HOME": str(tmp_path / "config"),
+    }
+    args = [caddy, "run", "--adapter", "caddyfile", "--config", str(tmp_path / "Caddyfile")]
+    async with proxy(args, port, tmp_path / "caddy.log", env) as base:
+        await check_proxy(base, upstream, "osterby.example.dk", "klynge.example.dk")
+        headers = {"Host": "klynge.example.dk", "Accept-Encoding": "zstd"}
+        async with (
+            aiohttp.ClientSession(auto_decompress=False) as client,
+            client.get(f"{base}/feed.atom", headers=headers) as response,
+        ):
+            assert response.headers["Content-Encoding"] == "zstd"
+            assert len(await response.read()) < len(FEED) / 4
