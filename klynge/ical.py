@@ -1,0 +1,201 @@
+"""iCalendar output (RFC 5545 + RFC 7986) of events, and the entry point for reading .ics.
+
+Only klynge.ical, klynge.ical_read and klynge.ical_tz know icalendar's types; the rest of
+Klynge sees model Events.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Iterable
+from datetime import UTC, datetime, timedelta
+from html.parser import HTMLParser
+
+import icalendar
+from icalendar import Calendar, vDuration, vRecur
+from icalendar.prop import vInline
+
+from klynge.ical_read import CANCELLED_MARK, POSTPONED_MARK, category_term, read_calendar
+from klynge.ical_tz import vtimezone
+from klynge.model import DEFAULT_TIMEZONE, Event, Place, as_utc, category_label, utcnow
+
+__all__ = [
+    "category_term",
+    "event_calendar",
+    "html_to_text",
+    "read_calendar",
+    "vtimezone",
+    "write_calendar",
+]
+
+PRODID = "-//Klynge//Klynge landsbykalender//DA"
+_PLAIN_RULE_RE = re.compile(r"^[A-Za-z0-9=;,+-]+$")
+_ISTATUS = {"confirmed": "CONFIRMED", "cancelled": "CANCELLED", "postponed": "TENTATIVE"}
+
+
+def write_calendar(
+    events: Iterable[Event],
+    *,
+    name: str,
+    url: str = "",
+    description: str = "",
+    refresh: timedelta = timedelta(hours=1),
+    now: datetime | None = None,
+) -> bytes:
+    """Return the events as one iCalendar file, byte-stable for unchanged input."""
+    chosen = sorted(events, key=lambda e: (as_utc(e.start, e.timezone), e.id))
+    cal = _calendar_head(name, url, description, refresh, _main_zone(chosen))
+    vevents = [_vevent(event) for event in chosen]
+    year = (now or utcnow()).year
+    for tzid in sorted({tzid for vevent in vevents for tzid in _tzids(vevent)}):
+        cal.add_component(vtimezone(tzid, year))
+    for vevent in vevents:
+        cal.add_component(vevent)
+    return bytes(cal.to_ical())
+
+
+def event_calendar(event: Event, *, now: datetime | None = None) -> bytes:
+    """Return a one-event calendar (for an event page's .ics link)."""
+    return write_calendar([event], name=event.title, url=event.link, now=now)
+
+
+def _calendar_head(
+    name: str, url: str, description: str, refresh: timedelta, tzid: str
+) -> Calendar:
+    cal = Calendar()
+    cal.add("prodid", PRODID)
+    cal.add("version", "2.0")
+    cal.add("calscale", "GREGORIAN")
+    cal.add("method", "PUBLISH")
+    cal.add("name", name)
+    cal.add("x-wr-calname", name)
+    cal.add("x-wr-timezone", tzid)
+    if description:
+        cal.add("description", description)
+        cal.add("x-wr-caldesc", description)
+    if url:
+        cal.add("url", url, parameters={"VALUE": "URI"})
+    cal.add("refresh-interval", refresh, parameters={"VALUE": "DURATION"})
+    cal.add("x-published-ttl", vDuration(refresh))  # the older name Outlook and Apple read
+    return cal
+
+
+def _main_zone(events: list[Event]) -> str:
+    counts = Counter(event.timezone for event in events)
+    if not counts:
+        return DEFAULT_TIMEZONE
+    return min(counts, key=lambda tzid: (-counts[tzid], tzid))
+
+
+def _vevent(event: Event) -> icalendar.Event:
+    vevent = icalendar.Event()
+    vevent.add("uid", event.id)  # the entry id never changes (design.md, feed format)
+    vevent.add("dtstamp", event.updated.astimezone(UTC))  # not "now": builds stay byte-stable
+    vevent.add("sequence", event.sequence)
+    if event.created is not None:
+        vevent.add("created", event.created.astimezone(UTC))
+    vevent.add("last-modified", event.updated.astimezone(UTC))
+    vevent.add("summary", _marked_title(event))
+    _add_times(vevent, event)
+    if event.rrule:
+        vevent.add("rrule", _rule_property(event.rrule))
+    vevent.add("status", _ISTATUS[event.status])
+    _add_place(vevent, event.place)
+    _add_details(vevent, event)
+    vevent.add("class", "PUBLIC")
+    return vevent
+
+
+def _rule_property(rule: str) -> vInline | vRecur:
+    # Pass the model's (validated) rule through verbatim; anything unusual is re-serialised.
+    return vInline(rule) if _PLAIN_RULE_RE.match(rule) else vRecur.from_ical(rule)
+
+
+def _marked_title(event: Event) -> str:
+    if event.status == "cancelled":
+        return CANCELLED_MARK + event.title
+    if event.status == "postponed":
+        return POSTPONED_MARK + event.title
+    return event.title
+
+
+def _add_times(vevent: icalendar.Event, event: Event) -> None:
+    if event.all_day:
+        # RFC 5545 §3.6.1: an all-day end is the exclusive next day.
+        vevent.add("dtstart", event.start)
+        vevent.add("dtend", event.effective_end)
+    else:
+        vevent.add("dtstart", event.start)
+        if event.end is not None:
+            vevent.add("dtend", event.end)
+
+
+def _add_place(vevent: icalendar.Event, place: Place | None) -> None:
+    if place is None:
+        return
+    if place.full:
+        vevent.add("location", place.full)
+    if place.lat is not None and place.lon is not None:
+        vevent.add("geo", (place.lat, place.lon))
+
+
+def _add_details(vevent: icalendar.Event, event: Event) -> None:
+    text = html_to_text(event.description)
+    if text:
+        vevent.add("description", text)
+    if event.organizer:
+        contact = ", ".join(p for p in (event.organizer, event.organizer_url) if p)
+        params = {"ALTREP": event.organizer_url} if event.organizer_url else {}
+        vevent.add("contact", contact, parameters=params)
+    if event.link or event.url:
+        vevent.add("url", event.link or event.url, parameters={"VALUE": "URI"})
+    if event.category:
+        vevent.add("categories", [category_label(event.category, "da")])
+
+
+def _tzids(vevent: icalendar.Event) -> set[str]:
+    found = set()
+    for key in ("DTSTART", "DTEND"):
+        prop = vevent.get(key)
+        if prop is not None and "TZID" in prop.params:
+            found.add(str(prop.params["TZID"]))
+    return found
+
+
+class _TextExtractor(HTMLParser):
+    """Collect plain text from sanitised HTML, keeping paragraphs, breaks and link targets."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.parts: list[str] = []
+        self.href = ""
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "br":
+            self.parts.append("\n")
+        elif tag == "li":
+            self.parts.append("\n- ")
+        elif tag == "a":
+            self.href = dict(attrs).get("href") or ""
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in ("p", "blockquote", "ul", "ol"):
+            self.parts.append("\n\n")
+        elif tag == "a" and self.href:
+            self.parts.append(f" ({self.href})")
+            self.href = ""
+
+    def handle_data(self, data: str) -> None:
+        if self.href and data.strip() == self.href:
+            self.href = ""  # the link text is the address already
+        self.parts.append(data)
+
+
+def html_to_text(markup: str) -> str:
+    """Return readable plain text for a DESCRIPTION from the model's sanitised HTML."""
+    extractor = _TextExtractor()
+    extractor.feed(markup)
+    extractor.close()
+    text = "".join(extractor.parts)
+    return re.sub(r"\n{3,}", "\n\n", re.sub(r"[ \t]*\n[ \t]*", "\n", text)).strip()

@@ -1,0 +1,310 @@
+"""iCalendar input: events of an .ics source (aggregator kind "ics") as model Events."""
+
+from __future__ import annotations
+
+import html
+import re
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+from urllib.parse import quote
+
+import icalendar
+from icalendar import Calendar
+
+from klynge.errors import FeedError, ValidationError
+from klynge.model import (
+    CATEGORIES,
+    DEFAULT_TIMEZONE,
+    TEXT_MAX,
+    TITLE_MAX,
+    Event,
+    Place,
+    When,
+    as_utc,
+    is_http_url,
+    localize,
+    utcnow,
+    zone,
+)
+from klynge.recurrence import wall_rule
+
+CANCELLED_MARK = "AFLYST: "  # titles are marked for calendars that hide STATUS
+POSTPONED_MARK = "UDSAT: "
+HORIZON = timedelta(days=548)  # unbounded rules from .ics sources end 18 months from now
+REBASE_AFTER = timedelta(days=365)  # older open-ended series start again at a recent occurrence
+_URI_RE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:\S+$")
+_UNTIL_RE = re.compile(r";?UNTIL=[^;]*", re.IGNORECASE)
+
+
+def read_calendar(
+    data: bytes, *, default_timezone: str = DEFAULT_TIMEZONE, now: datetime | None = None
+) -> tuple[list[Event], list[str]]:
+    """Return the events of an .ics source and the problems met, in words.
+
+    Raises FeedError when the bytes are not an iCalendar file at all. Recurrences are not
+    expanded here; open-ended ones are bounded 18 months ahead.
+    """
+    try:
+        cal = Calendar.from_ical(data)
+    except (ValueError, IndexError, KeyError, UnicodeDecodeError) as e:
+        raise FeedError(f"The file is not an iCalendar file: {e}") from e
+    if not isinstance(cal, Calendar) or cal.name != "VCALENDAR":
+        raise FeedError("The file is not an iCalendar file: no VCALENDAR.")
+    when = now or utcnow()
+    events: dict[str, Event] = {}
+    problems: list[str] = []
+    for component in cal.walk("VEVENT"):
+        event = _read_one(component, default_timezone, when, problems)
+        if event is not None and _newer(event, events.get(event.id)):
+            events[event.id] = event
+    return list(events.values()), problems
+
+
+def _newer(event: Event, other: Event | None) -> bool:
+    return other is None or (event.updated, event.sequence) > (other.updated, other.sequence)
+
+
+def _read_one(
+    component: icalendar.Component, default_tz: str, now: datetime, problems: list[str]
+) -> Event | None:
+    uid = str(component.get("UID", "")).strip()
+    label = f"Event {uid or '(no UID)'} ({str(component.get('SUMMARY', '')).strip()[:60]})"
+    if not uid:
+        problems.append(f"{label} skipped: it has no UID.")
+        return None
+    if "RECURRENCE-ID" in component:
+        problems.append(f"{label}: a changed single occurrence (RECURRENCE-ID) was ignored.")
+        return None
+    try:
+        return _to_event(component, uid, default_tz, now, problems, label)
+    except ValidationError as e:
+        problems.append(f"{label} skipped: {e.message}")
+    except (ValueError, TypeError, KeyError, OverflowError) as e:
+        problems.append(f"{label} skipped: {e}")
+    return None
+
+
+def _to_event(
+    component: icalendar.Component,
+    uid: str,
+    default_tz: str,
+    now: datetime,
+    problems: list[str],
+    label: str,
+) -> Event:
+    if "DTSTART" not in component:
+        raise ValueError("it has no start (DTSTART).")
+    tzid, start, end = _read_times(component, default_tz)
+    status, title = _read_status(component)
+    rule = _read_rule(component)
+    if rule:
+        rule, start, end, note = bound_rule(rule, start, end, tzid, now)
+        if note:
+            problems.append(f"{label}: {note}")
+    if "EXDATE" in component or "RDATE" in component:
+        problems.append(f"{label}: extra or excluded dates (RDATE/EXDATE) were ignored.")
+    updated = _utc(component.get("LAST-MODIFIED") or component.get("DTSTAMP"), default_tz)
+    organizer, organizer_url = _read_organizer(component)
+    return Event(
+        id=uid if _URI_RE.match(uid) else "urn:x-ics:" + quote(uid, safe="@:/._-~+=!$&'()*,;"),
+        title=title[:TITLE_MAX],
+        updated=updated or now,
+        created=_utc(component.get("CREATED"), default_tz),
+        category=_read_category(component),
+        organizer=organizer,
+        organizer_url=organizer_url,
+        url=_http(component.get("URL")),
+        sequence=max(0, int(component.get("SEQUENCE", 0))),
+        start=start,
+        end=end,
+        all_day=not isinstance(start, datetime),
+        timezone=tzid,
+        description=_text_to_html(str(component.get("DESCRIPTION", "")))[:TEXT_MAX],
+        status=status,
+        rrule=rule,
+        place=_read_place(component),
+    )
+
+
+def _read_times(component: icalendar.Component, default_tz: str) -> tuple[str, When, When | None]:
+    prop = component["DTSTART"]
+    start = _moment(prop)
+    if not isinstance(start, datetime):
+        return default_tz, start, _read_end(component, start)
+    tzid = _zone_name(start, str(prop.params.get("TZID", "")), default_tz)
+    if "TZID" not in prop.params and start.utcoffset() == timedelta(0) and "RRULE" not in component:
+        tzid = default_tz  # a single UTC time reads best in local time; a UTC rule stays UTC
+    start = _aware(start, tzid)
+    end = _read_end(component, start)
+    return tzid, start, _aware(end, tzid) if isinstance(end, datetime) else end
+
+
+def _read_end(component: icalendar.Component, start: When) -> When | None:
+    if "DTEND" in component:
+        end: When = _moment(component["DTEND"])
+    elif "DURATION" in component:
+        duration = getattr(component["DURATION"], "dt", None)
+        if not isinstance(duration, timedelta):
+            raise ValueError("the duration (DURATION) cannot be read.")
+        end = start + duration
+    else:
+        return None
+    if type(end) is not type(start):
+        raise ValueError("the start and end are not both dates or both date-times.")
+    return None if end == start else end  # a zero-length event has no end in the model
+
+
+def _moment(prop: Any) -> When:
+    value = getattr(prop, "dt", None)
+    if not isinstance(value, date):
+        raise ValueError("a time (DTSTART/DTEND) is not a date or date-time.")
+    return value
+
+
+def _zone_name(start: datetime, tzid_param: str, default_tz: str) -> str:
+    key = getattr(start.tzinfo, "key", "")
+    for candidate in (key, tzid_param):
+        try:
+            zone(candidate)
+        except ValueError:
+            continue
+        return candidate
+    return default_tz
+
+
+def _aware(value: datetime, tzid: str) -> datetime:
+    if value.tzinfo is None:  # floating time: read as the source's local time
+        return localize(value, zone(tzid))
+    return value.astimezone(zone(tzid))
+
+
+def _utc(prop: Any, default_tz: str) -> datetime | None:
+    value = getattr(prop, "dt", None)
+    if not isinstance(value, datetime):
+        return None
+    return _aware(value, default_tz).astimezone(UTC)
+
+
+def _read_status(component: icalendar.Component) -> tuple[Any, str]:
+    status = str(component.get("STATUS", "CONFIRMED")).upper()
+    title = str(component.get("SUMMARY", "")).strip()
+    if status == "CANCELLED":
+        return "cancelled", title.removeprefix(CANCELLED_MARK)
+    if status == "TENTATIVE" and title.startswith(POSTPONED_MARK):
+        return "postponed", title.removeprefix(POSTPONED_MARK)
+    return "confirmed", title
+
+
+def _read_rule(component: icalendar.Component) -> str:
+    prop = component.get("RRULE")
+    if prop is None:
+        return ""
+    if isinstance(prop, list):
+        prop = prop[0]  # the model keeps one rule; RFC 5545 advises against several
+    return str(prop.to_ical().decode("ascii"))
+
+
+def bound_rule(
+    rule: str, start: When, end: When | None, tzid: str, now: datetime
+) -> tuple[str, When, When | None, str]:
+    """Return the rule bounded 18 months ahead, an old open-ended series moved to a recent start.
+
+    The model accepts only bounded series of at most five years (design.md: rrule is bounded).
+    """
+    upper = rule.upper()
+    if "COUNT=" in upper:
+        return rule, start, end, ""
+    horizon = now + HORIZON
+    until = _until_text(horizon, start)
+    note = ""
+    if "UNTIL=" not in upper or _until_after(upper, horizon, start, tzid):
+        rule = _UNTIL_RE.sub("", rule).strip(";") + ";UNTIL=" + until
+        note = f"the open-ended repeat rule was bounded at {horizon:%Y-%m-%d} (18 months)."
+    if as_utc(start, tzid) < now - REBASE_AFTER:
+        start, end = _rebase(rule, start, end, tzid, now - timedelta(days=90))
+    return rule, start, end, note
+
+
+def _until_text(moment: datetime, start: When) -> str:
+    if isinstance(start, datetime):
+        return moment.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
+    return moment.strftime("%Y%m%d")
+
+
+def _until_after(upper: str, horizon: datetime, start: When, tzid: str) -> bool:
+    match = re.search(r"UNTIL=(\d{8})(T\d{6}Z?)?", upper)
+    if match is None:
+        return True
+    day = datetime.strptime(match.group(1), "%Y%m%d")
+    return localize(day, zone(tzid)) > horizon
+
+
+def _rebase(
+    rule: str, start: When, end: When | None, tzid: str, since: datetime
+) -> tuple[When, When | None]:
+    tz = zone(tzid)
+    following = wall_rule(rule, start, tz).after(since.astimezone(tz).replace(tzinfo=None), True)
+    if following is None:
+        return start, end
+    if not isinstance(start, datetime):
+        shift = following.date() - start
+        return following.date(), (end + shift if end is not None else None)
+    new_start = localize(following, tz)
+    if end is None:
+        return new_start, None
+    return new_start, (new_start.astimezone(UTC) + (as_utc(end) - as_utc(start))).astimezone(tz)
+
+
+def _read_organizer(component: icalendar.Component) -> tuple[str, str]:
+    contact = component.get("CONTACT")
+    if contact is not None:
+        text = str(contact).strip()
+        url = _http(contact.params.get("ALTREP"))
+        return text.removesuffix(", " + url).strip() if url else text, url
+    organizer = component.get("ORGANIZER")
+    if organizer is not None:
+        return str(organizer.params.get("CN", "")).strip(), ""
+    return "", ""
+
+
+def _http(value: Any) -> str:
+    text = str(value or "").strip()
+    return text if is_http_url(text) else ""
+
+
+def _read_category(component: icalendar.Component) -> str:
+    prop = component.get("CATEGORIES")
+    if prop is None:
+        return ""
+    first = prop[0] if isinstance(prop, list) else prop
+    names = [str(c) for c in getattr(first, "cats", [])]
+    return category_term(names[0]) if names else ""
+
+
+def category_term(name: str) -> str:
+    """Return the vocabulary term for a category name or label, else a slug of the name."""
+    wanted = name.strip().lower()
+    for term, labels in CATEGORIES.items():
+        if wanted in (term, labels[0].lower(), labels[1].lower()):
+            return term
+    for letter, spelled in (("æ", "ae"), ("ø", "oe"), ("å", "aa")):
+        wanted = wanted.replace(letter, spelled)
+    return re.sub(r"[^a-z0-9]+", "-", wanted).strip("-")[:40].strip("-")
+
+
+def _read_place(component: icalendar.Component) -> Place | None:
+    name = str(component.get("LOCATION", "")).strip()[:200]
+    geo = component.get("GEO")
+    lat = getattr(geo, "latitude", None)
+    lon = getattr(geo, "longitude", None)
+    if not name and lat is None:
+        return None
+    return Place(name=name, lat=lat, lon=lon)
+
+
+def _text_to_html(text: str) -> str:
+    paragraphs = [p.strip() for p in text.strip().split("\n\n") if p.strip()]
+    return "".join(
+        "<p>" + "<br>".join(html.escape(line) for line in p.split("\n")) + "</p>"
+        for p in paragraphs
+    )
