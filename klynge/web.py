@@ -1,0 +1,446 @@
+"""The shared web layer: templates, language choice, static files and error pages.
+
+Both services call `setup_web` once and `render` in their views; `error_middleware` turns
+every error into the pinned JSON shape (API) or a friendly page in the reader's language.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import mimetypes
+from collections.abc import Awaitable, Callable, Iterable
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode, urlsplit
+
+import jinja2
+from aiohttp import web
+from babel.dates import format_date
+from babel.support import NullTranslations
+
+from klynge import i18n
+from klynge.errors import KlyngeError, ValidationError
+from klynge.i18n import N_
+from klynge.model import category_label as _category_label
+
+log = logging.getLogger("klynge.web")
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+LANG_COOKIE = "lang"
+LANG_COOKIE_MAX_AGE = 365 * 24 * 3600
+LOCALES = {"da": "da_DK", "en": "en_GB"}
+# Versioned URLs (?v=<hash>) never change content, so browsers may keep them for a year.
+IMMUTABLE = "public, max-age=31536000, immutable"
+SHORT_CACHE = "public, max-age=300"
+
+# The translations of the request being rendered. Rendering is synchronous and each aiohttp
+# request runs in its own task (its own context), so concurrent requests in different
+# languages never see each other's catalogue; the shared Environment stays untouched.
+_current: ContextVar[tuple[str, NullTranslations] | None] = ContextVar("klynge_lang", default=None)
+
+
+@dataclass(frozen=True)
+class StaticFile:
+    """One file under /static/, held in memory with its content hash."""
+
+    body: bytes
+    content_type: str
+    version: str
+
+
+@dataclass
+class WebState:
+    """Everything `render` and the middleware need, kept on the app."""
+
+    env: jinja2.Environment
+    site_name: str
+    packages: tuple[str, ...]
+    static_files: dict[str, StaticFile] = field(default_factory=dict)
+
+    def translations(self, lang: str) -> NullTranslations:
+        """Return the merged catalogue (service over klynge) for `lang`."""
+        return i18n.catalogue(lang, self.packages)
+
+
+WEB_STATE = web.AppKey("klynge_web_state", WebState)
+# Request storage keys (aiohttp >= 3.12 warns on plain string keys): request[LANG] is the
+# chosen language; a service that puts request[CSRF_TOKEN] gets `csrf_token` in templates.
+LANG = web.RequestKey("lang", str)
+CSRF_TOKEN = web.RequestKey("csrf_token", str)
+
+
+def setup_web(
+    app: web.Application,
+    *,
+    package: str,
+    site_name: str,
+    extra_template_dirs: Iterable[Path] = (),
+) -> None:
+    """Set up templates, catalogues, /static/ and /lang/{code} for a service app."""
+    packages = (package, "klynge") if package != "klynge" else ("klynge",)
+    state = WebState(_environment(packages, extra_template_dirs), site_name, packages)
+    state.static_files = _load_static(packages)
+    app[WEB_STATE] = state
+    app.middlewares.append(language_middleware)
+    app.router.add_get("/static/{name}", _static_handler, name="klynge_static")
+    app.router.add_get("/lang/{code}", _lang_handler, name="klynge_lang")
+
+
+def _environment(packages: tuple[str, ...], extra_dirs: Iterable[Path]) -> jinja2.Environment:
+    loaders: list[jinja2.BaseLoader] = [jinja2.FileSystemLoader([str(d) for d in extra_dirs])]
+    for package in packages:  # the service's templates first, then klynge's
+        folder = _package_dir(package, "templates")
+        if folder is not None:
+            loaders.append(jinja2.FileSystemLoader(str(folder)))
+    env = jinja2.Environment(
+        loader=jinja2.ChoiceLoader(loaders),
+        autoescape=True,
+        extensions=["jinja2.ext.i18n"],
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    # Our own newstyle callables instead of install_gettext_callables: jinja's wrappers mark
+    # the result as Markup and always apply `%`, which is unsafe for dynamic msgids.
+    env.globals["gettext"] = _gettext
+    env.globals["ngettext"] = _ngettext
+    env.newstyle_gettext = True  # type: ignore[attr-defined]
+    env.filters.update(FILTERS)
+    return env
+
+
+def _package_dir(package: str, name: str) -> Path | None:
+    root = i18n.package_dir(package)
+    return root / name if root and (root / name).is_dir() else None
+
+
+# --- translations in templates ---------------------------------------------------------------
+
+
+def _active() -> tuple[str, NullTranslations]:
+    current = _current.get()
+    return current if current is not None else (i18n.DEFAULT_LANG, i18n.catalogue("da"))
+
+
+def _gettext(msgid: str, **params: Any) -> str:
+    # Plain str, not Markup: autoescape then escapes the result, so even a dynamic msgid
+    # (e.g. a field message echoing user input) is safe to pass through `_()`.
+    return i18n.format_message(_active()[1].gettext(msgid), params)
+
+
+def _ngettext(singular: str, plural: str, n: int, **params: Any) -> str:
+    params.setdefault("num", n)
+    return _active()[1].ngettext(singular, plural, n) % params
+
+
+def request_lang(request: web.Request) -> str:
+    """Return (and remember in request[LANG]) the language chosen for this request."""
+    if LANG in request:
+        return request[LANG]
+    lang = i18n.choose_lang(
+        request.query.get("lang"),
+        request.cookies.get(LANG_COOKIE),
+        request.headers.get("Accept-Language", ""),
+    )
+    request[LANG] = lang
+    return lang
+
+
+@web.middleware
+async def language_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Set request[LANG] before the handler runs."""
+    request_lang(request)
+    return await handler(request)
+
+
+def gettext(request: web.Request, msgid: str, **params: Any) -> str:
+    """Translate `msgid` into the request's language (service catalogue over klynge's)."""
+    tr = _state(request).translations(request_lang(request))
+    return i18n.format_message(tr.gettext(msgid), params)
+
+
+def _state(request: web.Request) -> WebState:
+    return request.config_dict[WEB_STATE]
+
+
+# --- rendering -------------------------------------------------------------------------------
+
+
+def render(
+    request: web.Request,
+    template: str,
+    context: dict[str, Any],
+    status: int = 200,
+) -> web.Response:
+    """Render `template` in the request's language as an HTML response."""
+    state = _state(request)
+    lang = request_lang(request)
+    tr = state.translations(lang)
+    token = _current.set((lang, tr))
+    try:
+        html = state.env.get_template(template).render(base_context(request, state) | context)
+    finally:
+        _current.reset(token)
+    response = web.Response(text=html, status=status, content_type="text/html", charset="utf-8")
+    response.headers["Content-Language"] = lang
+    # The same URL renders in two languages: shared caches must key on these headers.
+    response.headers["Vary"] = "Accept-Language, Cookie"
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Referrer-Policy"] = "strict-origin-when-cross-origin"
+    return response
+
+
+def base_context(request: web.Request, state: WebState) -> dict[str, Any]:
+    """Return the variables every template gets."""
+    lang = request_lang(request)
+    other = "en" if lang == "da" else "da"
+    context: dict[str, Any] = {
+        "lang": lang,
+        "site_name": state.site_name,
+        "request": request,
+        "path": request.path,
+        "static": lambda name: static_url(state, name),
+        "other_lang": other,
+        "other_lang_name": i18n.LANG_NAMES[other],
+        "switch_lang_url": switch_lang_url(request, other),
+    }
+    if CSRF_TOKEN in request:
+        context["csrf_token"] = request[CSRF_TOKEN]
+    return context
+
+
+def static_url(state: WebState, name: str) -> str:
+    """Return the versioned URL of a static file (`/static/klynge.css?v=…`)."""
+    found = state.static_files.get(name)
+    return f"/static/{name}?v={found.version}" if found else f"/static/{name}"
+
+
+def switch_lang_url(request: web.Request, lang: str) -> str:
+    """Return the /lang/ link that switches to `lang` and comes back to this page."""
+    query = [(k, v) for k, v in request.query.items() if k != "lang"]
+    here = request.path + (f"?{urlencode(query)}" if query else "")
+    return f"/lang/{lang}?{urlencode({'next': here})}"
+
+
+# --- language switch and static files --------------------------------------------------------
+
+
+def safe_next(value: str | None) -> str:
+    """Return `value` if it is a path on this site, else "/" (no open redirects)."""
+    if not value or not value.startswith("/") or value.startswith("//"):
+        return "/"
+    if "\\" in value or any(ord(c) < 32 or ord(c) == 127 for c in value):
+        return "/"
+    parts = urlsplit(value)
+    return value if not parts.scheme and not parts.netloc else "/"
+
+
+async def _lang_handler(request: web.Request) -> web.StreamResponse:
+    lang = i18n.normalise_lang(request.match_info["code"])
+    if lang is None or request.match_info["code"] != lang:
+        raise web.HTTPNotFound()
+    response = web.HTTPSeeOther(safe_next(request.query.get("next")))
+    response.set_cookie(
+        LANG_COOKIE, lang, max_age=LANG_COOKIE_MAX_AGE, path="/", samesite="Lax", httponly=True
+    )
+    raise response
+
+
+def _load_static(packages: tuple[str, ...]) -> dict[str, StaticFile]:
+    files: dict[str, StaticFile] = {}
+    for package in reversed(packages):  # the service's own files override klynge's
+        folder = _package_dir(package, "static")
+        for path in sorted(folder.iterdir()) if folder else ():
+            if path.is_file() and not path.name.startswith("."):
+                files[path.name] = _static_file(path)
+    return files
+
+
+def _static_file(path: Path) -> StaticFile:
+    body = path.read_bytes()
+    kind = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+    if kind.startswith("text/") or kind in ("application/javascript", "image/svg+xml"):
+        kind += "; charset=utf-8"
+    return StaticFile(body, kind, hashlib.sha256(body).hexdigest()[:12])
+
+
+async def _static_handler(request: web.Request) -> web.StreamResponse:
+    found = _state(request).static_files.get(request.match_info["name"])
+    if found is None:
+        raise web.HTTPNotFound()
+    etag = f'"{found.version}"'
+    cache = IMMUTABLE if request.query.get("v") == found.version else SHORT_CACHE
+    headers = {"ETag": etag, "Cache-Control": cache, "X-Content-Type-Options": "nosniff"}
+    if etag in request.headers.get("If-None-Match", ""):
+        return web.Response(status=304, headers=headers)
+    headers["Content-Type"] = found.content_type
+    return web.Response(body=found.body, headers=headers)
+
+
+# --- errors ----------------------------------------------------------------------------------
+
+_HTTP_CODES = {
+    400: ("bad_request", N_("The request could not be understood.")),
+    401: ("unauthorized", N_("Please log in first.")),
+    403: ("forbidden", N_("You may not do that.")),
+    404: ("not_found", N_("The page was not found.")),
+    405: ("method_not_allowed", N_("That method is not allowed here.")),
+    409: ("conflict", N_("That conflicts with what is already there.")),
+    413: ("too_large", N_("The request is too large.")),
+    415: ("unsupported_media_type", N_("Send JSON (Content-Type: application/json).")),
+    429: ("too_many_requests", N_("Too many attempts; wait a little and try again.")),
+}
+_INTERNAL = ("internal", N_("Something went wrong on our side. Please try again later."))
+
+
+def wants_json(request: web.Request) -> bool:
+    """Tell whether an error should be JSON: API paths, or a client asking for JSON only."""
+    if request.path == "/api" or request.path.startswith("/api/"):
+        return True
+    accept = request.headers.get("Accept", "")
+    return "application/json" in accept and "text/html" not in accept
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Render KlyngeError and HTTP errors as JSON (API) or an HTML page; hide crashes."""
+    try:
+        return await handler(request)
+    except KlyngeError as e:
+        return error_response(
+            request,
+            e.status,
+            e.code,
+            e.message,
+            e.fields,
+            validation=isinstance(e, ValidationError),
+        )
+    except web.HTTPException as e:
+        if e.status < 400:
+            raise
+        code, message = _HTTP_CODES.get(e.status, (f"http_{e.status}", e.reason))
+        response = error_response(request, e.status, code, message, {})
+        for name in ("Allow", "WWW-Authenticate", "Retry-After"):
+            if name in e.headers:
+                response.headers[name] = e.headers[name]
+        return response
+    except Exception:
+        log.exception("Unhandled error on %s %s", request.method, request.path)
+        return error_response(request, 500, *_INTERNAL, {})
+
+
+def error_response(
+    request: web.Request,
+    status: int,
+    code: str,
+    message: str,
+    fields: dict[str, str],
+    *,
+    validation: bool = False,
+) -> web.Response:
+    """Return an error as the pinned JSON shape or as error.html, in the request's language."""
+    lang = request_lang(request)
+    tr = _state(request).translations(lang) if WEB_STATE in request.config_dict else None
+    tr = tr or i18n.catalogue(lang)
+    fields = i18n.translate_fields(lang, fields, tr)
+    if validation and fields:
+        message = "; ".join(f"{name}: {text}" for name, text in fields.items())
+    else:
+        message = tr.gettext(message)
+    if wants_json(request) or WEB_STATE not in request.config_dict:
+        body: dict[str, Any] = {"code": code, "message": message}
+        if fields:
+            body["fields"] = fields
+        return web.json_response({"error": body}, status=status, dumps=_dumps)
+    context = {"status": status, "code": code, "message": message, "fields": fields}
+    try:
+        return render(request, "error.html", context, status=status)
+    except Exception:  # a broken template must not hide the original error
+        log.exception("Could not render error.html")
+        return web.Response(text=message, status=status, content_type="text/plain")
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False)
+
+
+# --- filters (per-request language read from the template context) --------------------------
+
+
+def _lang(ctx: jinja2.runtime.Context) -> str:
+    lang = ctx.get("lang")
+    return lang if isinstance(lang, str) and lang in i18n.LANGS else _active()[0]
+
+
+def _fmt(ctx: jinja2.runtime.Context, value: date, da: str, en: str) -> str:
+    lang = _lang(ctx)
+    return format_date(value, da if lang == "da" else en, locale=LOCALES[lang])
+
+
+@jinja2.pass_context
+def date_long(ctx: jinja2.runtime.Context, value: date, year: bool = False) -> str:
+    """Format "lørdag 12. december" / "Saturday 12 December" (with the year if asked)."""
+    if year:
+        return _fmt(ctx, value, "EEEE d. MMMM y", "EEEE d MMMM y")
+    return _fmt(ctx, value, "EEEE d. MMMM", "EEEE d MMMM")
+
+
+@jinja2.pass_context
+def date_short(ctx: jinja2.runtime.Context, value: date, year: bool = False) -> str:
+    """Format "12. dec." / "12 Dec" (with the year if asked)."""
+    if year:
+        return _fmt(ctx, value, "d. MMM y", "d MMM y")
+    return _fmt(ctx, value, "d. MMM", "d MMM")
+
+
+@jinja2.pass_context
+def weekday(ctx: jinja2.runtime.Context, value: date) -> str:
+    """Format the weekday: "lørdag" / "Saturday"."""
+    return _fmt(ctx, value, "EEEE", "EEEE")
+
+
+@jinja2.pass_context
+def month_label(ctx: jinja2.runtime.Context, value: date) -> str:
+    """Format month and year: "december 2026" / "December 2026"."""
+    return _fmt(ctx, value, "LLLL y", "LLLL y")
+
+
+def time_short(value: datetime) -> str:
+    """Format a time of day on the 24-hour clock, "19:30", in the value's own zone."""
+    return value.strftime("%H:%M")
+
+
+@jinja2.pass_context
+def week_label(ctx: jinja2.runtime.Context, value: date) -> str:
+    """Format the ISO week: "uge 49" / "week 49"."""
+    week = value.isocalendar().week
+    return f"uge {week}" if _lang(ctx) == "da" else f"week {week}"
+
+
+@jinja2.pass_context
+def category_label(ctx: jinja2.runtime.Context, term: str) -> str:
+    """Return the category label in the page's language (unknown terms as given)."""
+    return _category_label(term, _lang(ctx))
+
+
+def datetime_iso(value: date) -> str:
+    """Format for `<time datetime>`: RFC 3339 with offset, or YYYY-MM-DD for dates."""
+    if isinstance(value, datetime):
+        return value.isoformat(timespec="seconds")
+    return value.isoformat()
+
+
+FILTERS: dict[str, Callable[..., str]] = {
+    "date_long": date_long,
+    "date_short": date_short,
+    "weekday": weekday,
+    "month_label": month_label,
+    "time_short": time_short,
+    "week_label": week_label,
+    "category_label": category_label,
+    "datetime_iso": datetime_iso,
+}
