@@ -13,11 +13,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
-from dateutil.rrule import rruleset, rrulestr
+from dateutil.rrule import rrule, rruleset, rrulestr
 
 from klynge.model import Event, When, as_utc, localize, zone
 
 DEFAULT_LIMIT = 500
+_COUNT_RE = re.compile(r"COUNT=(\d+)", re.IGNORECASE)
 _UTC_UNTIL_RE = re.compile(r"UNTIL=(\d{8}T\d{6})Z", re.IGNORECASE)
 
 
@@ -38,10 +39,17 @@ def wall_rule(rule: str, start: When, tz: ZoneInfo) -> rruleset:
     """
     naive = _naive(start)
     text = _UTC_UNTIL_RE.sub(lambda m: "UNTIL=" + _wall_until(m.group(1), tz), rule)
-    parsed = rrulestr(text, dtstart=naive, ignoretz=True, forceset=True)
-    assert isinstance(parsed, rruleset)
-    parsed.rdate(naive)  # RFC 5545 §3.8.5.3: DTSTART is always the first occurrence
-    return parsed
+    parsed = rrulestr(text, dtstart=naive, ignoretz=True)
+    if not isinstance(parsed, rrule):
+        raise ValueError("give one RRULE line")
+    result = rruleset()
+    result.rdate(naive)  # RFC 5545 §3.8.5.3: DTSTART is always the first occurrence...
+    count = _COUNT_RE.search(text)
+    if count is None or parsed[0] == naive:
+        result.rrule(parsed)
+    elif int(count.group(1)) > 1:  # ...and counts towards COUNT when the rule misses it
+        result.rrule(parsed.replace(count=int(count.group(1)) - 1))
+    return result
 
 
 def occurrences(
