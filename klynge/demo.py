@@ -1,0 +1,288 @@
+"""`klynge demo`: three fictional villages and their cluster aggregator on loopback.
+
+The demo drives the real commands as separate processes (`klynge node serve`, `klynge
+aggregator serve`), exactly the topology of docker-compose.yml, and seeds the villages through
+the real JSON API, so the nodes ping the aggregator as they would in production.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from klynge.demo_data import DEMO_PASSWORD, DemoVillage, villages
+from klynge.errors import KlyngeError
+
+CLUSTER_NAME = "Klynge Midtå"
+START_TIMEOUT = 20.0
+STOP_TIMEOUT = 4.0
+EXAMPLE = "example:\n  klynge demo --port 8080        # then open http://127.0.0.1:8080/"
+
+
+@dataclass(frozen=True)
+class Service:
+    """One process of the demo: its name, data directory, port and serve command."""
+
+    name: str
+    role: str  # "node" or "aggregator"
+    data_dir: Path
+    port: int
+
+    @property
+    def url(self) -> str:
+        """Return the service's base URL on loopback."""
+        return f"http://127.0.0.1:{self.port}"
+
+
+def klynge(*args: str, stdin: str | None = None) -> str:
+    """Run a `klynge` command in a child process and return its stdout, or raise in words."""
+    done = subprocess.run(
+        [sys.executable, "-m", "klynge.cli", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise KlyngeError(f"`klynge {' '.join(args[:3])}` failed: {done.stderr.strip()}")
+    return done.stdout
+
+
+def _init_node(svc: Service, village: DemoVillage, aggregator: Service) -> str:
+    """Create a village node's data directory, its association login and an API token."""
+    klynge(
+        "node",
+        "init",
+        str(svc.data_dir),
+        "--name",
+        village.name,
+        "--url",
+        svc.url,
+        "--aggregator",
+        aggregator.url,
+    )
+    klynge(
+        "node",
+        "user",
+        "add",
+        str(svc.data_dir),
+        village.username,
+        "--association",
+        village.association,
+        "--admin",
+        "--password-stdin",
+        stdin=DEMO_PASSWORD + "\n",
+    )
+    return klynge("node", "token", "add", str(svc.data_dir), village.username).strip().split()[-1]
+
+
+def _init_aggregator(svc: Service, nodes: list[tuple[Service, DemoVillage]]) -> None:
+    klynge("aggregator", "init", str(svc.data_dir), "--name", CLUSTER_NAME, "--url", svc.url)
+    for node, village in nodes:
+        klynge(
+            "aggregator",
+            "source",
+            "add",
+            str(svc.data_dir),
+            f"{node.url}/feed.atom",
+            "--name",
+            village.name,
+            "--kind",
+            "node",
+        )
+
+
+def _prepare(root: Path, base: int) -> tuple[list[Service], dict[str, str]]:
+    """Create the data directories on the first run; return the services and API tokens."""
+    aggregator = Service("aggregator", "aggregator", root / "aggregator", base)
+    demo = villages(date.today())
+    nodes = [(Service(v.slug, "node", root / v.slug, base + 1 + i), v) for i, v in enumerate(demo)]
+    tokens_file = root / "tokens.json"
+    tokens: dict[str, str] = json.loads(tokens_file.read_text()) if tokens_file.exists() else {}
+    root.mkdir(parents=True, exist_ok=True)
+    for svc, village in nodes:
+        if not svc.data_dir.exists():
+            tokens[svc.name] = _init_node(svc, village, aggregator)
+            tokens_file.write_text(json.dumps(tokens, indent=2))
+            tokens_file.chmod(0o600)
+    if not aggregator.data_dir.exists():
+        _init_aggregator(aggregator, nodes)
+    return [aggregator, *(svc for svc, _ in nodes)], tokens
+
+
+def _start(svc: Service, logs: Path) -> subprocess.Popen[bytes]:
+    log = (logs / f"{svc.name}.log").open("ab")
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "klynge.cli",
+            svc.role,
+            "serve",
+            str(svc.data_dir),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(svc.port),
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+    )
+
+
+def _healthy(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{url}/healthz", timeout=2) as response:
+            return 200 <= int(response.status) < 300
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+def _wait_healthy(services: list[Service], procs: list[subprocess.Popen[bytes]]) -> None:
+    deadline = time.monotonic() + START_TIMEOUT
+    pending = list(services)
+    while pending and time.monotonic() < deadline:
+        for svc, proc in zip(services, procs, strict=True):
+            if proc.poll() is not None:
+                raise KlyngeError(f"{svc.name} stopped at start; see its log in demo-data/logs/")
+        pending = [svc for svc in pending if not _healthy(svc.url)]
+        time.sleep(0.2)
+    if pending:
+        names = ", ".join(svc.name for svc in pending)
+        raise KlyngeError(f"{names} did not answer /healthz within {START_TIMEOUT:.0f} s")
+
+
+def _post(url: str, token: str, payload: dict[str, Any]) -> None:
+    request = urllib.request.Request(
+        url,
+        data=json.dumps(payload).encode(),
+        method="POST",
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            response.read()
+    except urllib.error.HTTPError as e:
+        detail = e.read().decode("utf-8", "replace")[:300]
+        raise KlyngeError(f"seeding {url} failed with HTTP {e.code}: {detail}") from e
+
+
+def _seed(root: Path, services: list[Service], tokens: dict[str, str]) -> None:
+    """Post each village's month through its API, once: a marker file prevents duplicates."""
+    by_slug = {v.slug: v for v in villages(date.today())}
+    for svc in services:
+        marker = svc.data_dir / ".demo-seeded"
+        village = by_slug.get(svc.name)
+        if village is None or marker.exists() or svc.name not in tokens:
+            continue
+        for event in village.events:
+            _post(f"{svc.url}/api/events", tokens[svc.name], event)
+        for notice in village.notices:
+            _post(f"{svc.url}/api/notices", tokens[svc.name], notice)
+        marker.write_text("seeded\n")
+
+
+def _stop(procs: list[subprocess.Popen[bytes]]) -> None:
+    """Stop every child: SIGTERM, then SIGKILL for any still running after the grace time."""
+    for proc in procs:
+        if proc.poll() is None:
+            proc.terminate()
+    deadline = time.monotonic() + STOP_TIMEOUT
+    for proc in procs:
+        try:
+            proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def _banner(services: list[Service], root: Path) -> str:
+    aggregator, *nodes = services
+    by_slug = {v.slug: v for v in villages(date.today())}
+    lines = [
+        "",
+        f"Klynge demo is running: {CLUSTER_NAME}, three villages and one aggregator.",
+        "",
+        f"  Cluster calendar (residents):  {aggregator.url}/",
+        f"  Printable poster:              {aggregator.url}/poster",
+        f"  Subscribe:                     {aggregator.url}/subscribe",
+        f"  Sources' health:               {aggregator.url}/status",
+        "",
+    ]
+    for svc in nodes:
+        village = by_slug[svc.name]
+        lines.append(
+            f"  {village.name:<11} node: {svc.url}/   login {svc.url}/login  "
+            f"user {village.username!r} password {DEMO_PASSWORD!r}"
+        )
+    lines += ["", f"Data and logs: {root}/  (a second start reuses them)", "Ctrl-C stops all.", ""]
+    return "\n".join(lines)
+
+
+class _Stop(Exception):
+    pass
+
+
+def _raise_stop(signum: int, frame: FrameType | None) -> None:
+    raise _Stop
+
+
+def run(root: Path, base: int) -> int:
+    """Prepare, start, seed and supervise the demo until interrupted."""
+    services, tokens = _prepare(root, base)
+    logs = root / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    signal.signal(signal.SIGTERM, _raise_stop)
+    signal.signal(signal.SIGINT, _raise_stop)
+    procs: list[subprocess.Popen[bytes]] = []
+    try:
+        procs = [_start(svc, logs) for svc in services]
+        _wait_healthy(services, procs)
+        _seed(root, services, tokens)
+        print(_banner(services, root), flush=True)
+        while all(proc.poll() is None for proc in procs):
+            time.sleep(0.2)
+        dead = [svc.name for svc, p in zip(services, procs, strict=True) if p.poll() is not None]
+        raise KlyngeError(f"{', '.join(dead)} stopped; see {logs}/")
+    except _Stop:
+        print("\nStopping the demo…", flush=True)
+        return 0
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        _stop(procs)
+
+
+def main(argv: list[str]) -> int:
+    """Run `klynge demo`."""
+    parser = argparse.ArgumentParser(
+        prog="klynge demo",
+        description="Start three demo villages and their cluster aggregator on 127.0.0.1. "
+        "The aggregator listens on PORT and the villages on the three ports after it.",
+        epilog=EXAMPLE,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--port", type=int, default=8080, help="base port (default 8080)")
+    parser.add_argument(
+        "--data",
+        type=Path,
+        default=Path(os.environ.get("KLYNGE_DEMO_DATA", "demo-data")),
+        help="data directory (default ./demo-data); each base port gets its own folder",
+    )
+    args = parser.parse_args(argv)
+    if not 1024 <= args.port <= 65532:
+        parser.error("--port must be between 1024 and 65532")
+    return run(args.data.resolve() / str(args.port), args.port)
