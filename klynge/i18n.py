@@ -14,11 +14,13 @@ import io
 import re
 import sys
 from collections.abc import Iterable, Iterator, Sequence
+from datetime import date, datetime, time
 from functools import cache
 from pathlib import Path
 from typing import Any
 
 from babel.core import negotiate_locale
+from babel.dates import format_date
 from babel.messages.extract import extract_python
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
@@ -144,6 +146,58 @@ def translate_fields(
     """Translate every message of a field -> message map (e.g. ValidationError.fields)."""
     cat = tr or catalogue(normalise_lang(lang) or DEFAULT_LANG)
     return {name: cat.gettext(message) for name, message in fields.items()}
+
+
+# --- dates and times in Danish and English (babel, CLDR data) ------------------------------
+
+LOCALES = {"da": "da_DK", "en": "en_GB"}
+
+
+def _date(value: date, lang: str, da: str, en: str) -> str:
+    code = normalise_lang(lang) or DEFAULT_LANG
+    return format_date(value, da if code == "da" else en, locale=LOCALES[code])
+
+
+def date_long(value: date, lang: str, year: bool = False) -> str:
+    """Format "lørdag 12. december" / "Saturday 12 December" (with the year if asked)."""
+    if year:
+        return _date(value, lang, "EEEE d. MMMM y", "EEEE d MMMM y")
+    return _date(value, lang, "EEEE d. MMMM", "EEEE d MMMM")
+
+
+def date_short(value: date, lang: str, year: bool = False) -> str:
+    """Format "12. dec." / "12 Dec" (with the year if asked)."""
+    if year:
+        return _date(value, lang, "d. MMM y", "d MMM y")
+    return _date(value, lang, "d. MMM", "d MMM")
+
+
+def weekday(value: date, lang: str) -> str:
+    """Format the weekday: "lørdag" / "Saturday"."""
+    return _date(value, lang, "EEEE", "EEEE")
+
+
+def month_label(value: date, lang: str) -> str:
+    """Format month and year: "december 2026" / "December 2026"."""
+    return _date(value, lang, "LLLL y", "LLLL y")
+
+
+def week_label(value: date, lang: str) -> str:
+    """Format the ISO 8601 week: "uge 49" / "week 49"."""
+    week = value.isocalendar().week
+    return f"uge {week}" if (normalise_lang(lang) or DEFAULT_LANG) == "da" else f"week {week}"
+
+
+def time_short(value: datetime | time) -> str:
+    """Format a time of day on the 24-hour clock ("19:30") in the value's own zone."""
+    return value.strftime("%H:%M")
+
+
+def datetime_iso(value: date) -> str:
+    """Format for `<time datetime>`: RFC 3339 with offset, or YYYY-MM-DD for dates."""
+    if isinstance(value, datetime):
+        return value.isoformat(timespec="seconds")
+    return value.isoformat()
 
 
 # --- msgid extraction for the completeness check -------------------------------------------

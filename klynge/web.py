@@ -13,27 +13,24 @@ import mimetypes
 from collections.abc import Awaitable, Callable, Iterable
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 import jinja2
 from aiohttp import web
-from babel.dates import format_date
 from babel.support import NullTranslations
 
 from klynge import i18n
 from klynge.errors import KlyngeError, ValidationError
 from klynge.i18n import N_
-from klynge.model import category_label as _category_label
+from klynge.model import category_label
 
 log = logging.getLogger("klynge.web")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 LANG_COOKIE = "lang"
 LANG_COOKIE_MAX_AGE = 365 * 24 * 3600
-LOCALES = {"da": "da_DK", "en": "en_GB"}
 # Versioned URLs (?v=<hash>) never change content, so browsers may keep them for a year.
 IMMUTABLE = "public, max-age=31536000, immutable"
 SHORT_CACHE = "public, max-age=300"
@@ -208,8 +205,9 @@ def base_context(request: web.Request, state: WebState) -> dict[str, Any]:
         "other_lang_name": i18n.LANG_NAMES[other],
         "switch_lang_url": switch_lang_url(request, other),
     }
-    if CSRF_TOKEN in request:
-        context["csrf_token"] = request[CSRF_TOKEN]
+    token = request.get(CSRF_TOKEN) or request.get("csrf_token")  # the key, or a plain name
+    if token:
+        context["csrf_token"] = token
     return context
 
 
@@ -307,30 +305,36 @@ def wants_json(request: web.Request) -> bool:
 
 @web.middleware
 async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Render KlyngeError and HTTP errors as JSON (API) or an HTML page; hide crashes."""
+    """Render KlyngeError and HTTP errors as JSON (API) or an HTML page; hide crashes.
+
+    Put it first in `web.Application(middlewares=[error_middleware, ...])`. Cap request bodies
+    with `web.Application(client_max_size=...)`: the 413 aiohttp raises becomes the JSON shape.
+    """
     try:
         return await handler(request)
     except KlyngeError as e:
-        return error_response(
-            request,
-            e.status,
-            e.code,
-            e.message,
-            e.fields,
-            validation=isinstance(e, ValidationError),
-        )
+        # A ValidationError without its own message gets one rebuilt from translated fields.
+        joined = "; ".join(f"{k}: {v}" for k, v in e.fields.items())
+        rebuild = isinstance(e, ValidationError) and bool(e.fields) and e.message == joined
+        return error_response(request, e.status, e.code, e.message, e.fields, validation=rebuild)
     except web.HTTPException as e:
         if e.status < 400:
             raise
-        code, message = _HTTP_CODES.get(e.status, (f"http_{e.status}", e.reason))
-        response = error_response(request, e.status, code, message, {})
-        for name in ("Allow", "WWW-Authenticate", "Retry-After"):
-            if name in e.headers:
-                response.headers[name] = e.headers[name]
-        return response
+        return _http_error(request, e)
     except Exception:
         log.exception("Unhandled error on %s %s", request.method, request.path)
         return error_response(request, 500, *_INTERNAL, {})
+
+
+def _http_error(request: web.Request, e: web.HTTPException) -> web.Response:
+    code, message = _HTTP_CODES.get(e.status, (f"http_{e.status}", e.reason))
+    if e.text and e.text != f"{e.status}: {e.reason}":
+        message = e.text  # a handler's own words, e.g. HTTPBadRequest(text="...")
+    response = error_response(request, e.status, code, message, {})
+    for name in ("Allow", "WWW-Authenticate", "Retry-After"):
+        if name in e.headers:
+            response.headers[name] = e.headers[name]
+    return response
 
 
 def error_response(
@@ -355,7 +359,9 @@ def error_response(
         body: dict[str, Any] = {"code": code, "message": message}
         if fields:
             body["fields"] = fields
-        return web.json_response({"error": body}, status=status, dumps=_dumps)
+        response = web.json_response({"error": body}, status=status, dumps=_dumps)
+        response.headers["Vary"] = "Accept-Language, Cookie"
+        return response
     context = {"status": status, "code": code, "message": message, "fields": fields}
     try:
         return render(request, "error.html", context, status=status)
@@ -368,7 +374,7 @@ def _dumps(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False)
 
 
-# --- filters (per-request language read from the template context) --------------------------
+# --- filters: klynge.i18n's formatters, given the language of the page being rendered --------
 
 
 def _lang(ctx: jinja2.runtime.Context) -> str:
@@ -376,71 +382,22 @@ def _lang(ctx: jinja2.runtime.Context) -> str:
     return lang if isinstance(lang, str) and lang in i18n.LANGS else _active()[0]
 
 
-def _fmt(ctx: jinja2.runtime.Context, value: date, da: str, en: str) -> str:
-    lang = _lang(ctx)
-    return format_date(value, da if lang == "da" else en, locale=LOCALES[lang])
+def _context_filter(formatter: Callable[..., str]) -> Callable[..., str]:
+    @jinja2.pass_context
+    def apply(ctx: jinja2.runtime.Context, value: Any, *args: Any, **kwargs: Any) -> str:
+        return formatter(value, _lang(ctx), *args, **kwargs)
 
-
-@jinja2.pass_context
-def date_long(ctx: jinja2.runtime.Context, value: date, year: bool = False) -> str:
-    """Format "lørdag 12. december" / "Saturday 12 December" (with the year if asked)."""
-    if year:
-        return _fmt(ctx, value, "EEEE d. MMMM y", "EEEE d MMMM y")
-    return _fmt(ctx, value, "EEEE d. MMMM", "EEEE d MMMM")
-
-
-@jinja2.pass_context
-def date_short(ctx: jinja2.runtime.Context, value: date, year: bool = False) -> str:
-    """Format "12. dec." / "12 Dec" (with the year if asked)."""
-    if year:
-        return _fmt(ctx, value, "d. MMM y", "d MMM y")
-    return _fmt(ctx, value, "d. MMM", "d MMM")
-
-
-@jinja2.pass_context
-def weekday(ctx: jinja2.runtime.Context, value: date) -> str:
-    """Format the weekday: "lørdag" / "Saturday"."""
-    return _fmt(ctx, value, "EEEE", "EEEE")
-
-
-@jinja2.pass_context
-def month_label(ctx: jinja2.runtime.Context, value: date) -> str:
-    """Format month and year: "december 2026" / "December 2026"."""
-    return _fmt(ctx, value, "LLLL y", "LLLL y")
-
-
-def time_short(value: datetime) -> str:
-    """Format a time of day on the 24-hour clock, "19:30", in the value's own zone."""
-    return value.strftime("%H:%M")
-
-
-@jinja2.pass_context
-def week_label(ctx: jinja2.runtime.Context, value: date) -> str:
-    """Format the ISO week: "uge 49" / "week 49"."""
-    week = value.isocalendar().week
-    return f"uge {week}" if _lang(ctx) == "da" else f"week {week}"
-
-
-@jinja2.pass_context
-def category_label(ctx: jinja2.runtime.Context, term: str) -> str:
-    """Return the category label in the page's language (unknown terms as given)."""
-    return _category_label(term, _lang(ctx))
-
-
-def datetime_iso(value: date) -> str:
-    """Format for `<time datetime>`: RFC 3339 with offset, or YYYY-MM-DD for dates."""
-    if isinstance(value, datetime):
-        return value.isoformat(timespec="seconds")
-    return value.isoformat()
+    apply.__doc__ = formatter.__doc__
+    return apply
 
 
 FILTERS: dict[str, Callable[..., str]] = {
-    "date_long": date_long,
-    "date_short": date_short,
-    "weekday": weekday,
-    "month_label": month_label,
-    "time_short": time_short,
-    "week_label": week_label,
-    "category_label": category_label,
-    "datetime_iso": datetime_iso,
+    "date_long": _context_filter(i18n.date_long),
+    "date_short": _context_filter(i18n.date_short),
+    "weekday": _context_filter(i18n.weekday),
+    "month_label": _context_filter(i18n.month_label),
+    "week_label": _context_filter(i18n.week_label),
+    "category_label": _context_filter(category_label),
+    "time_short": i18n.time_short,
+    "datetime_iso": i18n.datetime_iso,
 }

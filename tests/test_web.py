@@ -63,6 +63,14 @@ async def api_invalid(request: web.Request) -> web.Response:
     raise ValidationError({"title": "Give a title.", "end": "The end is before the start."})
 
 
+async def bad_words(request: web.Request) -> web.Response:
+    raise web.HTTPBadRequest(text="Give a title.")
+
+
+async def custom_invalid(request: web.Request) -> web.Response:
+    raise ValidationError({"title": "Give a title."}, "The end is before the start.")
+
+
 async def html_missing(request: web.Request) -> web.Response:
     raise NotFound("The page was not found.")
 
@@ -90,6 +98,8 @@ def make_app(template_dir: Path, package: str = "klynge") -> web.Application:
     app.router.add_get("/crash", crash)
     app.router.add_get("/api/crash", crash)
     app.router.add_get("/gettext", handler_gettext)
+    app.router.add_get("/api/bad", bad_words)
+    app.router.add_get("/api/custom", custom_invalid)
     return app
 
 
@@ -199,6 +209,15 @@ async def test_api_error_is_the_pinned_json_shape(client: TestClient[Any, Any]) 
     }
     english = await client.get("/api/invalid", headers={"Accept-Language": "en"})
     assert (await english.json())["error"]["fields"]["title"] == "Give a title."
+
+
+async def test_own_messages_are_kept_and_translated(client: TestClient[Any, Any]) -> None:
+    bad = await client.get("/api/bad")
+    assert bad.status == 400
+    assert (await bad.json())["error"] == {"code": "bad_request", "message": "Skriv en titel."}
+    custom = (await (await client.get("/api/custom")).json())["error"]
+    assert custom["message"] == "Slutningen er før starten."
+    assert custom["fields"] == {"title": "Skriv en titel."}
 
 
 async def test_unknown_api_route_is_json_404(client: TestClient[Any, Any]) -> None:
