@@ -18,7 +18,7 @@ from icalendar.prop import vInline
 
 from klynge.ical_read import CANCELLED_MARK, POSTPONED_MARK, category_term, read_calendar
 from klynge.ical_tz import vtimezone
-from klynge.model import DEFAULT_TIMEZONE, Event, Place, as_utc, category_label, utcnow
+from klynge.model import DEFAULT_TIMEZONE, Event, Item, Place, as_utc, category_label, utcnow
 
 __all__ = [
     "category_term",
@@ -35,7 +35,7 @@ _ISTATUS = {"confirmed": "CONFIRMED", "cancelled": "CANCELLED", "postponed": "TE
 
 
 def write_calendar(
-    events: Iterable[Event],
+    events: Iterable[Item],
     *,
     name: str,
     url: str = "",
@@ -43,8 +43,9 @@ def write_calendar(
     refresh: timedelta = timedelta(hours=1),
     now: datetime | None = None,
 ) -> bytes:
-    """Return the events as one iCalendar file, byte-stable for unchanged input."""
-    chosen = sorted(events, key=lambda e: (as_utc(e.start, e.timezone), e.id))
+    """Return the events as one iCalendar file (notices are left out), byte-stable."""
+    only_events = (item for item in events if isinstance(item, Event))
+    chosen = sorted(only_events, key=lambda e: (as_utc(e.start, e.timezone), e.id))
     cal = _calendar_head(name, url, description, refresh, _main_zone(chosen))
     vevents = [_vevent(event) for event in chosen]
     year = (now or utcnow()).year

@@ -18,7 +18,7 @@ import recurring_ical_events
 
 from klynge.errors import FeedError
 from klynge.ical import category_term, read_calendar, vtimezone, write_calendar
-from klynge.model import Event, Place, When, parse_when
+from klynge.model import Event, Notice, Place, When, parse_when
 from klynge.recurrence import expand
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -224,6 +224,13 @@ def test_uid_is_the_entry_id_and_builds_are_byte_stable() -> None:
 def _vevent(data: bytes, uid: str) -> icalendar.Component:
     cal = icalendar.Calendar.from_ical(data)
     return next(c for c in cal.walk("VEVENT") if str(c["UID"]) == uid)
+
+
+def test_notices_are_not_calendar_items() -> None:
+    notice = Notice(id=_id(70), title="Samkørsel til byen", updated=NOW, body="<p>Plads til 3</p>")
+    event = fifty_events()[3]
+    assert _ics([notice, event]) == _ics([event])
+    assert b"BEGIN:VEVENT" not in _ics([notice])
 
 
 def test_dtstamp_and_last_modified_are_the_entry_update_time() -> None:
