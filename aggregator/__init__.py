@@ -1,0 +1,1 @@
+"""The cluster aggregator: polls village feeds, merges them, serves the shared calendar."""

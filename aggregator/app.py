@@ -1,0 +1,61 @@
+"""The aggregator's aiohttp application: services set up and torn down in cleanup_ctx."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from aggregator import api, views
+from aggregator.config import AggregatorConfig
+from aggregator.fetcher import Fetcher, FetchLimits
+from aggregator.keys import CONFIG, OUTPUTS, REFRESHER, SCHEDULER
+from aggregator.outputs import Outputs
+from aggregator.refresh import Refresher
+from aggregator.scheduler import Scheduler
+from aggregator.store import Store
+from klynge.web import error_middleware, setup_web
+
+MAX_BODY = 64 * 1024  # /ping and nothing else takes a body
+
+
+def fetch_limits(config: AggregatorConfig) -> FetchLimits:
+    """Return the fetcher's limits from the configuration."""
+    lim = config.limits
+    return FetchLimits(
+        connect_timeout=lim.connect_timeout,
+        total_timeout=lim.total_timeout,
+        max_compressed=lim.max_compressed,
+        max_decompressed=lim.max_decompressed,
+        max_redirects=lim.max_redirects,
+    )
+
+
+def create_app(config: AggregatorConfig, *, periodic: bool = True) -> web.Application:
+    """Return the aggregator app; `periodic=False` leaves polling to pings and refreshes."""
+    app = web.Application(middlewares=[error_middleware], client_max_size=MAX_BODY)
+    app[CONFIG] = config
+    setup_web(app, package="aggregator", site_name=config.name)
+    api.add_routes(app)
+    views.add_routes(app)
+
+    async def services(app: web.Application) -> AsyncIterator[None]:
+        store = Store(config.database_path)
+        fetcher = Fetcher(fetch_limits(config))
+        refresher = Refresher(config, store, fetcher)
+        outputs = Outputs(config, refresher.merged)
+        refresher.on_change = outputs.invalidate
+        await refresher.load()
+        scheduler = Scheduler(config, refresher, periodic=periodic)
+        app[REFRESHER], app[OUTPUTS], app[SCHEDULER] = refresher, outputs, scheduler
+        scheduler.start()
+        try:
+            yield
+        finally:
+            await scheduler.shutdown()
+            await refresher.close()
+            await fetcher.close()
+            outputs.close()
+
+    app.cleanup_ctx.append(services)
+    return app

@@ -1,0 +1,190 @@
+"""`klynge aggregator …`: set up, run and inspect a cluster aggregator."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from aggregator.config import (
+    CONFIG_NAME,
+    KINDS,
+    AggregatorConfig,
+    Source,
+    load_config,
+    save_config,
+)
+from klynge.cli import run_guarded
+from klynge.errors import ConfigError
+from klynge.storage import DataDirLock, backup_data_dir
+
+if TYPE_CHECKING:
+    from aggregator.refresh import Outcome
+
+EXAMPLES = {
+    "init": "klynge aggregator init ./klynge-agg --name 'Klynge Syd' --url https://syd.example.dk",
+    "source add": "klynge aggregator source add ./klynge-agg https://osterby.example.dk/feed.atom "
+    "--name Østerby",
+    "source list": "klynge aggregator source list ./klynge-agg",
+    "serve": "klynge aggregator serve ./klynge-agg --port 8080",
+    "refresh": "klynge aggregator refresh ./klynge-agg",
+    "backup": "klynge aggregator backup ./klynge-agg /media/usb/klynge-backup",
+}
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="klynge aggregator",
+        description="Run and manage a cluster aggregator.",
+        epilog="example:\n  " + EXAMPLES["serve"],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    init = _sub(sub, "init", "create a data directory with aggregator.toml")
+    init.add_argument("dir", type=Path)
+    init.add_argument("--name", required=True, help="the cluster's name")
+    init.add_argument("--url", required=True, help="the public URL residents use")
+    source = _sub(sub, "source", "add or list polled feeds", example=EXAMPLES["source add"])
+    ssub = source.add_subparsers(dest="source_command", required=True)
+    add = _sub(ssub, "add", "add a feed to poll", example=EXAMPLES["source add"])
+    add.add_argument("dir", type=Path)
+    add.add_argument("url", metavar="FEED_URL")
+    add.add_argument("--name", default="", help="display name (default: the feed's title)")
+    add.add_argument(
+        "--kind", default="node", choices=KINDS, help="who publishes it (default node)"
+    )
+    listing = _sub(ssub, "list", "list the polled feeds", example=EXAMPLES["source list"])
+    listing.add_argument("dir", type=Path)
+    serve = _sub(sub, "serve", "run the aggregator's web service")
+    serve.add_argument("dir", type=Path)
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8080)
+    refresh = _sub(sub, "refresh", "poll every source once, then exit")
+    refresh.add_argument("dir", type=Path)
+    backup = _sub(sub, "backup", "copy the database and config consistently")
+    backup.add_argument("dir", type=Path)
+    backup.add_argument("dest", type=Path)
+    return parser
+
+
+def _sub(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser],
+    name: str,
+    help_text: str,
+    example: str = "",
+) -> argparse.ArgumentParser:
+    return sub.add_parser(
+        name,
+        help=help_text,
+        description=help_text[0].upper() + help_text[1:] + ".",
+        epilog="example:\n  " + (example or EXAMPLES[name]),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+
+
+def main(argv: list[str]) -> int:
+    """Run `klynge aggregator …` and return the exit code."""
+    args = _parser().parse_args(argv)
+    command = args.command if args.command != "source" else f"source {args.source_command}"
+    handler = COMMANDS[command]
+    return run_guarded(lambda: handler(args))
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    """Create the data directory and its aggregator.toml."""
+    path = args.dir / CONFIG_NAME
+    if path.exists():
+        raise ConfigError(f"{path} already exists; edit it, or choose another directory")
+    config = AggregatorConfig(data_dir=args.dir, name=args.name.strip(), url=args.url.strip())
+    args.dir.mkdir(parents=True, exist_ok=True)
+    save_config(config)
+    print(f"Created {path}. Next: klynge aggregator source add {args.dir} FEED_URL")
+    return 0
+
+
+def cmd_source_add(args: argparse.Namespace) -> int:
+    """Add a feed to the configuration."""
+    config = load_config(args.dir, env={})
+    if config.source(args.url):
+        raise ConfigError(f"{args.url} is already a source")
+    source = Source(url=args.url, name=args.name.strip(), kind=args.kind)
+    save_config(dataclasses.replace(config, sources=(*config.sources, source)))
+    print(f"Added {source.url} ({source.kind}). Restart `klynge aggregator serve` to poll it.")
+    return 0
+
+
+def cmd_source_list(args: argparse.Namespace) -> int:
+    """Print the configured feeds, one a line."""
+    for source in load_config(args.dir).sources:
+        print(f"{source.kind:<10} {source.name or '-':<24} {source.url}")
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    """Serve the aggregator until interrupted, holding the data directory."""
+    from aiohttp import web
+
+    from aggregator.app import create_app
+
+    config = load_config(args.dir)
+    with DataDirLock(args.dir):
+        web.run_app(create_app(config), host=args.host, port=args.port, print=_print_serving(args))
+    return 0
+
+
+def _print_serving(args: argparse.Namespace) -> Callable[[str], None]:
+    def show(_text: str) -> None:
+        print(f"Serving on http://{args.host}:{args.port}/ (Ctrl-C to stop)", flush=True)
+
+    return show
+
+
+def cmd_refresh(args: argparse.Namespace) -> int:
+    """Poll every source once and print a line per source; exit 1 when all failed."""
+    config = load_config(args.dir)
+    with DataDirLock(args.dir):
+        outcomes = asyncio.run(refresh_once(config))
+    for outcome in outcomes:
+        print(f"{'ok  ' if outcome.ok else 'FAIL'} {outcome.url}: {outcome.words}")
+    return 1 if outcomes and not any(o.ok for o in outcomes) else 0
+
+
+async def refresh_once(config: AggregatorConfig) -> list[Outcome]:
+    """Run one polling pass over all sources and store the result."""
+    from aggregator.app import fetch_limits
+    from aggregator.fetcher import Fetcher
+    from aggregator.refresh import Refresher
+    from aggregator.store import Store
+
+    fetcher = Fetcher(fetch_limits(config))
+    refresher = Refresher(config, Store(config.database_path), fetcher)
+    try:
+        await refresher.load()
+        return list(await refresher.refresh_all())
+    finally:
+        await refresher.close()
+        await fetcher.close()
+
+
+def cmd_backup(args: argparse.Namespace) -> int:
+    """Copy the data directory's database and config to DEST."""
+    for path in backup_data_dir(args.dir, args.dest):
+        print(f"Backed up {path}")
+    return 0
+
+
+COMMANDS = {
+    "init": cmd_init,
+    "source add": cmd_source_add,
+    "source list": cmd_source_list,
+    "serve": cmd_serve,
+    "refresh": cmd_refresh,
+    "backup": cmd_backup,
+}
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

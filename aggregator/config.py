@@ -1,0 +1,228 @@
+"""The aggregator's configuration: `DIR/aggregator.toml` plus KLYNGE_* overrides, loaded once.
+
+Environment overrides (read only by `load_config`, never afterwards):
+KLYNGE_NAME, KLYNGE_PUBLIC_URL, KLYNGE_POLL_MINUTES, KLYNGE_TIMEZONE.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, Literal, cast
+
+from klynge.errors import ConfigError
+from klynge.model import DEFAULT_TIMEZONE, is_http_url, zone
+
+CONFIG_NAME = "aggregator.toml"
+DATABASE_NAME = "aggregator.json"
+KINDS = ("node", "aggregator", "atom", "ics")
+Kind = Literal["node", "aggregator", "atom", "ics"]
+
+
+@dataclass(frozen=True)
+class Source:
+    """One polled feed: its URL, a display name and what kind of publisher serves it."""
+
+    url: str
+    name: str = ""
+    kind: Kind = "node"
+
+    def __post_init__(self) -> None:
+        if not is_http_url(self.url):
+            raise ConfigError(f"source URL {self.url!r} must be an http:// or https:// URL")
+        if self.kind not in KINDS:
+            raise ConfigError(f"source kind {self.kind!r} must be one of {', '.join(KINDS)}")
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Fetch caps, back-off and rate limits."""
+
+    connect_timeout: float = 10.0
+    total_timeout: float = 30.0
+    max_compressed: int = 5_000_000
+    max_decompressed: int = 20_000_000
+    max_redirects: int = 3
+    max_backoff: timedelta = timedelta(hours=6)
+    ping_interval: float = 5.0  # at most one ping-triggered fetch per source per this many s
+    stale_after: timedelta = timedelta(hours=24)
+    jitter: float = 60.0  # seconds of random spread on each scheduled poll
+
+    def __post_init__(self) -> None:
+        numbers = (self.connect_timeout, self.total_timeout, self.ping_interval, self.jitter)
+        if min(numbers) < 0 or self.max_compressed <= 0 or self.max_decompressed <= 0:
+            raise ConfigError("limits must be positive numbers")
+        if not 0 <= self.max_redirects <= 10:
+            raise ConfigError("limits.max_redirects must be from 0 to 10")
+
+
+@dataclass(frozen=True)
+class AggregatorConfig:
+    """Everything the aggregator needs to know, validated."""
+
+    data_dir: Path
+    name: str
+    url: str
+    sources: tuple[Source, ...] = ()
+    poll_interval: timedelta = timedelta(minutes=15)
+    timezone: str = DEFAULT_TIMEZONE
+    limits: Limits = field(default_factory=Limits)
+
+    def __post_init__(self) -> None:
+        if not self.name.strip():
+            raise ConfigError('the cluster needs a name (name = "..." in aggregator.toml)')
+        if not is_http_url(self.url):
+            raise ConfigError(f"public URL {self.url!r} must be an http:// or https:// URL")
+        if self.poll_interval < timedelta(seconds=1):
+            raise ConfigError("poll_minutes must be positive")
+        try:
+            zone(self.timezone)
+        except ValueError as e:
+            raise ConfigError(str(e)) from e
+        urls = [s.url for s in self.sources]
+        if len(set(urls)) != len(urls):
+            raise ConfigError("a source URL is listed twice in aggregator.toml")
+
+    @property
+    def database_path(self) -> Path:
+        """Return the path of the aggregator's TinyDB file."""
+        return self.data_dir / DATABASE_NAME
+
+    def source(self, url: str) -> Source | None:
+        """Return the configured source with this URL, if any."""
+        return next((s for s in self.sources if s.url == url), None)
+
+
+def load_config(data_dir: Path, env: Mapping[str, str] | None = None) -> AggregatorConfig:
+    """Read and validate `DIR/aggregator.toml`, applying KLYNGE_* environment overrides."""
+    path = data_dir / CONFIG_NAME
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(
+            f"{path} not found; create it with: klynge aggregator init {data_dir} "
+            "--name NAME --url PUBLIC_URL"
+        ) from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise ConfigError(f"{path} is not valid TOML: {e}") from e
+    raw = _apply_env(raw, os.environ if env is None else env)
+    return from_mapping(data_dir, raw, path)
+
+
+def _apply_env(raw: dict[str, Any], env: Mapping[str, str]) -> dict[str, Any]:
+    raw = dict(raw)
+    for var, key in (
+        ("KLYNGE_NAME", "name"),
+        ("KLYNGE_PUBLIC_URL", "url"),
+        ("KLYNGE_TIMEZONE", "timezone"),
+    ):
+        if env.get(var):
+            raw[key] = env[var]
+    if env.get("KLYNGE_POLL_MINUTES"):
+        try:
+            raw["poll_minutes"] = float(env["KLYNGE_POLL_MINUTES"])
+        except ValueError as e:
+            raise ConfigError("KLYNGE_POLL_MINUTES must be a number of minutes") from e
+    return raw
+
+
+def from_mapping(
+    data_dir: Path, raw: Mapping[str, Any], origin: Path | str = ""
+) -> AggregatorConfig:
+    """Build a config from a parsed TOML mapping, with messages naming the bad setting."""
+    try:
+        return AggregatorConfig(
+            data_dir=data_dir,
+            name=_str(raw, "name"),
+            url=_str(raw, "url"),
+            sources=tuple(_source(s) for s in _list(raw, "sources")),
+            poll_interval=timedelta(minutes=_number(raw, "poll_minutes", 15)),
+            timezone=_str(raw, "timezone", DEFAULT_TIMEZONE),
+            limits=_limits(raw.get("limits", {})),
+        )
+    except ConfigError as e:
+        where = f"{origin}: " if origin else ""
+        raise ConfigError(f"{where}{e.message}") from e
+
+
+def _str(raw: Mapping[str, Any], key: str, default: str = "") -> str:
+    value = raw.get(key, default)
+    if not isinstance(value, str):
+        raise ConfigError(f"{key} must be a string")
+    return value.strip()
+
+
+def _number(raw: Mapping[str, Any], key: str, default: float) -> float:
+    value = raw.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+        raise ConfigError(f"{key} must be a number, zero or more")
+    return float(value)
+
+
+def _list(raw: Mapping[str, Any], key: str) -> list[Mapping[str, Any]]:
+    value = raw.get(key, [])
+    if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
+        raise ConfigError(f"{key} must be a list of tables ([[{key}]])")
+    return value
+
+
+def _source(raw: Mapping[str, Any]) -> Source:
+    kind = _str(raw, "kind", "node")
+    return Source(url=_str(raw, "url"), name=_str(raw, "name"), kind=cast(Kind, kind))
+
+
+def _limits(raw: Any) -> Limits:
+    if not isinstance(raw, dict):
+        raise ConfigError("limits must be a table ([limits])")
+    defaults = Limits()
+    values: dict[str, Any] = {}
+    for key in ("connect_timeout", "total_timeout", "ping_interval", "jitter"):
+        values[key] = _number(raw, key, getattr(defaults, key)) if key in raw else None
+    for key in ("max_compressed", "max_decompressed", "max_redirects"):
+        values[key] = int(_number(raw, key, 1)) if key in raw else None
+    if "max_backoff_hours" in raw:
+        values["max_backoff"] = timedelta(hours=_number(raw, "max_backoff_hours", 6))
+    if "stale_after_hours" in raw:
+        values["stale_after"] = timedelta(hours=_number(raw, "stale_after_hours", 24))
+    return replace(defaults, **{k: v for k, v in values.items() if v is not None})
+
+
+def to_toml(config: AggregatorConfig) -> str:
+    """Render a config as TOML (the inverse of `load_config` without overrides)."""
+    lines = [
+        "# Klynge cluster aggregator. Edit with care; restart `klynge aggregator serve` after.",
+        f"name = {_q(config.name)}",
+        f"url = {_q(config.url)}",
+        f"poll_minutes = {config.poll_interval.total_seconds() / 60:g}",
+        f"timezone = {_q(config.timezone)}",
+    ]
+    lim = config.limits
+    lines += ["", "[limits]"]
+    for key in ("connect_timeout", "total_timeout", "ping_interval", "jitter"):
+        lines.append(f"{key} = {getattr(lim, key):g}")
+    for key in ("max_compressed", "max_decompressed", "max_redirects"):
+        lines.append(f"{key} = {getattr(lim, key)}")
+    lines.append(f"max_backoff_hours = {lim.max_backoff.total_seconds() / 3600:g}")
+    lines.append(f"stale_after_hours = {lim.stale_after.total_seconds() / 3600:g}")
+    for source in config.sources:
+        lines += ["", "[[sources]]", f"url = {_q(source.url)}"]
+        lines += [f"name = {_q(source.name)}", f"kind = {_q(source.kind)}"]
+    return "\n".join(lines) + "\n"
+
+
+def _q(text: str) -> str:
+    # A JSON string is a valid TOML basic string (json never emits the one escape TOML lacks).
+    return json.dumps(text, ensure_ascii=False)
+
+
+def save_config(config: AggregatorConfig) -> None:
+    """Write the config file atomically."""
+    path = config.data_dir / CONFIG_NAME
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(to_toml(config), encoding="utf-8")
+    os.replace(tmp, path)

@@ -1,0 +1,15 @@
+"""Typed application keys shared by the app factory and the request handlers."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from aggregator.config import AggregatorConfig
+from aggregator.outputs import Outputs
+from aggregator.refresh import Refresher
+from aggregator.scheduler import Scheduler
+
+CONFIG = web.AppKey("aggregator_config", AggregatorConfig)
+REFRESHER = web.AppKey("aggregator_refresher", Refresher)
+OUTPUTS = web.AppKey("aggregator_outputs", Outputs)
+SCHEDULER = web.AppKey("aggregator_scheduler", Scheduler)

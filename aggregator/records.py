@@ -1,0 +1,105 @@
+"""Plain-JSON records of model values for the store (and the JSON API), and back again."""
+
+from __future__ import annotations
+
+from dataclasses import fields
+from datetime import date, datetime
+from typing import Any
+
+from klynge.model import Event, FeedSource, Item, Notice, Place, Tombstone
+
+Record = dict[str, Any]
+
+_TIMES = {"updated", "created", "expires"}
+_WHENS = {"start", "end"}
+
+
+def _when_out(value: date | datetime | None) -> str | None:
+    return None if value is None else value.isoformat()
+
+
+def _when_in(value: str | None, all_day: bool) -> date | datetime | None:
+    if value is None:
+        return None
+    return date.fromisoformat(value) if all_day else datetime.fromisoformat(value)
+
+
+def source_record(source: FeedSource | None) -> Record | None:
+    """Return a FeedSource as a JSON-ready dict."""
+    if source is None:
+        return None
+    return {
+        "id": source.id,
+        "title": source.title,
+        "updated": _when_out(source.updated),
+        "self_url": source.self_url,
+        "author": source.author,
+    }
+
+
+def source_from(record: Record | None) -> FeedSource | None:
+    """Return the FeedSource of a dict made by `source_record`."""
+    if record is None:
+        return None
+    updated = record.get("updated")
+    return FeedSource(
+        id=record["id"],
+        title=record.get("title", ""),
+        updated=datetime.fromisoformat(updated) if updated else None,
+        self_url=record.get("self_url", ""),
+        author=record.get("author", ""),
+    )
+
+
+def item_record(item: Item) -> Record:
+    """Return an Event or Notice as a JSON-ready dict, leaving out empty values."""
+    out: Record = {}
+    for f in fields(item):
+        value = getattr(item, f.name)
+        if f.name in _TIMES or f.name in _WHENS:
+            value = _when_out(value)
+        elif f.name == "source":
+            value = source_record(value)
+        elif f.name == "place":
+            value = (
+                None if value is None else {k.name: getattr(value, k.name) for k in fields(value)}
+            )
+        if value not in (None, "", False) or f.name in ("kind", "sequence"):
+            out[f.name] = value
+    return out
+
+
+def item_from(record: Record) -> Item:
+    """Return the Event or Notice of a dict made by `item_record` (validated again)."""
+    data = dict(record)
+    kind = data.pop("kind", "event")
+    for key in _TIMES & data.keys():
+        data[key] = datetime.fromisoformat(data[key])
+    if "source" in data:
+        data["source"] = source_from(data["source"])
+    if kind == "notice":
+        return Notice(**data)
+    all_day = bool(data.get("all_day"))
+    for key in _WHENS & data.keys():
+        data[key] = _when_in(data[key], all_day)
+    if "place" in data:
+        data["place"] = Place(**data["place"])
+    return Event(**data)
+
+
+def tombstone_record(tomb: Tombstone) -> Record:
+    """Return a Tombstone as a JSON-ready dict."""
+    return {
+        "id": tomb.id,
+        "deleted": tomb.deleted.isoformat(),
+        "source": source_record(tomb.source),
+    }
+
+
+def tombstone_from(record: Record) -> Tombstone:
+    """Return the Tombstone of a dict made by `tombstone_record`."""
+    return Tombstone(
+        id=record["id"],
+        deleted=datetime.fromisoformat(record["deleted"]),
+        source=source_from(record.get("source")),
+    )

@@ -1,0 +1,296 @@
+"""Refreshing sources: fetch, parse off the event loop, merge, store, invalidate the outputs.
+
+Politeness and thrift: a 304 or a byte-identical body costs no parsing and no store write;
+a failing source keeps its last good entries and backs off exponentially (at most 6 hours);
+store writes are coalesced, so a pass over many changed sources is one file write.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+from collections.abc import Callable, Iterable
+from concurrent.futures import Executor, ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime
+from functools import partial
+from typing import Any
+
+from aggregator.config import AggregatorConfig, Source
+from aggregator.fetcher import Fetcher, FetchError, FetchResult
+from aggregator.merge import Content, Merged, apply_fetch, bind, merge_entries
+from aggregator.state import SourceState, backoff
+from aggregator.store import Store, state_record
+from klynge import feedreader, ical
+from klynge.errors import FeedError
+from klynge.model import FeedSource, Item, Tombstone, utcnow
+
+log = logging.getLogger("klynge.aggregator")
+
+PARALLEL_FETCHES = 8  # a pass fetches this many sources at once (hosts are limited by the fetcher)
+FLUSH_DELAY = 2.0  # seconds: writes of sources refreshed close together share one file write
+
+
+@dataclass(frozen=True)
+class Parsed:
+    """A parsed source body, whatever its format."""
+
+    items: tuple[Item, ...]
+    tombstones: tuple[Tombstone, ...]
+    meta: FeedSource | None  # the feed's own identity (None for .ics)
+    problems: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """The result of refreshing one source, for the CLI and logs."""
+
+    url: str
+    ok: bool
+    changed: bool
+    words: str
+
+
+class Refresher:
+    """Refreshes sources and keeps their state; all methods run on the event loop."""
+
+    def __init__(
+        self,
+        config: AggregatorConfig,
+        store: Store,
+        fetcher: Fetcher,
+        *,
+        on_change: Callable[[], None] = lambda: None,
+    ) -> None:
+        self.config = config
+        self.store = store
+        self.fetcher = fetcher
+        self.on_change = on_change
+        self.states: dict[str, SourceState] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._dirty: set[str] = set()
+        self._flush_task: asyncio.Task[int] | None = None
+        # One thread parses (parsing is CPU-bound: more threads would only contend for the GIL);
+        # another owns the store, because TinyDB is not thread-safe.
+        self._parser: Executor = ThreadPoolExecutor(1, thread_name_prefix="klynge-parse")
+        self._writer: Executor = ThreadPoolExecutor(1, thread_name_prefix="klynge-store")
+        self._merged: Merged | None = None
+        self._closed = False
+
+    async def load(self) -> None:
+        """Load stored states (off the loop) and add fresh ones for new sources."""
+        loop = asyncio.get_running_loop()
+        stored = await loop.run_in_executor(self._writer, self.store.load)
+        for source in self.config.sources:
+            self.states[source.url] = stored.get(source.url) or SourceState(source.url)
+        self._changed()
+
+    async def close(self) -> None:
+        """Write pending changes and stop the worker threads (once)."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._flush_task is not None and not self._flush_task.done():
+            self._flush_task.cancel()
+            await asyncio.gather(self._flush_task, return_exceptions=True)
+        await self.flush()
+        self._parser.shutdown(wait=True, cancel_futures=True)
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(self._writer, self.store.close)
+        self._writer.shutdown(wait=True)
+
+    # --- the merged view -----------------------------------------------------------------
+
+    def merged(self) -> Merged:
+        """Return the merged entries of all configured sources (cached until a change)."""
+        if self._merged is None:
+            self._merged = merge_entries(self.contents())
+        return self._merged
+
+    def contents(self) -> list[Content]:
+        """Return each configured source's content, in configuration order."""
+        return [self.states[s.url].content for s in self.config.sources if s.url in self.states]
+
+    def _changed(self) -> None:
+        self._merged = None
+        self.on_change()
+
+    # --- refreshing ----------------------------------------------------------------------
+
+    async def refresh_all(self, *, due_only: bool = False) -> list[Outcome]:
+        """Refresh every source (or only those due), a few at a time, then write once."""
+        gate = asyncio.Semaphore(PARALLEL_FETCHES)
+        now = utcnow()
+
+        async def one(source: Source) -> Outcome:
+            async with gate:
+                return await self.refresh_source(source)
+
+        chosen = [s for s in self.config.sources if not due_only or self.state(s).due(now)]
+        outcomes = await asyncio.gather(*(one(s) for s in chosen))
+        await self.flush()
+        return list(outcomes)
+
+    async def refresh_source(self, source: Source) -> Outcome:
+        """Fetch one source conditionally and merge what changed; a source's faults never raise."""
+        lock = self._locks.setdefault(source.url, asyncio.Lock())
+        async with lock:
+            state = self.state(source)
+            now = utcnow()
+            state.last_attempt = now
+            try:
+                return await self._refresh(source, state, now)
+            except FetchError as e:
+                return self._failed(state, e.message, now)
+            except FeedError as e:
+                return self._failed(state, f"not a usable feed: {e.message}", now)
+            except Exception as e:  # a bug or an unforeseen input must not stop the others
+                log.exception("refreshing %s failed", source.url)
+                return self._failed(state, f"could not be read ({type(e).__name__}: {e})", now)
+
+    def state(self, source: Source) -> SourceState:
+        """Return a source's state, creating it for a new source."""
+        return self.states.setdefault(source.url, SourceState(source.url))
+
+    async def _refresh(self, source: Source, state: SourceState, now: datetime) -> Outcome:
+        result = await self.fetcher.fetch(
+            source.url, etag=state.etag, last_modified=state.last_modified
+        )
+        if result.not_modified:
+            return self._unchanged(state, now, "not modified (304)")
+        digest = hashlib.blake2b(result.body, digest_size=16).hexdigest()
+        if digest == state.body_hash:
+            return self._unchanged(state, now, "unchanged")
+        loop = asyncio.get_running_loop()
+        parsed = await loop.run_in_executor(
+            self._parser, partial(parse_body, result.body, source, self.config.timezone)
+        )
+        return self._merge(source, state, result, digest, parsed, now)
+
+    def _merge(
+        self,
+        source: Source,
+        state: SourceState,
+        result: FetchResult,
+        digest: str,
+        parsed: Parsed,
+        now: datetime,
+    ) -> Outcome:
+        origin = self._origin(source, parsed.meta)
+        items, tombs = bind(
+            parsed.items, parsed.tombstones, origin=origin, trust_source=source.kind == "aggregator"
+        )
+        content = apply_fetch(state.content, items, tombs, origin=origin, now=now)
+        changed = (
+            content != state.content or bool(state.failures) or parsed.problems != state.problems
+        )
+        # While a removal is held back, forget the validators: the next fetch must be a full
+        # GET so that it can confirm (or undo) the removal.
+        held = bool(content.held)
+        state.etag, state.last_modified = ("", "") if held else (result.etag, result.last_modified)
+        state.body_hash = "" if held else digest
+        state.content, state.problems = content, parsed.problems
+        self._succeeded(state, now)
+        if changed:
+            self._mark(state.url)
+            self._changed()
+        words = f"{len(content.entries)} entries"
+        return Outcome(source.url, True, changed, words + (f"; {content.flag}" if held else ""))
+
+    def _origin(self, source: Source, meta: FeedSource | None) -> FeedSource:
+        """Return the provenance stamped on this source's entries (its own feed identity)."""
+        feed_id = meta.id if meta and meta.id else source.url
+        if any(
+            url != source.url and s.content.origin and s.content.origin.id == feed_id
+            for url, s in self.states.items()
+        ):
+            feed_id = source.url  # another source already has this feed id: no impersonation
+        return FeedSource(
+            id=feed_id,
+            title=source.name or (meta.title if meta else "") or source.url,
+            updated=meta.updated if meta else None,
+            self_url=source.url,
+            author=meta.author if meta else "",
+        )
+
+    def _unchanged(self, state: SourceState, now: datetime, words: str) -> Outcome:
+        recovered = bool(state.failures)
+        self._succeeded(state, now)
+        if recovered:
+            self._mark(state.url)
+        return Outcome(state.url, True, False, words)
+
+    def _succeeded(self, state: SourceState, now: datetime) -> None:
+        state.last_success, state.last_error, state.failures = now, "", 0
+        state.next_check = now + self.config.poll_interval
+
+    def _failed(self, state: SourceState, words: str, now: datetime) -> Outcome:
+        first = state.failures == 0 or words != state.last_error
+        state.failures += 1
+        state.last_error = words
+        wait = backoff(state.failures, self.config.poll_interval, self.config.limits.max_backoff)
+        state.next_check = now + wait
+        if first:  # persist the change of health, not every repeat of the same failure
+            self._mark(state.url)
+        return Outcome(state.url, False, False, f"error: {words}")
+
+    # --- writing -------------------------------------------------------------------------
+
+    def _mark(self, url: str) -> None:
+        self._dirty.add(url)
+
+    def schedule_flush(self, delay: float = FLUSH_DELAY) -> None:
+        """Write pending changes after `delay` seconds, together with any that follow."""
+        if self._flush_task is None or self._flush_task.done():
+            self._flush_task = asyncio.get_running_loop().create_task(self._flush_later(delay))
+
+    async def _flush_later(self, delay: float) -> int:
+        await asyncio.sleep(delay)
+        return await self.flush()
+
+    async def flush(self) -> int:
+        """Write every source changed since the last flush, in one file write; return how many."""
+        if not self._dirty:
+            return 0
+        urls, self._dirty = sorted(self._dirty), set()
+        snapshot = [_snapshot(self.states[u]) for u in urls if u in self.states]
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._writer, partial(_save, self.store, snapshot))
+
+
+def _snapshot(state: SourceState) -> SourceState:
+    # Scalars are copied now; the content is immutable, so serialising it later is safe.
+    return SourceState(**{k: getattr(state, k) for k in state.__dataclass_fields__})
+
+
+def _save(store: Store, states: Iterable[SourceState]) -> int:
+    return store.save([state_record(s) for s in states])
+
+
+def parse_body(body: bytes, source: Source, timezone: str) -> Parsed:
+    """Parse a fetched body as the source's kind says (CPU-bound: runs in a worker thread)."""
+    if source.kind == "ics":
+        events, words = ical.read_calendar(body, default_timezone=timezone)
+        return Parsed(tuple(events), (), None, tuple(words))
+    feed = feedreader.read_feed(body, url=source.url, default_timezone=timezone)
+    if not feed.complete:
+        # A truncated or malformed document: what feedparser recovers may itself be cut short
+        # and lacks atom:source and tombstones, so none of it is used.
+        cause = next((p.message for p in feed.problems if p.field == "feed"), "")
+        raise FeedError(f"the document is not well-formed XML, so it was ignored. {cause}".strip())
+    meta = FeedSource(
+        id=feed.meta.id,
+        title=feed.meta.title,
+        updated=feed.meta.updated,
+        self_url=feed.meta.self_url,
+        author=feed.meta.author,
+    )
+    problems = tuple(_problem_words(p) for p in feed.problems)
+    return Parsed(feed.items, feed.tombstones, meta, problems)
+
+
+def _problem_words(problem: Any) -> str:
+    where = f"entry {problem.entry_id}" if problem.entry_id else "the feed"
+    field = f" ({problem.field})" if problem.field else ""
+    return f"{where}{field}: {problem.message}"

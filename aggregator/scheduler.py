@@ -1,0 +1,110 @@
+"""Scheduling: one APScheduler job per source (with jitter), and ping-triggered fetches.
+
+The only module here that imports apscheduler. A ping (POST /ping) starts a conditional GET
+at once, but at most one per source every `limits.ping_interval` seconds: pings that arrive
+meanwhile are coalesced into one follow-up fetch, so a chatty node cannot make us hammer it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from dataclasses import dataclass
+from datetime import timedelta
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.interval import IntervalTrigger
+
+from aggregator.config import AggregatorConfig, Source
+from aggregator.refresh import Refresher
+from klynge.model import utcnow
+
+log = logging.getLogger("klynge.aggregator")
+FIRST_POLL_SPREAD = 30.0  # seconds over which the first polls after start are spread
+
+
+@dataclass
+class _PingState:
+    last: float = -1e9  # loop time of the last ping-triggered fetch
+    task: asyncio.Task[None] | None = None
+    fetching: bool = False
+    again: bool = False
+
+
+class Scheduler:
+    """Runs the periodic polls and the ping-triggered fetches of one aggregator."""
+
+    def __init__(
+        self, config: AggregatorConfig, refresher: Refresher, *, periodic: bool = True
+    ) -> None:
+        self.config = config
+        self.refresher = refresher
+        self.periodic = periodic
+        self._scheduler: AsyncIOScheduler | None = None
+        self._pings: dict[str, _PingState] = {}
+
+    def start(self) -> None:
+        """Start one polling job per source (when periodic polling is on)."""
+        if not self.periodic or not self.config.sources:
+            return
+        self._scheduler = AsyncIOScheduler(event_loop=asyncio.get_running_loop(), timezone="UTC")
+        interval = self.config.poll_interval.total_seconds()
+        jitter = min(self.config.limits.jitter, interval / 2)
+        for source in self.config.sources:
+            first = utcnow() + timedelta(seconds=random.uniform(0, FIRST_POLL_SPREAD))
+            self._scheduler.add_job(
+                self._poll,
+                IntervalTrigger(seconds=interval, jitter=jitter or None),
+                args=[source],
+                id=source.url,
+                next_run_time=first,
+                coalesce=True,
+                max_instances=1,
+                misfire_grace_time=int(interval),
+            )
+        self._scheduler.start()
+
+    async def _poll(self, source: Source) -> None:
+        if not self.refresher.state(source).due(utcnow()):
+            return  # backing off after failures
+        await self.refresher.refresh_source(source)
+        self.refresher.schedule_flush()
+
+    def ping(self, url: str) -> bool:
+        """Fetch a registered feed soon (rate-limited); return False for an unknown URL."""
+        source = self.config.source(url)
+        if source is None:
+            return False
+        state = self._pings.setdefault(url, _PingState())
+        if state.task is not None and not state.task.done():
+            state.again = state.again or state.fetching  # a change after the fetch started
+            return True
+        loop = asyncio.get_running_loop()
+        delay = max(0.0, state.last + self.config.limits.ping_interval - loop.time())
+        state.task = loop.create_task(self._ping_fetch(source, state, delay))
+        return True
+
+    async def _ping_fetch(self, source: Source, state: _PingState, delay: float) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(delay)
+            state.last, state.fetching, state.again = loop.time(), True, False
+            try:
+                await self.refresher.refresh_source(source)
+            finally:
+                state.fetching = False
+            self.refresher.schedule_flush()
+            if not state.again:
+                return
+            delay = self.config.limits.ping_interval
+
+    async def shutdown(self) -> None:
+        """Stop polling and cancel pending ping fetches."""
+        if self._scheduler is not None:
+            self._scheduler.shutdown(wait=False)
+            self._scheduler = None
+        tasks = [p.task for p in self._pings.values() if p.task and not p.task.done()]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)

@@ -1,0 +1,124 @@
+"""The aggregator's store: one TinyDB document per source (state, entries, tombstones).
+
+The only module here that touches TinyDB. One document per source means a changed source
+costs one document update; `save` writes any number of changed sources in one file write
+(TinyDB rewrites the whole file on every write, design.md), and unchanged sources are never
+written. TinyDB is not thread-safe: the caller runs `load` and `save` on one thread.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from tinydb import Query
+
+from aggregator.merge import Content
+from aggregator.records import (
+    item_from,
+    item_record,
+    source_from,
+    source_record,
+    tombstone_from,
+    tombstone_record,
+)
+from aggregator.state import SourceState
+from klynge.storage import open_database
+
+TABLE = "sources"
+
+
+def state_record(state: SourceState) -> dict[str, Any]:
+    """Return one source's state and content as a TinyDB document body."""
+    content = state.content
+    return {
+        **state.scalars(),
+        "origin": source_record(content.origin),
+        "entries": [
+            {**item_record(item), "first_seen": content.first_seen[i].isoformat()}
+            for i, item in content.entries.items()
+        ],
+        "tombstones": [tombstone_record(t) for t in content.tombstones.values()],
+        "held": sorted(content.held),
+        "flag": content.flag,
+    }
+
+
+def state_from(doc: dict[str, Any]) -> SourceState:
+    """Return the SourceState of a document made by `state_record`."""
+    entries, first_seen = {}, {}
+    for raw in doc.get("entries", []):
+        raw = dict(raw)
+        seen = datetime.fromisoformat(raw.pop("first_seen"))
+        item = item_from(raw)
+        entries[item.id], first_seen[item.id] = item, seen
+    tombs = [tombstone_from(t) for t in doc.get("tombstones", [])]
+    content = Content(
+        origin=source_from(doc.get("origin")),
+        entries=entries,
+        first_seen=first_seen,
+        tombstones={t.id: t for t in tombs},
+        held=frozenset(doc.get("held", [])),
+        flag=doc.get("flag", ""),
+    )
+    return SourceState(
+        url=doc["url"],
+        etag=doc.get("etag", ""),
+        last_modified=doc.get("last_modified", ""),
+        body_hash=doc.get("body_hash", ""),
+        last_success=_time(doc.get("last_success")),
+        last_attempt=_time(doc.get("last_attempt")),
+        last_error=doc.get("last_error", ""),
+        failures=int(doc.get("failures", 0)),
+        next_check=_time(doc.get("next_check")),
+        problems=tuple(doc.get("problems", [])),
+        content=content,
+    )
+
+
+def _time(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
+
+
+class Store:
+    """Per-source state and entries in `DIR/aggregator.json`."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.writes = 0  # file writes since opening, for tests and the benchmark
+        self._db = open_database(path)
+        self._table = self._db.table(TABLE)
+        self._doc_ids: dict[str, int] = {}
+
+    def load(self) -> dict[str, SourceState]:
+        """Return every stored source's state, keyed by URL."""
+        states = {}
+        for doc in self._table.all():
+            state = state_from(dict(doc))
+            states[state.url] = state
+            self._doc_ids[state.url] = doc.doc_id
+        return states
+
+    def save(self, records: Iterable[dict[str, Any]]) -> int:
+        """Write the given source documents (from `state_record`) in at most two file writes."""
+        new, changed = [], []
+        for record in records:
+            doc_id = self._doc_ids.get(record["url"])
+            if doc_id is None:
+                new.append(record)
+            else:
+                changed.append((record, Query().url == record["url"]))
+        if changed:
+            self._table.update_multiple(changed)
+            self.writes += 1
+        if new:
+            ids = self._table.insert_multiple(new)
+            self._doc_ids.update({r["url"]: i for r, i in zip(new, ids, strict=True)})
+            self.writes += 1
+        return len(new) + len(changed)
+
+    def close(self) -> None:
+        """Close the database file."""
+        self._db.close()

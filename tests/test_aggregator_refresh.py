@@ -1,0 +1,187 @@
+"""Refreshing sources against real feed servers: conditional GET, store writes, back-off."""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import timedelta
+from pathlib import Path
+
+from aggregator_support import (
+    FeedServer,
+    config_for,
+    event,
+    feed,
+    feed_server,  # noqa: F401 - fixture
+    harness,
+    make_harness,  # noqa: F401 - fixture
+    notice,
+)
+
+from aggregator.config import Source
+from aggregator.state import backoff
+from aggregator.store import Store
+
+
+async def test_first_refresh_stores_entries_bound_to_the_source(
+    feed_server: FeedServer, tmp_path: Path, make_harness
+) -> None:
+    items = [event("Loppemarked"), notice("Hjælpere søges")]
+    url = feed_server.set("/osterby.atom", feed("Østerby", items))
+    h = await make_harness(config_for(tmp_path, [Source(url, "Østerby")]))
+    [outcome] = await h.refresher.refresh_all()
+    assert outcome.ok and outcome.changed
+    merged = h.refresher.merged()
+    assert {i.title for i in merged.items} == {"Loppemarked", "Hjælpere søges"}
+    assert all(i.source and i.source.title == "Østerby" for i in merged.items)
+    assert all(i.source and i.source.self_url == url for i in merged.items)
+    assert h.refresher.store.writes == 1
+
+
+async def test_unchanged_source_costs_no_write_and_304_no_parse(
+    feed_server: FeedServer, tmp_path: Path, make_harness
+) -> None:
+    url = feed_server.set("/a.atom", feed("A", [event()]))
+    h = await make_harness(config_for(tmp_path, [Source(url)]))
+    await h.refresher.refresh_all()
+    writes = h.refresher.store.writes
+    [outcome] = await h.refresher.refresh_all()
+    assert outcome.words == "not modified (304)"
+    assert h.refresher.store.writes == writes
+    # A server without validators: the same bytes are recognised by their hash.
+    feed_server.routes["/a.atom"].status = 200
+    h.refresher.states[url].etag = ""
+    [outcome] = await h.refresher.refresh_all()
+    assert outcome.words == "unchanged"
+    assert h.refresher.store.writes == writes
+
+
+async def test_one_write_per_pass_for_many_changed_sources(
+    feed_server: FeedServer, tmp_path: Path, make_harness
+) -> None:
+    urls = [feed_server.set(f"/v{n}.atom", feed(f"V{n}", [event(f"E{n}")])) for n in range(5)]
+    h = await make_harness(config_for(tmp_path, [Source(u) for u in urls]))
+    await h.refresher.refresh_all()
+    assert h.refresher.store.writes == 1  # five new sources, one file write
+    feed_server.set("/v2.atom", feed("V2", [event("E2 changed")]))
+    await h.refresher.refresh_all()
+    assert h.refresher.store.writes == 2  # one changed source, one write; four 304s, none
+
+
+async def test_state_and_entries_survive_a_restart(
+    feed_server: FeedServer, tmp_path: Path
+) -> None:
+    ev = event("Juletræstænding", rrule="FREQ=WEEKLY;COUNT=3", description="<b>Gløgg</b>")
+    url = feed_server.set("/a.atom", feed("A", [ev, notice()]))
+    config = config_for(tmp_path, [Source(url, "A")])
+    h = await harness(config)
+    await h.refresher.refresh_all()
+    before = h.refresher.merged()
+    etag = h.refresher.states[url].etag
+    await h.close()
+    h2 = await harness(config)
+    try:
+        assert h2.refresher.merged() == before
+        assert h2.refresher.states[url].etag == etag
+        [outcome] = await h2.refresher.refresh_all()
+        assert outcome.words == "not modified (304)"
+    finally:
+        await h2.close()
+
+
+async def test_failing_source_keeps_entries_and_backs_off(
+    feed_server: FeedServer, tmp_path: Path, make_harness
+) -> None:
+    url = feed_server.set("/a.atom", feed("A", [event("Generalforsamling")]))
+    config = config_for(tmp_path, [Source(url)])
+    h = await make_harness(config)
+    await h.refresher.refresh_all()
+    feed_server.routes["/a.atom"].status = 500
+    for _ in range(3):
+        [outcome] = await h.refresher.refresh_all()
+    state = h.refresher.states[url]
+    assert not outcome.ok and "500" in outcome.words
+    assert state.failures == 3 and "500" in state.last_error
+    assert [i.title for i in h.refresher.merged().items] == ["Generalforsamling"]
+    assert state.next_check is not None and state.last_attempt is not None
+    assert state.next_check - state.last_attempt == timedelta(minutes=60)
+    feed_server.routes["/a.atom"].status = 200
+    [outcome] = await h.refresher.refresh_all()
+    assert outcome.ok and state.failures == 0 and state.last_error == ""
+
+
+def test_backoff_doubles_up_to_six_hours() -> None:
+    interval, ceiling = timedelta(minutes=15), timedelta(hours=6)
+    waits = [backoff(n, interval, ceiling) for n in range(0, 9)]
+    minutes = [w.total_seconds() / 60 for w in waits]
+    assert minutes == [15, 15, 30, 60, 120, 240, 360, 360, 360]
+
+
+async def test_tombstone_removes_and_is_kept_for_relaying(
+    feed_server: FeedServer, tmp_path: Path, make_harness
+) -> None:
+    keep, gone = event("Bliver"), event("Slettes")
+    url = feed_server.set("/a.atom", feed("A", [keep, gone]))
+    h = await make_harness(config_for(tmp_path, [Source(url)]))
+    await h.refresher.refresh_all()
+    from klynge.model import Tombstone, utcnow
+
+    feed_server.set("/a.atom", feed("A", [keep], [Tombstone(gone.id, utcnow())]))
+    await h.refresher.refresh_all()
+    merged = h.refresher.merged()
+    assert [i.title for i in merged.items] == ["Bliver"]
+    assert [t.id for t in merged.tombstones] == [gone.id]
+    assert merged.tombstones[0].source and merged.tombstones[0].source.self_url == url
+
+
+async def test_mass_removal_is_held_back_until_confirmed(
+    feed_server: FeedServer, tmp_path: Path, make_harness
+) -> None:
+    events = [event(f"E{n}") for n in range(4)]
+    url = feed_server.set("/a.atom", feed("A", events))
+    h = await make_harness(config_for(tmp_path, [Source(url)]))
+    await h.refresher.refresh_all()
+    feed_server.set("/a.atom", feed("A", events[:1]))  # three of four vanish, no tombstones
+    [outcome] = await h.refresher.refresh_all()
+    state = h.refresher.states[url]
+    assert len(h.refresher.merged().items) == 4
+    assert "would remove 3 of 4 upcoming entries" in state.content.flag
+    assert "would remove 3 of 4" in outcome.words
+    [outcome] = await h.refresher.refresh_all()  # the second fetch confirms it
+    assert [i.title for i in h.refresher.merged().items] == ["E0"]
+    assert state.content.flag == "" and not state.content.held
+
+
+async def test_small_removal_applies_at_once_and_a_return_clears_the_hold(
+    feed_server: FeedServer, tmp_path: Path, make_harness
+) -> None:
+    events = [event(f"E{n}") for n in range(4)]
+    url = feed_server.set("/a.atom", feed("A", events))
+    h = await make_harness(config_for(tmp_path, [Source(url)]))
+    await h.refresher.refresh_all()
+    feed_server.set("/a.atom", feed("A", events[:2]))  # exactly half: not a mass removal
+    await h.refresher.refresh_all()
+    assert sorted(i.title for i in h.refresher.merged().items) == ["E0", "E1"]
+    feed_server.set("/a.atom", feed("A", []))  # everything vanishes: held
+    await h.refresher.refresh_all()
+    assert len(h.refresher.merged().items) == 2
+    feed_server.set("/a.atom", feed("A", events[:2]))  # it was a glitch: entries are back
+    await h.refresher.refresh_all()
+    state = h.refresher.states[url]
+    assert sorted(i.title for i in h.refresher.merged().items) == ["E0", "E1"]
+    assert state.content.flag == "" and not state.content.held
+
+
+async def test_store_file_holds_one_document_per_source(
+    feed_server: FeedServer, tmp_path: Path, make_harness
+) -> None:
+    urls = [feed_server.set(f"/v{n}.atom", feed(f"V{n}", [event()])) for n in range(3)]
+    config = config_for(tmp_path, [Source(u) for u in urls])
+    h = await make_harness(config)
+    await h.refresher.refresh_all()
+    await h.refresher.close()
+    store = Store(config.database_path)
+    try:
+        assert sorted(store.load()) == sorted(urls)
+    finally:
+        store.close()
+    assert dataclasses.is_dataclass(config)
