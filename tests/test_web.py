@@ -25,6 +25,7 @@ PAGE = """{% extends "base.html" %}
 {% block title %}{{ _("Give a title.") }}{% endblock %}
 {% block nav %}<ul><li>{{ m.nav_link("/page", "Page", path) }}</li></ul>{% endblock %}
 {% block content %}
+<h1>{{ site_name }}</h1>
 <p id="when">{{ when|date_long(year=True) }} {{ when|time_short }}</p>
 <p id="short">{{ when|date_short }}|{{ when|weekday }}|{{ when|week_label }}|\
 {{- when|month_label }}</p>
@@ -401,3 +402,42 @@ async def test_service_package_overrides_klynge(
         assert (await client.get("/static/klynge.css")).status == 200
     finally:
         sys.modules.pop("svc_web_test", None)
+
+
+AXE = Path(__file__).resolve().parent.parent / "node_modules" / "axe-core" / "axe.min.js"
+
+
+@pytest.mark.browser
+async def test_pages_pass_axe_and_fit_320px(aiohttp_server: Any, template_dir: Path) -> None:
+    from playwright.async_api import async_playwright
+
+    server = await aiohttp_server(make_app(template_dir))
+    urls = [server.make_url("/page?error=Give+a+title."), server.make_url("/no-such-page")]
+    async with async_playwright() as p:
+        browser = await p.chromium.launch(executable_path="/usr/bin/chromium")
+        try:
+            for width in (320, 1280):
+                context = await browser.new_context(
+                    locale="da-DK", viewport={"width": width, "height": 800}
+                )
+                page = await context.new_page()
+                for url in urls:
+                    await page.goto(str(url))
+                    assert await page.evaluate("document.documentElement.lang") == "da"
+                    overflow = "document.documentElement.scrollWidth - window.innerWidth"
+                    assert await page.evaluate(overflow) <= 0, f"horizontal scroll at {width}px"
+                    await page.add_script_tag(path=str(AXE))
+                    result = await page.evaluate(
+                        "axe.run(document, {runOnly: ['wcag2a', 'wcag2aa', 'best-practice']})"
+                    )
+                    problems = [(v["id"], v["nodes"][0]["html"]) for v in result["violations"]]
+                    assert problems == [], f"{url} at {width}px: {problems}"
+                font = await page.evaluate("getComputedStyle(document.body).fontSize")
+                assert float(font.removesuffix("px")) >= 18
+                await page.keyboard.press("Tab")
+                focused = await page.evaluate("document.activeElement.textContent")
+                assert focused == "Spring til indhold"
+                assert await page.locator(".skip-link").is_visible()
+                await context.close()
+        finally:
+            await browser.close()
