@@ -1,0 +1,1 @@
+"""The Klynge village node: one small aiohttp service per village."""

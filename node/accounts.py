@@ -1,0 +1,188 @@
+"""Volunteer pages for accounts: log in and out; admins manage users, places and see pings."""
+
+from __future__ import annotations
+
+import asyncio
+from urllib.parse import quote
+
+from aiohttp import web
+
+from klynge.errors import ValidationError
+from klynge.i18n import N_
+from klynge.model import Place, utcnow
+from klynge.web import render, safe_next
+from node.auth import hash_password, verify_password
+from node.keys import CONFIG, LIMITER, PINGER, STORE
+from node.sessions import current_user, end_session, redirect, require_user, start_session
+from node.store import User
+
+MIN_PASSWORD = 10
+# Verified when the username is unknown, so a wrong name takes as long as a wrong password.
+_DUMMY_HASH = hash_password("not-a-real-password")
+
+
+def add_routes(app: web.Application) -> None:
+    """Register login, logout and the admin-only pages."""
+    app.router.add_route("*", "/login", login)
+    app.router.add_post("/logout", logout)
+    app.router.add_route("*", "/admin/users", users_page)
+    app.router.add_route("*", "/admin/places", places_page)
+    app.router.add_get("/admin/status", status_page)
+
+
+def login_required(request: web.Request, *, admin: bool = False) -> User:
+    """Return the logged-in user, or send the browser to the login page and back."""
+    if current_user(request) is None:
+        raise web.HTTPSeeOther(f"/login?next={quote(request.path_qs)}")
+    return require_user(request, admin=admin)
+
+
+async def login(request: web.Request) -> web.Response:
+    """GET/POST /login: the login form; rate limited per username and per address."""
+    nxt = safe_next(request.query.get("next") or "/admin")
+    if request.method != "POST":
+        return render(request, "login.html", {"next": nxt, "username": ""})
+    form = await request.post()
+    username = str(form.get("username", "")).strip()
+    password = str(form.get("password", ""))
+    address = request.remote or "unknown"
+    limiter = request.app[LIMITER]
+    if limiter.blocked(username, address):
+        return _login_failed(
+            request,
+            nxt,
+            username,
+            N_("Too many failed attempts. Wait 15 minutes and try again."),
+            429,
+        )
+    user = request.app[STORE].user(username)
+    stored = user.password_hash if user else _DUMMY_HASH
+    ok = await asyncio.to_thread(verify_password, stored, password)
+    if user is None or not ok:
+        limiter.failed(username, address)
+        return _login_failed(request, nxt, username, N_("Wrong username or password."), 401)
+    limiter.succeeded(username)
+    start_session(request, user.username)
+    return redirect(nxt)
+
+
+def _login_failed(
+    request: web.Request, nxt: str, username: str, message: str, status: int
+) -> web.Response:
+    context = {"next": nxt, "username": username, "error": message}
+    return render(request, "login.html", context, status=status)
+
+
+async def logout(request: web.Request) -> web.Response:
+    """POST /logout: end the session."""
+    end_session(request)
+    return redirect("/")
+
+
+async def users_page(request: web.Request) -> web.Response:
+    """GET/POST /admin/users: the user list and the form to add one (admins only)."""
+    login_required(request, admin=True)
+    form: dict[str, str] = {}
+    errors: dict[str, str] = {}
+    status = 200
+    if request.method == "POST":
+        post = await request.post()
+        form = {k: str(post.get(k, "")).strip() for k in ("username", "association", "admin")}
+        try:
+            await add_user(request, form, str(post.get("password", "")))
+            raise web.HTTPSeeOther("/admin/users?added=1")
+        except ValidationError as e:
+            errors, status = e.fields, 422
+    context = {"users": request.app[STORE].users(), "form": form, "errors": errors}
+    return render(request, "users.html", context, status=status)
+
+
+def check_user(username: str, association: str, password: str) -> dict[str, str]:
+    """Return what is wrong with a new user's details (empty when fine)."""
+    errors = {}
+    if not username or len(username) > 64 or any(c.isspace() for c in username):
+        errors["username"] = N_("A username is one word of at most 64 characters.")
+    if not association.strip():
+        errors["association"] = N_("Give the association the user posts for.")
+    if len(password) < MIN_PASSWORD:
+        errors["password"] = N_("The password needs at least 10 characters.")
+    return errors
+
+
+async def add_user(request: web.Request, form: dict[str, str], password: str) -> None:
+    """Validate and store a new user from the admin form."""
+    errors = check_user(form["username"], form["association"], password)
+    store = request.app[STORE]
+    if not errors and store.user(form["username"]) is not None:
+        errors["username"] = N_("That username is taken.")
+    if errors:
+        raise ValidationError(errors)
+    hashed = await asyncio.to_thread(hash_password, password)
+    user = User(
+        username=form["username"],
+        association=form["association"],
+        password_hash=hashed,
+        admin=form.get("admin") in ("1", "on"),
+        created=utcnow().isoformat(),
+    )
+    await store.save_user(user)
+
+
+async def places_page(request: web.Request) -> web.Response:
+    """GET/POST /admin/places: saved places; add or remove one (admins only)."""
+    login_required(request, admin=True)
+    store = request.app[STORE]
+    form: dict[str, str] = {}
+    errors: dict[str, str] = {}
+    status = 200
+    if request.method == "POST":
+        post = await request.post()
+        if post.get("delete"):
+            await store.delete_place(str(post["delete"]))
+            raise web.HTTPSeeOther("/admin/places")
+        form = {
+            k: str(post.get(k, "")).strip()
+            for k in ("name", "street", "postcode", "locality", "lat", "lon")
+        }
+        try:
+            await store.save_place(_place(form))
+            raise web.HTTPSeeOther("/admin/places")
+        except ValidationError as e:
+            errors, status = e.fields, 422
+    context = {
+        "places": store.places(),
+        "config_places": request.app[CONFIG].places,
+        "form": form,
+        "errors": errors,
+    }
+    return render(request, "places.html", context, status=status)
+
+
+def _place(form: dict[str, str]) -> Place:
+    if not form["name"]:
+        raise ValidationError({"name": N_("Give the place a name.")})
+    coords: dict[str, float | None] = {}
+    for key in ("lat", "lon"):
+        try:
+            coords[key] = float(form[key].replace(",", ".")) if form[key] else None
+        except ValueError:
+            raise ValidationError({key: N_("Give a number such as 55.64.")}) from None
+    return Place(
+        name=form["name"],
+        street=form["street"],
+        postcode=form["postcode"],
+        locality=form["locality"],
+        **coords,
+    )
+
+
+async def status_page(request: web.Request) -> web.Response:
+    """GET /admin/status: how pinging the aggregators goes (admins only)."""
+    login_required(request, admin=True)
+    pinger = request.app[PINGER]
+    context = {
+        "pings": list(pinger.status.values()),
+        "log": request.app[STORE].ping_log(),
+        "feed_url": request.app[CONFIG].feed_url,
+    }
+    return render(request, "status.html", context)

@@ -1,0 +1,176 @@
+"""The JSON API: create, read, update and delete events and notices with a bearer token."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from typing import Any
+
+from aiohttp import web
+
+from klynge.errors import BadRequest, Forbidden, NotFound, TooLarge
+from klynge.model import Event, Item, new_id, utcnow
+from node.auth import user_for_token
+from node.keys import CONFIG, STORE
+from node.publish import entry_link
+from node.serialize import (
+    EVENT_INPUT,
+    NOTICE_INPUT,
+    Stamp,
+    build_event,
+    build_notice,
+    check_payload,
+    item_to_api,
+    item_to_input,
+    short_id,
+    time_changed,
+)
+from node.store import User
+
+MAX_BODY = 64 * 1024
+KINDS = {"events": "event", "notices": "notice"}
+UUID = r"{uuid:[0-9a-fA-F-]{36}}"
+
+
+def add_routes(app: web.Application) -> None:
+    """Register the /api/ routes."""
+    for section in KINDS:
+        app.router.add_get(f"/api/{section}", list_entries)
+        app.router.add_post(f"/api/{section}", create_entry)
+        app.router.add_get(f"/api/{section}/{UUID}", get_entry)
+        app.router.add_patch(f"/api/{section}/{UUID}", update_entry)
+        app.router.add_delete(f"/api/{section}/{UUID}", delete_entry)
+
+
+def _kind(request: web.Request) -> str:
+    return KINDS[request.path.split("/")[2]]
+
+
+def _user(request: web.Request) -> User:
+    return user_for_token(request.app[STORE], request.headers.get("Authorization", ""))
+
+
+def _json(request: web.Request, item: Item, status: int = 200) -> web.Response:
+    body = item_to_api(item, entry_link(request.app[CONFIG], item))
+    return web.json_response(body, status=status, dumps=_dumps)
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False)
+
+
+async def read_json(request: web.Request) -> Any:
+    """Read a JSON body of at most 64 KB, refusing oversize, non-UTF-8 and non-JSON bodies."""
+    if request.content_length is not None and request.content_length > MAX_BODY:
+        raise TooLarge(f"The body is over {MAX_BODY // 1024} KB.")
+    raw = bytearray()
+    while chunk := await request.content.read(MAX_BODY + 1 - len(raw)):
+        raw += chunk
+        if len(raw) > MAX_BODY:
+            raise TooLarge(f"The body is over {MAX_BODY // 1024} KB.")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise BadRequest("The body is not valid UTF-8.") from e
+    try:
+        return json.loads(text, parse_constant=_no_constant)
+    except ValueError as e:
+        raise BadRequest(f"The body is not valid JSON: {e}") from e
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not allowed")
+
+
+def _build(request: web.Request, kind: str, values: dict[str, Any], stamp: Stamp) -> Item:
+    config = request.app[CONFIG]
+    if kind == "notice":
+        return build_notice(values, stamp, default_tz=config.timezone)
+    places = [*config.places, *request.app[STORE].places()]
+    return build_event(values, stamp, default_tz=config.timezone, places=places)
+
+
+def _find(request: web.Request, kind: str) -> Item:
+    item = request.app[STORE].get(request.match_info["uuid"].lower(), kind)
+    if item is None:
+        raise NotFound(f"No {kind} with id {request.match_info['uuid']}.")
+    return item
+
+
+def may_edit(user: User, item: Item) -> bool:
+    """Tell whether `user` may change `item`: their own association's, or any for admins."""
+    return user.admin or item.organizer == user.association
+
+
+def _check_may_edit(user: User, item: Item) -> None:
+    if not may_edit(user, item):
+        raise Forbidden(f"This entry belongs to {item.organizer}; you can change only your own.")
+
+
+async def list_entries(request: web.Request) -> web.Response:
+    """GET /api/events or /api/notices: every entry of that kind."""
+    _user(request)
+    kind = _kind(request)
+    items = sorted(request.app[STORE].items(kind), key=lambda i: (i.created or i.updated, i.id))
+    config = request.app[CONFIG]
+    body = {kind + "s": [item_to_api(i, entry_link(config, i)) for i in items]}
+    return web.json_response(body, dumps=_dumps)
+
+
+async def get_entry(request: web.Request) -> web.Response:
+    """GET /api/{kind}s/{uuid}: one entry."""
+    _user(request)
+    return _json(request, _find(request, _kind(request)))
+
+
+async def create_entry(request: web.Request) -> web.Response:
+    """POST /api/events or /api/notices: store a new entry (201 with Location)."""
+    user = _user(request)
+    kind = _kind(request)
+    payload = check_payload(
+        await read_json(request), EVENT_INPUT if kind == "event" else NOTICE_INPUT
+    )
+    now = utcnow()
+    stamp = Stamp(id=new_id(), organizer=user.association, created=now, updated=now)
+    item = _build(request, kind, payload, stamp)
+    await request.app[STORE].save_item(item)
+    response = _json(request, item, status=201)
+    response.headers["Location"] = f"/api/{kind}s/{short_id(item.id)}"
+    return response
+
+
+async def update_entry(request: web.Request) -> web.Response:
+    """PATCH /api/{kind}s/{uuid}: change some fields; sequence rises on time/place/status."""
+    user = _user(request)
+    kind = _kind(request)
+    old = _find(request, kind)
+    _check_may_edit(user, old)
+    spec = EVENT_INPUT if kind == "event" else NOTICE_INPUT
+    payload = check_payload(await read_json(request), spec)
+    item = await save_edit(request, old, {**item_to_input(old), **payload})
+    return _json(request, item)
+
+
+async def save_edit(request: web.Request, old: Item, values: dict[str, Any]) -> Item:
+    """Build the new version of `old` from input values, raise its sequence if due, store it."""
+    stamp = Stamp(
+        id=old.id,
+        organizer=old.organizer,
+        created=old.created or old.updated,
+        updated=max(utcnow(), old.updated),
+        sequence=old.sequence,
+    )
+    item = _build(request, old.kind, values, stamp)
+    if isinstance(item, Event) and isinstance(old, Event) and time_changed(old, item):
+        item = replace(item, sequence=old.sequence + 1)
+    await request.app[STORE].save_item(item)
+    return item
+
+
+async def delete_entry(request: web.Request) -> web.Response:
+    """DELETE /api/{kind}s/{uuid}: remove the entry, leaving a tombstone in the feed."""
+    user = _user(request)
+    item = _find(request, _kind(request))
+    _check_may_edit(user, item)
+    await request.app[STORE].delete_item(item)
+    return web.Response(status=204)

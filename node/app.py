@@ -1,0 +1,55 @@
+"""The village node's aiohttp application."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Callable
+
+from aiohttp import web
+
+from klynge.web import error_middleware, setup_web
+from node import admin, api, views
+from node.auth import LoginLimiter
+from node.config import NodeConfig
+from node.housekeeping import start_scheduler
+from node.keys import CONFIG, LIMITER, PINGER, PUBLISHER, STORE
+from node.ping import Pinger
+from node.publish import Publisher
+from node.sessions import session_middleware
+from node.store import Store
+
+log = logging.getLogger("node")
+
+
+def create_app(config: NodeConfig, *, housekeeping: bool = True) -> web.Application:
+    """Build the node's web application for a validated configuration."""
+    app = web.Application(client_max_size=api.MAX_BODY, middlewares=[error_middleware])
+    app[CONFIG] = config
+    app[LIMITER] = LoginLimiter(
+        config.login_limit_user, config.login_limit_address, config.login_window
+    )
+    setup_web(app, package="node", site_name=config.name)
+    app.middlewares.append(session_middleware)
+    api.add_routes(app)
+    admin.add_routes(app)
+    views.add_routes(app)
+    app.cleanup_ctx.append(_resources(housekeeping))
+    return app
+
+
+def _resources(housekeeping: bool) -> Callable[[web.Application], AsyncIterator[None]]:
+    async def resources(app: web.Application) -> AsyncIterator[None]:
+        config = app[CONFIG]
+        store = Store.open(config.db_path)
+        app[STORE] = store
+        app[PUBLISHER] = Publisher(config, store)
+        pinger = app[PINGER] = Pinger(config, store)
+        scheduler = start_scheduler(store, config.housekeeping_minutes) if housekeeping else None
+        log.info("node %s serving %s", config.name, config.public_url)
+        yield
+        if scheduler is not None:
+            scheduler.shutdown(wait=False)
+        await pinger.close()
+        store.close()
+
+    return resources

@@ -1,0 +1,181 @@
+"""Who is asking: argon2 passwords, signed sessions, CSRF tokens, API tokens, login limits."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import secrets
+import time
+from collections import defaultdict, deque
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+
+from klynge.errors import Unauthorized
+from klynge.model import utcnow
+from node.store import Store, TokenRecord, User
+
+SESSION_COOKIE = "klynge_session"
+SESSION_MAX_AGE = 14 * 24 * 3600
+TOKEN_PREFIX = "kn_"
+
+# OWASP's minimum argon2id setting (19 MiB, t=2): a Pi can afford it per login, and it keeps
+# the node's memory small (argon2-cffi's default asks for 64 MiB per hash).
+_hasher = PasswordHasher(time_cost=2, memory_cost=19 * 1024, parallelism=1)
+
+
+def hash_password(password: str) -> str:
+    """Return an argon2id hash of `password`."""
+    return _hasher.hash(password)
+
+
+def verify_password(password_hash: str, password: str) -> bool:
+    """Tell whether `password` matches the stored argon2 hash."""
+    try:
+        return _hasher.verify(password_hash, password)
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+# --- API tokens ---------------------------------------------------------------------------
+
+
+def token_hash(token: str) -> str:
+    """Return the stored form of a token: sha256 is enough for 256 random bits."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def new_token(username: str) -> tuple[TokenRecord, str]:
+    """Make a token for `username`: the record to store and the secret to show once."""
+    token_id = secrets.token_hex(4)
+    token = f"{TOKEN_PREFIX}{token_id}_{secrets.token_urlsafe(32)}"
+    created = utcnow().isoformat()
+    return TokenRecord(
+        id=token_id, username=username, hash=token_hash(token), created=created
+    ), token
+
+
+def token_id_of(value: str) -> str:
+    """Return the token id in a token id, a whole token or a token's prefix."""
+    if value.startswith(TOKEN_PREFIX):
+        return value[len(TOKEN_PREFIX) :].split("_", 1)[0]
+    return value
+
+
+def user_for_token(store: Store, authorization: str) -> User:
+    """Return the user of a `Bearer` token, or raise Unauthorized saying what is wrong."""
+    scheme, _, token = authorization.partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token:
+        raise Unauthorized("Send an API token: Authorization: Bearer TOKEN.")
+    record = store.token(token_id_of(token)) if token.startswith(TOKEN_PREFIX) else None
+    if record is None or not hmac.compare_digest(record.hash, token_hash(token)):
+        raise Unauthorized("The API token is not valid.")
+    if record.revoked:
+        raise Unauthorized("The API token has been revoked.")
+    user = store.user(record.username)
+    if user is None:
+        raise Unauthorized("The API token's user no longer exists.")
+    return user
+
+
+# --- sessions and CSRF ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Session:
+    """A browser session: the logged-in user (or none) and a nonce binding CSRF tokens."""
+
+    username: str
+    nonce: str
+    issued: int
+
+
+def new_session(username: str = "") -> Session:
+    """Start a session with a fresh nonce (a new one at login prevents session fixation)."""
+    return Session(username=username, nonce=secrets.token_urlsafe(16), issued=int(time.time()))
+
+
+def _sign(secret: str, payload: bytes) -> str:
+    mac = hmac.new(secret.encode(), payload, hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(mac).decode().rstrip("=")
+
+
+def encode_session(secret: str, session: Session) -> str:
+    """Return the signed cookie value of a session."""
+    data = {"u": session.username, "n": session.nonce, "t": session.issued}
+    payload = base64.urlsafe_b64encode(json.dumps(data).encode()).decode().rstrip("=")
+    return f"{payload}.{_sign(secret, payload.encode())}"
+
+
+def decode_session(secret: str, value: str, now: float | None = None) -> Session | None:
+    """Return the session in a cookie value, or None when forged, damaged or too old."""
+    payload, _, mac = value.partition(".")
+    if not mac or not hmac.compare_digest(mac, _sign(secret, payload.encode())):
+        return None
+    try:
+        data = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+        session = Session(username=str(data["u"]), nonce=str(data["n"]), issued=int(data["t"]))
+    except (ValueError, KeyError, TypeError):
+        return None
+    if (now if now is not None else time.time()) - session.issued > SESSION_MAX_AGE:
+        return None
+    return session
+
+
+def csrf_token(secret: str, session: Session) -> str:
+    """Return the CSRF token for forms in this session."""
+    return _sign(secret, f"csrf:{session.nonce}".encode())
+
+
+def csrf_ok(secret: str, session: Session, given: str) -> bool:
+    """Tell whether a form's CSRF token belongs to this session."""
+    return bool(given) and hmac.compare_digest(given, csrf_token(secret, session))
+
+
+# --- login rate limit -----------------------------------------------------------------------
+
+
+class LoginLimiter:
+    """Counts failed logins per username and per address in a sliding window."""
+
+    def __init__(
+        self,
+        per_user: int,
+        per_address: int,
+        window: float,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.per_user = per_user
+        self.per_address = per_address
+        self.window = window
+        self.clock = clock
+        self._failures: dict[str, deque[float]] = defaultdict(deque)
+
+    def _recent(self, key: str) -> deque[float]:
+        times = self._failures[key]
+        cutoff = self.clock() - self.window
+        while times and times[0] < cutoff:
+            times.popleft()
+        return times
+
+    def blocked(self, username: str, address: str) -> bool:
+        """Tell whether this user or this address has failed too often lately."""
+        return (
+            len(self._recent(f"u:{username.casefold()}")) >= self.per_user
+            or len(self._recent(f"a:{address}")) >= self.per_address
+        )
+
+    def failed(self, username: str, address: str) -> None:
+        """Record one failed login."""
+        now = self.clock()
+        self._recent(f"u:{username.casefold()}").append(now)
+        self._recent(f"a:{address}").append(now)
+
+    def succeeded(self, username: str) -> None:
+        """Forget a user's failures after a good login."""
+        self._failures.pop(f"u:{username.casefold()}", None)

@@ -1,0 +1,236 @@
+"""`klynge node …`: create, serve and manage a village node's data directory."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import logging
+import sys
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+
+from klynge.errors import ConfigError, StorageError, ValidationError
+from klynge.model import DEFAULT_TIMEZONE, clean_text, is_http_url, utcnow, zone
+from klynge.storage import DataDirLock, backup_data_dir
+from node.accounts import check_user
+from node.auth import hash_password, new_token, token_id_of
+from node.config import CONFIG_NAME, load_config, render_new_config
+from node.store import Store, User
+
+Command = Callable[[argparse.Namespace], int]
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="klynge node",
+        description="Run and manage a village node.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="example:\n  klynge node init ./osterby --name Østerby --url https://osterby.example.dk",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _init_parser(sub)
+    _serve_parser(sub)
+    _user_parser(sub)
+    _token_parser(sub)
+    _backup_parser(sub)
+    return parser
+
+
+def _add(sub: argparse._SubParsersAction[argparse.ArgumentParser], name: str, summary: str,
+         example: str, func: Command) -> argparse.ArgumentParser:  # fmt: skip
+    parser = sub.add_parser(
+        name,
+        help=summary,
+        description=summary,
+        epilog=f"example:\n  {example}",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.set_defaults(func=func)
+    return parser
+
+
+def _init_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = _add(sub, "init", "create a new node data directory with node.toml",
+             "klynge node init ./osterby --name Østerby --url https://osterby.example.dk "
+             "--aggregator https://klynge.example.dk", cmd_init)  # fmt: skip
+    p.add_argument("dir", type=Path, metavar="DIR")
+    p.add_argument("--name", required=True, help="the village name residents see")
+    p.add_argument("--url", required=True, help="the public URL of this node")
+    p.add_argument("--aggregator", action="append", default=[], metavar="URL",
+                   help="an aggregator to ping after every change (repeatable)")  # fmt: skip
+    p.add_argument("--timezone", default=DEFAULT_TIMEZONE, help="default %(default)s")
+
+
+def _serve_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = _add(sub, "serve", "serve the village node over HTTP",
+             "klynge node serve ./osterby --host 127.0.0.1 --port 8081", cmd_serve)  # fmt: skip
+    p.add_argument("dir", type=Path, metavar="DIR")
+    p.add_argument("--host", default="127.0.0.1", help="default %(default)s")
+    p.add_argument("--port", type=int, default=8081, help="default %(default)s")
+
+
+def _user_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    user = sub.add_parser("user", help="manage volunteer accounts",
+                          description="Manage volunteer accounts.",
+                          epilog="example:\n  klynge node user add ./osterby anna --association "
+                          "'Østerby Forsamlingshus'",
+                          formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    usub = user.add_subparsers(dest="user_command", required=True, metavar="COMMAND")
+    p = _add(usub, "add", "add a volunteer who posts for an association",
+             "echo 'a long password' | klynge node user add ./osterby anna "
+             "--association 'Østerby Forsamlingshus' --password-stdin", cmd_user_add)  # fmt: skip
+    p.add_argument("dir", type=Path, metavar="DIR")
+    p.add_argument("username", metavar="USERNAME")
+    p.add_argument("--association", required=True, help="the association the user posts for")
+    p.add_argument("--admin", action="store_true", help="may manage users and places")
+    p.add_argument("--password-stdin", action="store_true",
+                   help="read the password from the first line of stdin")  # fmt: skip
+
+
+def _token_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    token = sub.add_parser("token", help="manage API tokens",
+                           description="Manage API tokens (Authorization: Bearer TOKEN).",
+                           epilog="example:\n  klynge node token add ./osterby anna",
+                           formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    tsub = token.add_subparsers(dest="token_command", required=True, metavar="COMMAND")
+    p = _add(tsub, "add", "make a new API token for a user (printed once, as the last line)",
+             "klynge node token add ./osterby anna", cmd_token_add)  # fmt: skip
+    p.add_argument("dir", type=Path, metavar="DIR")
+    p.add_argument("username", metavar="USERNAME")
+    p = _add(tsub, "revoke", "revoke an API token by its id or the token itself",
+             "klynge node token revoke ./osterby 3f9c2a1b", cmd_token_revoke)  # fmt: skip
+    p.add_argument("dir", type=Path, metavar="DIR")
+    p.add_argument("token", metavar="TOKEN_ID_OR_PREFIX")
+
+
+def _backup_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = _add(sub, "backup", "copy the database and settings consistently (works while serving)",
+             "klynge node backup ./osterby /var/backups/osterby", cmd_backup)  # fmt: skip
+    p.add_argument("dir", type=Path, metavar="DIR")
+    p.add_argument("dest", type=Path, metavar="DEST")
+
+
+def main(argv: list[str]) -> int:
+    """Run `klynge node ARGS` and return the exit code."""
+    args = _parser().parse_args(argv)
+    func: Command = args.func
+    return func(args)
+
+
+# --- commands -------------------------------------------------------------------------------
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    """Create DIR with a new node.toml (refusing to overwrite one)."""
+    name = clean_text(args.name)
+    url = args.url.rstrip("/")
+    if not name:
+        raise ConfigError("--name must not be empty")
+    if not is_http_url(url):
+        raise ConfigError(
+            f"--url {args.url!r} must be an http(s) URL, e.g. https://osterby.example.dk"
+        )
+    for agg in args.aggregator:
+        if not is_http_url(agg):
+            raise ConfigError(f"--aggregator {agg!r} must be an http(s) URL")
+    try:
+        zone(args.timezone)
+    except ValueError as e:
+        raise ConfigError(str(e)) from e
+    path = args.dir / CONFIG_NAME
+    if path.exists():
+        raise ConfigError(f"{path} already exists; this directory is already a node")
+    args.dir.mkdir(parents=True, exist_ok=True)
+    path.write_text(render_new_config(name, url, tuple(args.aggregator), args.timezone), "utf-8")
+    print(f"created {path}")
+    print(f"next: klynge node user add {args.dir} USERNAME --association NAME --admin")
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    """Serve the node until interrupted, holding the data directory's lock."""
+    from aiohttp import web
+
+    from node.app import create_app
+
+    config = load_config(args.dir)
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    with DataDirLock(args.dir):
+        app = create_app(config)
+        web.run_app(app, host=args.host, port=args.port, print=_print_serving, access_log=None)
+    return 0
+
+
+def _print_serving(text: str) -> None:
+    print(text.strip().splitlines()[0] if text.strip() else text, flush=True)
+
+
+def _open_store(directory: Path) -> Store:
+    config = load_config(directory)
+    return Store.open(config.db_path)
+
+
+def _read_password(from_stdin: bool) -> str:
+    if from_stdin:
+        return sys.stdin.readline().rstrip("\r\n")
+    first = getpass.getpass("Password: ")
+    if getpass.getpass("Password again: ") != first:
+        raise ValidationError({"password": "The two passwords differ."})
+    return first
+
+
+def cmd_user_add(args: argparse.Namespace) -> int:
+    """Add a user (refusing a taken name); the data directory must not be served meanwhile."""
+    password = _read_password(args.password_stdin)
+    errors = check_user(args.username, args.association, password)
+    if errors:
+        raise ValidationError(errors, "; ".join(errors.values()))
+    with DataDirLock(args.dir):
+        store = _open_store(args.dir)
+        if store.user(args.username) is not None:
+            raise ValidationError({"username": f"user {args.username!r} already exists"})
+        user = User(username=args.username, association=clean_text(args.association),
+                    password_hash=hash_password(password), admin=args.admin,
+                    created=utcnow().isoformat())  # fmt: skip
+        store.commit_sync(store.user_change(user))
+        store.close()
+    role = "admin" if args.admin else "user"
+    print(f"added {role} {args.username} ({user.association})")
+    return 0
+
+
+def cmd_token_add(args: argparse.Namespace) -> int:
+    """Make a token, store its hash, and print it once as the last line."""
+    with DataDirLock(args.dir):
+        store = _open_store(args.dir)
+        if store.user(args.username) is None:
+            raise ValidationError({"username": f"no user {args.username!r}; add it first"})
+        record, token = new_token(args.username)
+        store.commit_sync(store.token_change(record))
+        store.close()
+    print(f"token id {record.id} for {args.username}; it is shown only now:", file=sys.stderr)
+    print(token)
+    return 0
+
+
+def cmd_token_revoke(args: argparse.Namespace) -> int:
+    """Revoke a token by id (or by the token, or a prefix of it that includes the id)."""
+    with DataDirLock(args.dir):
+        store = _open_store(args.dir)
+        record = store.token(token_id_of(args.token.strip()))
+        if record is None:
+            raise StorageError(f"no token {args.token!r}; token ids are 8 hex characters")
+        store.commit_sync(store.token_change(replace(record, revoked=utcnow().isoformat())))
+        store.close()
+    print(f"revoked token {record.id} of {record.username}")
+    return 0
+
+
+def cmd_backup(args: argparse.Namespace) -> int:
+    """Copy the node's database and settings to DEST."""
+    for path in backup_data_dir(args.dir, args.dest):
+        print(path)
+    return 0

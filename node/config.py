@@ -1,0 +1,196 @@
+"""The node's configuration: `DIR/node.toml` with KLYNGE_* environment overrides, loaded once."""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from klynge.errors import ConfigError, ValidationError
+from klynge.model import DEFAULT_TIMEZONE, Place, is_http_url, new_id, zone
+
+CONFIG_NAME = "node.toml"
+DB_NAME = "node.json"
+
+# Environment variable -> config key (docs/deploy.md; deploy/docker-entrypoint.sh uses these).
+ENV_KEYS = {
+    "KLYNGE_NAME": "name",
+    "KLYNGE_PUBLIC_URL": "url",
+    "KLYNGE_TIMEZONE": "timezone",
+    "KLYNGE_AGGREGATORS": "aggregators",
+    "KLYNGE_SECRET_KEY": "secret_key",
+}
+
+
+@dataclass(frozen=True)
+class NodeConfig:
+    """Everything a village node needs to run, validated."""
+
+    data_dir: Path
+    name: str
+    public_url: str
+    secret_key: str
+    feed_id: str = ""
+    timezone: str = DEFAULT_TIMEZONE
+    aggregators: tuple[str, ...] = ()
+    places: tuple[Place, ...] = ()
+    # Tunables: tests shorten them; operators rarely need to.
+    ping_debounce: float = 0.5
+    ping_retries: int = 5
+    ping_backoff: float = 2.0
+    login_limit_user: int = 5
+    login_limit_address: int = 20
+    login_window: float = 15 * 60.0
+    housekeeping_minutes: int = 60
+
+    @property
+    def db_path(self) -> Path:
+        """Return the path of the node's database file."""
+        return self.data_dir / DB_NAME
+
+    @property
+    def feed_url(self) -> str:
+        """Return the public URL of the village feed."""
+        return f"{self.public_url}/feed.atom"
+
+    @property
+    def secure_cookies(self) -> bool:
+        """Tell whether cookies must be Secure (the public URL is https)."""
+        return self.public_url.startswith("https://")
+
+    @property
+    def ping_urls(self) -> tuple[str, ...]:
+        """Return each configured aggregator's /ping URL."""
+        return tuple(ping_url(url) for url in self.aggregators)
+
+
+def ping_url(aggregator: str) -> str:
+    """Return the /ping URL of an aggregator given by its base URL (or its /ping URL)."""
+    base = aggregator.rstrip("/")
+    return base if base.endswith("/ping") else f"{base}/ping"
+
+
+def split_urls(value: str) -> tuple[str, ...]:
+    """Split a list of URLs separated by commas or whitespace."""
+    return tuple(part for part in re.split(r"[,\s]+", value) if part)
+
+
+def load_config(data_dir: Path, env: Mapping[str, str] | None = None) -> NodeConfig:
+    """Read `DIR/node.toml`, apply KLYNGE_* overrides from `env`, and validate."""
+    path = data_dir / CONFIG_NAME
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(
+            f"{path} not found; create the node with: klynge node init {data_dir} "
+            "--name NAME --url PUBLIC_URL"
+        ) from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise ConfigError(f"{path} is not valid TOML: {e}") from e
+    return config_from_dict(data_dir, _apply_env(raw, os.environ if env is None else env))
+
+
+def _apply_env(raw: dict[str, Any], env: Mapping[str, str]) -> dict[str, Any]:
+    merged = dict(raw)
+    for var, key in ENV_KEYS.items():
+        value = env.get(var, "").strip()
+        if value:
+            merged[key] = split_urls(value) if key == "aggregators" else value
+    return merged
+
+
+def config_from_dict(data_dir: Path, raw: Mapping[str, Any]) -> NodeConfig:
+    """Build and validate a NodeConfig from parsed TOML values."""
+    name = _text(raw, "name")
+    url = _text(raw, "url").rstrip("/")
+    if not name:
+        raise ConfigError("the village name is missing: set name in node.toml or KLYNGE_NAME")
+    if not is_http_url(url):
+        raise ConfigError(f"url {url!r} must be an http(s) URL, e.g. https://osterby.example.dk")
+    secret = _text(raw, "secret_key")
+    if len(secret) < 32:
+        raise ConfigError("secret_key must be at least 32 characters (klynge node init makes one)")
+    timezone = _text(raw, "timezone") or DEFAULT_TIMEZONE
+    try:
+        zone(timezone)
+    except ValueError as e:
+        raise ConfigError(str(e)) from e
+    return NodeConfig(
+        data_dir=data_dir,
+        name=name,
+        public_url=url,
+        secret_key=secret,
+        feed_id=_text(raw, "feed_id") or f"{url}/feed.atom",
+        timezone=timezone,
+        aggregators=_aggregators(raw.get("aggregators", ())),
+        places=_places(raw.get("places", ())),
+    )
+
+
+def _text(raw: Mapping[str, Any], key: str) -> str:
+    value = raw.get(key, "")
+    if not isinstance(value, str):
+        raise ConfigError(f"{key} must be a string in node.toml")
+    return value.strip()
+
+
+def _aggregators(value: Any) -> tuple[str, ...]:
+    urls = split_urls(value) if isinstance(value, str) else tuple(value)
+    for url in urls:
+        if not isinstance(url, str) or not is_http_url(url):
+            raise ConfigError(f"aggregator {url!r} must be an http(s) URL")
+    return tuple(url.rstrip("/") for url in urls)
+
+
+def _places(value: Any) -> tuple[Place, ...]:
+    if not isinstance(value, list | tuple):
+        raise ConfigError("places must be a list of [[places]] tables in node.toml")
+    places = []
+    for item in value:
+        if not isinstance(item, dict) or not isinstance(item.get("name"), str):
+            raise ConfigError("each [[places]] entry needs a name")
+        try:
+            places.append(Place(**{k: item[k] for k in _PLACE_KEYS if k in item}))
+        except (ValidationError, TypeError) as e:
+            raise ConfigError(f"place {item.get('name')!r} in node.toml: {e}") from e
+    return tuple(places)
+
+
+_PLACE_KEYS = ("name", "street", "postcode", "locality", "lat", "lon")
+
+
+def render_new_config(name: str, url: str, aggregators: tuple[str, ...], timezone: str) -> str:
+    """Return the text of a new node.toml with a fresh secret key and feed id."""
+    lines = [
+        "# Klynge village node settings. KLYNGE_* environment variables override these.",
+        f"name = {_toml_str(name)}",
+        f"url = {_toml_str(url.rstrip('/'))}",
+        f"timezone = {_toml_str(timezone)}",
+        "# The cluster aggregators told (pinged) after every change.",
+        "aggregators = [" + ", ".join(_toml_str(a) for a in aggregators) + "]",
+        "# Signs session cookies; keep it secret.",
+        f"secret_key = {_toml_str(secrets.token_urlsafe(32))}",
+        "# The feed's permanent atom:id; never change it.",
+        f"feed_id = {_toml_str(new_id())}",
+        "",
+        "# Saved places offered in the forms; admins can add more at /admin/places.",
+        "# [[places]]",
+        '# name = "Forsamlingshuset"',
+        '# street = "Hovedgaden 1"',
+        '# postcode = "4000"',
+        '# locality = "Østerby"',
+        "# lat = 55.64",
+        "# lon = 11.82",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def _toml_str(value: str) -> str:
+    escaped = value.replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{escaped}"'

@@ -1,0 +1,168 @@
+"""Volunteer form adapters: form fields <-> the API's input values and the model."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+
+from klynge.model import Event, Notice, Place, localize, zone
+
+NEW_PLACE = "__new__"
+PLACE_FIELDS = ("street", "postcode", "locality", "lat", "lon")
+_WEEKLY_RE = re.compile(r"^FREQ=WEEKLY;UNTIL=(\d{8})(T\d{6}Z?)?$")
+EVENT_FIELDS = (
+    "title", "date", "start_time", "end_date", "end_time", "all_day", "place", "place_name",
+    "place_street", "place_postcode", "place_locality", "place_lat", "place_lon", "category",
+    "description", "url", "repeat_until", "rrule",
+)  # fmt: skip
+NOTICE_FIELDS = ("title", "body", "category", "expires", "url", "related")
+
+
+def form_values(form: Mapping[str, Any], names: Iterable[str]) -> dict[str, str]:
+    """Return the named form fields as stripped strings (missing ones empty)."""
+    return {name: str(form.get(name, "")).strip() for name in names}
+
+
+def event_input(form: Mapping[str, str], tz: str) -> dict[str, Any]:
+    """Turn the event form's fields into API input values."""
+    all_day = form.get("all_day") in ("1", "on", "true")
+    day = form.get("date", "")
+    values: dict[str, Any] = {
+        "title": form.get("title", ""),
+        "all_day": all_day,
+        "timezone": tz,
+        "category": form.get("category", ""),
+        "description": form.get("description", ""),
+        "url": form.get("url", ""),
+        "location": _location(form),
+        "rrule": _rrule(form, tz, all_day),
+    }
+    if all_day:
+        values["start"] = day
+        values["end"] = _day_after(form.get("end_date", ""))
+    else:
+        values["start"] = f"{day}T{form.get('start_time', '')}" if day else ""
+        end_time = form.get("end_time", "")
+        values["end"] = f"{form.get('end_date') or day}T{end_time}" if end_time and day else ""
+    return values
+
+
+def _day_after(text: str) -> str:
+    # The form asks for the last day; iCalendar and the feed want the exclusive end.
+    try:
+        return (date.fromisoformat(text) + timedelta(days=1)).isoformat() if text else ""
+    except ValueError:
+        return text  # the model reports it
+
+
+def _location(form: Mapping[str, str]) -> dict[str, Any] | str | None:
+    choice = form.get("place", "")
+    if choice != NEW_PLACE:
+        return choice or None
+    place: dict[str, Any] = {"name": form.get("place_name", "")}
+    for key in PLACE_FIELDS:
+        place[key] = form.get(f"place_{key}", "")
+    for key in ("lat", "lon"):
+        place[key] = _number(place[key])
+    return place
+
+
+def _number(text: str) -> float | str | None:
+    if not text:
+        return None
+    try:
+        return float(text.replace(",", "."))
+    except ValueError:
+        return text  # a string where a number belongs: reported as a location error
+
+
+def _rrule(form: Mapping[str, str], tz: str, all_day: bool) -> str:
+    until = form.get("repeat_until", "")
+    if not until:
+        return form.get("rrule", "")
+    try:
+        last = date.fromisoformat(until)
+    except ValueError:
+        return "FREQ=WEEKLY;UNTIL=invalid"  # the model names the rrule as unreadable
+    if all_day:
+        return f"FREQ=WEEKLY;UNTIL={last:%Y%m%d}"
+    # RFC 5545 §3.3.10: with a zoned DTSTART, UNTIL is given in UTC; take the day's local end.
+    end = localize(datetime(last.year, last.month, last.day, 23, 59, 59), zone(tz))
+    return f"FREQ=WEEKLY;UNTIL={end.astimezone(UTC):%Y%m%dT%H%M%SZ}"
+
+
+def event_form(event: Event, saved: Iterable[Place]) -> dict[str, str]:
+    """Return the event form's fields filled from a stored event."""
+    form = dict.fromkeys(EVENT_FIELDS, "")
+    form.update(title=event.title, category=event.category, description=event.description)
+    form["url"] = event.url
+    form["all_day"] = "1" if event.all_day else ""
+    _fill_times(form, event)
+    _fill_place(form, event.place, saved)
+    _fill_repeat(form, event)
+    return form
+
+
+def _fill_times(form: dict[str, str], event: Event) -> None:
+    if isinstance(event.start, datetime):
+        form["date"] = event.start.date().isoformat()
+        form["start_time"] = event.start.strftime("%H:%M")
+        if isinstance(event.end, datetime):
+            form["end_date"] = event.end.date().isoformat()
+            form["end_time"] = event.end.strftime("%H:%M")
+        return
+    form["date"] = event.start.isoformat()
+    if event.end is not None:
+        form["end_date"] = (event.end - timedelta(days=1)).isoformat()
+
+
+def _fill_place(form: dict[str, str], place: Place | None, saved: Iterable[Place]) -> None:
+    if place is None:
+        return
+    if any(p == place for p in saved):
+        form["place"] = place.name
+        return
+    form["place"] = NEW_PLACE
+    for key, value in asdict(place).items():
+        form[f"place_{key}"] = "" if value is None else str(value)
+
+
+def _fill_repeat(form: dict[str, str], event: Event) -> None:
+    match = _WEEKLY_RE.match(event.rrule)
+    if match is None:
+        form["rrule"] = event.rrule  # kept as is; the form shows it read-only
+        return
+    stamp = match.group(1)
+    last = date(int(stamp[:4]), int(stamp[4:6]), int(stamp[6:]))
+    if match.group(2) and match.group(2).endswith("Z"):
+        moment = datetime.strptime(stamp + match.group(2), "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
+        last = moment.astimezone(zone(event.timezone)).date()
+    form["repeat_until"] = last.isoformat()
+
+
+def notice_input(form: Mapping[str, str]) -> dict[str, Any]:
+    """Turn the notice form's fields into API input values."""
+    return {name: form.get(name, "") for name in NOTICE_FIELDS}
+
+
+def notice_form(notice: Notice, tz: str) -> dict[str, str]:
+    """Return the notice form's fields filled from a stored notice."""
+    return {
+        "title": notice.title,
+        "body": notice.body,
+        "category": notice.category,
+        "expires": "" if notice.expires is None else _last_day(notice.expires, tz),
+        "url": notice.url,
+        "related": notice.related,
+    }
+
+
+def _last_day(expires: datetime, tz: str) -> str:
+    # The form asks for the last day shown; a notice leaving at midnight ends the day before.
+    local = expires.astimezone(zone(tz))
+    if local.time() == time(0):
+        return (local.date() - timedelta(days=1)).isoformat()
+    return local.date().isoformat()

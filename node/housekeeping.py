@@ -1,0 +1,46 @@
+"""Housekeeping on a schedule: expired notices and old tombstones leave the store.
+
+The only APScheduler importer of the node. Events that ended long ago stay in the store; the
+feed and calendar builders leave them out by their window rules.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import datetime
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+from klynge.model import utcnow
+from node.store import Store
+
+log = logging.getLogger("node.housekeeping")
+
+
+async def tidy(store: Store, now: datetime | None = None) -> int:
+    """Drop expired notices and tombstones older than 30 days; return how many went."""
+    removed = await store.purge(now or utcnow())
+    if removed:
+        log.info("housekeeping removed %d expired notices and old tombstones", removed)
+    return removed
+
+
+def start_scheduler(
+    store: Store, minutes: int, clock: Callable[[], datetime] = utcnow
+) -> AsyncIOScheduler:
+    """Start the housekeeping job every `minutes` (and once soon after start)."""
+    scheduler = AsyncIOScheduler(timezone="UTC")
+    scheduler.add_job(
+        tidy,
+        "interval",
+        minutes=minutes,
+        args=[store],
+        next_run_time=clock(),
+        id="tidy",
+        coalesce=True,
+        max_instances=1,
+        misfire_grace_time=None,
+    )
+    scheduler.start()
+    return scheduler

@@ -1,0 +1,17 @@
+"""Typed application keys shared by the node's handlers."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from node.auth import LoginLimiter
+from node.config import NodeConfig
+from node.ping import Pinger
+from node.publish import Publisher
+from node.store import Store
+
+CONFIG = web.AppKey("node_config", NodeConfig)
+STORE = web.AppKey("node_store", Store)
+PUBLISHER = web.AppKey("node_publisher", Publisher)
+PINGER = web.AppKey("node_pinger", Pinger)
+LIMITER = web.AppKey("node_login_limiter", LoginLimiter)

@@ -1,0 +1,140 @@
+"""Telling the aggregators: a WebSub-style publish ping after every change.
+
+The node's only outbound HTTP. A change only sets a flag; one background task waits for the
+debounce interval (a burst of edits gives one ping), then POSTs
+`hub.mode=publish&hub.url=<feed url>` to each aggregator's /ping, retrying with exponential
+backoff. Failures are logged and kept in the store for /admin/status. A lost ping is not
+fatal: aggregators also poll the feed with conditional GET.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+
+from klynge import __version__
+from klynge.model import utcnow
+from node.config import NodeConfig
+from node.store import Store
+
+log = logging.getLogger("node.ping")
+TIMEOUT = aiohttp.ClientTimeout(total=10, connect=5)
+MAX_BACKOFF = 300.0
+
+
+@dataclass
+class PingStatus:
+    """The latest outcome of pinging one aggregator."""
+
+    url: str
+    last_ok: str = ""
+    last_error: str = ""
+    last_error_at: str = ""
+    failures: int = 0
+
+
+class Pinger:
+    """Debounces changes into pings and delivers them in the background."""
+
+    def __init__(self, config: NodeConfig, store: Store) -> None:
+        self.config = config
+        self.store = store
+        self.status = {url: PingStatus(url) for url in config.ping_urls}
+        self.sent = 0
+        self._pending = False
+        self._task: asyncio.Task[None] | None = None
+        self._session: aiohttp.ClientSession | None = None
+        store.listeners.append(self.notify)
+
+    def notify(self) -> None:
+        """Note a change; the ping goes out after the debounce interval, never inline."""
+        if not self.status:
+            return
+        self._pending = True
+        if self._task is None or self._task.done():
+            self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def _run(self) -> None:
+        while self._pending:
+            await asyncio.sleep(self.config.ping_debounce)
+            self._pending = False
+            await asyncio.gather(*(self._deliver(url) for url in self.status))
+
+    async def idle(self) -> None:
+        """Wait until no ping is pending or in flight (tests, shutdown)."""
+        while self._task is not None and not self._task.done():
+            await asyncio.shield(self._task)
+
+    async def close(self) -> None:
+        """Stop pinging and close the HTTP session."""
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        if self._session is not None:
+            await self._session.close()
+
+    def _client(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            headers = {"User-Agent": f"Klynge-node/{__version__} (+{self.config.public_url})"}
+            self._session = aiohttp.ClientSession(timeout=TIMEOUT, headers=headers)
+        return self._session
+
+    async def _deliver(self, url: str) -> None:
+        delay = self.config.ping_backoff
+        error = ""
+        for attempt in range(1, self.config.ping_retries + 1):
+            error, retry = await self._post(url)
+            if not error:
+                await self._succeeded(url)
+                return
+            log.warning("ping to %s failed (attempt %d): %s", url, attempt, error)
+            if not retry or attempt == self.config.ping_retries:
+                break
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, MAX_BACKOFF)
+        await self._failed(url, error, attempt)
+
+    async def _post(self, url: str) -> tuple[str, bool]:
+        """POST one ping; return (error or "", whether retrying may help)."""
+        form = {"hub.mode": "publish", "hub.url": self.config.feed_url}
+        try:
+            async with self._client().post(url, data=form, allow_redirects=False) as response:
+                if 200 <= response.status < 300:
+                    return "", False
+                # 4xx other than 429 will not change by retrying (e.g. 404: feed unknown there).
+                retry = response.status >= 500 or response.status == 429
+                return f"HTTP {response.status} {response.reason or ''}".strip(), retry
+        except (aiohttp.ClientError, TimeoutError, OSError) as e:
+            return f"{type(e).__name__}: {e}".rstrip(": "), True
+
+    async def _succeeded(self, url: str) -> None:
+        status = self.status[url]
+        status.last_ok = utcnow().isoformat()
+        self.sent += 1
+        if status.failures:
+            status.failures = 0
+            await self._record(url, ok=True, error="", attempts=1)
+
+    async def _failed(self, url: str, error: str, attempts: int) -> None:
+        status = self.status[url]
+        status.failures += 1
+        status.last_error = error
+        status.last_error_at = utcnow().isoformat()
+        await self._record(url, ok=False, error=error, attempts=attempts)
+
+    async def _record(self, url: str, *, ok: bool, error: str, attempts: int) -> None:
+        entry: dict[str, Any] = {
+            "at": utcnow().isoformat(),
+            "url": url,
+            "ok": ok,
+            "error": error,
+            "attempts": attempts,
+        }
+        try:
+            await self.store.record_ping(entry)
+        except Exception:  # the log must never break pinging
+            log.exception("could not record the ping outcome")

@@ -1,0 +1,387 @@
+"""Conversions between the model and JSON: store documents, API output and API/form input."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass
+from datetime import date, datetime, time, timedelta
+from typing import Any
+
+from klynge.errors import ValidationError
+from klynge.model import (
+    Event,
+    Item,
+    Notice,
+    Place,
+    Tombstone,
+    format_when,
+    localize,
+    parse_when,
+    zone,
+)
+
+UUID_PREFIX = "urn:uuid:"
+PLACE_KEYS = ("name", "street", "postcode", "locality", "lat", "lon")
+
+# Input fields and the JSON types each accepts (None means JSON null is allowed).
+EVENT_INPUT: dict[str, tuple[type | None, ...]] = {
+    "title": (str,),
+    "start": (str,),
+    "end": (str, None),
+    "all_day": (bool,),
+    "timezone": (str,),
+    "location": (dict, str, None),
+    "description": (str,),
+    "category": (str,),
+    "status": (str,),
+    "rrule": (str, None),
+    "url": (str, None),
+}
+NOTICE_INPUT: dict[str, tuple[type | None, ...]] = {
+    "title": (str,),
+    "body": (str,),
+    "category": (str,),
+    "expires": (str, None),
+    "related": (str, None),
+    "url": (str, None),
+}
+_TYPE_NAMES: dict[type | None, str] = {
+    str: "a string",
+    bool: "true or false",
+    dict: "an object",
+    None: "null",
+}
+_DANGEROUS = ("<script", "javascript:", "vbscript:")
+
+
+def short_id(entry_id: str) -> str:
+    """Return the uuid part of an entry id (used in URLs)."""
+    return entry_id.removeprefix(UUID_PREFIX)
+
+
+def full_id(uuid: str) -> str:
+    """Return the entry id for a uuid given in a URL or payload."""
+    return uuid if uuid.startswith(UUID_PREFIX) else UUID_PREFIX + uuid
+
+
+# --- store documents ------------------------------------------------------------------------
+
+
+def item_to_doc(item: Item) -> dict[str, Any]:
+    """Return a JSON-ready store document for an event or notice."""
+    doc = {
+        "id": item.id,
+        "kind": item.kind,
+        "title": item.title,
+        "updated": _iso(item.updated),
+        "created": _iso(item.created),
+        "category": item.category,
+        "organizer": item.organizer,
+        "organizer_url": item.organizer_url,
+        "url": item.url,
+        "sequence": item.sequence,
+    }
+    if isinstance(item, Event):
+        doc.update(_event_doc(item))
+    else:
+        doc.update(body=item.body, expires=_iso(item.expires), related=item.related)
+    return doc
+
+
+def _event_doc(event: Event) -> dict[str, Any]:
+    return {
+        "start": format_when(event.start),
+        "end": None if event.end is None else format_when(event.end),
+        "all_day": event.all_day,
+        "timezone": event.timezone,
+        "description": event.description,
+        "status": event.status,
+        "rrule": event.rrule,
+        "place": None if event.place is None else asdict(event.place),
+    }
+
+
+def doc_to_item(doc: Mapping[str, Any]) -> Item:
+    """Rebuild an event or notice from its store document."""
+    common: dict[str, Any] = {
+        "id": doc["id"],
+        "title": doc["title"],
+        "updated": datetime.fromisoformat(doc["updated"]),
+        "created": _dt(doc.get("created")),
+        "category": doc.get("category", ""),
+        "organizer": doc.get("organizer", ""),
+        "organizer_url": doc.get("organizer_url", ""),
+        "url": doc.get("url", ""),
+        "sequence": doc.get("sequence", 0),
+    }
+    if doc.get("kind") == "notice":
+        expires = _dt(doc.get("expires"))
+        return Notice(**common, body=doc.get("body", ""), expires=expires, related=doc["related"])
+    all_day = bool(doc.get("all_day"))
+    place = doc.get("place")
+    return Event(
+        **common,
+        start=_when(doc["start"], all_day),
+        end=None if doc.get("end") is None else _when(doc["end"], all_day),
+        all_day=all_day,
+        timezone=doc["timezone"],
+        description=doc.get("description", ""),
+        status=doc.get("status", "confirmed"),
+        rrule=doc.get("rrule", ""),
+        place=None if place is None else Place(**place),
+    )
+
+
+def tombstone_to_doc(tombstone: Tombstone) -> dict[str, Any]:
+    """Return the store document of a tombstone."""
+    return {"id": tombstone.id, "deleted": _iso(tombstone.deleted)}
+
+
+def doc_to_tombstone(doc: Mapping[str, Any]) -> Tombstone:
+    """Rebuild a tombstone from its store document."""
+    return Tombstone(id=doc["id"], deleted=datetime.fromisoformat(doc["deleted"]))
+
+
+def _iso(value: datetime | None) -> str | None:
+    return None if value is None else value.isoformat(timespec="seconds")
+
+
+def _dt(value: str | None) -> datetime | None:
+    return None if value is None else datetime.fromisoformat(value)
+
+
+def _when(value: str, all_day: bool) -> date | datetime:
+    return date.fromisoformat(value) if all_day else datetime.fromisoformat(value)
+
+
+# --- API output -----------------------------------------------------------------------------
+
+
+def item_to_api(item: Item, link: str) -> dict[str, Any]:
+    """Return the JSON the API gives for an event or notice."""
+    out: dict[str, Any] = {"id": short_id(item.id), "kind": item.kind, **item_to_input(item)}
+    out.update(
+        organizer=item.organizer,
+        sequence=item.sequence,
+        created=_iso(item.created),
+        updated=_iso(item.updated),
+        link=link,
+    )
+    return out
+
+
+def item_to_input(item: Item) -> dict[str, Any]:
+    """Return an item's editable fields in input form (the base that a PATCH overlays)."""
+    if isinstance(item, Notice):
+        return {
+            "title": item.title,
+            "body": item.body,
+            "category": item.category,
+            "expires": _iso(item.expires),
+            "related": item.related or None,
+            "url": item.url or None,
+        }
+    return {
+        "title": item.title,
+        "start": format_when(item.start),
+        "end": None if item.end is None else format_when(item.end),
+        "all_day": item.all_day,
+        "timezone": item.timezone,
+        "location": None if item.place is None else asdict(item.place),
+        "description": item.description,
+        "category": item.category,
+        "status": item.status,
+        "rrule": item.rrule or None,
+        "url": item.url or None,
+    }
+
+
+# --- input ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Stamp:
+    """What the node, not the client, decides about an entry being saved."""
+
+    id: str
+    organizer: str
+    created: datetime
+    updated: datetime
+    sequence: int = 0
+
+
+def check_payload(payload: Any, spec: Mapping[str, tuple[type | None, ...]]) -> dict[str, Any]:
+    """Check a decoded JSON body: an object with known fields of the right types."""
+    if not isinstance(payload, dict):
+        raise ValidationError({}, "The body must be a JSON object.")
+    unknown = sorted(set(payload) - set(spec))
+    errors = {name: f"Unknown field; allowed: {', '.join(spec)}." for name in unknown}
+    for name, value in payload.items():
+        if name in spec and not _type_ok(value, spec[name]):
+            names = " or ".join(_TYPE_NAMES[t] for t in spec[name])
+            errors[name] = f"Must be {names}."
+    if errors:
+        message = f"Unknown fields: {', '.join(unknown)}." if unknown else ""
+        raise ValidationError(errors, message)
+    return payload
+
+
+def _type_ok(value: Any, allowed: tuple[type | None, ...]) -> bool:
+    if value is None:
+        return None in allowed
+    return any(t is not None and type(value) is t for t in allowed)
+
+
+def build_event(
+    values: Mapping[str, Any], stamp: Stamp, *, default_tz: str, places: Iterable[Place]
+) -> Event:
+    """Build a validated Event from input values (API JSON or a form), or raise per field."""
+    errors: dict[str, str] = {}
+    tz = values.get("timezone") or default_tz
+    all_day = bool(values.get("all_day", False))
+    try:
+        zone(tz)
+    except ValueError as e:
+        raise ValidationError({"timezone": str(e)}) from e
+    start = _parse_time(values, "start", tz, all_day, errors, required=True)
+    end = _parse_time(values, "end", tz, all_day, errors, required=False)
+    place = _parse_location(values.get("location"), places, errors)
+    _check_scripts(values, "description", errors)
+    if errors:
+        raise ValidationError(errors)
+    return Event(
+        id=stamp.id,
+        title=values.get("title") or "",
+        updated=stamp.updated,
+        created=stamp.created,
+        organizer=stamp.organizer,
+        sequence=stamp.sequence,
+        category=values.get("category") or "",
+        url=values.get("url") or "",
+        start=start or date(1970, 1, 1),
+        end=end,
+        all_day=all_day,
+        timezone=tz,
+        description=values.get("description") or "",
+        status=values.get("status") or "confirmed",
+        rrule=values.get("rrule") or "",
+        place=place,
+    )
+
+
+def build_notice(values: Mapping[str, Any], stamp: Stamp, *, default_tz: str) -> Notice:
+    """Build a validated Notice from input values (API JSON or a form), or raise per field."""
+    errors: dict[str, str] = {}
+    expires = _parse_expiry(values.get("expires"), default_tz, errors)
+    _check_scripts(values, "body", errors)
+    related = values.get("related") or ""
+    if errors:
+        raise ValidationError(errors)
+    return Notice(
+        id=stamp.id,
+        title=values.get("title") or "",
+        updated=stamp.updated,
+        created=stamp.created,
+        organizer=stamp.organizer,
+        sequence=stamp.sequence,
+        category=values.get("category") or "",
+        url=values.get("url") or "",
+        body=values.get("body") or "",
+        expires=expires,
+        related=full_id(related.strip()) if related.strip() else "",
+    )
+
+
+def _parse_time(
+    values: Mapping[str, Any],
+    name: str,
+    tz: str,
+    all_day: bool,
+    errors: dict[str, str],
+    *,
+    required: bool,
+) -> date | datetime | None:
+    text = (values.get(name) or "").strip()
+    if not text:
+        if required:
+            errors[name] = "Give a start date and time." if not all_day else "Give a date."
+        return None
+    try:
+        return parse_when(text, tz=tz, all_day=all_day)
+    except ValueError as e:
+        errors[name] = str(e)
+        return None
+
+
+def _parse_expiry(value: str | None, tz: str, errors: dict[str, str]) -> datetime | None:
+    text = (value or "").strip()
+    if not text:
+        return None
+    try:
+        if len(text) == 10:
+            # A date alone means "through that day": the notice leaves at the next midnight.
+            day = date.fromisoformat(text) + timedelta(days=1)
+            return localize(datetime.combine(day, time()), zone(tz))
+        parsed = parse_when(text, tz=tz, all_day=False)
+    except ValueError as e:
+        errors["expires"] = str(e) if "not a valid" in str(e) else f"{text!r} is not a valid date."
+        return None
+    assert isinstance(parsed, datetime)
+    return parsed
+
+
+def _parse_location(value: Any, places: Iterable[Place], errors: dict[str, str]) -> Place | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, str):
+        return _saved_place(value, places, errors)
+    unknown = sorted(set(value) - set(PLACE_KEYS))
+    if unknown:
+        errors["location"] = f"Unknown location fields: {', '.join(unknown)}."
+        return None
+    try:
+        place = Place(**{k: _place_value(k, value[k]) for k in PLACE_KEYS if k in value})
+    except (ValidationError, TypeError, ValueError) as e:
+        errors["location"] = _place_message(e)
+        return None
+    return None if place.is_empty() else place
+
+
+def _place_value(key: str, value: Any) -> Any:
+    if key in ("lat", "lon"):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
+            raise ValueError(f"{key} must be a number.")
+        return None if value is None else float(value)
+    if not isinstance(value, str):
+        raise ValueError(f"{key} must be a string.")
+    return value
+
+
+def _place_message(error: Exception) -> str:
+    if isinstance(error, ValidationError):
+        return "; ".join(f"{k}: {v}" for k, v in error.fields.items())
+    return str(error)
+
+
+def _saved_place(name: str, places: Iterable[Place], errors: dict[str, str]) -> Place | None:
+    wanted = name.strip().casefold()
+    places = tuple(places)
+    for place in places:
+        if place.name.casefold() == wanted:
+            return place
+    known = ", ".join(p.name for p in places) or "none yet"
+    errors["location"] = f"No saved place is called {name!r}; saved places: {known}."
+    return None
+
+
+def _check_scripts(values: Mapping[str, Any], name: str, errors: dict[str, str]) -> None:
+    # The model sanitises HTML anyway; refusing scripts outright tells the sender plainly.
+    text = str(values.get(name) or "").lower()
+    if any(marker in text for marker in _DANGEROUS):
+        errors[name] = "Scripts are not allowed; write plain text or simple HTML (bold, lists)."
+
+
+def time_changed(old: Event, new: Event) -> bool:
+    """Tell whether time, place or status changed between two versions (raise sequence)."""
+    keys = ("start", "end", "all_day", "timezone", "rrule", "place", "status")
+    return any(getattr(old, k) != getattr(new, k) for k in keys)

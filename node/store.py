@@ -1,0 +1,332 @@
+"""The node's store: events, notices, tombstones, users, tokens, places and ping log.
+
+The only module of the node that touches TinyDB. All data lives in one file, DIR/node.json,
+opened with klynge.storage (atomic, fsynced writes). The whole state is kept in memory and
+read from there; each change is one whole-file write (TinyDB rewrites the file anyway, and
+one write per change keeps a deletion and its tombstone together). Writes are serialised by
+an asyncio.Lock and run in a worker thread so the event loop keeps serving GETs meanwhile.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from tinydb import TinyDB
+
+from klynge.model import Event, Item, Notice, Place, Tombstone, utcnow
+from klynge.storage import open_database
+from node.serialize import (
+    doc_to_item,
+    doc_to_tombstone,
+    item_to_doc,
+    short_id,
+    tombstone_to_doc,
+)
+
+Tables = dict[str, dict[str, Any]]
+Change = Callable[[Tables], None]
+TABLE_OF = {"event": "events", "notice": "notices"}
+PING_LOG_SIZE = 50
+TOMBSTONE_DAYS = 30
+
+
+@dataclass(frozen=True)
+class User:
+    """A volunteer account; belongs to one association."""
+
+    username: str
+    association: str
+    password_hash: str
+    admin: bool = False
+    created: str = ""
+
+
+@dataclass(frozen=True)
+class TokenRecord:
+    """An API token as stored: only the sha256 of the secret is kept."""
+
+    id: str
+    username: str
+    hash: str
+    created: str
+    revoked: str = ""
+
+
+class Store:
+    """The node's data, in memory, persisted to one durable TinyDB file."""
+
+    def __init__(self, db: TinyDB) -> None:
+        self._db = db
+        self._tables: Tables = dict(db.storage.read() or {})
+        self._lock = asyncio.Lock()
+        self.listeners: list[Callable[[], None]] = []
+        self._items: dict[str, Item] = {}
+        self._tombstones: dict[str, Tombstone] = {}
+        self._load()
+
+    @classmethod
+    def open(cls, path: Path) -> Store:
+        """Open (or create) the store file at `path`."""
+        return cls(open_database(path))
+
+    def close(self) -> None:
+        """Close the underlying database."""
+        self._db.close()
+
+    def _load(self) -> None:
+        for table in TABLE_OF.values():
+            for doc in self._table(table).values():
+                item = doc_to_item(doc)
+                self._items[short_id(item.id)] = item
+        for doc in self._table("tombstones").values():
+            tomb = doc_to_tombstone(doc)
+            self._tombstones[tomb.id] = tomb
+
+    def _table(self, name: str) -> dict[str, Any]:
+        # Read-only view: writers replace whole tables (copy on write), never mutate one in
+        # place, so readers on the loop never see a table change size under them.
+        return self._tables.get(name, {})
+
+    # --- reading (from memory) --------------------------------------------------------------
+
+    def items(self, kind: str | None = None) -> list[Item]:
+        """Return all stored events and notices (or those of one kind)."""
+        return [i for i in self._items.values() if kind is None or i.kind == kind]
+
+    def events(self) -> list[Event]:
+        """Return all stored events."""
+        return [i for i in self._items.values() if isinstance(i, Event)]
+
+    def notices(self) -> list[Notice]:
+        """Return all stored notices."""
+        return [i for i in self._items.values() if isinstance(i, Notice)]
+
+    def get(self, uuid: str, kind: str | None = None) -> Item | None:
+        """Return the entry with this uuid (and kind, if given), or None."""
+        item = self._items.get(short_id(uuid))
+        return item if item is not None and (kind is None or item.kind == kind) else None
+
+    def tombstones(self) -> list[Tombstone]:
+        """Return the tombstones of deleted entries."""
+        return list(self._tombstones.values())
+
+    @property
+    def changed(self) -> datetime:
+        """Return when the published data last changed."""
+        state = self._table("state").get("1", {})
+        if "changed" in state:
+            return datetime.fromisoformat(state["changed"])
+        times = [i.updated for i in self._items.values()]
+        times += [t.deleted for t in self._tombstones.values()]
+        return max(times, default=datetime(2000, 1, 1).astimezone())
+
+    # --- writing ----------------------------------------------------------------------------
+
+    async def _commit(self, change: Change, apply: Callable[[], None] | None = None) -> None:
+        async with self._lock:
+            await asyncio.to_thread(self._write, change)
+            self._finish(apply)
+
+    def commit_sync(self, change: Change, apply: Callable[[], None] | None = None) -> None:
+        """Apply one change without an event loop (command-line use)."""
+        self._write(change)
+        self._finish(apply)
+
+    def _write(self, change: Change) -> None:
+        change(self._tables)
+        try:
+            self._db.storage.write(self._tables)
+        except BaseException:
+            # The file still holds the previous version: reload it so memory matches disk.
+            self._tables = dict(self._db.storage.read() or {})
+            raise
+
+    def _finish(self, apply: Callable[[], None] | None) -> None:
+        if apply is not None:
+            apply()
+            for listener in self.listeners:
+                listener()
+
+    def _doc_key(self, table: str, entry_id: str) -> str:
+        for key, doc in self._table(table).items():
+            if doc.get("id") == entry_id:
+                return key
+        return str(max((int(k) for k in self._table(table)), default=0) + 1)
+
+    def _mark_changed(self, tables: Tables, when: datetime) -> None:
+        _put(tables, "state", "1", {"changed": when.isoformat(timespec="seconds")})
+
+    async def save_item(self, item: Item) -> None:
+        """Store a new or changed event or notice (durable when this returns)."""
+        table = TABLE_OF[item.kind]
+        doc = item_to_doc(item)
+
+        def change(tables: Tables) -> None:
+            _put(tables, table, self._doc_key(table, item.id), doc)
+            self._mark_changed(tables, utcnow())
+
+        def apply() -> None:
+            self._items[short_id(item.id)] = item
+
+        await self._commit(change, apply)
+
+    async def delete_item(self, item: Item) -> Tombstone:
+        """Remove an entry and record its tombstone in the same write."""
+        tomb = Tombstone(id=item.id, deleted=utcnow())
+        table = TABLE_OF[item.kind]
+
+        def change(tables: Tables) -> None:
+            _drop(tables, table, [self._doc_key(table, item.id)])
+            _put(tables, "tombstones", self._doc_key("tombstones", tomb.id), tombstone_to_doc(tomb))
+            self._mark_changed(tables, tomb.deleted)
+
+        def apply() -> None:
+            self._items.pop(short_id(item.id), None)
+            self._tombstones[tomb.id] = tomb
+
+        await self._commit(change, apply)
+        return tomb
+
+    async def save_many(self, items: Iterable[Item]) -> None:
+        """Store many entries in one write (seeding, benchmarks)."""
+        items = list(items)
+
+        def change(tables: Tables) -> None:
+            for name in set(TABLE_OF.values()):
+                table = dict(self._table(name))
+                index = {doc["id"]: key for key, doc in table.items()}
+                top = max((int(k) for k in table), default=0)
+                for item in (i for i in items if TABLE_OF[i.kind] == name):
+                    if item.id not in index:
+                        top += 1
+                        index[item.id] = str(top)
+                    table[index[item.id]] = item_to_doc(item)
+                tables[name] = table
+            self._mark_changed(tables, utcnow())
+
+        def apply() -> None:
+            self._items.update((short_id(i.id), i) for i in items)
+
+        await self._commit(change, apply)
+
+    async def purge(self, now: datetime) -> int:
+        """Drop expired notices and tombstones older than 30 days; return how many went."""
+        cutoff = now - timedelta(days=TOMBSTONE_DAYS)
+        notices = [n for n in self.notices() if n.expires is not None and n.expires <= now]
+        tombs = [t for t in self._tombstones.values() if t.deleted < cutoff]
+        if not notices and not tombs:
+            return 0
+
+        def change(tables: Tables) -> None:
+            gone = {n.id for n in notices} | {t.id for t in tombs}
+            for name in ("notices", "tombstones"):
+                table = self._table(name)
+                _drop(tables, name, [k for k, d in table.items() if d.get("id") in gone])
+            self._mark_changed(tables, now)
+
+        def apply() -> None:
+            for notice in notices:
+                self._items.pop(short_id(notice.id), None)
+            for tomb in tombs:
+                self._tombstones.pop(tomb.id, None)
+
+        await self._commit(change, apply)
+        return len(notices) + len(tombs)
+
+    # --- users and tokens -------------------------------------------------------------------
+
+    def user(self, username: str) -> User | None:
+        """Return the user with this name, or None."""
+        doc = self._table("users").get(username)
+        return None if doc is None else User(**doc)
+
+    def users(self) -> list[User]:
+        """Return all users, sorted by name."""
+        return sorted((User(**d) for d in self._table("users").values()), key=lambda u: u.username)
+
+    def user_change(self, user: User) -> Change:
+        """Return the change that stores a user (keyed by username)."""
+
+        def change(tables: Tables) -> None:
+            _put(tables, "users", user.username, asdict(user))
+
+        return change
+
+    async def save_user(self, user: User) -> None:
+        """Store a new or changed user."""
+        await self._commit(self.user_change(user))
+
+    def tokens(self) -> list[TokenRecord]:
+        """Return all token records."""
+        return [TokenRecord(**d) for d in self._table("tokens").values()]
+
+    def token(self, token_id: str) -> TokenRecord | None:
+        """Return the token record with this id, or None."""
+        doc = self._table("tokens").get(token_id)
+        return None if doc is None else TokenRecord(**doc)
+
+    def token_change(self, record: TokenRecord) -> Change:
+        """Return the change that stores a token record (keyed by its id)."""
+
+        def change(tables: Tables) -> None:
+            _put(tables, "tokens", record.id, asdict(record))
+
+        return change
+
+    # --- places -----------------------------------------------------------------------------
+
+    def places(self) -> list[Place]:
+        """Return the saved places added by admins, sorted by name."""
+        docs = self._table("places").values()
+        return sorted((Place(**d) for d in docs), key=lambda p: p.name.casefold())
+
+    async def save_place(self, place: Place) -> None:
+        """Store a saved place (replacing one of the same name)."""
+
+        def change(tables: Tables) -> None:
+            _put(tables, "places", place.name.casefold(), asdict(place))
+
+        await self._commit(change)
+
+    async def delete_place(self, name: str) -> None:
+        """Remove a saved place by name."""
+
+        def change(tables: Tables) -> None:
+            _drop(tables, "places", [name.casefold()])
+
+        await self._commit(change)
+
+    # --- ping log ---------------------------------------------------------------------------
+
+    def ping_log(self) -> list[dict[str, Any]]:
+        """Return the recorded ping failures and recoveries, newest first."""
+        docs = self._table("pings").values()
+        return sorted(docs, key=lambda d: str(d.get("at", "")), reverse=True)
+
+    async def record_ping(self, entry: dict[str, Any]) -> None:
+        """Keep a ping failure (or the recovery after one) for the admin status page."""
+
+        def change(tables: Tables) -> None:
+            keys = sorted(self._table("pings"), key=int)
+            _drop(tables, "pings", keys[: max(0, len(keys) - PING_LOG_SIZE + 1)])
+            _put(tables, "pings", str(max((int(k) for k in keys), default=0) + 1), entry)
+
+        await self._commit(change)
+
+
+def _put(tables: Tables, name: str, key: str, doc: dict[str, Any]) -> None:
+    table = dict(tables.get(name, {}))
+    table[key] = doc
+    tables[name] = table
+
+
+def _drop(tables: Tables, name: str, keys: Iterable[str]) -> None:
+    table = dict(tables.get(name, {}))
+    for key in keys:
+        table.pop(key, None)
+    tables[name] = table
