@@ -2,6 +2,15 @@
 
 Both services call `setup_web` once and `render` in their views; `error_middleware` turns
 every error into the pinned JSON shape (API) or a friendly page in the reader's language.
+
+Page conventions: extend "base.html" (blocks title, head, nav, content, footer); import form
+helpers with `{% import "macros.html" as m %}` (field, textarea, select, checkbox, form_errors,
+csrf, nav_link, copy_button). Every template gets lang, site_name, request, path, static(name),
+switch_lang_url, other_lang, other_lang_name, csrf_token (when request[CSRF_TOKEN] is set) and
+flash (a list of messages, if the view passes one). `_("Text %(n)s", n=1)` translates and
+formats; the result is escaped, so keep HTML out of msgids. Date filters follow the page
+language: date_long, date_short, weekday, month_label, week_label, time_short, datetime_iso,
+category_label.
 """
 
 from __future__ import annotations
