@@ -31,6 +31,8 @@ PAGE = """{% extends "base.html" %}
 {{- when|month_label }}</p>
 <p id="cat">{{ "children"|category_label }}|{{ "unknown-term"|category_label }}</p>
 <p id="iso">{{ when|datetime_iso }}|{{ day|datetime_iso }}</p>
+<p id="plural">{% trans count=1 %}{{ count }} event{% pluralize %}{{ count }} events{% endtrans %}|\
+{{- ngettext("%(num)s day", "%(num)s days", 3) }}</p>
 <p id="csrf">{{ csrf_token|default("none") }}</p>
 <p id="switch">{{ switch_lang_url }}</p>
 {{ m.form_errors(errors, {"title": "Title"}) }}
@@ -242,6 +244,7 @@ async def test_html_404_in_danish(client: TestClient[Any, Any]) -> None:
     assert response.status == 404
     assert response.headers["Content-Type"].startswith("text/html")
     assert "<h1>Siden findes ikke</h1>" in html
+    assert "<title>Siden findes ikke – Testby</title>" in html
     assert "Fejl:" in html
     assert '<html lang="da">' in html
 
@@ -326,6 +329,7 @@ async def test_date_filters_danish_and_english(client: TestClient[Any, Any]) -> 
     assert _text(da, "when") == "lørdag 12. december 2026 19:30"
     assert _text(da, "short") == "12. dec.|lørdag|uge 50|december 2026"
     assert _text(da, "cat") == "Børn og unge|unknown-term"
+    assert _text(da, "plural") == "1 event|3 days"
     assert _text(da, "iso") == "2026-12-12T19:30:00+01:00|2026-12-12"
     en = await (await client.get("/page?lang=en")).text()
     assert _text(en, "when") == "Saturday 12 December 2026 19:30"
