@@ -12,7 +12,7 @@ from aiohttp import web
 from aggregator import outputs
 from aggregator.keys import CONFIG, OUTPUTS, REFRESHER, SCHEDULER
 from aggregator.status import source_rows
-from klynge.errors import BadRequest, NotFound, ValidationError
+from klynge.errors import ValidationError
 
 
 def add_routes(app: web.Application) -> None:
@@ -101,10 +101,11 @@ async def ping(request: web.Request) -> web.Response:
     form = await request.post()
     mode = str(form.get("hub.mode", "publish"))
     url = str(form.get("hub.url", "")).strip()
+    # Plain-text answers, as WebSub hubs give: the caller is a program, not a browser.
     if mode != "publish" or not url:
-        raise BadRequest("Send hub.mode=publish&hub.url=FEED_URL as a form.")
+        return web.Response(status=400, text="Send hub.mode=publish&hub.url=FEED_URL as a form.\n")
     if not request.app[SCHEDULER].ping(url):
-        raise NotFound("That feed is not a source of this aggregator.")
+        return web.Response(status=404, text="That feed is not a source of this aggregator.\n")
     return web.Response(status=202, text="Accepted: the feed will be fetched shortly.\n")
 
 

@@ -25,8 +25,12 @@ from klynge.model import Event, Item, Notice, Place, Tombstone, new_id
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 FAST = Limits(
-    connect_timeout=2, total_timeout=3, max_compressed=1_000_000, max_decompressed=2_000_000,
-    ping_interval=0.2, jitter=0,
+    connect_timeout=2,
+    total_timeout=3,
+    max_compressed=1_000_000,
+    max_decompressed=2_000_000,
+    ping_interval=0.2,
+    jitter=0,
 )
 
 
@@ -106,7 +110,9 @@ async def _serve(server: FeedServer, request: web.Request) -> web.StreamResponse
     if route.status == 200 and request.headers.get("If-None-Match") == etag:
         return web.Response(status=304, headers={"ETag": etag})
     return web.Response(
-        body=route.body, status=route.status, content_type=route.content_type,
+        body=route.body,
+        status=route.status,
+        content_type=route.content_type,
         headers={"ETag": etag} if route.status == 200 else {},
     )
 
@@ -131,7 +137,10 @@ def config_for(tmp_path: Path, sources: Iterable[Source], **kwargs: Any) -> Aggr
     data = tmp_path / "agg"
     data.mkdir(exist_ok=True)
     values: dict[str, Any] = {
-        "data_dir": data, "name": "Klynge Syd", "url": "http://syd.example", "limits": FAST,
+        "data_dir": data,
+        "name": "Klynge Syd",
+        "url": "http://syd.example",
+        "limits": FAST,
     }
     return AggregatorConfig(sources=tuple(sources), **(values | kwargs))
 

@@ -6,20 +6,22 @@ import dataclasses
 from datetime import timedelta
 from pathlib import Path
 
+import aggregator_support as support
 from aggregator_support import (
     FeedServer,
     config_for,
     event,
     feed,
-    feed_server,  # noqa: F401 - fixture
     harness,
-    make_harness,  # noqa: F401 - fixture
     notice,
 )
 
 from aggregator.config import Source
 from aggregator.state import backoff
 from aggregator.store import Store
+
+feed_server = support.feed_server  # a fixture
+make_harness = support.make_harness  # a fixture
 
 
 async def test_first_refresh_stores_entries_bound_to_the_source(
@@ -67,9 +69,7 @@ async def test_one_write_per_pass_for_many_changed_sources(
     assert h.refresher.store.writes == 2  # one changed source, one write; four 304s, none
 
 
-async def test_state_and_entries_survive_a_restart(
-    feed_server: FeedServer, tmp_path: Path
-) -> None:
+async def test_state_and_entries_survive_a_restart(feed_server: FeedServer, tmp_path: Path) -> None:
     ev = event("Juletræstænding", rrule="FREQ=WEEKLY;COUNT=3", description="<b>Gløgg</b>")
     url = feed_server.set("/a.atom", feed("A", [ev, notice()]))
     config = config_for(tmp_path, [Source(url, "A")])
