@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
+from klynge.cli import run_guarded
 from klynge.errors import ConfigError, StorageError, ValidationError
 from klynge.model import DEFAULT_TIMEZONE, clean_text, is_http_url, utcnow, zone
 from klynge.storage import DataDirLock, backup_data_dir
@@ -115,7 +116,7 @@ def main(argv: list[str]) -> int:
     """Run `klynge node ARGS` and return the exit code."""
     args = _parser().parse_args(argv)
     func: Command = args.func
-    return func(args)
+    return run_guarded(lambda: func(args))
 
 
 # --- commands -------------------------------------------------------------------------------
