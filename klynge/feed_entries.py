@@ -245,16 +245,21 @@ def _updated(
 
 def entry_date(entry: Mapping[str, Any], name: str) -> datetime | None:
     """Return an aware datetime: RFC 3339 keeps its offset, others come via feedparser in UTC."""
-    raw = entry.get(name)
+    raw = _raw(entry, name)
     if isinstance(raw, str) and raw:
         try:
             return parse_instant(raw)
         except ValueError:
             pass
-    parsed = entry.get(f"{name}_parsed")
+    parsed = _raw(entry, f"{name}_parsed")
     if parsed is None:
         return None
     return datetime.fromtimestamp(timegm(parsed), UTC)
+
+
+def _raw(entry: Mapping[str, Any], key: str) -> Any:
+    # FeedParserDict.get("updated") falls back to `published` with a DeprecationWarning.
+    return dict.get(entry, key) if isinstance(entry, dict) else entry.get(key)
 
 
 def _category(entry: Mapping[str, Any], *, known_only: bool = False) -> str:

@@ -60,7 +60,7 @@ def read_feed(
     # A file object, never bytes or str: feedparser would open a path or fetch a URL given as
     # a string, and it must not touch the network or the disk here.
     parsed = feedparser.parse(io.BytesIO(data), sanitize_html=False, resolve_relative_uris=False)
-    if outline is None and not (parsed.get("version") and (parsed.entries or parsed.feed)):
+    if outline is None and not (parsed.get("version") and (any(parsed.entries) or parsed.feed)):
         raise not_a_feed(data)
     problems = _feed_problems(parsed, outline)
     keys = _klynge_keys(data, parsed.get("namespaces") or {})
