@@ -151,13 +151,17 @@ def merge_entries(contents: Iterable[Content]) -> Merged:
     contents = list(contents)
     owners = _owners(contents)
     tombs = _relayed_tombstones(contents)
-    chosen: dict[str, Item] = {}
+    chosen: dict[str, tuple[tuple[datetime, int, bool], Item]] = {}
     for content in contents:
+        direct_id = content.origin.id if content.origin else ""
         for entry_id, item in content.entries.items():
             if origin_of(item) != owners[entry_id]:
                 continue  # another origin had this id first: no feed can take over an entry
-            chosen[entry_id] = _newest(chosen[entry_id], item) if entry_id in chosen else item
-    items = [i for i in chosen.values() if not _buried(i, tombs.get((origin_of(i), i.id)))]
+            # Newest edit, then highest sequence; on a tie the origin's own feed beats a relay.
+            rank = (item.updated, item.sequence, origin_of(item) == direct_id)
+            if entry_id not in chosen or rank > chosen[entry_id][0]:
+                chosen[entry_id] = (rank, item)
+    items = [i for _, i in chosen.values() if not _buried(i, tombs.get((origin_of(i), i.id)))]
     items.sort(key=lambda i: (i.updated, i.id), reverse=True)
     relayed = sorted(tombs.values(), key=lambda t: (t.deleted, t.id), reverse=True)
     return Merged(tuple(items), tuple(relayed))
