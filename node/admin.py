@@ -14,7 +14,7 @@ from aiohttp import web
 from klynge.errors import Forbidden, NotFound, ValidationError
 from klynge.i18n import N_
 from klynge.model import CATEGORIES, Event, Item, Notice, Place, new_id, utcnow
-from klynge.web import gettext, render
+from klynge.web import gettext, render, request_lang
 from node import accounts
 from node.api import may_edit, save_edit
 from node.forms import (
@@ -170,14 +170,14 @@ def _form(
     *,
     status: int = 200,
 ) -> web.Response:
-    lang = request.get("lang", "da")
+    lang = request_lang(request)
     categories = [("", "—")] + [(k, v[1] if lang == "en" else v[0]) for k, v in CATEGORIES.items()]
     context = {
         "item": item,
         "form": form,
         "errors": errors,
         "categories": categories,
-        "places": _places(request),
+        "place_options": [(p.name, p.full) for p in _places(request)],
         "new_place": NEW_PLACE,
         "action": request.path,
         "short_id": short_id,

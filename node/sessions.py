@@ -7,6 +7,7 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from klynge.errors import Forbidden, Unauthorized
+from klynge.web import CSRF_TOKEN
 from node.auth import (
     SESSION_COOKIE,
     SESSION_MAX_AGE,
@@ -22,8 +23,9 @@ from node.store import User
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 SESSION_PATHS = ("/login", "/logout", "/admin")
-SESSION = "node_session"
-NEW_SESSION = "node_new_session"
+SESSION = web.RequestKey("node_session", Session)
+NEW_SESSION = web.RequestKey("node_new_session", Session)
+USER = web.RequestKey("node_user", User)
 CSRF_MESSAGE = "The form has expired or did not come from this site; reload the page and try again."
 
 
@@ -49,17 +51,19 @@ async def session_middleware(request: web.Request, handler: Handler) -> web.Stre
         if not isinstance(given, str) or not csrf_ok(secret, session, given):
             raise Forbidden(CSRF_MESSAGE)
     response = await handler(request)
-    fresh = request.get(NEW_SESSION)
-    if isinstance(fresh, Session):
-        _set_cookie(request, response, fresh)
+    if NEW_SESSION in request:
+        _set_cookie(request, response, request[NEW_SESSION])
     return response
 
 
 def _attach(request: web.Request, session: Session) -> None:
     request[SESSION] = session
-    request["csrf_token"] = csrf_token(request.app[CONFIG].secret_key, session)
+    request[CSRF_TOKEN] = csrf_token(request.app[CONFIG].secret_key, session)
     user = request.app[STORE].user(session.username) if session.username else None
-    request["user"] = user
+    if user is None:
+        request.pop(USER, None)
+    else:
+        request[USER] = user
 
 
 def _set_cookie(request: web.Request, response: web.StreamResponse, session: Session) -> None:
@@ -89,8 +93,7 @@ def end_session(request: web.Request) -> None:
 
 def current_user(request: web.Request) -> User | None:
     """Return the logged-in user, or None."""
-    user = request.get("user")
-    return user if isinstance(user, User) else None
+    return request.get(USER)
 
 
 def require_user(request: web.Request, *, admin: bool = False) -> User:
