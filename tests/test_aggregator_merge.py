@@ -1,0 +1,116 @@
+"""The merge rules as pure functions: provenance, one copy per entry, tombstones, held removals."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+
+from aggregator_support import NOW, event, notice
+
+from aggregator.merge import Content, apply_fetch, bind, merge_entries, safe_source
+from klynge.model import FeedSource, Item, Tombstone
+
+A = FeedSource(id="urn:klynge:a", title="Østerby", self_url="http://a.example/feed.atom")
+B = FeedSource(id="urn:klynge:b", title="Vesterby", self_url="http://b.example/feed.atom")
+AGG = FeedSource(id="urn:klynge:agg", title="Klynge Syd", self_url="http://agg.example/feed.atom")
+
+
+def fetched(
+    items: list[Item],
+    origin: FeedSource,
+    old: Content | None = None,
+    *,
+    tombs: Sequence[Tombstone] = (),
+    trust: bool = False,
+    now: datetime = NOW,
+) -> Content:
+    """Return a source's content after a good fetch of `items` served by `origin`."""
+    bound, bound_tombs = bind(items, tombs, origin=origin, trust_source=trust)
+    return apply_fetch(old or Content(), bound, bound_tombs, origin=origin, now=now)
+
+
+def test_bind_overwrites_claims_unless_the_source_is_an_aggregator() -> None:
+    claimed = event(source=B)
+    [village], _ = bind([claimed], [], origin=A, trust_source=False)
+    [relayed], _ = bind([claimed], [], origin=AGG, trust_source=True)
+    [plain], _ = bind([event()], [], origin=AGG, trust_source=True)
+    assert village.source == A and relayed.source == B and plain.source == AGG
+
+
+def test_safe_source_keeps_only_plain_text_and_http_links() -> None:
+    hostile = FeedSource(id="urn:x", title="Ond\x00", self_url="javascript:alert(1)", author="x")
+    assert safe_source(hostile) == FeedSource(id="urn:x", title="Ond", self_url="", author="x")
+
+
+def test_one_copy_per_entry_newest_then_highest_sequence() -> None:
+    base = event("Koncert", source=A)
+    older = dataclasses.replace(base, sequence=3)
+    newer = dataclasses.replace(base, title="Koncert (flyttet)", updated=NOW, sequence=1)
+    via_agg = fetched([older], AGG, trust=True)
+    direct = fetched([newer], A)
+    [merged] = merge_entries([via_agg, direct]).items
+    assert merged.title == "Koncert (flyttet)"
+    same_time = dataclasses.replace(base, title="Koncert (ny sekvens)", sequence=4)
+    [merged] = merge_entries([direct, fetched([same_time], AGG, trust=True)]).items
+    assert merged.title == "Koncert (flyttet)"  # newer `updated` wins over a higher sequence
+    later = dataclasses.replace(newer, title="Koncert v2", sequence=2)
+    [merged] = merge_entries([fetched([newer], A), fetched([later], AGG, trust=True)]).items
+    assert merged.title == "Koncert v2"  # same `updated`: the higher sequence wins
+
+
+def test_an_id_belongs_to_the_origin_that_served_it_first() -> None:
+    real = event("Juletræ")
+    first = fetched([real], A, now=NOW - timedelta(hours=1))
+    hijack = dataclasses.replace(real, title="Hijacked", updated=NOW + timedelta(hours=1))
+    later = fetched([hijack], B, now=NOW)
+    [merged] = merge_entries([later, first]).items
+    assert merged.title == "Juletræ" and merged.source == A
+
+
+def test_tombstones_remove_only_their_origins_entries_and_are_relayed() -> None:
+    ev = event("Fest")
+    a = fetched([ev], A)
+    foreign = fetched([], B, tombs=[Tombstone(ev.id, NOW)])
+    assert [i.title for i in merge_entries([a, foreign]).items] == ["Fest"]
+    relayed = fetched([], AGG, tombs=[Tombstone(ev.id, NOW, A)], trust=True)
+    merged = merge_entries([a, relayed])
+    assert merged.items == () and [t.source for t in merged.tombstones] == [A]
+
+
+def test_a_stale_tombstone_does_not_remove_a_newer_edit() -> None:
+    ev = event("Fest", updated=NOW)
+    merged = merge_entries([fetched([ev], A, tombs=[Tombstone(ev.id, NOW - timedelta(days=1))])])
+    assert [i.title for i in merged.items] == ["Fest"]
+
+
+def test_tombstones_older_than_30_days_are_dropped() -> None:
+    old = Tombstone("urn:uuid:old", NOW - timedelta(days=31))
+    fresh = Tombstone("urn:uuid:new", NOW - timedelta(days=29))
+    content = fetched([], A, tombs=[old, fresh])
+    assert list(content.tombstones) == ["urn:uuid:new"]
+
+
+def test_vanished_past_entries_go_without_a_hold() -> None:
+    past = event("Sommerfest", days=-40)
+    coming = [event(f"E{n}") for n in range(2)]
+    first = fetched([past, *coming], A)
+    second = fetched(coming, A, old=first)
+    assert not second.held and past.id not in second.entries
+
+
+def test_mass_removal_is_held_once_then_applied() -> None:
+    events = [event(f"E{n}") for n in range(3)] + [notice()]
+    first = fetched(events, A)
+    held = fetched(events[:1], A, old=first)
+    assert len(held.entries) == 4 and len(held.held) == 3
+    assert held.flag.startswith("This fetch would remove 3 of 4 upcoming entries")
+    confirmed = fetched(events[:1], A, old=held)
+    assert list(confirmed.entries) == [events[0].id] and confirmed.flag == ""
+
+
+def test_first_seen_survives_updates() -> None:
+    ev = event()
+    first = fetched([ev], A, now=NOW - timedelta(days=2))
+    again = fetched([dataclasses.replace(ev, title="Ny titel")], A, old=first)
+    assert again.first_seen[ev.id] == NOW - timedelta(days=2)
