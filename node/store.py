@@ -175,9 +175,9 @@ class Store:
 
         await self._commit(change, apply)
 
-    async def delete_item(self, item: Item) -> Tombstone:
-        """Remove an entry and record its tombstone in the same write."""
-        tomb = Tombstone(id=item.id, deleted=utcnow())
+    async def delete_item(self, item: Item, when: datetime | None = None) -> Tombstone:
+        """Remove an entry and record its tombstone (deleted now, or `when`) in one write."""
+        tomb = Tombstone(id=item.id, deleted=when or utcnow())
         table = TABLE_OF[item.kind]
 
         def change(tables: Tables) -> None:
@@ -305,8 +305,8 @@ class Store:
 
     def ping_log(self) -> list[dict[str, Any]]:
         """Return the recorded ping failures and recoveries, newest first."""
-        docs = self._table("pings").values()
-        return sorted(docs, key=lambda d: str(d.get("at", "")), reverse=True)
+        table = self._table("pings")
+        return [table[key] for key in sorted(table, key=int, reverse=True)]
 
     async def record_ping(self, entry: dict[str, Any]) -> None:
         """Keep a ping failure (or the recovery after one) for the admin status page."""

@@ -15,10 +15,10 @@ import icalendar
 import pytest
 from aiohttp.test_utils import TestClient
 from lxml import etree
+from node_support import NodeDir, auth, feed_check, make_node
 
 from node.app import create_app
 from node.store import Store
-from node_support import NodeDir, auth, feed_check, make_node
 
 Client = TestClient[Any, Any]
 ClientFactory = Callable[..., Coroutine[Any, Any, Client]]
