@@ -15,13 +15,16 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urljoin
+from xml.etree.ElementTree import Element
 
 import nh3
 
 from klynge.errors import ValidationError
-from klynge.feed_xml import Problem, parse_instant
+from klynge.feed_xml import Problem, XmlEntry, exact_text, parse_instant
+from klynge.feedwriter import ATOM_NS, KLYNGE_NS
 from klynge.model import CATEGORIES, Event, FeedSource, Item, Notice, Place, parse_when, zone
 
+_A = f"{{{ATOM_NS}}}"
 _TAG_LIKE = re.compile(r"<[A-Za-z/!?]")
 _TITLE_FROM_BODY = 100
 
@@ -46,23 +49,53 @@ def plain_text(value: str) -> str:
     return text.replace("<", "")
 
 
+@dataclass(frozen=True)
+class View:
+    """One entry as feedparser read it, with its element from the XML pass (Atom only)."""
+
+    entry: Mapping[str, Any]
+    ctx: Context
+    element: Element | None
+
+    def k(self, name: str) -> str:
+        """Return the text of a Klynge element, whatever prefix the publisher chose."""
+        for prefix in self.ctx.klynge_keys:
+            value = self.entry.get(prefix + name)
+            if isinstance(value, str):
+                return exact_text(value.strip(), self.element, f"{{{KLYNGE_NS}}}{name}")
+        return ""
+
+    def text(self, key: str) -> str:
+        """Return an Atom text (title) as plain text."""
+        value = str(self.entry.get(key) or "")
+        return plain_text(exact_text(value, self.element, f"{_A}{key}"))
+
+    def author(self) -> tuple[str, str]:
+        """Return the author's name and URI."""
+        author = self.entry.get("author_detail") or {}
+        name = exact_text(str(author.get("name") or ""), self.element, f"{_A}author/{_A}name")
+        return plain_text(name), str(author.get("href") or "")
+
+
 def read_entry(
-    entry: Mapping[str, Any], ctx: Context, source: FeedSource | None
+    entry: Mapping[str, Any], ctx: Context, xml: XmlEntry | None
 ) -> tuple[Item | None, list[Problem]]:
     """Return the entry as an Event or Notice (or None when dropped) and its problems."""
+    view = View(entry, ctx, xml.element if xml is not None else None)
+    source = xml.source if xml is not None else None
     entry_id = str(entry.get("id") or "").strip()
     if not ctx.klynge_keys or not _has_klynge(entry, ctx):
-        return _plain_notice(entry, ctx, source)
+        return _plain_notice(view, source)
     problems: list[Problem] = []
-    fields, errors = _common(entry, ctx, entry_id, problems)
+    fields, errors = _common(view, entry_id, problems)
     fields["source"] = source
-    kind = _k(entry, ctx, "kind") or ("event" if _k(entry, ctx, "start") else "notice")
+    kind = view.k("kind") or ("event" if view.k("start") else "notice")
     if kind == "event":
         builder: type[Event] | type[Notice] = Event
-        errors.update(_event_fields(entry, ctx, fields))
+        errors.update(_event_fields(view, fields))
     elif kind == "notice":
         builder = Notice
-        errors.update(_notice_fields(entry, ctx, fields))
+        errors.update(_notice_fields(view, fields))
     else:
         message = f"Unknown kind {kind!r}; a Klynge entry is an event or a notice."
         return None, [*problems, Problem(entry_id, "kind", message)]
@@ -90,32 +123,23 @@ def _has_klynge(entry: Mapping[str, Any], ctx: Context) -> bool:
     return any(f"{prefix}kind" in entry or f"{prefix}start" in entry for prefix in ctx.klynge_keys)
 
 
-def _k(entry: Mapping[str, Any], ctx: Context, name: str) -> str:
-    """Return the text of a Klynge element, whatever prefix the publisher chose."""
-    for prefix in ctx.klynge_keys:
-        value = entry.get(prefix + name)
-        if isinstance(value, str):
-            return value.strip()
-    return ""
-
-
 def _common(
-    entry: Mapping[str, Any], ctx: Context, entry_id: str, problems: list[Problem]
+    view: View, entry_id: str, problems: list[Problem]
 ) -> tuple[dict[str, Any], dict[str, str]]:
     errors: dict[str, str] = {}
-    author = entry.get("author_detail") or {}
+    author, author_url = view.author()
     fields: dict[str, Any] = {
         "id": entry_id,
-        "title": plain_text(str(entry.get("title") or "")),
-        "updated": _updated(entry, ctx, entry_id, problems),
-        "created": entry_date(entry, "published"),
-        "category": _category(entry),
-        "organizer": plain_text(_k(entry, ctx, "organizer") or str(author.get("name") or "")),
-        "organizer_url": _k(entry, ctx, "organizerurl") or str(author.get("href") or ""),
-        "link": _link(entry, "alternate"),
-        "url": _link(entry, "related"),
+        "title": view.text("title"),
+        "updated": _updated(view, entry_id, problems),
+        "created": entry_date(view.entry, "published"),
+        "category": _category(view.entry),
+        "organizer": plain_text(view.k("organizer")) or author,
+        "organizer_url": view.k("organizerurl") or author_url,
+        "link": _link(view.entry, "alternate"),
+        "url": _link(view.entry, "related"),
     }
-    sequence = _k(entry, ctx, "sequence")
+    sequence = view.k("sequence")
     if sequence:
         try:
             fields["sequence"] = int(sequence)
@@ -124,60 +148,59 @@ def _common(
     return fields, errors
 
 
-def _event_fields(entry: Mapping[str, Any], ctx: Context, fields: dict[str, Any]) -> dict[str, str]:
+def _event_fields(view: View, fields: dict[str, Any]) -> dict[str, str]:
     errors: dict[str, str] = {}
-    tz = _k(entry, ctx, "tzid") or ctx.default_timezone
+    ctx = view.ctx
+    tz = view.k("tzid") or ctx.default_timezone
     fields["timezone"] = tz
     try:
         zone(tz)
     except ValueError as e:
         errors["timezone"] = str(e)
         tz = ctx.default_timezone
-    all_day_text = _k(entry, ctx, "allday").lower() or "false"
+    all_day_text = view.k("allday").lower() or "false"
     if all_day_text not in ("true", "false", "1", "0"):
         errors["all_day"] = "allday must be true or false."
     all_day = all_day_text in ("true", "1")
     fields["all_day"] = all_day
     for name in ("start", "end"):
-        value = _k(entry, ctx, name)
+        value = view.k(name)
         if value:
             try:
                 fields[name] = parse_when(value, tz=tz, all_day=all_day)
             except ValueError as e:
                 errors[name] = str(e)
-    fields["status"] = _k(entry, ctx, "status").lower() or "confirmed"
-    fields["rrule"] = _k(entry, ctx, "rrule")
-    fields["description"] = _html(entry)
-    place, place_errors = _place(entry, ctx)
+    fields["status"] = view.k("status").lower() or "confirmed"
+    fields["rrule"] = view.k("rrule")
+    fields["description"] = _html(view)
+    place, place_errors = _place(view)
     fields["place"] = place
     errors.update(place_errors)
     return errors
 
 
-def _notice_fields(
-    entry: Mapping[str, Any], ctx: Context, fields: dict[str, Any]
-) -> dict[str, str]:
-    fields["body"] = _html(entry)
-    fields["related"] = _k(entry, ctx, "related")
-    expires = _k(entry, ctx, "expires")
+def _notice_fields(view: View, fields: dict[str, Any]) -> dict[str, str]:
+    fields["body"] = _html(view)
+    fields["related"] = view.k("related")
+    expires = view.k("expires")
     if not expires:
         return {}
     try:
-        fields["expires"] = parse_when(expires, tz=ctx.default_timezone, all_day=False)
+        fields["expires"] = parse_when(expires, tz=view.ctx.default_timezone, all_day=False)
     except ValueError as e:
         return {"expires": str(e)}
     return {}
 
 
-def _place(entry: Mapping[str, Any], ctx: Context) -> tuple[Place | None, dict[str, str]]:
+def _place(view: View) -> tuple[Place | None, dict[str, str]]:
     texts = {
-        "name": _k(entry, ctx, "location"),
-        "street": _k(entry, ctx, "street"),
-        "postcode": _k(entry, ctx, "postcode"),
-        "locality": _k(entry, ctx, "locality"),
+        "name": view.k("location"),
+        "street": view.k("street"),
+        "postcode": view.k("postcode"),
+        "locality": view.k("locality"),
     }
     texts = {name: plain_text(value) for name, value in texts.items()}
-    lat, lon = _point(entry)
+    lat, lon = _point(view.entry)
     if not any(texts.values()) and lat is None:
         return None, {}
     try:
@@ -200,29 +223,27 @@ def _point(entry: Mapping[str, Any]) -> tuple[float | None, float | None]:
     return float(lat), float(lon)
 
 
-def _plain_notice(
-    entry: Mapping[str, Any], ctx: Context, source: FeedSource | None
-) -> tuple[Item | None, list[Problem]]:
+def _plain_notice(view: View, source: FeedSource | None) -> tuple[Item | None, list[Problem]]:
     """Map an entry of a plain Atom or RSS 2.0 feed (no Klynge elements) to a Notice."""
+    entry = view.entry
     link = _link(entry, "alternate") or str(entry.get("link") or "")
-    if link and ctx.base_url:
-        link = urljoin(ctx.base_url, link)
+    if link and view.ctx.base_url:
+        link = urljoin(view.ctx.base_url, link)
     entry_id = str(entry.get("id") or link).strip()
     problems: list[Problem] = []
     if not entry_id:
         return None, [Problem("", "id", "The entry has no id, guid or link.")]
-    body = _html(entry)
-    title = plain_text(str(entry.get("title") or ""))
+    body = _html(view)
+    title = view.text("title")
     if not title:  # RSS 2.0 allows items with only a description
         title = plain_text(html.unescape(nh3.clean(body, tags=set())))[:_TITLE_FROM_BODY].strip()
-    author = entry.get("author_detail") or {}
     fields: dict[str, Any] = {
         "id": entry_id,
         "title": title,
-        "updated": _updated(entry, ctx, entry_id, problems),
+        "updated": _updated(view, entry_id, problems),
         "created": entry_date(entry, "published"),
         "category": _category(entry, known_only=True),
-        "organizer": plain_text(str(author.get("name") or "")),
+        "organizer": view.author()[0],
         "link": link,
         "body": body,
         "source": source,
@@ -230,13 +251,11 @@ def _plain_notice(
     return _build(Notice, fields, {}, entry_id, problems)
 
 
-def _updated(
-    entry: Mapping[str, Any], ctx: Context, entry_id: str, problems: list[Problem]
-) -> datetime:
-    updated = entry_date(entry, "updated") or entry_date(entry, "published")
+def _updated(view: View, entry_id: str, problems: list[Problem]) -> datetime:
+    updated = entry_date(view.entry, "updated") or entry_date(view.entry, "published")
     if updated is not None:
         return updated
-    fallback = ctx.feed_updated or datetime.now(UTC).replace(microsecond=0)
+    fallback = view.ctx.feed_updated or datetime.now(UTC).replace(microsecond=0)
     problems.append(
         Problem(entry_id, "updated", "The entry has no updated time; used the feed's.", "warning")
     )
@@ -278,17 +297,18 @@ def _link(entry: Mapping[str, Any], rel: str) -> str:
     return ""
 
 
-def _html(entry: Mapping[str, Any]) -> str:
+def _html(view: View) -> str:
     """Return the entry's content (or summary) as HTML; the model sanitises it with nh3."""
     detail: Mapping[str, Any] | None = None
-    contents = entry.get("content")
+    path = f"{_A}content"
+    contents = view.entry.get("content")
     if contents:
         detail = contents[0]
-    elif entry.get("summary_detail"):
-        detail = entry["summary_detail"]
+    elif view.entry.get("summary_detail"):
+        detail, path = view.entry["summary_detail"], f"{_A}summary"
     if detail is None:
         return ""
-    value = str(detail.get("value") or "")
+    value = exact_text(str(detail.get("value") or ""), view.element, path)
     if detail.get("type") == "text/plain":
         return html.escape(value, quote=False)
     return value

@@ -39,6 +39,15 @@ class Problem:
     severity: Literal["error", "warning"] = "error"
 
 
+@dataclass(frozen=True)
+class XmlEntry:
+    """An atom:entry as the XML pass saw it: its id, its atom:source and the element itself."""
+
+    id: str
+    source: FeedSource | None
+    element: Element
+
+
 @dataclass
 class Outline:
     """What the XML pass learned: the feed's kind, links, tombstones and entry sources."""
@@ -49,7 +58,8 @@ class Outline:
     hub_urls: list[str] = field(default_factory=list)
     tombstones: list[Tombstone] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
-    entry_sources: list[tuple[str, FeedSource | None]] = field(default_factory=list)
+    entries: list[XmlEntry] = field(default_factory=list)
+    root: Element | None = None
 
 
 def scan(data: bytes) -> Outline | None:
@@ -92,11 +102,12 @@ def _outline(root: Element) -> Outline:
 
 
 def _atom_outline(root: Element) -> Outline:
-    outline = Outline(kind="atom")
+    outline = Outline(kind="atom", root=root)
     _read_links(root, outline)
     for child in root:
         if child.tag == f"{_A}entry":
-            outline.entry_sources.append((_text(child, "id"), _source(child.find(f"{_A}source"))))
+            source = _source(child.find(f"{_A}source"))
+            outline.entries.append(XmlEntry(_text(child, "id"), source, child))
         elif child.tag == _DELETED:
             _read_tombstone(child, outline)
     return outline
@@ -171,6 +182,21 @@ def _text(parent: Element, name: str) -> str:
     child = parent.find(f"{_A}{name}")
     if child is None:
         return ""
+    return "".join(child.itertext()).strip()
+
+
+def exact_text(value: str, element: Element | None, path: str) -> str:
+    """Return `value`, or when it is not ASCII the text at `path` below `element`.
+
+    feedparser "repairs" UTF-8 text that looks like mojibake ("Â¡" becomes "¡") in every
+    value it returns; any non-ASCII value may have been changed that way, so it is read again
+    from the XML pass, which is exact.
+    """
+    if value.isascii() or element is None:
+        return value
+    child = element.find(path)
+    if child is None or child.get("type") == "xhtml":
+        return value
     return "".join(child.itertext()).strip()
 
 

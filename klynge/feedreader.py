@@ -18,9 +18,9 @@ from typing import Any, Literal
 import feedparser
 
 from klynge.feed_entries import Context, entry_date, plain_text, read_entry
-from klynge.feed_xml import Outline, Problem, not_a_feed, scan
-from klynge.feedwriter import KLYNGE_NS, FeedMeta
-from klynge.model import DEFAULT_TIMEZONE, FeedSource, Item, Tombstone
+from klynge.feed_xml import Outline, Problem, XmlEntry, exact_text, not_a_feed, scan
+from klynge.feedwriter import ATOM_NS, KLYNGE_NS, FeedMeta
+from klynge.model import DEFAULT_TIMEZONE, Item, Tombstone
 
 __all__ = ["FeedMeta", "ParsedFeed", "Problem", "read_feed"]
 
@@ -67,8 +67,8 @@ def read_feed(
     flavour = _flavour(parsed, keys)
     meta = _meta(parsed.feed, outline, url)
     ctx = Context(keys, default_timezone, _feed_updated(parsed.feed), url or meta.self_url)
-    sources = outline.entry_sources if outline is not None else []
-    items = _items(parsed.entries, ctx, sources, problems)
+    xml_entries = outline.entries if outline is not None else []
+    items = _items(parsed.entries, ctx, xml_entries, problems)
     tombstones = outline.tombstones if outline is not None else []
     if not _feed_updated(parsed.feed) and items:
         meta = replace(meta, updated=max(item.updated for item in items))
@@ -118,15 +118,24 @@ def _flavour(parsed: Any, keys: tuple[str, ...]) -> Flavour:
 def _meta(feed: Mapping[str, Any], outline: Outline | None, url: str) -> FeedMeta:
     self_url = outline.self_url if outline is not None else ""
     alternate = outline.alternate_url if outline is not None else ""
+    root = outline.root if outline is not None else None
+
+    def text(key: str) -> str:
+        return plain_text(exact_text(str(feed.get(key) or ""), root, f"{{{ATOM_NS}}}{key}"))
+
     return FeedMeta(
         id=str(feed.get("id") or feed.get("link") or self_url or url).strip(),
-        title=plain_text(str(feed.get("title") or "")).strip(),
+        title=text("title").strip(),
         self_url=self_url or url,
         updated=_feed_updated(feed) or datetime.now(UTC).replace(microsecond=0),
-        author=plain_text(str(feed.get("author") or "")).strip(),
+        author=plain_text(
+            exact_text(
+                str(feed.get("author") or ""), root, f"{{{ATOM_NS}}}author/{{{ATOM_NS}}}name"
+            )
+        ).strip(),
         alternate_url=alternate or _rss_link(feed, outline),
         hub_urls=tuple(outline.hub_urls) if outline is not None else (),
-        subtitle=plain_text(str(feed.get("subtitle") or "")).strip(),
+        subtitle=text("subtitle").strip(),
         language=str(feed.get("language") or ""),
     )
 
@@ -145,19 +154,19 @@ def _feed_updated(feed: Mapping[str, Any]) -> datetime | None:
 def _items(
     entries: Sequence[Mapping[str, Any]],
     ctx: Context,
-    sources: Sequence[tuple[str, FeedSource | None]],
+    xml_entries: Sequence[XmlEntry],
     problems: list[Problem],
 ) -> list[Item]:
-    by_id = {entry_id: source for entry_id, source in sources if source is not None}
-    aligned = len(sources) == len(entries)
+    by_id = {xml.id: xml for xml in xml_entries}
+    aligned = len(xml_entries) == len(entries)
     items: list[Item] = []
     for index, entry in enumerate(entries):
         entry_id = str(entry.get("id") or "")
-        if aligned and sources[index][0] == entry_id:
-            source = sources[index][1]
+        if aligned and xml_entries[index].id == entry_id:
+            xml: XmlEntry | None = xml_entries[index]
         else:
-            source = by_id.get(entry_id)
-        item, entry_problems = read_entry(entry, ctx, source)
+            xml = by_id.get(entry_id)
+        item, entry_problems = read_entry(entry, ctx, xml)
         problems.extend(entry_problems)
         if item is not None:
             items.append(item)

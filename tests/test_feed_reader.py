@@ -295,3 +295,17 @@ def test_unknown_elements_are_ignored() -> None:
     )
     assert parsed.problems == ()
     assert [item.title for item in parsed.items] == ["T"]
+
+
+def test_text_that_looks_like_mojibake_is_kept_exactly() -> None:
+    """feedparser turns "Ã¦" into "æ" in every value; the reader takes such text from XML."""
+    body = (
+        "<title>Ã¦ble Â°C</title><author><name>Ã¸l</name></author>"
+        '<content type="html">Â¡hola!</content><klynge:kind>event</klynge:kind>'
+        "<klynge:start>2026-12-01T19:00:00+01:00</klynge:start>"
+        "<klynge:location>Ã…bo</klynge:location>"
+    )
+    (event,) = read_feed(feed_of(entry(body))).items
+    assert isinstance(event, Event)
+    assert (event.title, event.organizer, event.description) == ("Ã¦ble Â°C", "Ã¸l", "Â¡hola!")
+    assert event.place is not None and event.place.name == "Ã…bo"
