@@ -16,6 +16,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from klynge.errors import Unauthorized
+from klynge.i18n import N_
 from klynge.model import utcnow
 from node.store import Store, TokenRecord, User
 
@@ -71,15 +72,15 @@ def user_for_token(store: Store, authorization: str) -> User:
     scheme, _, token = authorization.partition(" ")
     token = token.strip()
     if scheme.lower() != "bearer" or not token:
-        raise Unauthorized("Send an API token: Authorization: Bearer TOKEN.")
+        raise Unauthorized(N_("Send an API token: Authorization: Bearer TOKEN."))
     record = store.token(token_id_of(token)) if token.startswith(TOKEN_PREFIX) else None
     if record is None or not hmac.compare_digest(record.hash, token_hash(token)):
-        raise Unauthorized("The API token is not valid.")
+        raise Unauthorized(N_("The API token is not valid."))
     if record.revoked:
-        raise Unauthorized("The API token has been revoked.")
+        raise Unauthorized(N_("The API token has been revoked."))
     user = store.user(record.username)
     if user is None:
-        raise Unauthorized("The API token's user no longer exists.")
+        raise Unauthorized(N_("The API token's user no longer exists."))
     return user
 
 

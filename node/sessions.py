@@ -7,6 +7,7 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from klynge.errors import Forbidden, Unauthorized
+from klynge.i18n import N_
 from klynge.web import CSRF_TOKEN
 from node.auth import (
     SESSION_COOKIE,
@@ -26,7 +27,9 @@ SESSION_PATHS = ("/login", "/logout", "/admin")
 SESSION = web.RequestKey("node_session", Session)
 NEW_SESSION = web.RequestKey("node_new_session", Session)
 USER = web.RequestKey("node_user", User)
-CSRF_MESSAGE = "The form has expired or did not come from this site; reload the page and try again."
+CSRF_MESSAGE = N_(
+    "The form has expired or did not come from this site; reload the page and try again."
+)
 
 
 def _needs_session(path: str) -> bool:
@@ -100,9 +103,9 @@ def require_user(request: web.Request, *, admin: bool = False) -> User:
     """Return the logged-in user, or raise (the page handler turns 401 into a login redirect)."""
     user = current_user(request)
     if user is None:
-        raise Unauthorized("Please log in first.")
+        raise Unauthorized(N_("Please log in first."))
     if admin and not user.admin:
-        raise Forbidden("Only an administrator may do that.")
+        raise Forbidden(N_("Only an administrator may do that."))
     return user
 
 
