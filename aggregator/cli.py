@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
+import logging
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -131,8 +132,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from aggregator.app import create_app
 
     config = load_config(args.dir)
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     with DataDirLock(args.dir):
-        web.run_app(create_app(config), host=args.host, port=args.port, print=_print_serving(args))
+        app = create_app(config)
+        # No access log: on a Pi every line is an SD-card write; /status shows source health.
+        web.run_app(
+            app, host=args.host, port=args.port, print=_print_serving(args), access_log=None
+        )
     return 0
 
 

@@ -18,7 +18,7 @@ from functools import partial
 from typing import Any
 
 from aggregator.config import AggregatorConfig, Source
-from aggregator.fetcher import Fetcher, FetchError, FetchResult
+from aggregator.fetcher import Fetcher, FetchError
 from aggregator.merge import Content, Merged, apply_fetch, bind, merge_entries
 from aggregator.state import SourceState, backoff
 from aggregator.store import Store, state_record
@@ -162,56 +162,29 @@ class Refresher:
         digest = hashlib.blake2b(result.body, digest_size=16).hexdigest()
         if digest == state.body_hash:
             return self._unchanged(state, now, "unchanged")
+        taken = frozenset(
+            s.content.origin.id
+            for url, s in self.states.items()
+            if url != source.url and s.content.origin is not None
+        )
+        job = partial(ingest, result.body, source, self.config.timezone, state.content, taken, now)
         loop = asyncio.get_running_loop()
-        parsed = await loop.run_in_executor(
-            self._parser, partial(parse_body, result.body, source, self.config.timezone)
-        )
-        return self._merge(source, state, result, digest, parsed, now)
-
-    def _merge(
-        self,
-        source: Source,
-        state: SourceState,
-        result: FetchResult,
-        digest: str,
-        parsed: Parsed,
-        now: datetime,
-    ) -> Outcome:
-        origin = self._origin(source, parsed.meta)
-        items, tombs = bind(
-            parsed.items, parsed.tombstones, origin=origin, trust_source=source.kind == "aggregator"
-        )
-        content = apply_fetch(state.content, items, tombs, origin=origin, now=now)
-        changed = (
-            content != state.content or bool(state.failures) or parsed.problems != state.problems
-        )
+        # Parsing, binding and merging are CPU-bound: all of it runs in the worker thread.
+        done = await loop.run_in_executor(self._parser, job)
+        changed = done.changed or bool(state.failures) or done.problems != state.problems
         # While a removal is held back, forget the validators: the next fetch must be a full
         # GET so that it can confirm (or undo) the removal.
-        held = bool(content.held)
+        held = bool(done.content.held)
         state.etag, state.last_modified = ("", "") if held else (result.etag, result.last_modified)
         state.body_hash = "" if held else digest
-        state.content, state.problems = content, parsed.problems
+        state.content, state.problems = done.content, done.problems
         self._succeeded(state, now)
         if changed:
             self._mark(state.url)
             self._changed()
-        words = f"{len(content.entries)} entries"
-        return Outcome(source.url, True, changed, words + (f"; {content.flag}" if held else ""))
-
-    def _origin(self, source: Source, meta: FeedSource | None) -> FeedSource:
-        """Return the provenance stamped on this source's entries (its own feed identity)."""
-        feed_id = meta.id if meta and meta.id else source.url
-        if any(
-            url != source.url and s.content.origin and s.content.origin.id == feed_id
-            for url, s in self.states.items()
-        ):
-            feed_id = source.url  # another source already has this feed id: no impersonation
-        return FeedSource(
-            id=feed_id,
-            title=source.name or (meta.title if meta else "") or source.url,
-            updated=meta.updated if meta else None,
-            self_url=source.url,
-            author=meta.author if meta else "",
+        words = f"{len(done.content.entries)} entries"
+        return Outcome(
+            source.url, True, changed, words + (f"; {done.content.flag}" if held else "")
         )
 
     def _unchanged(self, state: SourceState, now: datetime, words: str) -> Outcome:
@@ -266,6 +239,44 @@ def _snapshot(state: SourceState) -> SourceState:
 
 def _save(store: Store, states: Iterable[SourceState]) -> int:
     return store.save([state_record(s) for s in states])
+
+
+@dataclass(frozen=True)
+class Ingested:
+    """A source's new content after a good fetch, and whether it differs from the old."""
+
+    content: Content
+    problems: tuple[str, ...]
+    changed: bool
+
+
+def ingest(
+    body: bytes, source: Source, timezone: str, old: Content, taken: frozenset[str], now: datetime
+) -> Ingested:
+    """Parse a body, bind its entries to their origin and apply it to the old content."""
+    parsed = parse_body(body, source, timezone)
+    origin = origin_for(source, parsed.meta, taken)
+    items, tombs = bind(
+        parsed.items, parsed.tombstones, origin=origin, trust_source=source.kind == "aggregator"
+    )
+    content = apply_fetch(old, items, tombs, origin=origin, now=now)
+    return Ingested(content, parsed.problems, content != old)
+
+
+def origin_for(source: Source, meta: FeedSource | None, taken: frozenset[str]) -> FeedSource:
+    """Return the provenance stamped on a source's entries: its own feed identity.
+
+    A feed id already used by another source is replaced by the URL, so that no feed can
+    pass itself off as another village's.
+    """
+    feed_id = meta.id if meta and meta.id else source.url
+    return FeedSource(
+        id=source.url if feed_id in taken else feed_id,
+        title=source.name or (meta.title if meta else "") or source.url,
+        updated=meta.updated if meta else None,
+        self_url=source.url,
+        author=meta.author if meta else "",
+    )
 
 
 def parse_body(body: bytes, source: Source, timezone: str) -> Parsed:

@@ -8,7 +8,11 @@ from typing import Any
 from aggregator.config import AggregatorConfig, Source
 from aggregator.refresh import Refresher
 from aggregator.state import SourceState
+from klynge.i18n import N_
 from klynge.model import format_when, utcnow
+
+# The health words, translated on /status.
+HEALTH_WORDS = (N_("new"), N_("ok"), N_("failing"), N_("stale"))
 
 
 def _iso(value: datetime | None) -> str | None:
