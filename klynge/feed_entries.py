@@ -60,7 +60,7 @@ class View:
     def k(self, name: str) -> str:
         """Return the text of a Klynge element, whatever prefix the publisher chose."""
         for prefix in self.ctx.klynge_keys:
-            value = self.entry.get(prefix + name)
+            value = _raw(self.entry, prefix + name)
             if isinstance(value, str):
                 return exact_text(value.strip(), self.element, f"{{{KLYNGE_NS}}}{name}")
         return ""
@@ -120,7 +120,10 @@ def _build(
 
 
 def _has_klynge(entry: Mapping[str, Any], ctx: Context) -> bool:
-    return any(f"{prefix}kind" in entry or f"{prefix}start" in entry for prefix in ctx.klynge_keys)
+    return any(
+        _raw(entry, f"{prefix}kind") is not None or _raw(entry, f"{prefix}start") is not None
+        for prefix in ctx.klynge_keys
+    )
 
 
 def _common(
@@ -277,7 +280,8 @@ def entry_date(entry: Mapping[str, Any], name: str) -> datetime | None:
 
 
 def _raw(entry: Mapping[str, Any], key: str) -> Any:
-    # FeedParserDict.get("updated") falls back to `published` with a DeprecationWarning.
+    # FeedParserDict.get("updated") falls back to `published` with a DeprecationWarning, and
+    # its key mapping makes every lookup slow: read the plain dict.
     return dict.get(entry, key) if isinstance(entry, dict) else entry.get(key)
 
 

