@@ -101,7 +101,9 @@ def test_written_feed_is_valid_atom(atom_schema: etree.RelaxNG, written: bytes) 
     )  # entries keep the given order
 
 
-@pytest.mark.parametrize("name", ["village.atom", "merged.atom", "prefix-k.atom", "plain.atom"])
+@pytest.mark.parametrize(
+    "name", ["village.atom", "merged.atom", "prefix-k.atom", "default-ns.atom", "plain.atom"]
+)
 def test_golden_feeds_are_valid_atom(atom_schema: etree.RelaxNG, name: str) -> None:
     assert atom_schema.validate(etree.parse(str(DATA / name))), atom_schema.error_log
 
