@@ -10,6 +10,7 @@ an asyncio.Lock and run in a worker thread so the event loop keeps serving GETs 
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
@@ -18,8 +19,16 @@ from typing import Any
 
 from tinydb import TinyDB
 
+from klynge.errors import StorageError
 from klynge.model import Event, Item, Notice, Place, Tombstone, utcnow
-from klynge.storage import open_database
+from klynge.storage import (
+    META_TABLE,
+    SCHEMA_VERSION,
+    DurableStorage,
+    _fsync_dir,
+    _write_temp,
+)
+from node.encoding import TableEncoder
 from node.serialize import (
     doc_to_item,
     doc_to_tombstone,
@@ -33,6 +42,34 @@ Change = Callable[[Tables], None]
 TABLE_OF = {"event": "events", "notice": "notices"}
 PING_LOG_SIZE = 50
 TOMBSTONE_DAYS = 30
+
+
+class EncodingStorage(DurableStorage):
+    """DurableStorage (atomic, fsynced, `.bak`) whose encoding reuses unchanged documents.
+
+    Measured with 2,000 events: json.dumps of the whole file 20–40 ms per write, cached
+    encoding ≈ 2 ms (bench/node_bench.py). The file format is the same.
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        super().__init__(path)
+        self.encoder = TableEncoder()
+
+    def write(self, data: Tables) -> None:
+        """Write all tables atomically and durably, keeping the previous file as `.bak`."""
+        payload = {**data, META_TABLE: {"1": {"schema": SCHEMA_VERSION}}}
+        raw = self.encoder.encode(payload)
+        try:
+            tmp = _write_temp(self.path, raw)
+            try:
+                self._keep_backup()
+                os.replace(tmp, self.path)
+            except BaseException:
+                tmp.unlink(missing_ok=True)
+                raise
+            _fsync_dir(self.path.parent)
+        except OSError as e:
+            raise StorageError(f"cannot write {self.path}: {e.strerror or e}") from e
 
 
 @dataclass(frozen=True)
@@ -72,7 +109,9 @@ class Store:
     @classmethod
     def open(cls, path: Path) -> Store:
         """Open (or create) the store file at `path`."""
-        return cls(open_database(path))
+        db = TinyDB(path, storage=EncodingStorage)
+        db.tables()  # as klynge.storage.open_database: fail at start on a damaged file
+        return cls(db)
 
     def close(self) -> None:
         """Close the underlying database."""

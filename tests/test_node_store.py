@@ -1,0 +1,61 @@
+"""The node store's file: cached encoding gives exactly json.dumps' bytes, the file opens with
+klynge.storage, and an entry survives a reopen unchanged."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from klynge.model import Event, Notice, Place
+from klynge.storage import backup_path, open_database
+from node.encoding import TableEncoder
+from node.store import Store
+
+NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
+scalars = st.none() | st.booleans() | st.integers() | st.text() | st.floats(allow_nan=False)
+docs = st.dictionaries(st.text(), scalars | st.lists(scalars) | st.dictionaries(st.text(), scalars))
+tables = st.dictionaries(st.text(min_size=1), st.dictionaries(st.text(min_size=1), docs))
+
+
+@settings(max_examples=60, deadline=None)
+@given(tables)
+def test_encoding_equals_json_dumps(data: dict[str, dict[str, object]]) -> None:
+    encoder = TableEncoder()
+    expected = json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode()
+    assert encoder.encode(data) == expected
+    assert encoder.encode(data) == expected  # from the cache
+
+
+def test_changed_document_is_encoded_afresh() -> None:
+    encoder = TableEncoder()
+    table = {"1": {"title": "før"}, "2": {"title": "uændret"}}
+    encoder.encode({"events": table})
+    table = {**table, "1": {"title": "efter"}}  # documents are replaced, never mutated
+    assert json.loads(encoder.encode({"events": table})) == {"events": table}
+
+
+async def test_store_file_round_trip(tmp_path: Path) -> None:
+    path = tmp_path / "node.json"
+    store = Store.open(path)
+    place = Place(name="Kirken", street="Kirkevej 1", postcode="8882", locality="Østerby",
+                  lat=56.19, lon=9.56)  # fmt: skip
+    event = Event(id="urn:uuid:e1", title="Julekoncert", updated=NOW, created=NOW,
+                  start=datetime(2026, 12, 20, 15, 0, tzinfo=UTC), place=place,
+                  rrule="FREQ=WEEKLY;COUNT=3", organizer="Kirken")  # fmt: skip
+    notice = Notice(id="urn:uuid:n1", title="Kirkebil", updated=NOW, body="<p>Ring</p>",
+                    expires=NOW, related="urn:uuid:e1")  # fmt: skip
+    await store.save_item(event)
+    await store.save_item(notice)
+    gone = await store.delete_item(notice)
+    store.close()
+    reopened = Store.open(path)
+    assert reopened.get("e1") == event and reopened.get("n1") is None
+    assert reopened.tombstones() == [gone]
+    reopened.close()
+    db = open_database(path)  # the shared durable storage reads the same file
+    assert {d["id"] for d in db.table("events").all()} == {"urn:uuid:e1"}
+    assert backup_path(path).exists()
