@@ -354,10 +354,12 @@ class Event(Entry):
                 not isinstance(self.end, datetime) or self.end.tzinfo is None
             ):
                 return {"end": "Give an end date and time, or leave the end empty."}
-            object.__setattr__(self, "start", self.start.astimezone(zone(self.timezone)))
+            # Via UTC: converting to the same zone is a no-op in Python, which would keep a
+            # nonexistent wall time (a DST gap) and compare ambiguous ones by wall clock.
+            object.__setattr__(self, "start", _in_zone(self.start, self.timezone))
             if self.end is not None:
-                object.__setattr__(self, "end", self.end.astimezone(zone(self.timezone)))
-        if self.end is not None and not self.end > self.start:
+                object.__setattr__(self, "end", _in_zone(self.end, self.timezone))
+        if self.end is not None and not _later(self.end, self.start):
             if self.all_day:
                 return {"end": "The last day is before the first day."}
             return {"end": "The end is before the start."}
@@ -407,6 +409,16 @@ class Notice(Entry):
 
 
 Item = Event | Notice
+
+
+def _in_zone(value: datetime, tz: str) -> datetime:
+    return value.astimezone(UTC).astimezone(zone(tz))
+
+
+def _later(end: When, start: When) -> bool:
+    if isinstance(end, datetime) and isinstance(start, datetime):
+        return end.astimezone(UTC) > start.astimezone(UTC)
+    return end > start
 
 
 def as_utc(value: When, tz: str = DEFAULT_TIMEZONE) -> datetime:
