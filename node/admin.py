@@ -1,8 +1,9 @@
 """Volunteer pages for entries: list, create, edit, cancel, postpone and delete.
 
 Every change goes through the same builders and store calls as the JSON API, so a form and
-a script get the same validation and the same feed. Issue 5 adds preview, confirmation and
-undo around `_save` without touching the handlers' shape.
+a script get the same validation and the same feed. Each handler builds the new version
+first (`_build` / `save_edit`) and stores it last, so a preview or confirmation step can
+render the built item instead of storing it, and undo can store the previous version.
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ import asyncio
 import os
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -162,7 +162,7 @@ class Store:
             return datetime.fromisoformat(state["changed"])
         times = [i.updated for i in self._items.values()]
         times += [t.deleted for t in self._tombstones.values()]
-        return max(times, default=datetime(2000, 1, 1).astimezone())
+        return max(times, default=datetime(2000, 1, 1, tzinfo=UTC))
 
     # --- writing ----------------------------------------------------------------------------
 

@@ -65,12 +65,13 @@ async def feed_state(client: Client, tmp: Path) -> tuple[dict[str, dict[str, str
     summary = feed_check(data, tmp)
     parsed = feedparser.parse(data)
     prefix = next(p for p, uri in parsed.namespaces.items() if uri.endswith("/klynge/ns/1.0"))
+    # The format leaves defaults out: status confirmed (events), sequence 0.
     entries = {
         e.id: {
             "title": e.title,
             "kind": e[f"{prefix}_kind"],
-            "status": e.get(f"{prefix}_status", ""),
-            "sequence": e.get(f"{prefix}_sequence", ""),
+            "status": e.get(f"{prefix}_status", _default_status(e[f"{prefix}_kind"])),
+            "sequence": e.get(f"{prefix}_sequence", "0"),
         }
         for e in parsed.entries
     }
@@ -80,6 +81,10 @@ async def feed_state(client: Client, tmp: Path) -> tuple[dict[str, dict[str, str
     assert f"entries: {events} events, {len(entries) - events} notices" in summary
     assert f"tombstones: {len(tombs)}\n" in summary and "problems: 0 errors" in summary
     return entries, tombs
+
+
+def _default_status(kind: str) -> str:
+    return "confirmed" if kind == "event" else ""
 
 
 async def calendar_state(client: Client) -> dict[str, tuple[str, str, int]]:
