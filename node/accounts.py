@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import ipaddress
+from dataclasses import replace
 from urllib.parse import quote
 
 from aiohttp import web
 
-from klynge.errors import ValidationError
+from klynge.errors import Forbidden, ValidationError
 from klynge.i18n import N_
 from klynge.model import Place, utcnow
 from klynge.web import render, safe_next
-from node.auth import hash_password, verify_password
+from node.auth import hash_password, new_token, verify_password
 from node.keys import CONFIG, LIMITER, PINGER, STORE
 from node.sessions import current_user, end_session, redirect, require_user, start_session
 from node.store import User
@@ -28,6 +30,26 @@ def add_routes(app: web.Application) -> None:
     app.router.add_route("*", "/admin/users", users_page)
     app.router.add_route("*", "/admin/places", places_page)
     app.router.add_get("/admin/status", status_page)
+    app.router.add_route("*", "/admin/tokens", tokens_page)
+
+
+def client_address(request: web.Request) -> str:
+    """Return the browser's address, behind a reverse proxy on this host or network too.
+
+    A proxy (Caddy in deploy/) connects from loopback or a private address and appends the
+    real client to X-Forwarded-For; without this, every login would share the proxy's
+    address and 20 failures anywhere would lock everyone out. The last hop is the one our
+    proxy added, so a client cannot choose it.
+    """
+    peer = request.remote or "unknown"
+    forwarded = request.headers.get("X-Forwarded-For", "")
+    try:
+        trusted = ipaddress.ip_address(peer).is_private
+    except ValueError:
+        trusted = False
+    if trusted and forwarded:
+        return forwarded.split(",")[-1].strip() or peer
+    return peer
 
 
 def login_required(request: web.Request, *, admin: bool = False) -> User:
@@ -45,7 +67,7 @@ async def login(request: web.Request) -> web.Response:
     form = await request.post()
     username = str(form.get("username", "")).strip()
     password = str(form.get("password", ""))
-    address = request.remote or "unknown"
+    address = client_address(request)
     limiter = request.app[LIMITER]
     if limiter.blocked(username, address):
         return _login_failed(
@@ -186,3 +208,24 @@ async def status_page(request: web.Request) -> web.Response:
         "feed_url": request.app[CONFIG].feed_url,
     }
     return render(request, "status.html", context)
+
+
+async def tokens_page(request: web.Request) -> web.Response:
+    """GET/POST /admin/tokens: API tokens; make one (shown once) or revoke one."""
+    user = login_required(request)
+    store = request.app[STORE]
+    shown = ""
+    if request.method == "POST":
+        post = await request.post()
+        if post.get("action") == "new":
+            record, shown = new_token(user.username)
+            await store.save_token(record)
+        else:
+            found = store.token(str(post.get("revoke", "")))
+            if found is None or not (user.admin or found.username == user.username):
+                raise Forbidden(N_("You may revoke only your own tokens."))
+            await store.save_token(replace(found, revoked=utcnow().isoformat()))
+            raise web.HTTPSeeOther("/admin/tokens")
+    tokens = [t for t in store.tokens() if user.admin or t.username == user.username]
+    tokens.sort(key=lambda t: t.created, reverse=True)
+    return render(request, "tokens.html", {"user": user, "tokens": tokens, "new_token": shown})

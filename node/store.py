@@ -317,6 +317,10 @@ class Store:
 
         return change
 
+    async def save_token(self, record: TokenRecord) -> None:
+        """Store a new or revoked token record."""
+        await self._commit(self.token_change(record))
+
     # --- places -----------------------------------------------------------------------------
 
     def places(self) -> list[Place]:

@@ -129,6 +129,25 @@ async def test_failed_logins_limited_per_address(
     assert await login(client, "carl") == 429
 
 
+async def test_address_limit_uses_the_proxys_forwarded_address(
+    node_dir: NodeDir, aiohttp_client: ClientFactory
+) -> None:
+    config = replace(node_dir.config(), public_url="http://osterby.test", login_limit_address=2)
+    client = await aiohttp_client(create_app(config, housekeeping=False))
+
+    async def attempt(name: str, password: str, forwarded: str) -> int:
+        token = await csrf(client, "/login")
+        form = {"csrf_token": token, "username": name, "password": password}
+        headers = {"X-Forwarded-For": forwarded}
+        response = await client.post("/login", data=form, headers=headers, allow_redirects=False)
+        return response.status
+
+    assert await attempt("x1", "wrong password!", "198.51.100.7") == 401
+    assert await attempt("x2", "wrong password!", "10.0.0.1, 198.51.100.7") == 401
+    assert await attempt("carl", PASSWORD, "198.51.100.7") == 429  # that address is blocked
+    assert await attempt("carl", PASSWORD, "203.0.113.9") == 303  # another resident is not
+
+
 async def test_form_post_without_csrf_is_refused(client: Client) -> None:
     assert await login(client, "bo") == 303
     form = event_form("")
@@ -290,3 +309,31 @@ async def test_village_page_lists_upcoming_and_subscribe_links(
     assert 'href="http://osterby.test/feed.atom"' in page
     english = await (await client.get("/", headers={"Accept-Language": "en"})).text()
     assert "Subscribe" in english
+
+
+async def test_tokens_page_makes_and_revokes_a_token(client: Client) -> None:
+    assert await login(client, "bo") == 303
+    token = await csrf(client, "/admin/tokens")
+    page = await (await client.post("/admin/tokens", data={"csrf_token": token,
+                                                          "action": "new"})).text()  # fmt: skip
+    shown = re.search(r'<code id="new-token">([^<]+)</code>', page)
+    assert shown is not None
+    secret = shown.group(1)
+    created = await client.post("/api/events", headers=auth(secret),
+                                json={"title": "Via nøgle", "start": f"{SOON}T12:00"})  # fmt: skip
+    assert created.status == 201
+    token_id = secret.split("_")[1]
+    again = await (await client.get("/admin/tokens")).text()
+    assert token_id in again and secret not in again  # shown once only
+    response = await client.post("/admin/tokens", data={"csrf_token": token, "revoke": token_id},
+                                 allow_redirects=False)  # fmt: skip
+    assert response.status == 303
+    refused = await client.post("/api/events", headers=auth(secret),
+                                json={"title": "Igen", "start": f"{SOON}T12:00"})  # fmt: skip
+    assert refused.status == 401
+    # Another user's token cannot be revoked by bo.
+    anna_token = next(t for t in client.server.app[STORE].tokens() if t.username == "anna")
+    response = await client.post("/admin/tokens", data={"csrf_token": token,
+                                                        "revoke": anna_token.id})  # fmt: skip
+    assert response.status == 403
+    assert not client.server.app[STORE].token(anna_token.id).revoked  # type: ignore[union-attr]
