@@ -62,8 +62,14 @@ class DurableStorage(Storage):
 
     def write(self, data: Tables) -> None:
         """Write all tables atomically and durably, keeping the previous file as `.bak`."""
-        payload = {**data, META_TABLE: {"1": {"schema": SCHEMA_VERSION}}}
-        raw = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
+        self.write_bytes(self.encode({**data, META_TABLE: {"1": {"schema": SCHEMA_VERSION}}}))
+
+    def encode(self, payload: Tables) -> bytes:
+        """Return the file's bytes for `payload`; subclasses may cache unchanged documents."""
+        return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
+
+    def write_bytes(self, raw: bytes) -> None:
+        """Replace the file with `raw` atomically (temp, fsync, rename, fsync dir), keeping .bak."""
         try:
             tmp = _write_temp(self.path, raw)
             try:

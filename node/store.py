@@ -10,7 +10,6 @@ an asyncio.Lock and run in a worker thread so the event loop keeps serving GETs 
 from __future__ import annotations
 
 import asyncio
-import os
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
@@ -19,14 +18,9 @@ from typing import Any
 
 from tinydb import TinyDB
 
-from klynge.errors import StorageError
 from klynge.model import Event, Item, Notice, Place, Tombstone, utcnow
 from klynge.storage import (
-    META_TABLE,
-    SCHEMA_VERSION,
     DurableStorage,
-    _fsync_dir,
-    _write_temp,
 )
 from node.encoding import TableEncoder
 from node.serialize import (
@@ -55,21 +49,9 @@ class EncodingStorage(DurableStorage):
         super().__init__(path)
         self.encoder = TableEncoder()
 
-    def write(self, data: Tables) -> None:
-        """Write all tables atomically and durably, keeping the previous file as `.bak`."""
-        payload = {**data, META_TABLE: {"1": {"schema": SCHEMA_VERSION}}}
-        raw = self.encoder.encode(payload)
-        try:
-            tmp = _write_temp(self.path, raw)
-            try:
-                self._keep_backup()
-                os.replace(tmp, self.path)
-            except BaseException:
-                tmp.unlink(missing_ok=True)
-                raise
-            _fsync_dir(self.path.parent)
-        except OSError as e:
-            raise StorageError(f"cannot write {self.path}: {e.strerror or e}") from e
+    def encode(self, payload: Tables) -> bytes:
+        """Return the file's bytes, reusing the encoding of unchanged documents."""
+        return self.encoder.encode(payload)
 
 
 @dataclass(frozen=True)
