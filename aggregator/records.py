@@ -69,6 +69,11 @@ def item_record(item: Item) -> Record:
     return out
 
 
+def _place_record(place: Place) -> Record:
+    values = {f.name: getattr(place, f.name) for f in fields(place)}
+    return {k: v for k, v in values.items() if v not in (None, "")}
+
+
 def item_from(record: Record) -> Item:
     """Return the Event or Notice of a dict made by `item_record` (validated again)."""
     data = dict(record)

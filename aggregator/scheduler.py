@@ -50,9 +50,10 @@ class Scheduler:
             return
         self._scheduler = AsyncIOScheduler(event_loop=asyncio.get_running_loop(), timezone="UTC")
         interval = self.config.poll_interval.total_seconds()
-        jitter = min(self.config.limits.jitter, interval / 2)
+        jitter = self._jitter()
+        spread = min(FIRST_POLL_SPREAD, interval)
         for source in self.config.sources:
-            first = utcnow() + timedelta(seconds=random.uniform(0, FIRST_POLL_SPREAD))
+            first = utcnow() + timedelta(seconds=random.uniform(0, spread))
             self._scheduler.add_job(
                 self._poll,
                 IntervalTrigger(seconds=interval, jitter=jitter or None),
@@ -66,10 +67,16 @@ class Scheduler:
         self._scheduler.start()
 
     async def _poll(self, source: Source) -> None:
-        if not self.refresher.state(source).due(utcnow()):
-            return  # backing off after failures
+        state = self.refresher.state(source)
+        # Only a failing source waits for its back-off; a healthy one polls on every run (a
+        # jittered run may come a little before `next_check`, and must not be skipped).
+        if state.failures and not state.due(utcnow() + timedelta(seconds=self._jitter() + 1)):
+            return
         await self.refresher.refresh_source(source)
         self.refresher.schedule_flush()
+
+    def _jitter(self) -> float:
+        return min(self.config.limits.jitter, self.config.poll_interval.total_seconds() / 2)
 
     def ping(self, url: str) -> bool:
         """Fetch a registered feed soon (rate-limited); return False for an unknown URL."""

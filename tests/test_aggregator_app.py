@@ -158,3 +158,34 @@ async def test_pages_render(cluster: Any) -> None:
     missing = await cluster.get("/events/00000000-0000-4000-8000-000000000000")
     assert missing.status == 404
     assert (await cluster.get("/events/not-a-uuid")).status == 404
+
+
+async def test_periodic_polling_runs_one_job_per_source(
+    feed_server: FeedServer, tmp_path: Path, aiohttp_client: Any
+) -> None:
+    from datetime import timedelta
+
+    from aggregator.app import create_app
+
+    a = feed_server.set("/a.atom", feed("Østerby", [event("Loppemarked")]))
+    b = feed_server.set("/b.atom", feed("Vesterby", [event("Fodbold")]))
+    config = config_for(tmp_path, [Source(a), Source(b)], poll_interval=timedelta(seconds=1))
+    client = await aiohttp_client(create_app(config))  # periodic: no ping, no explicit refresh
+
+    async def polled() -> bool:
+        titles = {i.title for i in refresher_of(client).merged().items}
+        return titles == {"Loppemarked", "Fodbold"}
+
+    await eventually(polled)
+    feed_server.set("/b.atom", feed("Vesterby", [event("Fodbold flyttet")]))
+
+    async def polled_again() -> bool:
+        return "Fodbold flyttet" in {i.title for i in refresher_of(client).merged().items}
+
+    await eventually(polled_again)
+
+    async def saved() -> bool:  # written behind, coalesced, within a few seconds
+        path = config.database_path
+        return path.exists() and "Fodbold flyttet" in path.read_text(encoding="utf-8")
+
+    await eventually(saved)
