@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from klynge.i18n import month_label
 from klynge.model import zone
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -48,6 +49,11 @@ def iso_week(day: date) -> str:
     """Return the poster's week parameter for a day, e.g. 2026-W49."""
     year, week, _ = day.isocalendar()
     return f"{year}-W{week:02d}"
+
+
+def this_month() -> str:
+    """Return this month as the month view names it in Danish ("november 2026")."""
+    return month_label(today(), "da")
 
 
 async def eventually(check: Callable[[], Awaitable[bool]], *, limit: float = 10.0) -> None:

@@ -9,6 +9,7 @@ import pytest
 from browser_support import (
     MAX_PAGE_BYTES,
     PAGE_NAMES,
+    TODAY_MARKET,
     assert_content,
     axe_violations,
     describe_load,
@@ -20,6 +21,7 @@ from browser_support import (
     opened,
     page_specs,
     submit,
+    this_month,
     today,
 )
 
@@ -60,6 +62,15 @@ async def test_axe_on_the_event_form_showing_errors(browser: Any, cluster: Any) 
         assert await page.locator("[aria-invalid=true]").count() > 0
         violations = await axe_violations(page)
     assert not violations, f"axe on the form with errors:\n{describe_violations(violations)}"
+
+
+async def test_month_view_shows_the_month(browser: Any, cluster: Any) -> None:
+    # The other page tests load the month view too; this one checks it is a month.
+    async with opened(browser, js=False) as page:
+        await page.goto(cluster.agg(spec_of(cluster, "month").path))
+        heading = " ".join(await page.locator("main h1, main h2").all_inner_texts())
+        assert this_month() in heading.lower(), f"no heading names {this_month()!r}: {heading}"
+        assert TODAY_MARKET in await page.inner_text("main")
 
 
 @pytest.mark.parametrize("name", PAGE_NAMES)
