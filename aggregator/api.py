@@ -72,7 +72,7 @@ async def api_events(request: web.Request) -> web.Response:
     config = request.app[CONFIG]
     lo, hi = outputs.window(_date(request, "from"), _date(request, "to"), config.timezone)
     village, category = _filters(request)
-    merged = request.app[REFRESHER].merged()
+    merged = await request.app[REFRESHER].current()
     loop = asyncio.get_running_loop()
     found = await loop.run_in_executor(None, outputs.occurrences, merged, lo, hi, village, category)
     body: dict[str, Any] = {
@@ -86,7 +86,7 @@ async def api_events(request: web.Request) -> web.Response:
 async def api_notices(request: web.Request) -> web.Response:
     """Return the unexpired notices, newest first."""
     village, category = _filters(request)
-    notices = outputs.current_notices(request.app[REFRESHER].merged(), village, category)
+    notices = outputs.current_notices(await request.app[REFRESHER].current(), village, category)
     return web.json_response({"notices": [outputs.notice_json(n) for n in notices]}, dumps=_dumps)
 
 

@@ -45,7 +45,7 @@ def create_app(config: AggregatorConfig, *, periodic: bool = True) -> web.Applic
         store = Store(config.database_path)
         fetcher = Fetcher(fetch_limits(config))
         refresher = Refresher(config, store, fetcher)
-        outputs = Outputs(config, refresher.merged)
+        outputs = Outputs(config, refresher.current)
         refresher.on_change = outputs.invalidate
         await refresher.load()
         scheduler = Scheduler(config, refresher, periodic=periodic)

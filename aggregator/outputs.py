@@ -14,7 +14,7 @@ import hashlib
 import re
 import unicodedata
 from collections import OrderedDict
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -73,7 +73,7 @@ def matches(item: Item, village: str, category: str) -> bool:
 class Outputs:
     """Builds and caches the published documents for the current merged view."""
 
-    def __init__(self, config: AggregatorConfig, merged: Callable[[], Merged]) -> None:
+    def __init__(self, config: AggregatorConfig, merged: Callable[[], Awaitable[Merged]]) -> None:
         self.config = config
         self.merged = merged
         self.builds = 0  # documents built since start, for tests and the benchmark
@@ -106,7 +106,7 @@ class Outputs:
             raise
 
     async def _build(self, build: Callable[[Merged], Cached]) -> Cached:
-        merged = self.merged()
+        merged = await self.merged()
         self.builds += 1
         job = partial(_build_and_trim, build, merged)
         return await asyncio.get_running_loop().run_in_executor(self._builder, job)

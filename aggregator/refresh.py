@@ -75,7 +75,10 @@ class Refresher:
         # another owns the store, because TinyDB is not thread-safe.
         self._parser: Executor = ThreadPoolExecutor(1, thread_name_prefix="klynge-parse")
         self._writer: Executor = ThreadPoolExecutor(1, thread_name_prefix="klynge-store")
+        self._merger: Executor = ThreadPoolExecutor(1, thread_name_prefix="klynge-merge")
         self._merged: Merged | None = None
+        self._merging: tuple[int, asyncio.Future[Merged]] | None = None
+        self._generation = 0
         self._closed = False
 
     async def load(self) -> None:
@@ -96,6 +99,7 @@ class Refresher:
             await asyncio.gather(self._flush_task, return_exceptions=True)
         await self.flush()
         self._parser.shutdown(wait=True, cancel_futures=True)
+        self._merger.shutdown(wait=True, cancel_futures=True)
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(self._writer, self.store.close)
         self._writer.shutdown(wait=True)
@@ -103,10 +107,27 @@ class Refresher:
     # --- the merged view -----------------------------------------------------------------
 
     def merged(self) -> Merged:
-        """Return the merged entries of all configured sources (cached until a change)."""
+        """Return the merged entries of all sources, merging here if needed (tests, CLI)."""
         if self._merged is None:
             self._merged = merge_entries(self.contents())
         return self._merged
+
+    async def current(self) -> Merged:
+        """Return the merged entries, merging in a worker thread when something changed.
+
+        Merging 20,000 entries takes a few hundred milliseconds: never on the event loop.
+        """
+        if self._merged is not None:
+            return self._merged
+        generation = self._generation
+        if self._merging is None or self._merging[0] != generation:
+            loop = asyncio.get_running_loop()
+            future = loop.run_in_executor(self._merger, merge_entries, self.contents())
+            self._merging = (generation, future)
+        merged = await asyncio.shield(self._merging[1])
+        if generation == self._generation:
+            self._merged = merged
+        return merged
 
     def contents(self) -> list[Content]:
         """Return each configured source's content, in configuration order."""
@@ -114,6 +135,7 @@ class Refresher:
 
     def _changed(self) -> None:
         self._merged = None
+        self._generation += 1
         self.on_change()
 
     # --- refreshing ----------------------------------------------------------------------

@@ -57,7 +57,7 @@ def villages(merged: Merged) -> list[tuple[str, str]]:
 async def _occurrences(
     request: web.Request, lo: datetime, hi: datetime, village: str = "", category: str = ""
 ) -> list[Occurrence]:
-    merged = request.app[REFRESHER].merged()
+    merged = await request.app[REFRESHER].current()
     loop = asyncio.get_running_loop()
     return await loop.run_in_executor(None, outputs.occurrences, merged, lo, hi, village, category)
 
@@ -66,7 +66,7 @@ async def home_context(request: web.Request) -> dict[str, Any]:
     """Gather this week across the cluster and the newest notices."""
     lo, _ = outputs.window(None, None, request.app[CONFIG].timezone)
     found = await _occurrences(request, lo, lo + WEEK)
-    notices = outputs.current_notices(request.app[REFRESHER].merged())
+    notices = outputs.current_notices(await request.app[REFRESHER].current())
     return {"days": by_day(found), "notices": notices[:5]}
 
 
@@ -85,7 +85,7 @@ async def calendar_context(request: web.Request) -> dict[str, Any]:
         "days": by_day(found),
         "village": village,
         "category": category,
-        "villages": villages(request.app[REFRESHER].merged()),
+        "villages": villages(await request.app[REFRESHER].current()),
         "categories": list(CATEGORIES),
     }
 
@@ -97,7 +97,7 @@ async def calendar_page(request: web.Request) -> web.Response:
 
 async def noticeboard(request: web.Request) -> web.Response:
     """Show the unexpired notices, newest first."""
-    notices = outputs.current_notices(request.app[REFRESHER].merged())
+    notices = outputs.current_notices(await request.app[REFRESHER].current())
     return render(request, "noticeboard.html", {"notices": notices})
 
 
@@ -107,7 +107,7 @@ async def event_context(request: web.Request) -> dict[str, Any]:
         entry_id = f"urn:uuid:{uuid.UUID(request.match_info['uuid'])}"
     except ValueError:
         raise NotFound("There is no such event.") from None
-    merged = request.app[REFRESHER].merged()
+    merged = await request.app[REFRESHER].current()
     event = outputs.find_event(merged, entry_id)
     if event is None:
         raise NotFound("There is no such event.")

@@ -185,3 +185,19 @@ async def test_store_file_holds_one_document_per_source(
     finally:
         store.close()
     assert dataclasses.is_dataclass(config)
+
+
+def test_a_source_failing_for_a_day_is_stale_and_says_why(tmp_path: Path) -> None:
+    from aggregator.state import SourceState
+    from aggregator.status import summary
+    from klynge.model import utcnow
+
+    config = config_for(tmp_path, [])
+    now = utcnow()
+    state = SourceState("http://a.example/feed.atom", failures=3, last_error="HTTP 503")
+    state.last_success = now - timedelta(hours=23)
+    assert state.health(now, config.limits.stale_after) == "failing"
+    state.last_success = now - timedelta(hours=25)
+    assert state.health(now, config.limits.stale_after) == "stale"
+    words = summary(state, now, config)
+    assert words == "Stale: HTTP 503 (3 failures in a row, last success 25 h ago)."
