@@ -1,16 +1,19 @@
-"""Volunteer pages for entries: list, create, edit, cancel, postpone and delete.
+"""Volunteer pages for entries: list; form, preview and publish; status; delete and undo.
 
 Every change goes through the same builders and store calls as the JSON API, so a form and
-a script get the same validation and the same feed. Each handler builds the new version
-first (`_build` / `save_edit`) and stores it last, so a preview or confirmation step can
-render the built item instead of storing it, and undo can store the previous version.
+a script get the same validation and the same feed. A filled-in form first shows a preview
+(the entry as residents will see it) carrying the typed values as hidden fields; only its
+"Publish" button stores, and "Change" goes back to the form with the values kept.
 """
 
 from __future__ import annotations
 
+import re
+from dataclasses import replace
 from typing import Any
 
 from aiohttp import web
+from multidict import MultiDictProxy
 
 from klynge.errors import Forbidden, NotFound, ValidationError
 from klynge.i18n import N_
@@ -24,34 +27,53 @@ from node.forms import (
     NOTICE_FIELDS,
     event_form,
     event_input,
+    form_errors,
     form_values,
     notice_form,
     notice_input,
 )
 from node.keys import CONFIG, STORE
-from node.serialize import Stamp, build_event, build_notice, item_to_input, short_id
+from node.serialize import (
+    Stamp,
+    build_event,
+    build_notice,
+    full_id,
+    item_to_input,
+    short_id,
+    time_changed,
+)
 from node.sessions import redirect
 from node.store import User
+from node.undo import UNDO, UNDO_MINUTES, UndoShelf, restore_item, restored
+from node.views import event_context, notice_context
 
 UUID = r"{uuid:[0-9a-fA-F-]{36}}"
+UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 STATUS_ACTIONS = {"cancel": "cancelled", "postpone": "postponed", "confirm": "confirmed"}
 DONE_MESSAGES = {
-    "created": N_("Saved. It is now on the village page and in the feed."),
-    "saved": N_("Your changes are saved."),
+    "created": N_("Saved. It is now on the village page and in the cluster's calendar."),
+    "saved": N_("Your changes are saved. The village page and the cluster's calendar show them."),
     "cancelled": N_("The event is marked as cancelled."),
     "postponed": N_("The event is marked as postponed."),
     "confirmed": N_("The event is back on as planned."),
-    "deleted": N_("Deleted."),
+    "restored": N_("Undone: %(title)s is back on the village page."),
 }
+STATUS_LABELS = (
+    ("confirmed", N_("As planned")),
+    ("cancelled", N_("Cancelled")),
+    ("postponed", N_("Postponed")),
+)
 
 
 def add_routes(app: web.Application) -> None:
     """Register the volunteer routes (entries, then accounts and places)."""
+    app[UNDO] = UndoShelf()
     app.router.add_get("/admin", entry_list)
     for kind in ("events", "notices"):
         app.router.add_route("*", f"/admin/{kind}/new", new_entry)
         app.router.add_route("*", f"/admin/{kind}/{UUID}/edit", edit_entry)
         app.router.add_post(f"/admin/{kind}/{UUID}/delete", delete_entry)
+        app.router.add_post(f"/admin/{kind}/{UUID}/restore", restore_entry)
     app.router.add_post(f"/admin/events/{UUID}/{{action:cancel|postpone|confirm}}", set_status)
     accounts.add_routes(app)
 
@@ -74,79 +96,147 @@ def _own_item(request: web.Request, user: User) -> Item:
     return item
 
 
+def _t(request: web.Request, msgid: str, **params: Any) -> str:
+    return gettext(request, msgid, **params)
+
+
+def _page_link(item: Item) -> str:
+    return f"/{item.kind}s/{short_id(item.id)}"
+
+
+# --- the list, with the confirmation or undo of the last action ----------------------------
+
+
 async def entry_list(request: web.Request) -> web.Response:
     """GET /admin: our association's entries (all entries for admins)."""
     user = accounts.login_required(request)
     items = [i for i in request.app[STORE].items() if may_edit(user, i)]
     events = sorted((i for i in items if isinstance(i, Event)), key=lambda e: e.series_end())
     notices = sorted((i for i in items if isinstance(i, Notice)), key=lambda n: n.updated)
-    done = DONE_MESSAGES.get(request.query.get("done", ""))
-    context = {"user": user, "events": events, "notices": notices[::-1], "short_id": short_id}
-    if done:
-        context["flash"] = [_t(request, done)]
+    context = {
+        "user": user,
+        "events": events,
+        "notices": [notice_context(n, request.app[CONFIG].timezone) for n in notices[::-1]],
+        "short_id": short_id,
+        "done": _done(request, user),
+    }
     return render(request, "admin.html", context)
 
 
-def _t(request: web.Request, msgid: str) -> str:
-    return gettext(request, msgid)
+def _done(request: web.Request, user: User) -> dict[str, str] | None:
+    """Return the confirmation of what was just done (message, link, undo form), if any."""
+    done = request.query.get("done", "")
+    uuid = request.query.get("entry", "").lower()
+    if done == "deleted":
+        return _deleted_notice(request, user, uuid)
+    if done not in DONE_MESSAGES:
+        return None
+    item = request.app[STORE].get(uuid) if UUID_RE.match(uuid) else None
+    link = _page_link(item) if item is not None and may_edit(user, item) else ""
+    title = item.title if item is not None else ""
+    return {"message": _t(request, DONE_MESSAGES[done], title=title), "link": link}
+
+
+def _deleted_notice(request: web.Request, user: User, uuid: str) -> dict[str, str]:
+    found = request.app[UNDO].get(uuid)
+    if found is None or not may_edit(user, found.item):
+        return {"message": gettext(request, "Deleted.")}
+    title = found.item.title
+    return {
+        "message": gettext(request, "Deleted: %(title)s.", title=title),
+        "undo": f"/admin/{found.item.kind}s/{uuid}/restore",
+        "undo_hint": gettext(request, "You can undo it for %(n)s minutes.", n=UNDO_MINUTES),
+    }
+
+
+# --- new and edited entries: form -> preview -> publish ------------------------------------
 
 
 async def new_entry(request: web.Request) -> web.Response:
-    """GET/POST /admin/{events,notices}/new: the empty form, then the new entry."""
+    """GET/POST /admin/{events,notices}/new: the form, the preview, then the stored entry."""
     user = accounts.login_required(request)
     kind = _kind(request)
     if request.method != "POST":
         return _form(request, kind, None, {}, {})
+    post = await request.post()
+    form, draft = _form_of(post, kind), _draft(post)
+    if post.get("action") == "edit":
+        return _form(request, kind, None, form, {}, draft=draft)
     now = utcnow()
-    stamp = Stamp(id=new_id(), organizer=user.association, created=now, updated=now)
-    form, values = await _posted(request, kind)
+    stamp = Stamp(id=draft, organizer=user.association, created=now, updated=now)
     try:
-        item = _build(request, kind, values, stamp)
+        item = _build(request, kind, _input(request, kind, form), stamp)
     except ValidationError as e:
-        return _form(request, kind, None, form, e.fields, status=422)
-    await request.app[STORE].save_item(item)
-    return redirect("/admin?done=created")
+        return _form(request, kind, None, form, e.fields, status=422, draft=draft)
+    if post.get("action") != "publish":
+        return _preview(request, item, form, draft=draft)
+    return await _publish_new(request, user, item)
+
+
+async def _publish_new(request: web.Request, user: User, item: Item) -> web.Response:
+    store = request.app[STORE]
+    existing = store.get(item.id)
+    if existing is not None and existing.kind == item.kind:
+        # "Publish" pressed twice, or the preview sent again: it is stored once already.
+        if not may_edit(user, existing):
+            raise Forbidden(N_("This entry belongs to another association."))
+        return redirect(f"/admin?done=created&entry={short_id(existing.id)}")
+    if existing is not None or any(t.id == item.id for t in store.tombstones()):
+        item = replace(item, id=new_id())  # that draft's id is taken: a new entry after all
+    await store.save_item(item)
+    return redirect(f"/admin?done=created&entry={short_id(item.id)}")
 
 
 async def edit_entry(request: web.Request) -> web.Response:
-    """GET/POST /admin/{kind}/{uuid}/edit: the filled form, then the changed entry."""
+    """GET/POST /admin/{kind}/{uuid}/edit: the filled form, the preview, then the change."""
     user = accounts.login_required(request)
     old = _own_item(request, user)
     if request.method != "POST":
         return _form(request, old.kind, old, _filled(request, old), {})
-    form, values = await _posted(request, old.kind)
+    post = await request.post()
+    form = _form_of(post, old.kind)
+    if post.get("action") == "edit":
+        return _form(request, old.kind, old, form, {})
+    values = _input(request, old.kind, form)
     try:
-        await save_edit(request, old, values)
+        item = _edited(request, old, values)
     except ValidationError as e:
         return _form(request, old.kind, old, form, e.fields, status=422)
-    return redirect("/admin?done=saved")
+    if post.get("action") != "publish":
+        return _preview(request, item, form, old=old)
+    await save_edit(request, old, values)
+    return redirect(f"/admin?done=saved&entry={short_id(old.id)}")
 
 
-async def set_status(request: web.Request) -> web.Response:
-    """POST /admin/events/{uuid}/{cancel,postpone,confirm}: change the event's status."""
-    user = accounts.login_required(request)
-    old = _own_item(request, user)
-    status = STATUS_ACTIONS[request.match_info["action"]]
-    await save_edit(request, old, {**item_to_input(old), "status": status})
-    return redirect(f"/admin?done={status}")
+def _edited(request: web.Request, old: Item, values: dict[str, Any]) -> Item:
+    """Build the new version of `old` as node.api.save_edit will store it (for the preview)."""
+    stamp = Stamp(
+        id=old.id,
+        organizer=old.organizer,
+        created=old.created or old.updated,
+        updated=max(utcnow(), old.updated),
+        sequence=old.sequence,
+    )
+    item = _build(request, old.kind, values, stamp)
+    if isinstance(item, Event) and isinstance(old, Event) and time_changed(old, item):
+        item = replace(item, sequence=old.sequence + 1)
+    return item
 
 
-async def delete_entry(request: web.Request) -> web.Response:
-    """POST /admin/{kind}/{uuid}/delete: remove the entry, leaving a tombstone in the feed."""
-    user = accounts.login_required(request)
-    item = _own_item(request, user)
-    await request.app[STORE].delete_item(item)
-    return redirect("/admin?done=deleted")
+def _form_of(post: MultiDictProxy[Any], kind: str) -> dict[str, str]:
+    return form_values(post, EVENT_FIELDS if kind == "event" else NOTICE_FIELDS)
 
 
-async def _posted(request: web.Request, kind: str) -> tuple[dict[str, str], dict[str, Any]]:
-    post = await request.post()
-    tz = request.app[CONFIG].timezone
+def _draft(post: MultiDictProxy[Any]) -> str:
+    """Return the new entry's id chosen at preview, so publishing twice stores it once."""
+    given = str(post.get("draft", "")).strip().lower()
+    return full_id(given) if UUID_RE.match(given) else new_id()
+
+
+def _input(request: web.Request, kind: str, form: dict[str, str]) -> dict[str, Any]:
     if kind == "event":
-        form = form_values(post, EVENT_FIELDS)
-        return form, event_input(form, tz)
-    form = form_values(post, NOTICE_FIELDS)
-    return form, notice_input(form)
+        return event_input(form, request.app[CONFIG].timezone)
+    return notice_input(form)
 
 
 def _build(request: web.Request, kind: str, values: dict[str, Any], stamp: Stamp) -> Item:
@@ -162,6 +252,27 @@ def _filled(request: web.Request, item: Item) -> dict[str, str]:
     return notice_form(item, request.app[CONFIG].timezone)
 
 
+def _preview(
+    request: web.Request,
+    item: Item,
+    form: dict[str, str],
+    *,
+    draft: str = "",
+    old: Item | None = None,
+) -> web.Response:
+    tz = request.app[CONFIG].timezone
+    shown = event_context(item) if isinstance(item, Event) else notice_context(item, tz)
+    context = shown | {
+        "item": item,
+        "old": old,
+        "form": form,
+        "draft": short_id(draft),
+        "action": request.path,
+        "hx": "h2",
+    }
+    return render(request, "preview.html", context)
+
+
 def _form(
     request: web.Request,
     kind: str,
@@ -170,17 +281,60 @@ def _form(
     errors: dict[str, str],
     *,
     status: int = 200,
+    draft: str = "",
 ) -> web.Response:
     lang = request_lang(request)
-    categories = [("", "—")] + [(k, v[1] if lang == "en" else v[0]) for k, v in CATEGORIES.items()]
+    categories = [(k, v[1] if lang == "en" else v[0]) for k, v in CATEGORIES.items()]
+    # Translated before moving: two messages may land on one input and are joined.
+    translated = {name: _t(request, message) for name, message in errors.items()}
     context = {
         "item": item,
         "form": form,
-        "errors": errors,
-        "categories": categories,
+        "errors": form_errors(translated, form),
+        "categories": [("", gettext(request, "Choose (optional)")), *categories],
+        "statuses": [(value, _t(request, label)) for value, label in STATUS_LABELS],
         "place_options": [(p.name, p.full) for p in _places(request)],
         "new_place": NEW_PLACE,
         "action": request.path,
-        "short_id": short_id,
+        "draft": short_id(draft),
     }
     return render(request, f"{kind}_form.html", context, status=status)
+
+
+# --- status, delete and undo ----------------------------------------------------------------
+
+
+async def set_status(request: web.Request) -> web.Response:
+    """POST /admin/events/{uuid}/{cancel,postpone,confirm}: change the event's status."""
+    user = accounts.login_required(request)
+    old = _own_item(request, user)
+    status = STATUS_ACTIONS[request.match_info["action"]]
+    await save_edit(request, old, {**item_to_input(old), "status": status})
+    return redirect(f"/admin?done={status}&entry={short_id(old.id)}")
+
+
+async def delete_entry(request: web.Request) -> web.Response:
+    """POST /admin/{kind}/{uuid}/delete: remove the entry (tombstone in the feed); undo offered."""
+    user = accounts.login_required(request)
+    item = _own_item(request, user)
+    tombstone = await request.app[STORE].delete_item(item)
+    request.app[UNDO].put(item, tombstone, user.username)
+    return redirect(f"/admin?done=deleted&entry={short_id(item.id)}")
+
+
+async def restore_entry(request: web.Request) -> web.Response:
+    """POST /admin/{kind}/{uuid}/restore: undo a delete of the last 10 minutes."""
+    user = accounts.login_required(request)
+    uuid = request.match_info["uuid"].lower()
+    store, shelf = request.app[STORE], request.app[UNDO]
+    back = store.get(uuid, _kind(request))
+    if back is not None and may_edit(user, back):  # "Undo" pressed twice: it is back already
+        return redirect(f"/admin?done=restored&entry={uuid}")
+    found = shelf.get(uuid)
+    if found is None or found.item.kind != _kind(request):
+        raise NotFound(N_("It is too late to undo that; make the entry again."))
+    if not may_edit(user, found.item):
+        raise Forbidden(N_("This entry belongs to another association."))
+    await restore_item(store, restored(found, utcnow()))
+    shelf.forget(uuid)
+    return redirect(f"/admin?done=restored&entry={uuid}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict
@@ -12,12 +13,15 @@ from klynge.model import Event, Notice, Place, localize, zone
 
 NEW_PLACE = "__new__"
 PLACE_FIELDS = ("street", "postcode", "locality", "lat", "lon")
+_SIMPLE_HTML_RE = re.compile(r"^<p>.*</p>$", re.S)
+_OTHER_TAG_RE = re.compile(r"<(?!/?p>|br>)")
 _WEEKLY_RE = re.compile(r"^FREQ=WEEKLY;UNTIL=(\d{8})(T\d{6}Z?)?$")
 EVENT_FIELDS = (
     "title", "date", "start_time", "end_date", "end_time", "all_day", "place", "place_name",
     "place_street", "place_postcode", "place_locality", "place_lat", "place_lon", "category",
-    "description", "url", "repeat_until", "rrule",
+    "description", "url", "repeat_until", "rrule", "status",
 )  # fmt: skip
+STATUSES = ("confirmed", "cancelled", "postponed")
 NOTICE_FIELDS = ("title", "body", "category", "expires", "url", "related")
 
 
@@ -26,20 +30,45 @@ def form_values(form: Mapping[str, Any], names: Iterable[str]) -> dict[str, str]
     return {name: str(form.get(name, "")).strip() for name in names}
 
 
+def text_to_html(text: str) -> str:
+    """Turn typed text into paragraphs (a blank line) and line breaks; HTML is kept as HTML."""
+    if "<" in text or not text.strip():
+        return text  # the model sanitises HTML, and the API accepts it too
+    paragraphs = re.split(r"\n\s*\n", text.replace("\r\n", "\n").strip())
+    return "".join(
+        "<p>"
+        + "<br>".join(html.escape(line.strip(), quote=False) for line in p.splitlines())
+        + "</p>"
+        for p in paragraphs
+    )
+
+
+def html_to_text(value: str) -> str:
+    """Return text made by `text_to_html` as typed text again; other HTML stays HTML."""
+    if not _SIMPLE_HTML_RE.match(value) or _OTHER_TAG_RE.search(value):
+        return value
+    text = value.removeprefix("<p>").removesuffix("</p>").replace("</p><p>", "\n\n")
+    return html.unescape(text.replace("<br>", "\n"))
+
+
 def event_input(form: Mapping[str, str], tz: str) -> dict[str, Any]:
     """Turn the event form's fields into API input values."""
-    all_day = form.get("all_day") in ("1", "on", "true")
     day = form.get("date", "")
+    # No time at all means a whole day, as the form's hint says.
+    no_times = not form.get("start_time") and not form.get("end_time")
+    all_day = form.get("all_day") in ("1", "on", "true") or bool(day and no_times)
     values: dict[str, Any] = {
         "title": form.get("title", ""),
         "all_day": all_day,
         "timezone": tz,
         "category": form.get("category", ""),
-        "description": form.get("description", ""),
+        "description": text_to_html(form.get("description", "")),
         "url": form.get("url", ""),
         "location": _location(form),
         "rrule": _rrule(form, tz, all_day),
     }
+    if form.get("status"):
+        values["status"] = form["status"]
     if all_day:
         values["start"] = day
         values["end"] = _day_after(form.get("end_date", ""))
@@ -60,7 +89,9 @@ def _day_after(text: str) -> str:
 
 def _location(form: Mapping[str, str]) -> dict[str, Any] | str | None:
     choice = form.get("place", "")
-    if choice != NEW_PLACE:
+    # Without JavaScript the new-place fields are always shown: filling them in is enough.
+    typed = any(form.get(f"place_{key}") for key in ("name", "street", "locality"))
+    if choice != NEW_PLACE and not (not choice and typed):
         return choice or None
     place: dict[str, Any] = {"name": form.get("place_name", "")}
     for key in PLACE_FIELDS:
@@ -97,9 +128,11 @@ def _rrule(form: Mapping[str, str], tz: str, all_day: bool) -> str:
 def event_form(event: Event, saved: Iterable[Place]) -> dict[str, str]:
     """Return the event form's fields filled from a stored event."""
     form = dict.fromkeys(EVENT_FIELDS, "")
-    form.update(title=event.title, category=event.category, description=event.description)
+    form.update(title=event.title, category=event.category)
+    form["description"] = html_to_text(event.description)
     form["url"] = event.url
     form["all_day"] = "1" if event.all_day else ""
+    form["status"] = event.status
     _fill_times(form, event)
     _fill_place(form, event.place, saved)
     _fill_repeat(form, event)
@@ -145,24 +178,47 @@ def _fill_repeat(form: dict[str, str], event: Event) -> None:
 
 def notice_input(form: Mapping[str, str]) -> dict[str, Any]:
     """Turn the notice form's fields into API input values."""
-    return {name: form.get(name, "") for name in NOTICE_FIELDS}
+    values = {name: form.get(name, "") for name in NOTICE_FIELDS}
+    values["body"] = text_to_html(values["body"])
+    return values
 
 
 def notice_form(notice: Notice, tz: str) -> dict[str, str]:
     """Return the notice form's fields filled from a stored notice."""
     return {
         "title": notice.title,
-        "body": notice.body,
+        "body": html_to_text(notice.body),
         "category": notice.category,
-        "expires": "" if notice.expires is None else _last_day(notice.expires, tz),
+        "expires": "" if notice.expires is None else last_day_shown(notice.expires, tz).isoformat(),
         "url": notice.url,
         "related": notice.related,
     }
 
 
-def _last_day(expires: datetime, tz: str) -> str:
-    # The form asks for the last day shown; a notice leaving at midnight ends the day before.
+def last_day_shown(expires: datetime, tz: str) -> date:
+    """Return the last day a notice is shown (one leaving at midnight ends the day before)."""
     local = expires.astimezone(zone(tz))
     if local.time() == time(0):
-        return (local.date() - timedelta(days=1)).isoformat()
-    return local.date().isoformat()
+        return local.date() - timedelta(days=1)
+    return local.date()
+
+
+def form_errors(errors: Mapping[str, str], form: Mapping[str, str]) -> dict[str, str]:
+    """Move model errors (start, end, location, …) onto the form inputs that caused them."""
+    moved: dict[str, str] = {}
+    for name, message in errors.items():
+        target = _input_of(name, form)
+        moved[target] = f"{moved[target]} {message}" if target in moved else message
+    return moved
+
+
+def _input_of(name: str, form: Mapping[str, str]) -> str:
+    all_day = form.get("all_day") in ("1", "on", "true")
+    if name == "start":
+        timed = form.get("date") and not all_day and not form.get("start_time")
+        return "start_time" if timed else "date"
+    if name == "end":
+        return "end_date" if all_day or not form.get("end_time") else "end_time"
+    if name == "location":
+        return "place" if form.get("place") not in ("", NEW_PLACE) else "place_name"
+    return {"rrule": "repeat_until", "timezone": "date", "related": "title"}.get(name, name)

@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import json
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from itertools import groupby
 from typing import Any
+from urllib.parse import quote
 
 from aiohttp import web
 from markupsafe import Markup
 
 from klynge.ical import event_calendar, html_to_text
-from klynge.model import Event, Notice, utcnow
-from klynge.recurrence import expand
+from klynge.model import Event, Notice, Place, utcnow, zone
+from klynge.recurrence import Occurrence, expand
 from klynge.web import render
+from node.forms import last_day_shown
 from node.keys import CONFIG, PUBLISHER, STORE
 from node.publish import CALENDAR_TYPE, FEED_TYPE, feed_links, linked, respond
 
@@ -69,10 +73,54 @@ async def event_ics(request: web.Request) -> web.Response:
     return web.Response(body=body, content_type=CALENDAR_TYPE, charset="utf-8", headers=headers)
 
 
+@dataclass(frozen=True)
+class Span:
+    """When something happens, as the pages say it: a day, times, and a last day if later."""
+
+    day: date
+    start: datetime | None  # None for all-day
+    end: datetime | None
+    last_day: date | None  # only when it ends on a later day
+
+
+def span(start: date, end: date | None, all_day: bool) -> Span:
+    """Return the display span of an event or occurrence (all-day ends are exclusive)."""
+    if all_day or not isinstance(start, datetime):
+        last = end - timedelta(days=1) if end is not None else None
+        return Span(start, None, None, last if last is not None and last > start else None)
+    timed_end = end if isinstance(end, datetime) else None
+    last = timed_end.date() if timed_end is not None else None
+    return Span(start.date(), start, timed_end, last if last != start.date() else None)
+
+
+def map_url(place: Place | None) -> str:
+    """Return an OpenStreetMap link for a place: its point, else a search for its address."""
+    if place is None:
+        return ""
+    if place.lat is not None and place.lon is not None:
+        return (
+            f"https://www.openstreetmap.org/?mlat={place.lat}&mlon={place.lon}"
+            f"#map=17/{place.lat}/{place.lon}"
+        )
+    if not place.address:
+        return ""
+    return f"https://www.openstreetmap.org/search?query={quote(place.full)}"
+
+
+def event_context(event: Event) -> dict[str, Any]:
+    """Return what event_body.html needs to show an event (page and preview alike)."""
+    return {
+        "event": event,
+        "span": span(event.start, event.end, event.all_day),
+        "map_url": map_url(event.place),
+        "weekly": event.rrule.startswith("FREQ=WEEKLY"),
+    }
+
+
 async def event_page(request: web.Request) -> web.Response:
     """GET /events/{uuid}: the event's page with schema.org JSON-LD."""
     event = _event(request)
-    context = {"event": event, "json_ld": json_ld(event), "ics_url": f"{event.link}.ics"}
+    context = event_context(event) | {"json_ld": json_ld(event), "ics_url": f"{event.link}.ics"}
     return render(request, "event.html", context)
 
 
@@ -81,8 +129,17 @@ async def notice_page(request: web.Request) -> web.Response:
     item = request.app[STORE].get(request.match_info["uuid"].lower(), "notice")
     if not isinstance(item, Notice):
         raise web.HTTPNotFound()
-    expired = item.expires is not None and item.expires <= utcnow()
-    return render(request, "notice.html", {"notice": item, "expired": expired})
+    return render(request, "notice.html", notice_context(item, request.app[CONFIG].timezone))
+
+
+def notice_context(notice: Notice, tz: str) -> dict[str, Any]:
+    """Return what notice_body.html needs to show a notice (page and preview alike)."""
+    expires = notice.expires
+    return {
+        "notice": notice,
+        "expired": expires is not None and expires <= utcnow(),
+        "last_day": None if expires is None else last_day_shown(expires, tz),
+    }
 
 
 async def village_page(request: web.Request) -> web.Response:
@@ -93,15 +150,24 @@ async def village_page(request: web.Request) -> web.Response:
     occurrences = expand(store.events(), now, now + timedelta(days=UPCOMING_DAYS), limit=200)
     notices = [n for n in store.notices() if n.expires is None or n.expires > now]
     notices.sort(key=lambda n: n.updated, reverse=True)
+    today = now.astimezone(zone(config.timezone)).date()
     context = {
-        "occurrences": occurrences,
-        "notices": notices,
+        "days": by_day(occurrences),
+        "today": today,
+        "tomorrow": today + timedelta(days=1),
+        "notices": [notice_context(n, config.timezone) for n in notices],
         "feed_url": config.feed_url,
         "calendar_url": f"{config.public_url}/calendar.ics",
         "webcal_url": "webcal://" + config.public_url.split("://", 1)[1] + "/calendar.ics",
         "upcoming_days": UPCOMING_DAYS,
     }
     return render(request, "village.html", context)
+
+
+def by_day(occurrences: list[Occurrence]) -> list[tuple[date, list[tuple[Occurrence, Span]]]]:
+    """Group occurrences (sorted by start) by their first day, each with its display span."""
+    spans = [(o, span(o.start, o.end, o.event.all_day)) for o in occurrences]
+    return [(day, list(group)) for day, group in groupby(spans, key=lambda pair: pair[1].day)]
 
 
 def json_ld(event: Event) -> Markup:
