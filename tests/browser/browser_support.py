@@ -82,10 +82,10 @@ async def opened(
         await context.close()
 
 
-async def submit(page: Any, button: Any) -> Any:
-    """Click a submit button and wait for the page it leads to; return the main response."""
+async def follow(page: Any, target: Any) -> Any:
+    """Click a link or submit button and wait for the page it leads to; return its response."""
     async with page.expect_navigation() as navigation:
-        await button.click()
+        await target.click()
     return await navigation.value
 
 
@@ -94,7 +94,7 @@ async def log_in(page: Any, base: str, username: str) -> None:
     await page.goto(f"{base}/login")
     await page.fill("input[name=username]", username)
     await page.fill("input[name=password]", PASSWORD)
-    await submit(page, page.locator("form:has(input[name=password]) [type=submit]").first)
+    await follow(page, page.locator("form:has(input[name=password]) [type=submit]").first)
     assert await page.locator("form[action='/logout']").count() == 1, (
         f"{username} is not logged in after the login form: {page.url}\n"
         + (await page.inner_text("main"))[:500]

@@ -9,7 +9,7 @@ from typing import Any
 from urllib.parse import urljoin
 
 import pytest
-from browser_support import CLUSTER_NAME, FLEA, iso_week, log_in, opened, submit, today
+from browser_support import CLUSTER_NAME, FLEA, follow, iso_week, log_in, opened, today
 from icalendar import Calendar
 from pypdf import PdfReader
 
@@ -32,7 +32,7 @@ async def fill_event(page: Any, day: date, start: str, end: str) -> None:
 async def send_event_form(page: Any) -> Any:
     """Press the event form's first submit button (save, or preview where there is one)."""
     form = page.locator("form:has(input[name=title])")
-    return await submit(page, form.locator("[type=submit]").first)
+    return await follow(page, form.locator("[type=submit]").first)
 
 
 async def field_of_message(page: Any, message: str) -> str:
@@ -54,8 +54,7 @@ async def volunteer_publishes(browser: Any, cluster: Any, day: date) -> None:
     node = cluster.node("Østerby")
     async with opened(browser) as page:
         await log_in(page, node.base, "bo")
-        await page.click("a[href='/admin/events/new']")
-        await page.wait_for_selector("input[name=title]")
+        await follow(page, page.locator("a[href='/admin/events/new']").first)
         await fill_event(page, day, "18:00", "17:00")
         response = await send_event_form(page)
         assert response.status == 422
@@ -70,7 +69,7 @@ async def volunteer_publishes(browser: Any, cluster: Any, day: date) -> None:
         publish = page.get_by_role("button", name="Publicer")
         if await publish.count():  # the preview step: what residents will see, then publish
             assert TITLE in await page.inner_text("main")
-            response = await submit(page, publish.first)
+            response = await follow(page, publish.first)
         assert response.status == 200
         confirmation = page.locator("[role=status]")
         assert await confirmation.count() == 1, "no confirmation after publishing"
@@ -118,17 +117,16 @@ async def resident_finds_and_saves(browser: Any, cluster: Any, day: date) -> Non
     async with opened(browser) as page:
         await page.goto(cluster.agg("/"))
         assert await page.get_attribute("html", "lang") == "da"
-        await page.click("a[hreflang=en]")
-        await page.wait_for_function("document.documentElement.lang === 'en'")
+        await follow(page, page.locator("a[hreflang=en]").first)  # the visible switch
+        assert await page.get_attribute("html", "lang") == "en"
         link = await village_filter_link(page, "Østerby")
-        await link.click()
-        await page.wait_for_url("**village=*")
+        await follow(page, link)
+        assert "village=" in page.url
         assert await page.get_attribute("html", "lang") == "en", "the language was not kept"
         listed = await page.inner_text("main")
         assert TITLE in listed
         assert FLEA not in listed, "the village filter still shows Vesterby's flea market"
-        await page.locator("main a").filter(has_text=TITLE).first.click()
-        await page.wait_for_selector("h1")
+        await follow(page, page.locator("main a").filter(has_text=TITLE).first)
         assert TITLE in await page.inner_text("h1")
         calendar = await ics_of_event_page(page)
     [vevent] = calendar.walk("VEVENT")
@@ -140,7 +138,8 @@ async def poster_pdf(browser: Any, cluster: Any, day: date) -> bytes:
     """Print the poster of the event's week to PDF with chromium's print pipeline."""
     async with opened(browser) as page:
         response = await page.goto(cluster.agg(f"/poster?week={iso_week(day)}"))
-        assert response is not None and response.status == 200, f"poster: {response}"
+        assert response is not None
+        assert response.status == 200, f"{response.url} answered {response.status}"
         await page.emulate_media(media="print")
         return bytes(await page.pdf(format="A4", print_background=True))
 
@@ -164,7 +163,8 @@ async def test_poster_shows_cluster_name_and_qr_code(browser: Any, cluster: Any)
     async with opened(browser, js=False) as page:
         week = iso_week(today() + timedelta(days=1))
         response = await page.goto(cluster.agg(f"/poster?week={week}"))
-        assert response is not None and response.status == 200, f"poster: {response}"
+        assert response is not None
+        assert response.status == 200, f"{response.url} answered {response.status}"
         assert CLUSTER_NAME in await page.inner_text("body")
         # The QR code is inline SVG (no image request) and names the subscribe page nearby.
         assert await page.locator("main svg").count() >= 1, "no inline SVG QR code"

@@ -14,13 +14,13 @@ from browser_support import (
     axe_violations,
     describe_load,
     describe_violations,
+    follow,
     iso_week,
     log_in,
     measured_load,
     open_spec,
     opened,
     page_specs,
-    submit,
     this_month,
     today,
 )
@@ -58,7 +58,7 @@ async def test_axe_on_the_event_form_showing_errors(browser: Any, cluster: Any) 
         await log_in(page, node.base, "bo")
         await page.goto(node.url("/admin/events/new"))
         form = page.locator("form:has(input[name=title])")
-        await submit(page, form.locator("[type=submit]").first)  # everything empty
+        await follow(page, form.locator("[type=submit]").first)  # everything empty
         assert await page.locator("[aria-invalid=true]").count() > 0
         violations = await axe_violations(page)
     assert not violations, f"axe on the form with errors:\n{describe_violations(violations)}"
@@ -93,7 +93,7 @@ async def test_login_form_works_without_javascript(browser: Any, cluster: Any) -
         await page.goto(node.url("/login"))
         await page.fill("input[name=username]", "bo")
         await page.fill("input[name=password]", "not the password")
-        response = await submit(page, page.locator("form:has(input[name=password]) [type=submit]"))
+        response = await follow(page, page.locator("form:has(input[name=password]) [type=submit]"))
         assert response.status == 401
         assert "Forkert brugernavn eller adgangskode" in await page.inner_text("main")
         await log_in(page, node.base, "bo")  # asserts the logout form is there
@@ -112,10 +112,10 @@ async def test_event_form_posts_without_javascript(browser: Any, cluster: Any) -
         await page.fill("input[name=start_time]", "14:00")
         await page.fill("input[name=end_time]", "16:00")
         form = page.locator("form:has(input[name=title])")
-        response = await submit(page, form.locator("[type=submit]").first)
+        response = await follow(page, form.locator("[type=submit]").first)
         publish = page.get_by_role("button", name="Publicer")
         if await publish.count():  # a preview step before publishing
-            response = await submit(page, publish.first)
+            response = await follow(page, publish.first)
         assert response.status == 200, await page.inner_text("main")
         assert await page.locator("[role=status]").count() == 1, "no confirmation shown"
         await page.goto(node.url("/"))
