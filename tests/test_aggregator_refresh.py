@@ -201,3 +201,35 @@ def test_a_source_failing_for_a_day_is_stale_and_says_why(tmp_path: Path) -> Non
     assert state.health(now, config.limits.stale_after) == "stale"
     words = summary(state, now, config)
     assert words == "Stale: HTTP 503 (3 failures in a row, last success 25 h ago)."
+
+
+async def test_ics_and_plain_rss_sources(
+    feed_server: FeedServer, tmp_path: Path, make_harness
+) -> None:
+    from klynge.ical import write_calendar
+
+    ics = feed_server.set(
+        "/kirke.ics",
+        write_calendar([event("Julegudstjeneste", category="church")], name="Sogn"),
+        content_type="text/calendar",
+    )
+    rss = feed_server.set(
+        "/kommune.rss",
+        """<?xml version="1.0"?><rss version="2.0"><channel><title>Kommunen</title>
+        <link>https://kommune.example/</link><description>Nyt</description>
+        <item><title>Vejarbejde på Hovedgaden</title><link>https://kommune.example/vej</link>
+        <guid>https://kommune.example/vej</guid><pubDate>Fri, 27 Nov 2026 08:00:00 GMT</pubDate>
+        </item></channel></rss>""".encode(),
+        content_type="application/rss+xml",
+    )
+    h = await make_harness(
+        config_for(tmp_path, [Source(ics, "Sognet", "ics"), Source(rss, "Kommunen", "atom")])
+    )
+    outcomes = await h.refresher.refresh_all()
+    assert all(o.ok for o in outcomes), outcomes
+    items = h.refresher.merged().items
+    by_title = {i.title: (i.kind, i.source.title if i.source else "") for i in items}
+    assert by_title == {
+        "Julegudstjeneste": ("event", "Sognet"),
+        "Vejarbejde på Hovedgaden": ("notice", "Kommunen"),
+    }
