@@ -12,7 +12,7 @@ from aiohttp import web
 from klynge.errors import Forbidden, ValidationError
 from klynge.i18n import N_
 from klynge.model import Place, utcnow
-from klynge.web import render, safe_next
+from klynge.web import gettext, render, safe_next
 from node.auth import hash_password, new_token, verify_password
 from node.keys import CONFIG, LIMITER, PINGER, STORE
 from node.sessions import current_user, end_session, redirect, require_user, start_session
@@ -70,22 +70,30 @@ async def login(request: web.Request) -> web.Response:
     address = client_address(request)
     limiter = request.app[LIMITER]
     if limiter.blocked(username, address):
-        return _login_failed(
-            request,
-            nxt,
-            username,
-            N_("Too many failed attempts. Wait 15 minutes and try again."),
-            429,
-        )
+        return _rate_limited(request, nxt, username)
     user = request.app[STORE].user(username)
     stored = user.password_hash if user else _DUMMY_HASH
     ok = await asyncio.to_thread(verify_password, stored, password)
     if user is None or not ok:
         limiter.failed(username, address)
-        return _login_failed(request, nxt, username, N_("Wrong username or password."), 401)
+        message = gettext(request, "Wrong username or password.")
+        return _login_failed(request, nxt, username, message, 401)
     limiter.succeeded(username)
     start_session(request, user.username)
     return redirect(nxt)
+
+
+def _rate_limited(request: web.Request, nxt: str, username: str) -> web.Response:
+    window = request.app[CONFIG].login_window
+    minutes = max(1, round(window / 60))
+    message = gettext(
+        request,
+        "Too many failed attempts. Wait %(minutes)s minutes and try again.",
+        minutes=minutes,
+    )
+    response = _login_failed(request, nxt, username, message, 429)
+    response.headers["Retry-After"] = str(int(window))
+    return response
 
 
 def _login_failed(

@@ -285,6 +285,9 @@ def _form(
 ) -> web.Response:
     lang = request_lang(request)
     categories = [(k, v[1] if lang == "en" else v[0]) for k, v in CATEGORIES.items()]
+    if errors and not form.get("title"):
+        # The model checks the title only once the times parse: name every gap at once.
+        errors = {"title": N_("Give a title."), **errors}
     # Translated before moving: two messages may land on one input and are joined.
     translated = {name: _t(request, message) for name, message in errors.items()}
     context = {
