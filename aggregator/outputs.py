@@ -218,9 +218,14 @@ def build_opml(config: AggregatorConfig, sources: Iterable[tuple[str, str, str]]
 def window(start: date | None, end: date | None, tz: str) -> tuple[datetime, datetime]:
     """Return the UTC window of the JSON API and views: `from` .. `to`, capped at 18 months."""
     now = utcnow()
-    lo = as_utc(start, tz) if start else now.replace(hour=0, minute=0, second=0)
-    hi = as_utc(end, tz) if end else lo + timedelta(days=31)
-    return lo, min(hi, now + HORIZON)
+    earliest = now - HORIZON  # far-past dates would only cost work (and overflow at year 1)
+    lo = (
+        as_utc(max(start, earliest.date()), tz)
+        if start
+        else now.replace(hour=0, minute=0, second=0)
+    )
+    hi = as_utc(min(end, (now + HORIZON).date()), tz) if end else lo + timedelta(days=31)
+    return lo, max(lo, min(hi, now + HORIZON))
 
 
 def occurrences(

@@ -189,3 +189,12 @@ async def test_periodic_polling_runs_one_job_per_source(
         return path.exists() and "Fodbold flyttet" in path.read_text(encoding="utf-8")
 
     await eventually(saved)
+
+
+async def test_api_events_window_is_clamped_to_the_horizon(cluster: Any) -> None:
+    body = await (await cluster.get("/api/events", params={"from": "0001-01-01"})).json()
+    assert body["from"] > "2020" and body["events"] == []  # 18 months back, a month long
+    far = await (await cluster.get("/api/events", params={"to": "9999-12-31"})).json()
+    assert far["to"] < "2029"
+    backwards = await cluster.get("/api/events", params={"from": "2026-12-31", "to": "2026-01-01"})
+    assert backwards.status == 200 and (await backwards.json())["events"] == []
