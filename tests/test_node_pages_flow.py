@@ -18,9 +18,10 @@ from lxml import html as lxml_html
 from node_support import PASSWORD, NodeDir, auth, make_node
 from test_node_pages import SOON, ClientFactory, csrf, event_form, hidden_fields, login
 
+from aggregator.merge import Content, apply_fetch, bind, merge_entries
 from klynge.feedreader import read_feed
 from klynge.i18n import date_long, package_msgids
-from klynge.model import Event, utcnow
+from klynge.model import Event, FeedSource, utcnow
 from node.app import create_app
 from node.keys import STORE
 from node.undo import UNDO
@@ -212,12 +213,21 @@ async def published_event(client: Client, token: str) -> Event:
     return event
 
 
+async def aggregator_view(client: Client, before: Content) -> Content:
+    """Fetch the node's feed as an aggregator does and apply it to what it had before."""
+    feed = read_feed(await (await client.get("/feed.atom")).read())
+    origin = FeedSource(id=feed.meta.id, title=feed.meta.title, self_url=feed.meta.self_url)
+    items, tombs = bind(feed.items, feed.tombstones, origin=origin, trust_source=False)
+    return apply_fetch(before, items, tombs, origin=origin, now=utcnow())
+
+
 async def test_undo_restores_the_same_entry_and_drops_its_tombstone(
     client: Client, node_dir: NodeDir
 ) -> None:
     token = await as_bo(client)
     event = await published_event(client, token)
     uid = event.id.removeprefix("urn:uuid:")
+    aggregator = await aggregator_view(client, Content())
     response = await client.post(f"/admin/events/{uid}/delete", data={"csrf_token": token},
                                  allow_redirects=False)  # fmt: skip
     assert response.headers["Location"] == f"/admin?done=deleted&entry={uid}"
@@ -225,6 +235,8 @@ async def test_undo_restores_the_same_entry_and_drops_its_tombstone(
     feed = read_feed(await (await client.get("/feed.atom")).read())
     [tomb] = feed.tombstones
     assert tomb.id == event.id and feed.items == ()
+    aggregator = await aggregator_view(client, aggregator)
+    assert merge_entries([aggregator]).items == ()  # the aggregator applied the tombstone
 
     listing = await (await client.get(response.headers["Location"])).text()
     status = doc(listing).xpath("//*[@role='status']")[0]
@@ -245,6 +257,8 @@ async def test_undo_restores_the_same_entry_and_drops_its_tombstone(
     feed = read_feed(await (await client.get("/feed.atom")).read())
     assert feed.tombstones == () and [i.id for i in feed.items] == [event.id]
     assert feed.items[0].sequence == event.sequence + 1
+    aggregator = await aggregator_view(client, aggregator)
+    assert [i.id for i in merge_entries([aggregator]).items] == [event.id]  # and takes it back
     stored = json.loads((node_dir.path / "node.json").read_text())
     assert event.id not in json.dumps(stored.get("tombstones", {}))  # durable too
     done = await (await client.get(response.headers["Location"])).text()
