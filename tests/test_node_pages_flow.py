@@ -383,3 +383,20 @@ def test_every_node_msgid_has_danish_and_english() -> None:
     owned = package_msgids("node") - ids("klynge", "da")  # klynge's own words come from klynge
     assert owned <= ids("node", "da"), sorted(owned - ids("node", "da"))
     assert owned <= ids("node", "en"), sorted(owned - ids("node", "en"))
+
+
+async def test_the_flow_in_english(client: Client) -> None:
+    token = await as_bo(client)
+    english = {"Accept-Language": "en"}
+    form = await (await client.get("/admin/events/new", headers=english)).text()
+    assert doc(form).xpath("//label[@for='f-repeat_until']/text()") == ["Repeats every week until"]
+    response = await client.post("/admin/events/new", data=event_form(token), headers=english)
+    page = await response.text()
+    assert "This is how it will look" in page and "kl." not in text_of(page, "//main")
+    buttons = doc(page).xpath("//main//form//button/text()")
+    assert buttons == ["Publish", "Change"]
+    published = await client.post("/admin/events/new", headers=english, allow_redirects=False,
+                                  data={**hidden_fields(page), "action": "publish"})  # fmt: skip
+    listing = await (await client.get(published.headers["Location"], headers=english)).text()
+    saved = "Saved. It is now on the village page and in the cluster's calendar."
+    assert saved in text_of(listing, "//*[@role='status']")
