@@ -44,7 +44,7 @@ from node.serialize import (
 )
 from node.sessions import redirect
 from node.store import User
-from node.undo import UNDO, UNDO_MINUTES, UndoShelf, restore_item, restored
+from node.undo import UNDO, UNDO_MINUTES, UndoShelf, restored
 from node.views import event_context, notice_context
 
 UUID = r"{uuid:[0-9a-fA-F-]{36}}"
@@ -338,6 +338,6 @@ async def restore_entry(request: web.Request) -> web.Response:
         raise NotFound(N_("It is too late to undo that; make the entry again."))
     if not may_edit(user, found.item):
         raise Forbidden(N_("This entry belongs to another association."))
-    await restore_item(store, restored(found, utcnow()))
+    await store.restore_item(restored(found, utcnow()))
     shelf.forget(uuid)
     return redirect(f"/admin?done=restored&entry={uuid}")

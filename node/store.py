@@ -213,6 +213,23 @@ class Store:
         await self._commit(change, apply)
         return tomb
 
+    async def restore_item(self, item: Item) -> None:
+        """Store a deleted entry again and drop its tombstone, in one durable write (undo)."""
+        table = TABLE_OF[item.kind]
+        doc = item_to_doc(item)
+
+        def change(tables: Tables) -> None:
+            _put(tables, table, self._doc_key(table, item.id), doc)
+            tombs = tables.get("tombstones", {})
+            tables["tombstones"] = {k: d for k, d in tombs.items() if d.get("id") != item.id}
+            self._mark_changed(tables, item.updated)
+
+        def apply() -> None:
+            self._items[short_id(item.id)] = item
+            self._tombstones.pop(item.id, None)
+
+        await self._commit(change, apply)
+
     async def save_many(self, items: Iterable[Item]) -> None:
         """Store many entries in one write (seeding, benchmarks)."""
         items = list(items)

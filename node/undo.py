@@ -12,13 +12,11 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import Any
 
 from aiohttp import web
 
 from klynge.model import Item, Tombstone, utcnow
-from node.serialize import item_to_doc, short_id
-from node.store import TABLE_OF, Store
+from node.serialize import short_id
 
 UNDO_MINUTES = 10
 SHELF_SIZE = 200  # enough for every volunteer of a village; the oldest go first
@@ -66,27 +64,3 @@ def restored(deleted: Deleted, now: datetime) -> Item:
     """Return the entry as it comes back: same id, sequence raised, updated after its tombstone."""
     updated = max(now, deleted.tombstone.deleted + timedelta(seconds=1), deleted.item.updated)
     return replace(deleted.item, sequence=deleted.item.sequence + 1, updated=updated)
-
-
-async def restore_item(store: Store, item: Item) -> None:
-    """Store `item` again and drop its tombstone, in one durable write.
-
-    Store has no public call that removes a tombstone; this uses its commit hook and should
-    move into Store (as `restore_item`) when the store's owner can take it.
-    """
-    table = TABLE_OF[item.kind]
-    doc = item_to_doc(item)
-
-    def change(tables: dict[str, dict[str, Any]]) -> None:
-        entries = dict(tables.get(table, {}))
-        entries[store._doc_key(table, item.id)] = doc
-        tables[table] = entries
-        tombs = tables.get("tombstones", {})
-        tables["tombstones"] = {k: d for k, d in tombs.items() if d.get("id") != item.id}
-        store._mark_changed(tables, item.updated)
-
-    def apply() -> None:
-        store._items[short_id(item.id)] = item
-        store._tombstones.pop(item.id, None)
-
-    await store._commit(change, apply)
