@@ -20,7 +20,7 @@ from klynge.i18n import N_
 from klynge.model import CATEGORIES, Event, Item, Notice, Place, new_id, utcnow
 from klynge.web import gettext, render, request_lang
 from node import accounts
-from node.api import may_edit, save_edit
+from node.api import edited, may_edit, save_edit
 from node.forms import (
     EVENT_FIELDS,
     NEW_PLACE,
@@ -40,7 +40,6 @@ from node.serialize import (
     full_id,
     item_to_input,
     short_id,
-    time_changed,
 )
 from node.sessions import redirect
 from node.store import User
@@ -210,17 +209,7 @@ async def edit_entry(request: web.Request) -> web.Response:
 
 def _edited(request: web.Request, old: Item, values: dict[str, Any]) -> Item:
     """Build the new version of `old` as node.api.save_edit will store it (for the preview)."""
-    stamp = Stamp(
-        id=old.id,
-        organizer=old.organizer,
-        created=old.created or old.updated,
-        updated=max(utcnow(), old.updated),
-        sequence=old.sequence,
-    )
-    item = _build(request, old.kind, values, stamp)
-    if isinstance(item, Event) and isinstance(old, Event) and time_changed(old, item):
-        item = replace(item, sequence=old.sequence + 1)
-    return item
+    return edited(request, old, values)
 
 
 def _form_of(post: MultiDictProxy[Any], kind: str) -> dict[str, str]:

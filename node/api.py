@@ -151,8 +151,8 @@ async def update_entry(request: web.Request) -> web.Response:
     return _json(request, item)
 
 
-async def save_edit(request: web.Request, old: Item, values: dict[str, Any]) -> Item:
-    """Build the new version of `old` from input values, raise its sequence if due, store it."""
+def edited(request: web.Request, old: Item, values: dict[str, Any]) -> Item:
+    """Build the new version of `old` from input values, raising its sequence if due."""
     stamp = Stamp(
         id=old.id,
         organizer=old.organizer,
@@ -163,6 +163,12 @@ async def save_edit(request: web.Request, old: Item, values: dict[str, Any]) -> 
     item = _build(request, old.kind, values, stamp)
     if isinstance(item, Event) and isinstance(old, Event) and time_changed(old, item):
         item = replace(item, sequence=old.sequence + 1)
+    return item
+
+
+async def save_edit(request: web.Request, old: Item, values: dict[str, Any]) -> Item:
+    """Build the new version of `old` (see `edited`) and store it."""
+    item = edited(request, old, values)
     await request.app[STORE].save_item(item)
     return item
 
