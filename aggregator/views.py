@@ -1,128 +1,122 @@
-"""Resident-facing HTML pages: one function gathers each page's data, one template shows it.
+"""Resident-facing HTML pages: one handler per page, its data gathered by a `*_context` function.
 
-Plain, correct pages; the designed ones come with the web-experience issue and only need to
-replace the templates (the context of each page is gathered by a `*_context` function here).
+The contexts live beside the page kinds: calendar_view (month grid and list), pages_event
+(event page and its .ics), pages_board (noticeboard, subscribe, status) and poster.
 """
 
 from __future__ import annotations
 
-import asyncio
-import uuid
-from collections.abc import Iterable
-from datetime import date, datetime, timedelta
-from itertools import groupby
+from dataclasses import dataclass
+from datetime import date, timedelta
 from typing import Any
 
 from aiohttp import web
 
 from aggregator import outputs
-from aggregator.keys import CONFIG, REFRESHER
-from aggregator.merge import Merged
-from aggregator.status import source_rows
-from klynge.errors import NotFound
-from klynge.model import CATEGORIES, utcnow
-from klynge.recurrence import Occurrence
+from aggregator.calendar_view import calendar_context
+from aggregator.pages import (
+    Days,
+    Filters,
+    by_day,
+    common,
+    local_today,
+    merged_of,
+    occurrences_between,
+    timezone_of,
+)
+from aggregator.pages_board import noticeboard_context, status_context, subscribe_context
+from aggregator.pages_event import event_context, event_ics
+from aggregator.poster import poster_context
+from klynge.i18n import N_
 from klynge.web import render
 
-WEEK = timedelta(days=7)
-CALENDAR_DAYS = timedelta(days=62)
+UUID = r"{uuid:[0-9a-fA-F-]{36}}"
+FRONT_CAP = 200  # occurrences on the front page; the calendar has the rest (page weight)
+TEASER_NOTICES = 3
 
 
 def add_routes(app: web.Application) -> None:
-    """Register the HTML pages."""
+    """Register the HTML pages (and the per-event .ics, served beside its page)."""
     app.router.add_get("/", home)
     app.router.add_get("/calendar", calendar_page)
     app.router.add_get("/noticeboard", noticeboard)
+    app.router.add_get(f"/events/{UUID}.ics", event_ics)
     app.router.add_get("/events/{uuid}", event_page)
+    app.router.add_get("/subscribe", subscribe)
     app.router.add_get("/status", status_page)
+    app.router.add_get("/poster", poster)
 
 
-def day_of(occurrence: Occurrence) -> date:
-    """Return the local day an occurrence starts on."""
-    start = occurrence.start
-    return start.date() if isinstance(start, datetime) else start
+@dataclass(frozen=True)
+class Section:
+    """A part of the front page: today, the rest of this week, or next week."""
+
+    key: str
+    heading: str  # a msgid
+    first: date
+    last: date
+    days: Days
 
 
-def by_day(found: Iterable[Occurrence]) -> list[tuple[date, list[Occurrence]]]:
-    """Group occurrences (sorted by start) by their local day."""
-    return [(day, list(group)) for day, group in groupby(found, key=day_of)]
-
-
-def villages(merged: Merged) -> list[tuple[str, str]]:
-    """Return (key, name) of every village with entries, sorted by name."""
-    names = {outputs.village_of(i).title for i in merged.items}
-    return sorted(((outputs.slug(n), n) for n in names if n), key=lambda p: p[1])
-
-
-async def _occurrences(
-    request: web.Request, lo: datetime, hi: datetime, village: str = "", category: str = ""
-) -> list[Occurrence]:
-    merged = await request.app[REFRESHER].current()
-    loop = asyncio.get_running_loop()
-    return await loop.run_in_executor(None, outputs.occurrences, merged, lo, hi, village, category)
+def sections(days: Days, today: date) -> list[Section]:
+    """Split the front page's days into today, the rest of this week and next week."""
+    monday = today - timedelta(days=today.weekday())
+    parts = [
+        ("today", N_("Today"), today, today),
+        ("week", N_("This week"), today + timedelta(days=1), monday + timedelta(days=6)),
+        ("next", N_("Next week"), monday + timedelta(days=7), monday + timedelta(days=13)),
+    ]
+    return [
+        Section(key, heading, lo, hi, [(d, items) for d, items in days if lo <= d <= hi])
+        for key, heading, lo, hi in parts
+        if lo <= hi
+    ]
 
 
 async def home_context(request: web.Request) -> dict[str, Any]:
-    """Gather this week across the cluster and the newest notices."""
-    lo, _ = outputs.window(None, None, request.app[CONFIG].timezone)
-    found = await _occurrences(request, lo, lo + WEEK)
-    notices = outputs.current_notices(await request.app[REFRESHER].current())
-    return {"days": by_day(found), "notices": notices[:5]}
-
-
-async def home(request: web.Request) -> web.Response:
-    """Show this week across the cluster."""
-    return render(request, "home.html", await home_context(request))
-
-
-async def calendar_context(request: web.Request) -> dict[str, Any]:
-    """Gather two months of occurrences, filtered by village and category."""
-    village = request.query.get("village", "").strip()[:100]
-    category = request.query.get("category", "").strip().lower()[:40]
-    lo, _ = outputs.window(None, None, request.app[CONFIG].timezone)
-    found = await _occurrences(request, lo, lo + CALENDAR_DAYS, village, category)
-    return {
-        "days": by_day(found),
-        "village": village,
-        "category": category,
-        "villages": villages(await request.app[REFRESHER].current()),
-        "categories": list(CATEGORIES),
+    """Gather today, this calendar week (Monday to Sunday) and next week, and new notices."""
+    today = local_today(timezone_of(request))
+    end = today - timedelta(days=today.weekday()) + timedelta(days=14)
+    found = await occurrences_between(request, today, end)
+    merged = await merged_of(request)
+    return common(request, merged, Filters()) | {
+        "sections": sections(by_day(found[:FRONT_CAP], timezone_of(request)), today),
+        "cut": len(found) > FRONT_CAP,
+        "notices": outputs.current_notices(merged)[:TEASER_NOTICES],
+        "notice_count": len(outputs.current_notices(merged)),
     }
 
 
+async def home(request: web.Request) -> web.Response:
+    """Show today, this week and next week across the cluster."""
+    return render(request, "home.html", await home_context(request))
+
+
 async def calendar_page(request: web.Request) -> web.Response:
-    """Show the coming two months as a list, with filters."""
+    """Show the month grid or the agenda list, filtered by village and category."""
     return render(request, "calendar.html", await calendar_context(request))
 
 
 async def noticeboard(request: web.Request) -> web.Response:
-    """Show the unexpired notices, newest first."""
-    notices = outputs.current_notices(await request.app[REFRESHER].current())
-    return render(request, "noticeboard.html", {"notices": notices})
-
-
-async def event_context(request: web.Request) -> dict[str, Any]:
-    """Gather one event and its coming occurrences, or raise NotFound."""
-    try:
-        entry_id = f"urn:uuid:{uuid.UUID(request.match_info['uuid'])}"
-    except ValueError:
-        raise NotFound("There is no such event.") from None
-    merged = await request.app[REFRESHER].current()
-    event = outputs.find_event(merged, entry_id)
-    if event is None:
-        raise NotFound("There is no such event.")
-    lo, hi = outputs.event_window(event)
-    loop = asyncio.get_running_loop()
-    found = await loop.run_in_executor(None, outputs.occurrences, Merged((event,)), lo, hi)
-    return {"event": event, "occurrences": found[:50], "village": outputs.village_of(event)}
+    """Show the unexpired notices by category, newest first."""
+    return render(request, "noticeboard.html", await noticeboard_context(request))
 
 
 async def event_page(request: web.Request) -> web.Response:
-    """Show one event with its provenance."""
+    """Show one event with its provenance and carpools."""
     return render(request, "event.html", await event_context(request))
 
 
+async def subscribe(request: web.Request) -> web.Response:
+    """Show how to subscribe to the cluster's calendars."""
+    return render(request, "subscribe.html", await subscribe_context(request))
+
+
 async def status_page(request: web.Request) -> web.Response:
-    """Show every source's health, problems named in words."""
-    rows = source_rows(request.app[CONFIG], request.app[REFRESHER])
-    return render(request, "status.html", {"sources": rows, "now": utcnow()})
+    """Show every source's health in words."""
+    return render(request, "status.html", await status_context(request))
+
+
+async def poster(request: web.Request) -> web.Response:
+    """Show the printable week poster."""
+    return render(request, "poster.html", await poster_context(request))

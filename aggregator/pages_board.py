@@ -1,0 +1,154 @@
+"""The noticeboard (carpools beside their events), the subscribe page and the status page."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from typing import Any
+from urllib.parse import quote
+
+from aiohttp import web
+
+from aggregator import outputs
+from aggregator.keys import CONFIG, REFRESHER
+from aggregator.merge import Merged
+from aggregator.pages import (
+    categories_in_use,
+    event_path,
+    lang_of,
+    local_day,
+    merged_of,
+    public_url,
+    timezone_of,
+    villages,
+    webcal,
+)
+from aggregator.status import source_rows
+from klynge.i18n import N_
+from klynge.model import CATEGORIES, Event, Notice, category_label, utcnow, zone
+
+# Health words on /status; "held back" when a fetch would delete too much (design.md).
+STATE_WORDS = {
+    "new": N_("not fetched yet"),
+    "ok": N_("ok"),
+    "failing": N_("failing"),
+    "stale": N_("stale"),
+    "held": N_("held back"),
+}
+
+
+@dataclass(frozen=True)
+class NoticeRow:
+    """A notice as the board shows it, with its last day and the event it belongs to."""
+
+    notice: Notice
+    last_day: date | None
+    event: Event | None
+    event_day: date | None
+
+
+def last_day_shown(expires: datetime, tz: str) -> date:
+    """Return the last local day a notice is shown (an expiry at midnight ends the day before)."""
+    local = expires.astimezone(zone(tz))
+    return local.date() - timedelta(days=1) if local.time() == time(0) else local.date()
+
+
+def notice_row(notice: Notice, events: dict[str, Event], tz: str) -> NoticeRow:
+    """Return the board's view of one notice."""
+    event = events.get(notice.related) if notice.related else None
+    event_day = local_day(event.start, tz) if event else None
+    last = last_day_shown(notice.expires, tz) if notice.expires else None
+    return NoticeRow(notice, last, event, event_day)
+
+
+def notice_groups(merged: Merged, tz: str) -> list[tuple[str, list[NoticeRow]]]:
+    """Return the unexpired notices by category (vocabulary order), newest first in each."""
+    notices = sorted(outputs.current_notices(merged), key=lambda n: n.updated, reverse=True)
+    events = {e.id: e for e in merged.events}
+    rows = [notice_row(n, events, tz) for n in notices]
+    order = [*categories_in_use(notices), ""]
+    groups = [(term, [r for r in rows if r.notice.category == term]) for term in order]
+    return [(term, found) for term, found in groups if found]
+
+
+async def noticeboard_context(request: web.Request) -> dict[str, Any]:
+    """Gather the noticeboard's groups."""
+    merged = await merged_of(request)
+    return {"groups": notice_groups(merged, timezone_of(request)), "event_path": event_path}
+
+
+# --- /subscribe ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Subscription:
+    """One calendar to subscribe to, in the forms calendar apps want."""
+
+    key: str
+    label: str
+    https: str
+    webcal: str
+    google: str
+
+
+def subscription(key: str, label: str, url: str) -> Subscription:
+    """Return the https, webcal and Google Calendar forms of a calendar URL."""
+    cal = webcal(url)
+    google = "https://calendar.google.com/calendar/r?cid=" + quote(cal, safe="")
+    return Subscription(key, label, url, cal, google)
+
+
+def subscriptions(request: web.Request, merged: Merged) -> dict[str, list[Subscription]]:
+    """Return the whole cluster's, each village's and each category's calendar."""
+    lang = lang_of(request)
+    base = public_url(request, "/calendar.ics")
+    terms = list(dict.fromkeys([*CATEGORIES, *categories_in_use(merged.events)]))
+    return {
+        "cluster": [subscription("all", request.app[CONFIG].name, base)],
+        "villages": [
+            subscription(f"v-{key}", name, f"{base}?village={quote(key)}")
+            for key, name in villages(merged)
+        ],
+        "categories": [
+            subscription(f"c-{term}", category_label(term, lang), f"{base}?category={quote(term)}")
+            for term in terms
+        ],
+    }
+
+
+async def subscribe_context(request: web.Request) -> dict[str, Any]:
+    """Gather every calendar link and the Atom feed."""
+    merged = await merged_of(request)
+    return {
+        "groups": subscriptions(request, merged),
+        "feed_url": public_url(request, "/feed.atom"),
+    }
+
+
+# --- /status ------------------------------------------------------------------------------
+
+
+def _local(value: str | None, tz: str) -> datetime | None:
+    return datetime.fromisoformat(value).astimezone(zone(tz)) if value else None
+
+
+def source_view(row: dict[str, Any], tz: str) -> dict[str, Any]:
+    """Return one source's health with its state as a word key and local times."""
+    state = "held" if row["held_back"] else row["health"]
+    return row | {
+        "state": state,
+        "state_word": STATE_WORDS[state],
+        "last_success_at": _local(row["last_success"], tz),
+        "last_attempt_at": _local(row["last_attempt"], tz),
+        "next_check_at": _local(row["next_check"], tz),
+    }
+
+
+async def status_context(request: web.Request) -> dict[str, Any]:
+    """Gather every source's health, for a host to read."""
+    tz = timezone_of(request)
+    rows = source_rows(request.app[CONFIG], request.app[REFRESHER])
+    views = [source_view(r, tz) for r in rows]
+    counts = {key: sum(1 for v in views if v["state"] == key) for key in STATE_WORDS}
+    now = utcnow().astimezone(zone(tz))
+    return {"sources": views, "counts": counts, "state_words": STATE_WORDS, "now": now}

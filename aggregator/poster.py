@@ -1,0 +1,100 @@
+"""The printable week poster: one A4 page, grouped by day, with a QR code to /subscribe.
+
+The only module that imports segno (the QR code library).
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date, timedelta
+from typing import Any
+
+import segno
+from aiohttp import web
+from markupsafe import Markup
+
+from aggregator.pages import (
+    Days,
+    by_day,
+    filters_of,
+    local_today,
+    merged_of,
+    occurrences_between,
+    public_url,
+    timezone_of,
+    village_name,
+)
+from klynge.errors import BadRequest
+from klynge.i18n import N_
+
+_WEEK_RE = re.compile(r"^(\d{4})-?W(\d{1,2})$", re.IGNORECASE)
+BAD_WEEK = N_("Give the week as YYYY-Www, for example 2026-W49.")
+# What fits on one A4 page in the poster's type (measured by printing with chromium):
+# about 26 lines of entries in two columns besides the header, day headings and QR code.
+POSTER_LINES = 26
+DAY_CAP_MIN = 2
+
+
+def parse_week(value: str, today: date) -> date:
+    """Return the Monday of an ISO week `YYYY-Www` (this week when empty), or raise BadRequest."""
+    if not value.strip():
+        return today - timedelta(days=today.weekday())
+    match = _WEEK_RE.match(value.strip())
+    if not match:
+        raise BadRequest(BAD_WEEK)
+    try:
+        return date.fromisocalendar(int(match.group(1)), int(match.group(2)), 1)
+    except ValueError:
+        raise BadRequest(BAD_WEEK) from None
+
+
+def week_param(monday: date) -> str:
+    """Return the `?week=` value of a week, e.g. 2026-W49."""
+    year, week, _ = monday.isocalendar()
+    return f"{year}-W{week:02d}"
+
+
+def qr_svg(url: str, label: str = "") -> Markup:
+    """Return a QR code for `url` as inline SVG that scales with CSS (a viewBox, no size)."""
+    svg = segno.make(url, error="m").svg_inline(
+        scale=1, border=2, omitsize=True, title=label or url
+    )
+    # role=img with a name: screen readers say what the code is instead of skipping it.
+    return Markup(svg.replace("<svg ", '<svg role="img" focusable="false" ', 1))
+
+
+def day_cap(days: Days, lines: int = POSTER_LINES) -> int:
+    """Return the most entries shown per day so the whole week fits in `lines` lines."""
+    sizes = sorted((len(items) for _, items in days), reverse=True)
+    cap = max(sizes, default=0)
+    while cap > DAY_CAP_MIN and sum(min(n, cap) + (n > cap) for n in sizes) > lines:
+        cap -= 1
+    return cap
+
+
+def capped(days: Days, cap: int) -> list[tuple[date, list[Any], int]]:
+    """Return each day with at most `cap` entries and the number left out."""
+    return [(day, items[:cap], max(0, len(items) - cap)) for day, items in days]
+
+
+async def poster_context(request: web.Request) -> dict[str, Any]:
+    """Gather one week for the poster, capped to fit one A4 page."""
+    tz = timezone_of(request)
+    monday = parse_week(request.query.get("week", ""), local_today(tz))
+    filters = filters_of(request)
+    sunday = monday + timedelta(days=6)
+    days = by_day(await occurrences_between(request, monday, sunday + timedelta(1), filters), tz)
+    subscribe = public_url(request, "/subscribe")
+    merged = await merged_of(request)
+    return {
+        "monday": monday,
+        "sunday": sunday,
+        "days": capped(days, day_cap(days)),
+        "filters": filters,
+        "village_name": village_name(merged, filters.village) if filters.village else "",
+        "subscribe_url": subscribe,
+        "calendar_url": public_url(request, "/calendar"),
+        "qr": qr_svg(subscribe),
+        "prev_week": week_param(monday - timedelta(days=7)),
+        "next_week": week_param(monday + timedelta(days=7)),
+    }
