@@ -1,4 +1,8 @@
-"""Map feedparser's entry dicts to validated Events and Notices, with a Problem per bad field.
+"""Map entries to validated Events and Notices, with a Problem per bad field.
+
+An entry is read through an `EntryView`: feedparser's dict (`ParsedView`), or for a strict
+Klynge feed the element itself (`klynge.feed_xml.XmlView`); the mapping below is shared, so
+both readers give the same items.
 
 Everything read from a feed is untrusted: feedparser does not sanitise values of unknown
 namespaces (design.md), so text goes through `plain_text`, HTML through the model's nh3
@@ -13,14 +17,14 @@ from calendar import timegm
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urljoin
 from xml.etree.ElementTree import Element
 
 import nh3
 
 from klynge.errors import ValidationError
-from klynge.feed_xml import Problem, XmlEntry, exact_text, parse_instant
+from klynge.feed_xml import Problem, exact_text, parse_instant
 from klynge.feedwriter import ATOM_NS, KLYNGE_NS
 from klynge.model import CATEGORIES, Event, FeedSource, Item, Notice, Place, parse_when, zone
 
@@ -33,7 +37,6 @@ _TITLE_FROM_BODY = 100
 class Context:
     """What entry mapping needs to know about the feed as a whole."""
 
-    klynge_keys: tuple[str, ...]  # feedparser key prefixes of the Klynge namespace, e.g. "k_"
     default_timezone: str
     feed_updated: datetime | None
     base_url: str
@@ -49,26 +52,75 @@ def plain_text(value: str) -> str:
     return text.replace("<", "")
 
 
-@dataclass(frozen=True)
-class View:
-    """One entry as feedparser read it, with its element from the XML pass (Atom only)."""
+class EntryView(Protocol):
+    """One entry as a reader sees it: feedparser's dict, or the element of a strict feed."""
 
-    entry: Mapping[str, Any]
-    ctx: Context
-    element: Element | None
+    def entry_id(self) -> str:
+        """Return the atom:id (or RSS guid), stripped."""
 
     def k(self, name: str) -> str:
         """Return the text of a Klynge element, whatever prefix the publisher chose."""
-        for prefix in self.ctx.klynge_keys:
+
+    def has_klynge(self) -> bool:
+        """Tell whether the entry carries a Klynge kind or start."""
+
+    def title(self) -> str:
+        """Return the title as plain text."""
+
+    def author(self) -> tuple[str, str]:
+        """Return the author's name (plain text) and URI."""
+
+    def date(self, name: str) -> datetime | None:
+        """Return `updated` or `published` as an aware datetime, if given."""
+
+    def category(self, *, known_only: bool = False) -> str:
+        """Return the first category term (lower case), or only one of our vocabulary."""
+
+    def link(self, rel: str) -> str:
+        """Return the href of the first link with this rel that is not the ICS link."""
+
+    def fallback_link(self) -> str:
+        """Return the link a plain RSS item gives instead of an atom:link."""
+
+    def point(self) -> tuple[float | None, float | None]:
+        """Return the georss:point as (lat, lon)."""
+
+    def content(self) -> tuple[str, str]:
+        """Return the content (or summary) and its MIME type; ("", "") when there is none."""
+
+
+@dataclass(frozen=True)
+class ParsedView:
+    """One entry as feedparser read it, with its element from the XML pass (Atom only)."""
+
+    entry: Mapping[str, Any]
+    klynge_keys: tuple[str, ...]  # feedparser key prefixes of the Klynge namespace, e.g. "k_"
+    element: Element | None
+
+    def entry_id(self) -> str:
+        """Return the id feedparser read."""
+        return str(self.entry.get("id") or "").strip()
+
+    def k(self, name: str) -> str:
+        """Return the text of a Klynge element, whatever prefix the publisher chose."""
+        for prefix in self.klynge_keys:
             value = _raw(self.entry, prefix + name)
             if isinstance(value, str):
                 return exact_text(value.strip(), self.element, f"{{{KLYNGE_NS}}}{name}")
         return ""
 
-    def text(self, key: str) -> str:
+    def has_klynge(self) -> bool:
+        """Tell whether the entry carries a Klynge kind or start."""
+        return any(
+            _raw(self.entry, f"{prefix}kind") is not None
+            or _raw(self.entry, f"{prefix}start") is not None
+            for prefix in self.klynge_keys
+        )
+
+    def title(self) -> str:
         """Return an Atom text (title) as plain text."""
-        value = str(self.entry.get(key) or "")
-        return plain_text(exact_text(value, self.element, f"{_A}{key}"))
+        value = str(self.entry.get("title") or "")
+        return plain_text(exact_text(value, self.element, f"{_A}title"))
 
     def author(self) -> tuple[str, str]:
         """Return the author's name and URI."""
@@ -76,26 +128,75 @@ class View:
         name = exact_text(str(author.get("name") or ""), self.element, f"{_A}author/{_A}name")
         return plain_text(name), str(author.get("href") or "")
 
+    def date(self, name: str) -> datetime | None:
+        """Return an entry date."""
+        return entry_date(self.entry, name)
+
+    def category(self, *, known_only: bool = False) -> str:
+        """Return the first category term."""
+        # Plain feeds use free-form categories ("Nyheder og sport"); keep only our vocabulary.
+        for tag in self.entry.get("tags") or ():
+            term = str(tag.get("term") or "").strip().lower()
+            if term and (term in CATEGORIES or not known_only):
+                return term
+        return ""
+
+    def link(self, rel: str) -> str:
+        """Return the first matching link."""
+        for link in self.entry.get("links") or ():
+            if link.get("rel", "alternate") == rel and link.get("type") != "text/calendar":
+                return str(link.get("href") or "").strip()
+        return ""
+
+    def fallback_link(self) -> str:
+        """Return feedparser's `link` (an RSS item's <link>, or the guid)."""
+        return str(self.entry.get("link") or "")
+
+    def point(self) -> tuple[float | None, float | None]:
+        """Return (lat, lon) of a georss:point, which feedparser gives as GeoJSON [lon, lat]."""
+        where = self.entry.get("where")
+        if not isinstance(where, Mapping) or where.get("type") != "Point":
+            return None, None
+        coordinates = where.get("coordinates")
+        if not isinstance(coordinates, list | tuple) or len(coordinates) != 2:
+            return None, None
+        lon, lat = coordinates
+        if not isinstance(lat, float | int) or not isinstance(lon, float | int):
+            return None, None
+        return float(lat), float(lon)
+
+    def content(self) -> tuple[str, str]:
+        """Return the content (or summary) and its MIME type."""
+        detail: Mapping[str, Any] | None = None
+        path = f"{_A}content"
+        contents = self.entry.get("content")
+        if contents:
+            detail = contents[0]
+        elif self.entry.get("summary_detail"):
+            detail, path = self.entry["summary_detail"], f"{_A}summary"
+        if detail is None:
+            return "", ""
+        value = exact_text(str(detail.get("value") or ""), self.element, path)
+        return value, str(detail.get("type") or "")
+
 
 def read_entry(
-    entry: Mapping[str, Any], ctx: Context, xml: XmlEntry | None
+    view: EntryView, ctx: Context, source: FeedSource | None
 ) -> tuple[Item | None, list[Problem]]:
     """Return the entry as an Event or Notice (or None when dropped) and its problems."""
-    view = View(entry, ctx, xml.element if xml is not None else None)
-    source = xml.source if xml is not None else None
-    entry_id = str(entry.get("id") or "").strip()
-    if not ctx.klynge_keys or not _has_klynge(entry, ctx):
-        return _plain_notice(view, source)
+    entry_id = view.entry_id()
+    if not view.has_klynge():
+        return _plain_notice(view, ctx, source)
     problems: list[Problem] = []
-    fields, errors = _common(view, entry_id, problems)
+    fields, errors = _common(view, ctx, entry_id, problems)
     fields["source"] = source
     kind = view.k("kind") or ("event" if view.k("start") else "notice")
     if kind == "event":
         builder: type[Event] | type[Notice] = Event
-        errors.update(_event_fields(view, fields))
+        errors.update(_event_fields(view, ctx, fields))
     elif kind == "notice":
         builder = Notice
-        errors.update(_notice_fields(view, fields))
+        errors.update(_notice_fields(view, ctx, fields))
     else:
         message = f"Unknown kind {kind!r}; a Klynge entry is an event or a notice."
         return None, [*problems, Problem(entry_id, "kind", message)]
@@ -119,28 +220,21 @@ def _build(
     return item, problems
 
 
-def _has_klynge(entry: Mapping[str, Any], ctx: Context) -> bool:
-    return any(
-        _raw(entry, f"{prefix}kind") is not None or _raw(entry, f"{prefix}start") is not None
-        for prefix in ctx.klynge_keys
-    )
-
-
 def _common(
-    view: View, entry_id: str, problems: list[Problem]
+    view: EntryView, ctx: Context, entry_id: str, problems: list[Problem]
 ) -> tuple[dict[str, Any], dict[str, str]]:
     errors: dict[str, str] = {}
     author, author_url = view.author()
     fields: dict[str, Any] = {
         "id": entry_id,
-        "title": view.text("title"),
-        "updated": _updated(view, entry_id, problems),
-        "created": entry_date(view.entry, "published"),
-        "category": _category(view.entry),
+        "title": view.title(),
+        "updated": _updated(view, ctx, entry_id, problems),
+        "created": view.date("published"),
+        "category": view.category(),
         "organizer": plain_text(view.k("organizer")) or author,
         "organizer_url": view.k("organizerurl") or author_url,
-        "link": _link(view.entry, "alternate"),
-        "url": _link(view.entry, "related"),
+        "link": view.link("alternate"),
+        "url": view.link("related"),
     }
     sequence = view.k("sequence")
     if sequence:
@@ -151,9 +245,8 @@ def _common(
     return fields, errors
 
 
-def _event_fields(view: View, fields: dict[str, Any]) -> dict[str, str]:
+def _event_fields(view: EntryView, ctx: Context, fields: dict[str, Any]) -> dict[str, str]:
     errors: dict[str, str] = {}
-    ctx = view.ctx
     tz = view.k("tzid") or ctx.default_timezone
     fields["timezone"] = tz
     try:
@@ -182,20 +275,20 @@ def _event_fields(view: View, fields: dict[str, Any]) -> dict[str, str]:
     return errors
 
 
-def _notice_fields(view: View, fields: dict[str, Any]) -> dict[str, str]:
+def _notice_fields(view: EntryView, ctx: Context, fields: dict[str, Any]) -> dict[str, str]:
     fields["body"] = _html(view)
     fields["related"] = view.k("related")
     expires = view.k("expires")
     if not expires:
         return {}
     try:
-        fields["expires"] = parse_when(expires, tz=view.ctx.default_timezone, all_day=False)
+        fields["expires"] = parse_when(expires, tz=ctx.default_timezone, all_day=False)
     except ValueError as e:
         return {"expires": str(e)}
     return {}
 
 
-def _place(view: View) -> tuple[Place | None, dict[str, str]]:
+def _place(view: EntryView) -> tuple[Place | None, dict[str, str]]:
     texts = {
         "name": view.k("location"),
         "street": view.k("street"),
@@ -203,7 +296,7 @@ def _place(view: View) -> tuple[Place | None, dict[str, str]]:
         "locality": view.k("locality"),
     }
     texts = {name: plain_text(value) for name, value in texts.items()}
-    lat, lon = _point(view.entry)
+    lat, lon = view.point()
     if not any(texts.values()) and lat is None:
         return None, {}
     try:
@@ -212,40 +305,27 @@ def _place(view: View) -> tuple[Place | None, dict[str, str]]:
         return None, dict(e.fields)
 
 
-def _point(entry: Mapping[str, Any]) -> tuple[float | None, float | None]:
-    """Return (lat, lon) of a georss:point, which feedparser gives as GeoJSON [lon, lat]."""
-    where = entry.get("where")
-    if not isinstance(where, Mapping) or where.get("type") != "Point":
-        return None, None
-    coordinates = where.get("coordinates")
-    if not isinstance(coordinates, list | tuple) or len(coordinates) != 2:
-        return None, None
-    lon, lat = coordinates
-    if not isinstance(lat, float | int) or not isinstance(lon, float | int):
-        return None, None
-    return float(lat), float(lon)
-
-
-def _plain_notice(view: View, source: FeedSource | None) -> tuple[Item | None, list[Problem]]:
+def _plain_notice(
+    view: EntryView, ctx: Context, source: FeedSource | None
+) -> tuple[Item | None, list[Problem]]:
     """Map an entry of a plain Atom or RSS 2.0 feed (no Klynge elements) to a Notice."""
-    entry = view.entry
-    link = _link(entry, "alternate") or str(entry.get("link") or "")
-    if link and view.ctx.base_url:
-        link = urljoin(view.ctx.base_url, link)
-    entry_id = str(entry.get("id") or link).strip()
+    link = view.link("alternate") or view.fallback_link()
+    if link and ctx.base_url:
+        link = urljoin(ctx.base_url, link)
+    entry_id = view.entry_id() or link.strip()
     problems: list[Problem] = []
     if not entry_id:
         return None, [Problem("", "id", "The entry has no id, guid or link.")]
     body = _html(view)
-    title = view.text("title")
+    title = view.title()
     if not title:  # RSS 2.0 allows items with only a description
         title = plain_text(html.unescape(nh3.clean(body, tags=set())))[:_TITLE_FROM_BODY].strip()
     fields: dict[str, Any] = {
         "id": entry_id,
         "title": title,
-        "updated": _updated(view, entry_id, problems),
-        "created": entry_date(entry, "published"),
-        "category": _category(entry, known_only=True),
+        "updated": _updated(view, ctx, entry_id, problems),
+        "created": view.date("published"),
+        "category": view.category(known_only=True),
         "organizer": view.author()[0],
         "link": link,
         "body": body,
@@ -254,11 +334,11 @@ def _plain_notice(view: View, source: FeedSource | None) -> tuple[Item | None, l
     return _build(Notice, fields, {}, entry_id, problems)
 
 
-def _updated(view: View, entry_id: str, problems: list[Problem]) -> datetime:
-    updated = entry_date(view.entry, "updated") or entry_date(view.entry, "published")
+def _updated(view: EntryView, ctx: Context, entry_id: str, problems: list[Problem]) -> datetime:
+    updated = view.date("updated") or view.date("published")
     if updated is not None:
         return updated
-    fallback = view.ctx.feed_updated or datetime.now(UTC).replace(microsecond=0)
+    fallback = ctx.feed_updated or datetime.now(UTC).replace(microsecond=0)
     problems.append(
         Problem(entry_id, "updated", "The entry has no updated time; used the feed's.", "warning")
     )
@@ -285,34 +365,198 @@ def _raw(entry: Mapping[str, Any], key: str) -> Any:
     return dict.get(entry, key) if isinstance(entry, dict) else entry.get(key)
 
 
-def _category(entry: Mapping[str, Any], *, known_only: bool = False) -> str:
-    # Plain feeds use free-form categories ("Nyheder og sport"); keep only our vocabulary.
-    for tag in entry.get("tags") or ():
-        term = str(tag.get("term") or "").strip().lower()
-        if term and (term in CATEGORIES or not known_only):
-            return term
-    return ""
-
-
-def _link(entry: Mapping[str, Any], rel: str) -> str:
-    for link in entry.get("links") or ():
-        if link.get("rel", "alternate") == rel and link.get("type") != "text/calendar":
-            return str(link.get("href") or "").strip()
-    return ""
-
-
-def _html(view: View) -> str:
+def _html(view: EntryView) -> str:
     """Return the entry's content (or summary) as HTML; the model sanitises it with nh3."""
-    detail: Mapping[str, Any] | None = None
-    path = f"{_A}content"
-    contents = view.entry.get("content")
-    if contents:
-        detail = contents[0]
-    elif view.entry.get("summary_detail"):
-        detail, path = view.entry["summary_detail"], f"{_A}summary"
-    if detail is None:
-        return ""
-    value = exact_text(str(detail.get("value") or ""), view.element, path)
-    if detail.get("type") == "text/plain":
+    value, mime = view.content()
+    if mime == "text/plain":
         return html.escape(value, quote=False)
     return value
+
+
+# --- strict Klynge feeds, read from the XML pass alone ------------------------------------
+
+
+class NotStrict(Exception):
+    """The feed uses something outside docs/feed-format.md: read it with feedparser instead."""
+
+
+_KLYNGE_TAG = f"{{{KLYNGE_NS}}}"  # the URI with a trailing slash is for feedparser to read
+_GEORSS_POINT = "{http://www.georss.org/georss}point"
+# Atom children of an entry that feedparser reads into keys we use, or ignores; any other
+# child (Atom 0.3 names, Dublin Core, content:encoded, …) may change what feedparser reports.
+_ATOM_SINGLE = {"id", "title", "updated", "published", "content", "summary", "author"}
+_ATOM_IGNORED = {"source", "rights"}
+_TEXT_TYPES = {None: "text/plain", "text": "text/plain", "html": "text/html"}
+_XML_LANG = "{http://www.w3.org/XML/1998/namespace}lang"
+# feedparser's URI fix-up for ids and links (feedparser.urls._urljoin with an empty base).
+_URI_FIXER = re.compile(r"^([A-Za-z][A-Za-z0-9+-.]*://)(/*)")
+
+
+def fix_uri(value: str) -> str:
+    """Return an id or href as feedparser gives it: extra slashes after `scheme://` dropped."""
+    return _URI_FIXER.sub(r"\1", value)
+
+
+def strict_text(element: Element) -> str:
+    """Return the stripped text of an element that must have no child elements."""
+    if len(element):
+        raise NotStrict(f"{element.tag} has child elements")
+    return (element.text or "").strip()
+
+
+def text_construct(element: Element) -> tuple[str, str]:
+    """Return an Atom text construct's text and MIME type (only `text` and `html` types)."""
+    for name in element.attrib:
+        if name not in ("type", _XML_LANG):
+            raise NotStrict(f"{element.tag} has the attribute {name}")
+    kind = element.get("type")
+    mime = _TEXT_TYPES.get(kind.lower() if kind is not None else None)
+    if mime is None:
+        raise NotStrict(f"{element.tag} has type {kind!r}")
+    return strict_text(element), mime
+
+
+class XmlView:
+    """An entry of a strict Klynge feed, read from its element: what feedparser would give.
+
+    Built by `xml_view`, which raises NotStrict for anything whose feedparser reading this
+    class does not reproduce exactly (tests/test_feed_strict.py compares the two readers).
+    """
+
+    __slots__ = ("_klynge", "_links", "_point", "_single", "_terms")
+
+    def __init__(self, entry: Element) -> None:
+        self._single: dict[str, Element] = {}
+        self._klynge: dict[str, str] = {}
+        self._links: list[tuple[str, str, str]] = []  # rel, type, href
+        self._terms: list[str] = []
+        self._point: tuple[float | None, float | None] = (None, None)
+        seen_point = False
+        for child in entry:
+            tag = child.tag
+            if tag.startswith(_A):
+                self._atom(tag[len(_A) :], child)
+            elif tag.startswith(_KLYNGE_TAG):
+                name = tag.rsplit("}", 1)[1]
+                if name in self._klynge or child.attrib:
+                    raise NotStrict(f"klynge:{name} repeated or with attributes")
+                self._klynge[name] = strict_text(child)
+            elif tag == _GEORSS_POINT and not seen_point:
+                seen_point = True
+                self._point = _strict_point(strict_text(child))
+            else:
+                raise NotStrict(f"the entry has a {tag} element")
+        if "kind" not in self._klynge and "start" not in self._klynge:
+            raise NotStrict("an entry without Klynge elements")
+
+    def _atom(self, name: str, child: Element) -> None:
+        if name == "link":
+            href = child.get("href")
+            if href is None:
+                raise NotStrict("a link without href")
+            rel = (child.get("rel") or "alternate").lower()
+            default = "application/atom+xml" if rel == "self" else "text/html"
+            kind = (child.get("type") or default).lower()
+            self._links.append((rel, kind, fix_uri(href)))
+        elif name == "category":
+            if (child.text or "").strip() or len(child):
+                raise NotStrict("a category with content")
+            term = (child.get("term") or "").strip().lower()
+            if term:
+                self._terms.append(term)
+        elif name in _ATOM_SINGLE:
+            if name in self._single:
+                raise NotStrict(f"atom:{name} repeated")
+            self._single[name] = child
+        elif name not in _ATOM_IGNORED:
+            raise NotStrict(f"the entry has atom:{name}")
+
+    def _text(self, name: str) -> str:
+        element = self._single.get(name)
+        return strict_text(element) if element is not None else ""
+
+    def entry_id(self) -> str:
+        """Return the atom:id."""
+        return fix_uri(self._text("id"))
+
+    def k(self, name: str) -> str:
+        """Return the text of a Klynge element."""
+        return self._klynge.get(name, "")
+
+    def has_klynge(self) -> bool:
+        """Tell whether the entry carries a Klynge kind or start (always, once built)."""
+        return True
+
+    def title(self) -> str:
+        """Return the title as plain text."""
+        element = self._single.get("title")
+        return plain_text(text_construct(element)[0]) if element is not None else ""
+
+    def author(self) -> tuple[str, str]:
+        """Return the author's name and URI."""
+        author = self._single.get("author")
+        if author is None:
+            return "", ""
+        name = uri = ""
+        seen: set[str] = set()
+        for child in author:
+            local = child.tag[len(_A) :] if child.tag.startswith(_A) else ""
+            if local not in ("name", "uri", "email") or local in seen:
+                raise NotStrict(f"the author has a {child.tag} element")
+            seen.add(local)
+            if local == "name":
+                name = strict_text(child)
+            elif local == "uri":
+                uri = fix_uri(strict_text(child))
+        return plain_text(name), uri
+
+    def date(self, name: str) -> datetime | None:
+        """Return `updated` or `published`; a non-RFC 3339 date is for feedparser to read."""
+        text = self._text(name)
+        if not text:
+            return None
+        try:
+            return parse_instant(text)
+        except ValueError as e:
+            raise NotStrict(f"atom:{name} is not RFC 3339") from e
+
+    def category(self, *, known_only: bool = False) -> str:
+        """Return the first category term."""
+        for term in self._terms:
+            if term in CATEGORIES or not known_only:
+                return term
+        return ""
+
+    def link(self, rel: str) -> str:
+        """Return the first matching link."""
+        for link_rel, kind, href in self._links:
+            if link_rel == rel and kind != "text/calendar":
+                return href.strip()
+        return ""
+
+    def fallback_link(self) -> str:
+        """Return "" (only plain entries use it, and those are never strict)."""
+        return ""
+
+    def point(self) -> tuple[float | None, float | None]:
+        """Return the georss:point as (lat, lon)."""
+        return self._point
+
+    def content(self) -> tuple[str, str]:
+        """Return the content (or summary) and its MIME type."""
+        element = self._single.get("content")
+        if element is None:
+            element = self._single.get("summary")
+        if element is None:
+            return "", ""
+        return text_construct(element)
+
+
+def _strict_point(text: str) -> tuple[float | None, float | None]:
+    parts = text.replace(",", " ").split()
+    if len(parts) != 2:
+        raise NotStrict("a georss:point that is not two numbers")
+    try:
+        return float(parts[0]), float(parts[1])
+    except ValueError as e:
+        raise NotStrict("a georss:point that is not two numbers") from e

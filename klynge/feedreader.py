@@ -1,9 +1,21 @@
 """Read Klynge, plain Atom and RSS 2.0 feeds into validated model items.
 
-Two passes: a defusedxml pass (`klynge.feed_xml`) refuses what is not a feed and reads
-tombstones, `atom:source` and feed links; feedparser then reads the entries with its own
-sanitiser and relative-URI resolution off (measured ≈ 2× faster, design.md), because the model
-sanitises HTML with nh3 and validates every field.
+Every document first goes through a defusedxml pass (`klynge.feed_xml`), which refuses what is
+not a feed and reads tombstones, `atom:source` and feed links. Then:
+
+* a **strict Klynge feed** (well-formed, the Klynge namespace bound to a prefix, and nothing
+  outside docs/feed-format.md that feedparser would read differently) is read from that same
+  parsed tree (`XmlView`). Measured on the aggregator bench's 50-entry feeds: feedparser with
+  its defaults 47-54 ms a feed, with its sanitiser and URI resolution off 34-35 ms, the XML pass
+  1.6 ms; feedparser re-parsed what the XML pass had already parsed and was 2/3 of a read.
+* **everything else** (plain Atom, RSS, feeds that are not well-formed, a Klynge feed with
+  foreign extensions, xml:base, Atom 0.3 names, a default-namespace Klynge binding, dates that
+  are not RFC 3339 …) is read by feedparser, with its sanitiser and relative-URI resolution off
+  (the model sanitises HTML with nh3 and validates every field).
+
+Both readers feed the same mapping (`klynge.feed_entries.read_entry`), and the strict reader
+steps aside (NotStrict) wherever it would not give what feedparser gives:
+tests/test_feed_strict.py reads feeds both ways and compares the items.
 """
 
 from __future__ import annotations
@@ -14,17 +26,31 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, Literal
+from xml.etree.ElementTree import Element
 
 import feedparser
 
-from klynge.feed_entries import Context, entry_date, plain_text, read_entry
-from klynge.feed_xml import Outline, Problem, XmlEntry, exact_text, not_a_feed, scan
-from klynge.feedwriter import ATOM_NS, KLYNGE_NS, FeedMeta
+from klynge.feed_entries import (
+    Context,
+    NotStrict,
+    ParsedView,
+    XmlView,
+    entry_date,
+    fix_uri,
+    plain_text,
+    read_entry,
+    strict_text,
+    text_construct,
+)
+from klynge.feed_xml import Outline, Problem, XmlEntry, exact_text, not_a_feed, parse_instant, scan
+from klynge.feedwriter import ATOM_NS, KLYNGE_NS, TOMBSTONE_NS, FeedMeta
 from klynge.model import DEFAULT_TIMEZONE, Item, Tombstone
 
 __all__ = ["FeedMeta", "ParsedFeed", "Problem", "read_feed"]
 
 Flavour = Literal["klynge", "atom", "rss"]
+_A = f"{{{ATOM_NS}}}"
+_XML_LANG = "{http://www.w3.org/XML/1998/namespace}lang"
 
 # A publisher may bind the Klynge namespace to any prefix, or make it the default namespace
 # (then feedparser gives bare keys such as `start`), see design.md.
@@ -53,10 +79,25 @@ class ParsedFeed:
 
 
 def read_feed(
-    data: bytes, *, url: str = "", default_timezone: str = DEFAULT_TIMEZONE
+    data: bytes, *, url: str = "", default_timezone: str = DEFAULT_TIMEZONE, strict: bool = True
 ) -> ParsedFeed:
-    """Read a feed's bytes; raise FeedError when they are not a feed at all."""
+    """Read a feed's bytes; raise FeedError when they are not a feed at all.
+
+    `strict=False` reads every feed with feedparser (for tests comparing the two readers).
+    """
     outline = scan(data)
+    if strict and outline is not None:
+        try:
+            return read_strict(data, outline, url=url, default_timezone=default_timezone)
+        except NotStrict:
+            pass  # something feedparser reads its own way: let it
+    return read_with_feedparser(data, outline, url=url, default_timezone=default_timezone)
+
+
+def read_with_feedparser(
+    data: bytes, outline: Outline | None, *, url: str, default_timezone: str
+) -> ParsedFeed:
+    """Read a feed with feedparser, completing it with what the XML pass found."""
     # A file object, never bytes or str: feedparser would open a path or fetch a URL given as
     # a string, and it must not touch the network or the disk here.
     parsed = feedparser.parse(io.BytesIO(data), sanitize_html=False, resolve_relative_uris=False)
@@ -66,9 +107,9 @@ def read_feed(
     keys = _klynge_keys(data, parsed.get("namespaces") or {})
     flavour = _flavour(parsed, keys)
     meta = _meta(parsed.feed, outline, url)
-    ctx = Context(keys, default_timezone, _feed_updated(parsed.feed), url or meta.self_url)
+    ctx = Context(default_timezone, _feed_updated(parsed.feed), url or meta.self_url)
     xml_entries = outline.entries if outline is not None else []
-    items = _items(parsed.entries, ctx, xml_entries, problems)
+    items = _items(parsed.entries, keys, ctx, xml_entries, problems)
     tombstones = outline.tombstones if outline is not None else []
     if not _feed_updated(parsed.feed) and items:
         meta = replace(meta, updated=max(item.updated for item in items))
@@ -80,6 +121,115 @@ def read_feed(
         flavour=flavour,
         complete=outline is not None,
     )
+
+
+# --- the strict Klynge reader -------------------------------------------------------------
+
+_XML_DECLARATION = re.compile(rb"<\?xml[^>]*?encoding\s*=\s*[\"']([^\"']*)[\"']")
+_BASE_ATTRIBUTE = re.compile(rb"[\s:]base\s*=\s*[\"']")  # xml:base or feedparser's bare `base`
+_FEED_SINGLE = {"id", "title", "subtitle", "updated", "author"}
+_FEED_IGNORED = {"link", "entry", "rights", "generator", "icon", "logo", "category"}
+_KLYNGE_TAG = f"{{{KLYNGE_NS}}}"
+_TOMBSTONE = f"{{{TOMBSTONE_NS}}}deleted-entry"
+
+
+def read_strict(
+    data: bytes, outline: Outline, *, url: str = "", default_timezone: str = DEFAULT_TIMEZONE
+) -> ParsedFeed:
+    """Read a strict Klynge feed from the XML pass alone; raise NotStrict for any other feed."""
+    _check_strict_document(data, outline)
+    root = outline.root
+    assert root is not None  # an Atom outline keeps its root
+    single = _feed_children(root)
+    feed_updated = _strict_date(single.get("updated"))
+    meta = FeedMeta(
+        id=fix_uri(strict_text(single["id"])),
+        title=_strict_title(single.get("title")),
+        self_url=outline.self_url or url,
+        updated=feed_updated or datetime.now(UTC).replace(microsecond=0),
+        author=_strict_author(single.get("author")),
+        alternate_url=outline.alternate_url,
+        hub_urls=tuple(outline.hub_urls),
+        subtitle=_strict_title(single.get("subtitle")),
+        language=(root.get(_XML_LANG) or "").replace("_", "-"),
+    )
+    ctx = Context(default_timezone, feed_updated, url or meta.self_url)
+    problems = list(outline.problems)
+    items: list[Item] = []
+    for xml in outline.entries:
+        item, entry_problems = read_entry(XmlView(xml.element), ctx, xml.source)
+        problems.extend(entry_problems)
+        if item is not None:
+            items.append(item)
+    if feed_updated is None and items:
+        meta = replace(meta, updated=max(item.updated for item in items))
+    return ParsedFeed(
+        meta=meta,
+        items=tuple(items),
+        tombstones=tuple(outline.tombstones),
+        problems=tuple(problems),
+        flavour="klynge",
+    )
+
+
+def _check_strict_document(data: bytes, outline: Outline) -> None:
+    if outline.kind != "atom" or outline.root is None:
+        raise NotStrict("not Atom")
+    keys = _klynge_keys(data, {})
+    if len(keys) != 1 or keys == ("",):
+        raise NotStrict("the Klynge namespace is not bound to exactly one prefix")
+    if not data.startswith(b"<"):
+        raise NotStrict("a byte order mark or leading space")
+    declared = _XML_DECLARATION.match(data)
+    if declared is not None and declared.group(1).lower() != b"utf-8":
+        raise NotStrict("not declared as UTF-8")
+    if _BASE_ATTRIBUTE.search(data):
+        raise NotStrict("xml:base")
+    if outline.root.get("lang") is not None:
+        raise NotStrict("a bare lang attribute")
+
+
+def _feed_children(root: Element) -> dict[str, Element]:
+    single: dict[str, Element] = {}
+    for child in root:
+        tag = child.tag
+        if tag.startswith(_A):
+            name = tag[len(_A) :]
+            if name in _FEED_SINGLE and name not in single:
+                single[name] = child
+            elif name not in _FEED_IGNORED:
+                raise NotStrict(f"the feed has atom:{name} (again)")
+        elif not (tag == _TOMBSTONE or tag.startswith(_KLYNGE_TAG)):
+            raise NotStrict(f"the feed has a {tag} element")
+    if "id" not in single or not strict_text(single["id"]):
+        raise NotStrict("the feed has no id")
+    return single
+
+
+def _strict_date(element: Element | None) -> datetime | None:
+    text = strict_text(element) if element is not None else ""
+    if not text:
+        return None
+    try:
+        return parse_instant(text)
+    except ValueError as e:
+        raise NotStrict("the feed's updated is not RFC 3339") from e
+
+
+def _strict_title(element: Element | None) -> str:
+    return plain_text(text_construct(element)[0]).strip() if element is not None else ""
+
+
+def _strict_author(element: Element | None) -> str:
+    if element is None:
+        return ""
+    names = [child for child in element if child.tag == f"{_A}name"]
+    if len(names) != 1 or any(c.tag not in (f"{_A}name", f"{_A}uri") for c in element):
+        raise NotStrict("the feed's author is not one name (and uri)")
+    return plain_text(strict_text(names[0])).strip()
+
+
+# --- the feedparser reader ----------------------------------------------------------------
 
 
 def _feed_problems(parsed: Any, outline: Outline | None) -> list[Problem]:
@@ -153,6 +303,7 @@ def _feed_updated(feed: Mapping[str, Any]) -> datetime | None:
 
 def _items(
     entries: Sequence[Mapping[str, Any]],
+    keys: tuple[str, ...],
     ctx: Context,
     xml_entries: Sequence[XmlEntry],
     problems: list[Problem],
@@ -166,7 +317,8 @@ def _items(
             xml: XmlEntry | None = xml_entries[index]
         else:
             xml = by_id.get(entry_id)
-        item, entry_problems = read_entry(entry, ctx, xml)
+        view = ParsedView(entry, keys, xml.element if xml is not None else None)
+        item, entry_problems = read_entry(view, ctx, xml.source if xml is not None else None)
         problems.extend(entry_problems)
         if item is not None:
             items.append(item)
