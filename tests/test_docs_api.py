@@ -16,6 +16,7 @@ import re
 import shlex
 from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -25,7 +26,14 @@ from aiohttp import ClientResponse
 from aiohttp.test_utils import TestClient
 from node_support import NodeDir, auth, make_node
 
+from aggregator import outputs
+from aggregator.config import AggregatorConfig, Source
+from aggregator.state import SourceState
+from aggregator.status import source_row
+from klynge.model import Event, FeedSource, Notice, Place, new_id
+from klynge.recurrence import expand
 from node.app import create_app
+from node.serialize import EVENT_INPUT, NOTICE_INPUT, item_to_api
 
 Client = TestClient[Any, Any]
 ClientFactory = Callable[..., Coroutine[Any, Any, Client]]
@@ -33,6 +41,7 @@ API_DOC = Path(__file__).parent.parent / "docs" / "api.md"
 UUID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
 VOLATILE = {"created", "updated"}
 ELIDED = "…"
+WINDOW = (datetime(2026, 11, 30, tzinfo=UTC), datetime(2026, 12, 9, tzinfo=UTC))
 PLACE = """
 [[places]]
 name = "Forsamlingshuset"
@@ -321,3 +330,87 @@ async def test_node_api_examples_give_the_documented_answers(
             assert not problems, f"{where}: {problems}"
             replayed += 1
     assert replayed >= 20
+
+
+# --- field lists ------------------------------------------------------------------------------
+
+
+def section(text: str, heading: str) -> str:
+    """Return the text under a heading, up to the next heading of any level."""
+    start = text.index(heading + "\n") + len(heading)
+    following = re.search(r"^#+ ", text[start:], re.MULTILINE)
+    return text[start : start + following.start()] if following else text[start:]
+
+
+def table_names(text: str) -> list[set[str]]:
+    """Return, per table in `text`, the backticked names of its first column."""
+    tables: list[set[str]] = []
+    previous_was_row = False
+    for line in text.splitlines():
+        is_row = line.startswith("|")
+        cells = line.strip("|").split("|")
+        if is_row and not previous_was_row:
+            tables.append(set())  # the header row starts a table
+        elif is_row and not set(cells[0].strip()) <= set("-: "):
+            tables[-1].update(re.findall(r"`([^`]+)`", cells[0]))
+        previous_was_row = is_row
+    return tables
+
+
+def backticked(text: str) -> set[str]:
+    """Return every backticked word of a text outside its code blocks."""
+    prose = re.sub(r"^```.*?^```", "", text, flags=re.MULTILINE | re.DOTALL)
+    return set(re.findall(r"`([^`]+)`", prose))
+
+
+def sample_event() -> Event:
+    place = Place(name="Forsamlingshuset", street="Hovedgaden 12", postcode="4000")
+    return Event(
+        id=f"urn:uuid:{new_id()[9:]}",
+        title="Gymnastik for seniorer",
+        updated=datetime(2026, 11, 27, 10, 16, tzinfo=UTC),
+        start=datetime(2026, 12, 1, 9, tzinfo=UTC),
+        rrule="FREQ=WEEKLY;COUNT=12",
+        place=place,
+        source=FeedSource(id="urn:uuid:31a7caf3-e778-41ef-9673-d90de2058d99", title="Østerby"),
+    )
+
+
+def sample_notice() -> Notice:
+    return Notice(
+        id=new_id(),
+        title="Samkørsel til fællesspisningen",
+        updated=datetime(2026, 11, 27, 10, 16, tzinfo=UTC),
+        source=FeedSource(id="urn:uuid:31a7caf3-e778-41ef-9673-d90de2058d99", title="Østerby"),
+    )
+
+
+def first_json(text: str) -> Any:
+    """Return the first JSON block of a text."""
+    return next(json.loads(body) for lang, body in fenced_blocks(text) if lang == "json")
+
+
+def test_node_field_tables_list_exactly_the_api_fields() -> None:
+    text = API_DOC.read_text(encoding="utf-8")
+    event_inputs, event_adds = table_names(section(text, "### Event fields"))
+    assert event_inputs == set(EVENT_INPUT)
+    assert event_inputs | event_adds == set(item_to_api(sample_event(), "https://x.example"))
+    notice_text = section(text, "### Notice fields")
+    assert table_names(notice_text)[0] == set(NOTICE_INPUT)
+    assert set(item_to_api(sample_notice(), "https://x.example")) <= backticked(notice_text)
+
+
+def test_aggregator_examples_have_exactly_the_real_fields() -> None:
+    text = API_DOC.read_text(encoding="utf-8")
+    events_text = section(text, "### GET /api/events")
+    occurrence = outputs.occurrence_json(expand([sample_event()], *WINDOW)[0])
+    assert set(first_json(events_text)["events"][0]) == set(occurrence)
+    assert set(occurrence) <= backticked(events_text)
+    notice = outputs.notice_json(sample_notice())
+    assert set(first_json(section(text, "### GET /api/notices"))["notices"][0]) == set(notice)
+    sources_text = section(text, "### GET /api/sources")
+    source = Source("https://osterby.example.dk/feed.atom", "Østerby")
+    config = AggregatorConfig(Path("."), "Klyngen ved Åen", "https://klynge.example.dk")
+    row = source_row(source, SourceState(source.url), config, datetime.now(UTC))
+    assert set(first_json(sources_text)["sources"][0]) == set(row)
+    assert set(row) <= set().union(*table_names(sources_text))
