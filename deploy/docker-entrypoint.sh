@@ -13,6 +13,7 @@
 #                       each item is "FEED_URL" or "FEED_URL NAME"
 # Read on every start:
 #   PORT                the port to listen on inside the container (default 8081)
+#   HOST                the address to listen on (default 0.0.0.0, every interface of the container)
 #   KLYNGE_DATA         the volume (default /data); the data directory is $KLYNGE_DATA/$KLYNGE_ROLE
 # The KLYNGE_* variables are also the services' environment overrides (see docs/deploy.md), so
 # KLYNGE_PUBLIC_URL and KLYNGE_AGGREGATORS still win over the config file after the first start.
@@ -81,6 +82,6 @@ if [ "${1:-serve}" = serve ]; then
     init_once
     # 0.0.0.0 inside the container; publish the port on the host's loopback and put a
     # reverse proxy with HTTPS in front (deploy/Caddyfile).
-    exec klynge "$role" serve "$data" --host 0.0.0.0 --port "$port"
+    exec klynge "$role" serve "$data" --host "${HOST:-0.0.0.0}" --port "$port"
 fi
 exec "$@"

@@ -16,6 +16,8 @@ import shutil
 import socket
 import subprocess
 import sys
+import time
+import urllib.request
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
@@ -676,3 +678,60 @@ async def test_caddyfile_proxies_feeds_with_validators_and_pings(
         ):
             assert response.headers["Content-Encoding"] == "zstd"
             assert len(await response.read()) < len(FEED) / 4
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _serve_via_entrypoint(tmp_path: Path, env: dict[str, str], log: str) -> subprocess.Popen[bytes]:
+    klynge_bin = Path(sys.executable).parent
+    full = {"PATH": f"{klynge_bin}:/usr/bin:/bin", "KLYNGE_DATA": str(tmp_path / "data"),
+            "HOST": "127.0.0.1", **env}  # fmt: skip
+    with (tmp_path / log).open("ab") as out:
+        return subprocess.Popen(
+            ["/bin/sh", str(DEPLOY / "docker-entrypoint.sh")], env=full, stdout=out, stderr=out
+        )
+
+
+def _healthcheck(url: str) -> subprocess.CompletedProcess[str]:
+    klynge = str(Path(sys.executable).parent / "klynge")
+    return subprocess.run(
+        [klynge, "healthcheck", url], capture_output=True, text=True, timeout=20, check=False
+    )
+
+
+def test_entrypoint_with_the_real_klynge_runs_a_node_and_its_aggregator(tmp_path: Path) -> None:
+    node_port, agg_port = _free_port(), _free_port()
+    node_url, agg_url = f"http://127.0.0.1:{node_port}", f"http://127.0.0.1:{agg_port}"
+    (tmp_path / "data").mkdir()
+    node = _serve_via_entrypoint(tmp_path, {
+        "KLYNGE_ROLE": "node", "KLYNGE_NAME": "Østerby", "KLYNGE_PUBLIC_URL": node_url,
+        "KLYNGE_AGGREGATORS": agg_url, "PORT": str(node_port)}, "node.log")  # fmt: skip
+    aggregator = _serve_via_entrypoint(tmp_path, {
+        "KLYNGE_ROLE": "aggregator", "KLYNGE_NAME": "Klyngen ved Åen",
+        "KLYNGE_PUBLIC_URL": agg_url, "KLYNGE_SOURCES": f"{node_url}/feed.atom Østerby",
+        "PORT": str(agg_port)}, "aggregator.log")  # fmt: skip
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if all(_healthcheck(f"{u}/healthz").returncode == 0 for u in (node_url, agg_url)):
+                break
+            assert node.poll() is None, (tmp_path / "node.log").read_text()
+            assert aggregator.poll() is None, (tmp_path / "aggregator.log").read_text()
+            time.sleep(0.3)
+        else:
+            raise AssertionError("the entrypoint's services did not become healthy")
+        with urllib.request.urlopen(f"{agg_url}/api/sources", timeout=5) as response:
+            sources = response.read().decode()
+        assert f"{node_url}/feed.atom" in sources and "Østerby" in sources
+        with urllib.request.urlopen(f"{node_url}/feed.atom", timeout=5) as response:
+            assert b"\xc3\x98sterby" in response.read()
+    finally:
+        for proc in (node, aggregator):
+            proc.terminate()
+            proc.wait(timeout=10)
+    assert (tmp_path / "data" / "node" / "node.toml").exists()
+    assert (tmp_path / "data" / "aggregator" / "aggregator.toml").exists()
