@@ -16,7 +16,9 @@ from markupsafe import Markup
 from aggregator.pages import (
     Days,
     by_day,
+    day_month,
     filters_of,
+    lang_of,
     local_today,
     merged_of,
     occurrences_between,
@@ -26,13 +28,16 @@ from aggregator.pages import (
 )
 from klynge.errors import BadRequest
 from klynge.i18n import N_
+from klynge.recurrence import Occurrence
 
 _WEEK_RE = re.compile(r"^(\d{4})-?W(\d{1,2})$", re.IGNORECASE)
 BAD_WEEK = N_("Give the week as YYYY-Www, for example 2026-W49.")
-# What fits on one A4 page in the poster's type (measured by printing with chromium):
-# about 26 lines of entries in two columns besides the header, day headings and QR code.
-POSTER_LINES = 26
-DAY_CAP_MIN = 2
+# What fits on one A4 page in the poster's print type, measured by printing with chromium:
+# about POSTER_LINES lines of about CHARS_PER_LINE characters in the two columns, besides
+# the header and footer. A day heading costs two lines, "+ N more" one.
+POSTER_LINES = 68
+CHARS_PER_LINE = 38
+ENTRY_LINES_MAX = 3  # poster.css clamps an entry to three lines in print
 
 
 def parse_week(value: str, today: date) -> date:
@@ -63,11 +68,28 @@ def qr_svg(url: str, label: str = "") -> Markup:
     return Markup(svg.replace("<svg ", '<svg role="img" focusable="false" ', 1))
 
 
-def day_cap(days: Days, lines: int = POSTER_LINES) -> int:
+def entry_lines(occurrence: Occurrence) -> int:
+    """Return about how many printed lines one entry takes (its text wraps in a column)."""
+    event = occurrence.event
+    place = event.place.name if event.place else ""
+    village = event.source.title if event.source else ""
+    chars = 8 + len(event.title) + len(place) + len(village)
+    return min(ENTRY_LINES_MAX, 1 + chars // CHARS_PER_LINE)
+
+
+def poster_lines(days: Days, cap: int) -> int:
+    """Return about how many lines the week takes with at most `cap` entries a day."""
+    total = 0
+    for _, items in days:
+        total += 2 + sum(entry_lines(o) for o in items[:cap]) + (len(items) > cap)
+    return total
+
+
+def day_cap(days: Days, lines: int = 0) -> int:
     """Return the most entries shown per day so the whole week fits in `lines` lines."""
-    sizes = sorted((len(items) for _, items in days), reverse=True)
-    cap = max(sizes, default=0)
-    while cap > DAY_CAP_MIN and sum(min(n, cap) + (n > cap) for n in sizes) > lines:
+    budget = lines or POSTER_LINES
+    cap = max((len(items) for _, items in days), default=0)
+    while cap > 1 and poster_lines(days, cap) > budget:
         cap -= 1
     return cap
 
@@ -89,11 +111,14 @@ async def poster_context(request: web.Request) -> dict[str, Any]:
     return {
         "monday": monday,
         "sunday": sunday,
+        "week_span": f"{day_month(monday, lang_of(request))} – "
+        f"{day_month(sunday, lang_of(request), year=True)}",
         "days": capped(days, day_cap(days)),
         "filters": filters,
         "village_name": village_name(merged, filters.village) if filters.village else "",
         "subscribe_url": subscribe,
         "calendar_url": public_url(request, "/calendar"),
+        "short_url": public_url(request, "/calendar").split("://", 1)[-1],
         "qr": qr_svg(subscribe),
         "prev_week": week_param(monday - timedelta(days=7)),
         "next_week": week_param(monday + timedelta(days=7)),
