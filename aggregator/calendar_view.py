@@ -15,11 +15,14 @@ from aggregator.pages import (
     by_day,
     common,
     filters_of,
+    link,
     local_today,
     make_href,
     merged_of,
     occurrences_between,
+    public_url,
     timezone_of,
+    webcal,
 )
 from klynge.errors import BadRequest
 from klynge.i18n import N_
@@ -158,4 +161,6 @@ async def calendar_context(request: web.Request) -> dict[str, Any]:
     else:
         view = await list_context(request, filters)
     href = make_href("/calendar", filters.params(**view["params"]))
-    return common(request, merged, filters) | view | {"href": href}
+    ics = public_url(request, link("/calendar.ics", filters.params()))
+    extra = {"href": href, "selection_ics": ics, "selection_webcal": webcal(ics)}
+    return common(request, merged, filters) | view | extra

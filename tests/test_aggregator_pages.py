@@ -185,6 +185,8 @@ async def test_calendar_list_filters_by_village_and_category_links(client: Any) 
     assert 'href="/calendar"' in active
     assert '<a href="/calendar?village=vesterby&amp;category=sport" aria-current="true">' in html
     assert 'href="/calendar?village=osterby&amp;category=sport"' in html  # switch village
+    selection = "webcal://syd.example/calendar.ics?village=vesterby&amp;category=sport"
+    assert f'<a href="{selection}">Abonnér på netop dette udvalg</a>' in html
     whole = main_of(await page(client, "/calendar"))
     assert "Fodbold" in whole and "Fællesspisning" in whole and "Juletræstænding" in whole
 
