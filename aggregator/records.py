@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import sys
 from dataclasses import MISSING, fields
 from datetime import date, datetime
 from typing import Any, TypeVar
@@ -104,17 +106,33 @@ def item_from(record: Record) -> Item:
 def _trusted(cls: type[_T], values: Record) -> _T:
     """Build a frozen dataclass from stored, once-validated values without validating again."""
     obj = object.__new__(cls)
-    for f in fields(cls):  # type: ignore[arg-type]
-        if f.name in values:
-            value = values[f.name]
-        elif f.default is not MISSING:
-            value = f.default
-        elif f.default_factory is not MISSING:
-            value = f.default_factory()
+    for name, default, factory in _plan(cls):
+        if name in values:
+            value = values[name]
+            if name in _SHARED and isinstance(value, str):
+                # Few distinct values over thousands of entries (zone, status, the village's
+                # organiser and venue): one string each, not one per entry.
+                value = sys.intern(value)
+        elif default is not MISSING:
+            value = default
+        elif factory is not MISSING:
+            value = factory()
         else:
-            raise KeyError(f"stored entry lacks {f.name!r}")
-        object.__setattr__(obj, f.name, value)
+            raise KeyError(f"stored entry lacks {name!r}")
+        object.__setattr__(obj, name, value)
     return obj
+
+
+_SHARED = frozenset(
+    {"timezone", "status", "category", "organizer", "organizer_url", "kind"}
+    | {"name", "street", "postcode", "locality"}
+)
+
+
+@functools.cache
+def _plan(cls: type) -> tuple[tuple[str, Any, Any], ...]:
+    """Return each field's name, default and default factory (fields() is slow per call)."""
+    return tuple((f.name, f.default, f.default_factory) for f in fields(cls))
 
 
 def tombstone_record(tomb: Tombstone) -> Record:

@@ -8,6 +8,7 @@ store writes are coalesced, so a pass over many changed sources is one file writ
 from __future__ import annotations
 
 import asyncio
+import gc
 import hashlib
 import logging
 from collections.abc import Callable, Iterable
@@ -20,6 +21,7 @@ from typing import Any
 from aggregator.config import AggregatorConfig, Source
 from aggregator.fetcher import Fetcher, FetchError
 from aggregator.merge import Content, Merged, apply_fetch, bind, merge_entries
+from aggregator.outputs import release_memory
 from aggregator.state import SourceState, backoff
 from aggregator.store import Store, state_record
 from klynge import feedreader, ical
@@ -30,6 +32,8 @@ log = logging.getLogger("klynge.aggregator")
 
 PARALLEL_FETCHES = 8  # a pass fetches this many sources at once (hosts are limited by the fetcher)
 FLUSH_DELAY = 2.0  # seconds: writes of sources refreshed close together share one file write
+# Entries taken in between two gc.freeze() calls (see `_settle`): about 3 tracked objects each.
+FREEZE_EVERY = 1000
 
 
 @dataclass(frozen=True)
@@ -80,20 +84,61 @@ class Refresher:
         self._merging: tuple[int, asyncio.Future[Merged]] | None = None
         self._generation = 0
         self._closed = False
+        self._unfrozen = 0  # entries taken since the last gc.freeze()
+        self._loading: asyncio.Task[None] | None = None
+
+    def start_loading(self) -> None:
+        """Load the stored states in the background; refreshes and merges wait for it.
+
+        With 20,000 stored entries loading takes seconds: the app answers /healthz (and shows
+        the sources as new) meanwhile, instead of nothing at all.
+        """
+        self._loading = asyncio.get_running_loop().create_task(self.load())
+
+    async def ready(self) -> None:
+        """Return once the stored states are loaded; raise what the loading raised."""
+        if self._loading is not None:
+            await asyncio.shield(self._loading)
+
+    @property
+    def loading(self) -> bool:
+        """Tell whether the stored states are still being loaded."""
+        return self._loading is not None and not self._loading.done()
 
     async def load(self) -> None:
         """Load stored states (off the loop) and add fresh ones for new sources."""
         loop = asyncio.get_running_loop()
-        stored = await loop.run_in_executor(self._writer, self.store.load)
+        stored = await loop.run_in_executor(self._writer, _load_and_trim, self.store)
         for source in self.config.sources:
             self.states[source.url] = stored.get(source.url) or SourceState(source.url)
         self._changed()
+        gc.freeze()  # the imported modules and the stored entries: see `_settle`
+
+    def _settle(self, entries: int) -> None:
+        """Move long-lived objects out of the cyclic collector's sight now and then.
+
+        A full collection walks every tracked object with the GIL held, in whatever thread
+        triggers it; it triggers whenever the heap has grown by a quarter, so during a full
+        refresh (measured, 200 feeds, 2 cores): collections of 42-69 ms in the parse thread,
+        the event loop's longest stalls (57-64 ms). Entries are acyclic and still freed by
+        reference counting when frozen; only cyclic garbage alive at the moment of a freeze
+        (a few dozen objects) would never be collected, hence freezing only every
+        FREEZE_EVERY new entries, which a steady state of polling rarely reaches.
+        """
+        self._unfrozen += entries
+        if self._unfrozen >= FREEZE_EVERY:
+            self._unfrozen = 0
+            gc.freeze()
 
     async def close(self) -> None:
         """Write pending changes and stop the worker threads (once)."""
         if self._closed:
             return
         self._closed = True
+        if self._loading is not None:
+            (failed,) = await asyncio.gather(self._loading, return_exceptions=True)
+            if failed is not None:
+                self._dirty.clear()  # nothing was loaded: writing would duplicate documents
         if self._flush_task is not None and not self._flush_task.done():
             self._flush_task.cancel()
             await asyncio.gather(self._flush_task, return_exceptions=True)
@@ -117,6 +162,7 @@ class Refresher:
 
         Merging 20,000 entries takes a few hundred milliseconds: never on the event loop.
         """
+        await self.ready()
         if self._merged is not None:
             return self._merged
         generation = self._generation
@@ -142,6 +188,7 @@ class Refresher:
 
     async def refresh_all(self, *, due_only: bool = False) -> list[Outcome]:
         """Refresh every source (or only those due), a few at a time, then write once."""
+        await self.ready()
         gate = asyncio.Semaphore(PARALLEL_FETCHES)
         now = utcnow()
 
@@ -156,6 +203,7 @@ class Refresher:
 
     async def refresh_source(self, source: Source) -> Outcome:
         """Fetch one source conditionally and merge what changed; a source's faults never raise."""
+        await self.ready()
         lock = self._locks.setdefault(source.url, asyncio.Lock())
         async with lock:
             state = self.state(source)
@@ -172,7 +220,9 @@ class Refresher:
                 return self._failed(state, f"could not be read ({type(e).__name__}: {e})", now)
 
     def state(self, source: Source) -> SourceState:
-        """Return a source's state, creating it for a new source."""
+        """Return a source's state, creating it for a new source (a stand-in while loading)."""
+        if self.loading:
+            return self.states.get(source.url) or SourceState(source.url)
         return self.states.setdefault(source.url, SourceState(source.url))
 
     async def _refresh(self, source: Source, state: SourceState, now: datetime) -> Outcome:
@@ -201,6 +251,8 @@ class Refresher:
         state.body_hash = "" if held else digest
         state.content, state.problems = done.content, done.problems
         self._succeeded(state, now)
+        if changed:
+            self._settle(len(done.content.entries))
         if changed:
             self._mark(state.url)
             self._changed()
@@ -246,12 +298,20 @@ class Refresher:
 
     async def flush(self) -> int:
         """Write every source changed since the last flush, in one file write; return how many."""
+        await self.ready()
         if not self._dirty:
             return 0
         urls, self._dirty = sorted(self._dirty), set()
         snapshot = [_snapshot(self.states[u]) for u in urls if u in self.states]
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._writer, partial(_save, self.store, snapshot))
+
+
+def _load_and_trim(store: Store) -> dict[str, SourceState]:
+    states = store.load()
+    # Loading parses the whole file and every source's entries: give the transient heap back.
+    release_memory()
+    return states
 
 
 def _snapshot(state: SourceState) -> SourceState:

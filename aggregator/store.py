@@ -8,7 +8,6 @@ written. TinyDB is not thread-safe: the caller runs `load` and `save` on one thr
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from collections.abc import Iterable
 from datetime import datetime
@@ -70,7 +69,9 @@ def state_from(doc: dict[str, Any]) -> SourceState:
         seen = datetime.fromisoformat(raw.pop("first_seen"))
         item = item_from(raw)
         if item.source is None and origin is not None:
-            item = dataclasses.replace(item, source=origin)
+            # The item was just built here and is not shared yet: set its provenance in place
+            # (dataclasses.replace would validate it again, ~0.3 ms an entry).
+            object.__setattr__(item, "source", origin)
         entries[item.id], first_seen[item.id] = item, seen
     tombs = [tombstone_from(t) for t in doc.get("tombstones", [])]
     content = Content(
