@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import sys
 from dataclasses import MISSING, fields
 from datetime import date, datetime
@@ -129,10 +128,15 @@ _SHARED = frozenset(
 )
 
 
-@functools.cache
+_PLANS: dict[type, tuple[tuple[str, Any, Any], ...]] = {}
+
+
 def _plan(cls: type) -> tuple[tuple[str, Any, Any], ...]:
     """Return each field's name, default and default factory (fields() is slow per call)."""
-    return tuple((f.name, f.default, f.default_factory) for f in fields(cls))
+    plan = _PLANS.get(cls)
+    if plan is None:
+        plan = _PLANS[cls] = tuple((f.name, f.default, f.default_factory) for f in fields(cls))
+    return plan
 
 
 def tombstone_record(tomb: Tombstone) -> Record:
