@@ -30,7 +30,7 @@ from klynge.recurrence import Occurrence
 
 CELL_CAP = 5  # events shown in one day of the month grid; the rest behind "+ N more"
 LIST_DAYS = 28  # days in one page of the agenda list
-LIST_CAP = 150  # occurrences in one page of the list, cut at a day's end (page weight)
+LIST_CAP = 120  # occurrences in one page of the list, cut at a day's end (page weight)
 _MONTH_RE = re.compile(r"^(\d{4})-(\d{1,2})$")
 BAD_MONTH = N_("Give the month as YYYY-MM, for example 2026-12.")
 BAD_DATE = N_("Give the date as YYYY-MM-DD, for example 2026-12-12.")

@@ -13,7 +13,7 @@ from typing import Any
 from aiohttp import web
 
 from aggregator import outputs
-from aggregator.calendar_view import calendar_context
+from aggregator.calendar_view import calendar_context, cut_list
 from aggregator.pages import (
     Days,
     Filters,
@@ -31,7 +31,7 @@ from klynge.i18n import N_
 from klynge.web import render
 
 UUID = r"{uuid:[0-9a-fA-F-]{36}}"
-FRONT_CAP = 200  # occurrences on the front page; the calendar has the rest (page weight)
+FRONT_CAP = 150  # occurrences on the front page; the calendar has the rest (page weight)
 TEASER_NOTICES = 3
 
 
@@ -79,9 +79,10 @@ async def home_context(request: web.Request) -> dict[str, Any]:
     end = today - timedelta(days=today.weekday()) + timedelta(days=14)
     found = await occurrences_between(request, today, end)
     merged = await merged_of(request)
+    days, cut = cut_list(by_day(found, timezone_of(request)), FRONT_CAP)
     return common(request, merged, Filters()) | {
-        "sections": sections(by_day(found[:FRONT_CAP], timezone_of(request)), today),
-        "cut": len(found) > FRONT_CAP,
+        "sections": sections(days, today),
+        "cut": cut,
         "notices": outputs.current_notices(merged)[:TEASER_NOTICES],
         "notice_count": len(outputs.current_notices(merged)),
     }

@@ -404,3 +404,28 @@ async def test_busy_poster_caps_each_day_and_says_how_many_more(client_for: Any)
     shown = html.count('<span class="what">')
     more = [int(n) for n in re.findall(r"\+ (\d+) flere på syd.example/calendar", html)]
     assert 0 < shown < 90 and len(more) == 7 and shown + sum(more) == 90
+
+
+async def test_busy_pages_stay_under_100_kb(client_for: Any) -> None:
+    # 400 events in four weeks: a busy cluster of fifteen villages.
+    busy = [
+        make_event(
+            f"Fællesspisning med musik og lotteri nr. {n}",
+            TODAY + timedelta(days=n % 28),
+            8 + n % 12,
+            place=HALL,
+            category=("sport", "culture", "food", "market")[n % 4],
+        )
+        for n in range(400)
+    ]
+    client = await client_for(busy)
+    assets = 0  # the page's CSS and JavaScript count towards the 100 KB too
+    for name in ("klynge.css", "aggregator.css", "klynge.js"):
+        assets += len(await (await client.get(f"/static/{name}")).read())
+    month = {"view": "month", "month": TODAY.strftime("%Y-%m")}
+    for path, params in (("/", {}), ("/calendar", {}), ("/calendar", month)):
+        size = len((await page(client, path, **params)).encode()) + assets
+        assert size <= 100 * 1024, (path, params, size)
+    assert "flere" in await page(client, "/calendar", **month)  # days capped in the grid
+    listed = await page(client, "/calendar")
+    assert listed.count('<li class="occurrence') <= 120 and "Senere" in listed
