@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import ctypes
 import ctypes.util
+import gc
 import hashlib
 import re
 import unicodedata
@@ -123,7 +124,18 @@ class Outputs:
 
 
 def _build_and_trim(build: Callable[[Merged], Cached], merged: Merged) -> Cached:
-    doc = build(merged)
+    # A build makes hundreds of thousands of short-lived objects (icalendar components, lxml
+    # proxies) that live until it ends: the cyclic collector then runs full collections over
+    # them with the GIL held, measured 74-222 ms each while building the feed and calendar of
+    # 10,000 entries, the event loop stalled meanwhile. They die by reference count when the
+    # build ends, so the collector is paused for the build.
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        doc = build(merged)
+    finally:
+        if was_enabled:
+            gc.enable()
     release_memory()
     return doc
 

@@ -154,7 +154,7 @@ def format_when(value: When) -> str:
     return value.isoformat()
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Place:
     """A venue: name and address, with optional coordinates."""
 
@@ -204,7 +204,7 @@ def _check_coordinates(lat: float | None, lon: float | None) -> dict[str, str]:
     return {}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class FeedSource:
     """Provenance of an entry in a merged feed: the original feed (atom:source)."""
 
@@ -215,7 +215,7 @@ class FeedSource:
     author: str = ""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Tombstone:
     """A deleted entry (RFC 6721 at:deleted-entry)."""
 
@@ -263,7 +263,7 @@ def _check_text(name: str, value: str) -> dict[str, str]:
     return {}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Entry:
     """Fields shared by events and notices."""
 
@@ -302,7 +302,7 @@ class Entry:
         return errors
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Event(Entry):
     """Something that happens at a time and place."""
 
@@ -383,7 +383,7 @@ class Event(Entry):
         return as_utc(last, self.timezone)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Notice(Entry):
     """A message on the noticeboard: volunteers wanted, a carpool offer, roadworks."""
 

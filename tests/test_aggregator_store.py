@@ -1,0 +1,53 @@
+"""The aggregator's store file and start-up: per-document encoding, loading in the background."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import aggregator_support as support
+from aggregator_support import FeedServer, config_for, event, feed, notice, start_aggregator
+
+from aggregator.config import Source
+from aggregator.keys import REFRESHER
+from aggregator.store import DocumentStorage, Store
+from klynge.storage import DurableStorage
+
+feed_server = support.feed_server  # a fixture
+
+
+def test_document_encoding_gives_the_bytes_json_dumps_gives(tmp_path: Path) -> None:
+    tables: dict[str, dict[str, Any]] = {
+        "sources": {
+            "1": {"url": "https://a.example/feed", "entries": '[{"title":"Æble \\"x\\""}]'},
+            "2": {"text": 'æ"\\\n\u2028\x00', "n": [1, 2.5, None, True, {"k": []}]},
+        },
+        "_default": {},
+        "_meta": {"1": {"schema": 1}},
+    }
+    ours = DocumentStorage(tmp_path / "a.json").encode(tables)
+    assert ours == DurableStorage(tmp_path / "b.json").encode(tables)
+    assert json.loads(ours) == tables
+
+
+async def test_stored_entries_load_in_the_background_and_refreshes_wait_for_them(
+    feed_server: FeedServer, tmp_path: Path, aiohttp_client: Any
+) -> None:
+    url = feed_server.set("/a.atom", feed("Østerby", [event("Loppemarked"), notice("Opslag")]))
+    config = config_for(tmp_path, [Source(url, "Østerby")])
+    first = await start_aggregator(aiohttp_client, config)
+    await first.server.app[REFRESHER].refresh_all()
+    await first.close()
+    with_entries = Store(config.database_path)
+    assert len(next(iter(with_entries.load().values())).content.entries) == 2
+    with_entries.close()
+
+    client = await start_aggregator(aiohttp_client, config)
+    refresher = client.server.app[REFRESHER]
+    assert (await client.get("/healthz")).status == 200
+    await refresher.ready()
+    assert not refresher.loading
+    assert {i.title for i in refresher.merged().items} == {"Loppemarked", "Opslag"}
+    [outcome] = await refresher.refresh_all()
+    assert outcome.ok and outcome.words == "not modified (304)"  # the stored ETag was loaded
