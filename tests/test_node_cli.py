@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import tomllib
 from pathlib import Path
@@ -124,3 +125,30 @@ def test_errors_are_one_line_without_traceback(tmp_path: Path) -> None:
     assert done.returncode == 1
     assert done.stderr.count("\n") == 1 and "klynge node init" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize("port", ["99999", "-1", "abc"])
+def test_serve_refuses_a_port_out_of_range_in_one_line(tmp_path: Path, port: str) -> None:
+    node_dir = make_node(tmp_path)
+    done = subprocess.run([KLYNGE, "node", "serve", str(node_dir.path), "--port", port],
+                          capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.endswith("argument --port: must be a number from 0 to 65535")
+
+
+def test_serve_on_a_port_in_use_says_so_in_one_line(tmp_path: Path) -> None:
+    node_dir = make_node(tmp_path)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = subprocess.run([KLYNGE, "node", "serve", str(node_dir.path), "--port", str(port)],
+                              capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert done.returncode == 1
+    last = done.stderr.strip().splitlines()[-1]
+    assert last == (
+        f"klynge: error: port {port} on 127.0.0.1 is already in use by another program; "
+        "stop it or choose another port with --port"
+    )
