@@ -8,7 +8,7 @@ import hmac
 import json
 import secrets
 import time
-from collections import defaultdict, deque
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -142,7 +142,11 @@ def csrf_ok(secret: str, session: Session, given: str) -> bool:
 
 
 class LoginLimiter:
-    """Counts failed logins per username and per address in a sliding window."""
+    """Counts failed logins per username and per address in a sliding window.
+
+    Only failures are remembered, and stale ones are swept once per window, so a stream of
+    made-up usernames or addresses cannot grow the node's memory without end.
+    """
 
     def __init__(
         self,
@@ -155,27 +159,43 @@ class LoginLimiter:
         self.per_address = per_address
         self.window = window
         self.clock = clock
-        self._failures: dict[str, deque[float]] = defaultdict(deque)
+        self._failures: dict[str, deque[float]] = {}
+        self._swept = clock()
 
-    def _recent(self, key: str) -> deque[float]:
-        times = self._failures[key]
+    def __len__(self) -> int:
+        """Return how many usernames and addresses have failures on record."""
+        return len(self._failures)
+
+    def _count(self, key: str) -> int:
+        times = self._failures.get(key)
+        if times is None:
+            return 0
         cutoff = self.clock() - self.window
         while times and times[0] < cutoff:
             times.popleft()
-        return times
+        if not times:
+            del self._failures[key]
+        return len(times)
 
     def blocked(self, username: str, address: str) -> bool:
         """Tell whether this user or this address has failed too often lately."""
         return (
-            len(self._recent(f"u:{username.casefold()}")) >= self.per_user
-            or len(self._recent(f"a:{address}")) >= self.per_address
+            self._count(f"u:{username.casefold()}") >= self.per_user
+            or self._count(f"a:{address}") >= self.per_address
         )
 
     def failed(self, username: str, address: str) -> None:
         """Record one failed login."""
         now = self.clock()
-        self._recent(f"u:{username.casefold()}").append(now)
-        self._recent(f"a:{address}").append(now)
+        if now - self._swept >= self.window:
+            self._sweep(now)
+        for key in (f"u:{username.casefold()}", f"a:{address}"):
+            self._failures.setdefault(key, deque()).append(now)
+
+    def _sweep(self, now: float) -> None:
+        cutoff = now - self.window
+        self._failures = {k: t for k, t in self._failures.items() if t and t[-1] >= cutoff}
+        self._swept = now
 
     def succeeded(self, username: str) -> None:
         """Forget a user's failures after a good login."""
