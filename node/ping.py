@@ -1,10 +1,11 @@
 """Telling the aggregators: a WebSub-style publish ping after every change.
 
-The node's only outbound HTTP. A change only sets a flag; one background task waits for the
-debounce interval (a burst of edits gives one ping), then POSTs
-`hub.mode=publish&hub.url=<feed url>` to each aggregator's /ping, retrying with exponential
-backoff. Failures are logged and kept in the store for /admin/status. A lost ping is not
-fatal: aggregators also poll the feed with conditional GET.
+The node's only outbound HTTP. A change only sets a flag per aggregator; one background task
+per aggregator waits for the debounce interval (a burst of edits gives one ping), then POSTs
+`hub.mode=publish&hub.url=<feed url>` to its /ping, retrying with exponential backoff. The
+tasks are separate so that an aggregator that hangs or is down never delays the others.
+Failures are logged and kept in the store for /admin/status. A lost ping is not fatal:
+aggregators also poll the feed with conditional GET.
 """
 
 from __future__ import annotations
@@ -45,35 +46,38 @@ class Pinger:
         self.store = store
         self.status = {url: PingStatus(url) for url in config.ping_urls}
         self.sent = 0
-        self._pending = False
-        self._task: asyncio.Task[None] | None = None
+        self._pending: set[str] = set()  # aggregators with a change not yet pinged
+        self._tasks: dict[str, asyncio.Task[None]] = {}
         self._session: aiohttp.ClientSession | None = None
         store.listeners.append(self.notify)
 
     def notify(self) -> None:
         """Note a change; the ping goes out after the debounce interval, never inline."""
-        if not self.status:
-            return
-        self._pending = True
-        if self._task is None or self._task.done():
-            self._task = asyncio.get_running_loop().create_task(self._run())
+        for url in self.status:
+            self._pending.add(url)
+            task = self._tasks.get(url)
+            if task is None or task.done():
+                self._tasks[url] = asyncio.get_running_loop().create_task(self._run(url))
 
-    async def _run(self) -> None:
-        while self._pending:
+    async def _run(self, url: str) -> None:
+        while url in self._pending:
             await asyncio.sleep(self.config.ping_debounce)
-            self._pending = False
-            await asyncio.gather(*(self._deliver(url) for url in self.status))
+            self._pending.discard(url)
+            await self._deliver(url)
+
+    def _busy(self) -> list[asyncio.Task[None]]:
+        return [task for task in self._tasks.values() if not task.done()]
 
     async def idle(self) -> None:
         """Wait until no ping is pending or in flight (tests, shutdown)."""
-        while self._task is not None and not self._task.done():
-            await asyncio.shield(self._task)
+        while busy := self._busy():
+            await asyncio.shield(asyncio.gather(*busy))
 
     async def close(self) -> None:
         """Stop pinging and close the HTTP session."""
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+        for task in self._tasks.values():
+            task.cancel()
+        await asyncio.gather(*self._tasks.values(), return_exceptions=True)
         if self._session is not None:
             await self._session.close()
 

@@ -135,3 +135,28 @@ async def test_unknown_feed_at_aggregator_is_not_retried(
     assert len(fake.pings) == 1
     [status] = pinger.status.values()
     assert status.failures == 1 and "404" in status.last_error
+
+
+async def test_a_hanging_aggregator_does_not_hold_up_pings_to_the_others(
+    tmp_path: Path, aiohttp_server: ServerFactory, aiohttp_client: ClientFactory
+) -> None:
+    fakes = [FakeAggregator(), FakeAggregator()]
+    urls = []
+    for fake in fakes:
+        app = web.Application()
+        app.router.add_post("/ping", fake.ping)
+        urls.append(str((await aiohttp_server(app)).make_url("/")))
+    node_dir = make_node(tmp_path, aggregators=tuple(urls))
+    client = await aiohttp_client(create_app(node_dir.config(), housekeeping=False))
+    hanging, healthy = fakes
+    hanging.release.clear()
+    await client.post("/api/events", json=EVENT, headers=auth(node_dir.token))
+    await hanging.next_ping()
+    await healthy.next_ping()
+    # The first aggregator still has not answered; the next change reaches the second anyway.
+    await client.post("/api/notices", json={"title": "Opslag"}, headers=auth(node_dir.token))
+    await healthy.next_ping()
+    assert len(healthy.pings) == 2 and len(hanging.pings) == 1
+    hanging.release.set()
+    await client.server.app[PINGER].idle()
+    assert len(hanging.pings) == 2  # and it gets the news of the second change afterwards
