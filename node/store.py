@@ -115,17 +115,22 @@ class Store:
 
     # --- reading (from memory) --------------------------------------------------------------
 
+    def _snapshot(self) -> list[Item]:
+        # list() copies in one step under the GIL; a Python loop over the live dict in the
+        # publisher's worker thread fails when a change on the loop adds or drops an entry.
+        return list(self._items.values())
+
     def items(self, kind: str | None = None) -> list[Item]:
         """Return all stored events and notices (or those of one kind)."""
-        return [i for i in self._items.values() if kind is None or i.kind == kind]
+        return [i for i in self._snapshot() if kind is None or i.kind == kind]
 
     def events(self) -> list[Event]:
         """Return all stored events."""
-        return [i for i in self._items.values() if isinstance(i, Event)]
+        return [i for i in self._snapshot() if isinstance(i, Event)]
 
     def notices(self) -> list[Notice]:
         """Return all stored notices."""
-        return [i for i in self._items.values() if isinstance(i, Notice)]
+        return [i for i in self._snapshot() if isinstance(i, Notice)]
 
     def get(self, uuid: str, kind: str | None = None) -> Item | None:
         """Return the entry with this uuid (and kind, if given), or None."""
@@ -142,7 +147,7 @@ class Store:
         state = self._table("state").get("1", {})
         if "changed" in state:
             return datetime.fromisoformat(state["changed"])
-        times = [i.updated for i in self._items.values()]
+        times = [i.updated for i in self._snapshot()]
         times += [t.deleted for t in self._tombstones.values()]
         return max(times, default=datetime(2000, 1, 1, tzinfo=UTC))
 

@@ -4,6 +4,9 @@ klynge.storage, and an entry survives a reopen unchanged."""
 from __future__ import annotations
 
 import json
+import sys
+import threading
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -59,3 +62,37 @@ async def test_store_file_round_trip(tmp_path: Path) -> None:
     db = open_database(path)  # the shared durable storage reads the same file
     assert {d["id"] for d in db.table("events").all()} == {"urn:uuid:e1"}
     assert backup_path(path).exists()
+
+
+async def test_reading_in_a_worker_thread_while_entries_change(tmp_path: Path) -> None:
+    # The publisher builds the feed and calendar in a worker thread from store.items() and
+    # store.events() while requests on the loop add and delete entries.
+    store = Store.open(tmp_path / "node.json")
+    events = [Event(id=f"urn:uuid:e{n}", title=f"Møde {n}", updated=NOW,
+                    start=NOW) for n in range(2000)]  # fmt: skip
+    await store.save_many(events)
+    failures: list[BaseException] = []
+    done = threading.Event()
+
+    def read() -> None:
+        while not done.is_set():
+            try:
+                store.items(), store.items("event"), store.events(), store.notices()
+            except RuntimeError as e:  # "dictionary changed size during iteration"
+                failures.append(e)
+                return
+
+    switch = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # hand the GIL over often, as a busy Pi does
+    reader = threading.Thread(target=read)
+    reader.start()
+    try:
+        for n in range(40):
+            await store.save_item(replace(events[0], id=f"urn:uuid:new{n}"))
+            await store.delete_item(events[n])
+    finally:
+        done.set()
+        reader.join()
+        sys.setswitchinterval(switch)
+        store.close()
+    assert failures == []
