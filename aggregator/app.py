@@ -47,6 +47,7 @@ def create_app(config: AggregatorConfig, *, periodic: bool = True) -> web.Applic
         refresher = Refresher(config, store, fetcher)
         outputs = Outputs(config, refresher.current)
         refresher.on_change = outputs.invalidate
+        await outputs.warm_up()
         refresher.start_loading()  # polls, pings and pages wait for it; /healthz does not
         scheduler = Scheduler(config, refresher, periodic=periodic)
         app[REFRESHER], app[OUTPUTS], app[SCHEDULER] = refresher, outputs, scheduler

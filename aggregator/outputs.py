@@ -12,12 +12,14 @@ import ctypes
 import ctypes.util
 import gc
 import hashlib
+import logging
 import re
+import time
 import unicodedata
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable
 from concurrent.futures import Executor, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from functools import partial
 from typing import Any
@@ -28,9 +30,20 @@ from aiohttp import web
 from aggregator.config import AggregatorConfig
 from aggregator.merge import Merged, is_upcoming
 from klynge import feedwriter, ical
-from klynge.model import Event, FeedSource, Item, Notice, Place, as_utc, format_when, utcnow
+from klynge.model import (
+    Event,
+    FeedSource,
+    Item,
+    Notice,
+    Place,
+    Tombstone,
+    as_utc,
+    format_when,
+    utcnow,
+)
 from klynge.recurrence import Occurrence, expand
 
+log = logging.getLogger("klynge.aggregator")
 CALENDAR_PAST = timedelta(days=90)  # design.md: keep about 90 days of past events in the ICS
 HORIZON = timedelta(days=548)  # 18 months of occurrences in the views and the JSON API
 SERIES_LIMIT = 500
@@ -112,6 +125,17 @@ class Outputs:
         job = partial(_build_and_trim, build, merged)
         return await asyncio.get_running_loop().run_in_executor(self._builder, job)
 
+    async def warm_up(self) -> None:
+        """Build a one-entry feed and calendar off the loop, before any data is loaded.
+
+        The first build imports modules lazily and fills library caches; made in the middle
+        of a big build, those long-lived objects pin the allocator's arenas of its garbage:
+        measured 13.5 MB kept after building the calendar of 20,000 entries, 2.5 MB after a
+        warm-up.
+        """
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(self._builder, partial(warm_up, self.config))
+
     async def feed(self) -> Cached:
         """Return the merged Atom feed."""
         return await self.get(("feed",), lambda m: build_feed(self.config, m))
@@ -136,8 +160,43 @@ def _build_and_trim(build: Callable[[Merged], Cached], merged: Merged) -> Cached
     finally:
         if was_enabled:
             gc.enable()
+    # What the build left in reference cycles is all in the youngest generation now (nothing
+    # was collected meanwhile): collect just that, then give the heap back.
+    started = time.perf_counter()
+    gc.collect(0)
+    log.debug("collected a build's cycles in %.0f ms", 1000 * (time.perf_counter() - started))
     release_memory()
     return doc
+
+
+def warm_up(config: AggregatorConfig) -> None:
+    """Build the feed and calendar of one made-up event, notice and tombstone (see Outputs)."""
+    now = utcnow()
+    source = FeedSource(id="urn:klynge:warm-up", title="Warm-up", updated=now)
+    event = Event(
+        id="urn:uuid:00000000-0000-4000-8000-000000000000",
+        title="Warm-up",
+        updated=now,
+        start=now + timedelta(days=1),
+        end=now + timedelta(days=1, hours=2),
+        description="<p>Warm-up</p>",
+        rrule="FREQ=WEEKLY;COUNT=2",
+        place=Place(name="Hus", street="Vej 1", postcode="8000", locality="By"),
+        link="https://warm-up.example/e",
+        source=source,
+    )
+    notice = Notice(
+        id="urn:uuid:00000000-0000-4000-8000-000000000001",
+        title="Warm-up",
+        updated=now,
+        body="<p>Warm-up</p>",
+        expires=now + timedelta(days=1),
+        source=source,
+    )
+    tomb = Tombstone(id="urn:uuid:00000000-0000-4000-8000-000000000002", deleted=now)
+    merged = Merged((event, notice), (replace(tomb, source=source),))
+    build_feed(config, merged)
+    build_calendar(config, merged, "", "")
 
 
 def release_memory() -> None:
