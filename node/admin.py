@@ -27,6 +27,7 @@ from node.forms import (
     NOTICE_FIELDS,
     event_form,
     event_input,
+    explain_errors,
     form_errors,
     form_values,
     notice_form,
@@ -278,7 +279,8 @@ def _form(
         # The model checks the title only once the times parse: name every gap at once.
         errors = {"title": N_("Give a title."), **errors}
     # Translated before moving: two messages may land on one input and are joined.
-    translated = {name: _t(request, message) for name, message in errors.items()}
+    explained = explain_errors(errors, form)
+    translated = {name: _t(request, message) for name, message in explained.items()}
     context = {
         "item": item,
         "form": form,

@@ -9,6 +9,7 @@ from dataclasses import asdict
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
+from klynge.i18n import N_
 from klynge.model import Event, Notice, Place, localize, zone
 
 NEW_PLACE = "__new__"
@@ -201,6 +202,26 @@ def last_day_shown(expires: datetime, tz: str) -> date:
     if local.time() == time(0):
         return local.date() - timedelta(days=1)
     return local.date()
+
+
+def explain_errors(errors: Mapping[str, str], form: Mapping[str, str]) -> dict[str, str]:
+    """Replace model messages the form's own fields can say better (before translation)."""
+    explained = dict(errors)
+    if "rrule" in explained and _repeats_before_start(form):
+        # The model can only say the rule yields no dates; the volunteer picked a day.
+        explained["rrule"] = N_(
+            "The last time cannot be before the first date; choose a later day."
+        )
+    return explained
+
+
+def _repeats_before_start(form: Mapping[str, str]) -> bool:
+    try:
+        return date.fromisoformat(form.get("repeat_until", "")) < date.fromisoformat(
+            form.get("date", "")
+        )
+    except ValueError:
+        return False
 
 
 def form_errors(errors: Mapping[str, str], form: Mapping[str, str]) -> dict[str, str]:

@@ -52,6 +52,7 @@ _TYPE_NAMES: dict[type | None, str] = {
     None: "null",
 }
 _DANGEROUS = ("<script", "javascript:", "vbscript:")
+BAD_DATE = "This is not a valid date (YYYY-MM-DD)."
 
 
 def short_id(entry_id: str) -> str:
@@ -324,7 +325,9 @@ def _parse_expiry(value: str | None, tz: str, errors: dict[str, str]) -> datetim
             return localize(datetime.combine(day, time()), zone(tz))
         parsed = parse_when(text, tz=tz, all_day=False)
     except ValueError as e:
-        errors["expires"] = str(e) if "not a valid" in str(e) else f"{text!r} is not a valid date."
+        # The form asks for a date: a fixed msgid, so it shows in Danish, and no talk of times
+        # for "1.12.2026"; a longer text was meant as a date and time (the API allows both).
+        errors["expires"] = str(e) if len(text) > 10 and "not a valid" in str(e) else BAD_DATE
         return None
     assert isinstance(parsed, datetime)
     return parsed

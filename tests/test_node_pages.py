@@ -260,6 +260,23 @@ async def test_notice_by_form_with_expiry(client: Client) -> None:
     assert (await client.get(f"/notices/{uid}")).status == 200
 
 
+async def test_form_errors_on_dates_are_in_danish_and_say_what_to_do(client: Client) -> None:
+    assert await login(client, "bo") == 303
+    token = await csrf(client, "/admin/notices/new")
+    # A browser without a date picker lets people type the Danish way.
+    form = {"csrf_token": token, "title": "Kat bortløbet", "expires": "1.12.2026"}
+    page = await (await client.post("/admin/notices/new", data=form)).text()
+    assert "Det er ikke en gyldig dato (ÅÅÅÅ-MM-DD)." in page
+    token = await csrf(client, "/admin/events/new")
+    before = str(SOON - timedelta(days=7))
+    form = event_form(token, **NO_PLACE, repeat_until=before)
+    response = await client.post("/admin/events/new", data=form)
+    page = await response.text()
+    assert response.status == 422 and 'id="f-repeat_until-error"' in page
+    assert "Sidste gang kan ikke være før den første dato; vælg en senere dag." in page
+    assert "FREQ=WEEKLY" not in page
+
+
 async def test_other_association_cannot_edit_by_form(client: Client, node_dir: NodeDir) -> None:
     created = await client.post("/api/events", headers=auth(node_dir.token),
                                 json={"title": "IF fest", "start": f"{SOON}T20:00"})  # fmt: skip
