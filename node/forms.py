@@ -16,6 +16,8 @@ NEW_PLACE = "__new__"
 PLACE_FIELDS = ("street", "postcode", "locality", "lat", "lon")
 _SIMPLE_HTML_RE = re.compile(r"^<p>.*</p>$", re.S)
 _OTHER_TAG_RE = re.compile(r"<(?!/?p>|br>)")
+# Something that starts a tag or comment; a bare "<" ("børn < 12 år") is text.
+_TAG_RE = re.compile(r"<(?:/?[a-zA-Z]|!--)")
 _WEEKLY_RE = re.compile(r"^FREQ=WEEKLY;UNTIL=(\d{8})(T\d{6}Z?)?$")
 EVENT_FIELDS = (
     "title", "date", "start_time", "end_date", "end_time", "all_day", "place", "place_name",
@@ -33,7 +35,7 @@ def form_values(form: Mapping[str, Any], names: Iterable[str]) -> dict[str, str]
 
 def text_to_html(text: str) -> str:
     """Turn typed text into paragraphs (a blank line) and line breaks; HTML is kept as HTML."""
-    if "<" in text or not text.strip():
+    if _TAG_RE.search(text) or not text.strip():
         return text  # the model sanitises HTML, and the API accepts it too
     paragraphs = re.split(r"\n\s*\n", text.replace("\r\n", "\n").strip())
     return "".join(

@@ -117,6 +117,22 @@ async def test_change_from_the_preview_keeps_what_was_typed(client: Client) -> N
     assert tree.xpath("//input[@name='draft']/@value") == [hidden_fields(page)["draft"]]
 
 
+async def test_plain_text_with_a_less_than_sign_keeps_its_paragraphs_and_edits_back(
+    client: Client,
+) -> None:
+    token = await as_bo(client)
+    typed = "Børn < 12 år gratis.\n\nVoksne 50 kr & kaffe."
+    page = await preview(client, "/admin/events/new", event_form(token, description=typed))
+    assert (await press(client, "/admin/events/new", page, "publish")).status == 303
+    [event] = client.server.app[STORE].events()
+    uid = event.id.removeprefix("urn:uuid:")
+    shown = doc(await (await client.get(f"/events/{uid}")).text())
+    paragraphs = shown.xpath("//div[@class='description']/p/text()")
+    assert paragraphs == ["Børn < 12 år gratis.", "Voksne 50 kr & kaffe."]
+    form = doc(await (await client.get(f"/admin/events/{uid}/edit")).text())
+    assert form.xpath("//textarea[@name='description']")[0].text == typed
+
+
 async def test_error_keeps_typed_values_and_shows_danish_message_at_the_field(
     client: Client,
 ) -> None:
