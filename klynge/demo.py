@@ -152,13 +152,27 @@ def _healthy(url: str) -> bool:
         return False
 
 
-def _wait_healthy(services: list[Service], procs: list[subprocess.Popen[bytes]]) -> None:
+def _last_error(log: Path) -> str:
+    """Return the last line a service wrote to its log, without the `klynge: error:` prefix."""
+    try:
+        lines = log.read_text(encoding="utf-8", errors="replace").strip().splitlines()
+    except OSError:
+        return ""
+    return lines[-1].removeprefix("klynge: error: ").strip() if lines else ""
+
+
+def _wait_healthy(
+    services: list[Service], procs: list[subprocess.Popen[bytes]], logs: Path
+) -> None:
     deadline = time.monotonic() + START_TIMEOUT
     pending = list(services)
     while pending and time.monotonic() < deadline:
         for svc, proc in zip(services, procs, strict=True):
             if proc.poll() is not None:
-                raise KlyngeError(f"{svc.name} stopped at start; see its log in demo-data/logs/")
+                log = logs / f"{svc.name}.log"
+                reason = _last_error(log)
+                why = f": {reason}" if reason else ""
+                raise KlyngeError(f"{svc.name} stopped at start{why} (log: {log})")
         pending = [svc for svc in pending if not _healthy(svc.url)]
         time.sleep(0.2)
     if pending:
@@ -251,7 +265,7 @@ def run(root: Path, base: int) -> int:
     procs: list[subprocess.Popen[bytes]] = []
     try:
         procs = [_start(svc, logs) for svc in services]
-        _wait_healthy(services, procs)
+        _wait_healthy(services, procs, logs)
         _seed(root, services, tokens)
         print(_banner(services, root), flush=True)
         while all(proc.poll() is None for proc in procs):

@@ -161,3 +161,24 @@ def test_demo_starts_fills_the_cluster_and_stops_cleanly(tmp_path: Path) -> None
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_demo_on_a_taken_port_names_the_reason_and_the_real_log(tmp_path: Path) -> None:
+    base = _free_base()
+    with socket.socket() as taken:  # something else already listens on the first village's port
+        taken.bind(("127.0.0.1", base + 1))
+        taken.listen()
+        done = subprocess.run(
+            [sys.executable, "-m", "klynge.cli", "demo", "--port", str(base),
+             "--data", str(tmp_path)],
+            capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL,
+        )  # fmt: skip
+    assert done.returncode == 1
+    [line] = done.stderr.strip().splitlines()
+    slug = villages(date.today())[0].slug
+    log = tmp_path / str(base) / "logs" / f"{slug}.log"
+    assert log.is_file()
+    assert line == (
+        f"klynge: error: {slug} stopped at start: port {base + 1} on 127.0.0.1 is already in use "
+        f"by another program; stop it or choose another port with --port (log: {log})"
+    )
