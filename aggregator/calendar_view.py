@@ -74,9 +74,12 @@ def parse_day(value: str, today: date) -> date:
     if not value:
         return today
     try:
-        return date.fromisoformat(value.strip()[:10])
+        day = date.fromisoformat(value.strip()[:10])
     except ValueError:
         raise BadRequest(BAD_DATE) from None
+    if not 1900 <= day.year <= 2200:  # as parse_month; year 1 or 9999 overflow the window sums
+        raise BadRequest(BAD_DATE)
+    return day
 
 
 def shift_month(first: date, months: int) -> date:

@@ -45,7 +45,8 @@ def parse_week(value: str, today: date) -> date:
     if not value.strip():
         return today - timedelta(days=today.weekday())
     match = _WEEK_RE.match(value.strip())
-    if not match:
+    # Years as the calendar's months; year 1 or 9999 overflow the week's window sums.
+    if not match or not 1900 <= int(match.group(1)) <= 2200:
         raise BadRequest(BAD_WEEK)
     try:
         return date.fromisocalendar(int(match.group(1)), int(match.group(2)), 1)

@@ -219,6 +219,8 @@ async def test_bad_month_and_date_are_refused_in_words(client: Any) -> None:
     html = await page(client, "/calendar", 400, view="month", month="2026-13", lang="en")
     assert "Give the month as YYYY-MM, for example 2026-12." in html
     assert "Skriv datoen" in await page(client, "/calendar", 400, **{"from": "i morgen"})
+    for far in ("9999-12-31", "0001-01-01"):  # past what date arithmetic can reach: no 500
+        assert "Skriv datoen" in await page(client, "/calendar", 400, **{"from": far})
 
 
 # --- the event page -----------------------------------------------------------------------
@@ -364,7 +366,9 @@ async def test_poster_shows_the_week_grouped_by_day(client: Any) -> None:
     assert f"?week={year}-W{week + 1:02d}" in html or "W01" in html  # next week's link
 
 
-@pytest.mark.parametrize("week", ["49", "2026-49", "2025-W53", "2026-W00", "2026-W1x"])
+@pytest.mark.parametrize(
+    "week", ["49", "2026-49", "2025-W53", "2026-W00", "2026-W1x", "9999-W52", "0001-W01"]
+)
 async def test_poster_refuses_a_bad_week_in_words(client: Any, week: str) -> None:
     html = await page(client, "/poster", 400, week=week)
     assert "Skriv ugen som ÅÅÅÅ-Wuu, fx 2026-W49" in html
