@@ -8,6 +8,7 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 
 from klynge.errors import ValidationError
+from klynge.i18n import N_
 from klynge.model import (
     Event,
     Item,
@@ -53,6 +54,10 @@ _TYPE_NAMES: dict[type | None, str] = {
 }
 _DANGEROUS = ("<script", "javascript:", "vbscript:")
 BAD_DATE = "This is not a valid date (YYYY-MM-DD)."
+# Date arithmetic (an all-day end, the feed's 30 days) overflows near year 1 and 9999, and one
+# such entry would break the feed and pages for everyone; no village plans that far.
+FIRST_YEAR, LAST_YEAR = 1900, 2200
+BAD_YEAR = N_("Give a year from 1900 to 2200.")
 
 
 def short_id(entry_id: str) -> str:
@@ -307,6 +312,9 @@ def _parse_time(
         if required:
             errors[name] = "Give a start date and time." if not all_day else "Give a date."
         return None
+    if not _year_ok(text):
+        errors[name] = BAD_YEAR
+        return None
     try:
         return parse_when(text, tz=tz, all_day=all_day)
     except ValueError as e:
@@ -314,9 +322,18 @@ def _parse_time(
         return None
 
 
+def _year_ok(text: str) -> bool:
+    """Tell whether a date's year (its first four digits) is one the node can work with."""
+    year = text[:4]
+    return not year.isdigit() or FIRST_YEAR <= int(year) <= LAST_YEAR
+
+
 def _parse_expiry(value: str | None, tz: str, errors: dict[str, str]) -> datetime | None:
     text = (value or "").strip()
     if not text:
+        return None
+    if not _year_ok(text):
+        errors["expires"] = BAD_YEAR
         return None
     try:
         if len(text) == 10:

@@ -247,3 +247,26 @@ async def test_healthz(client: Client) -> None:
     response = await client.get("/healthz")
     assert response.status == 200
     assert (await response.json())["status"] == "ok"
+
+
+@pytest.mark.parametrize(
+    ("kind", "payload", "field"),
+    [
+        ("events", {"title": "Fjern", "start": "9999-12-31T23:59"}, "start"),
+        ("events", {"title": "Fjern", "start": "9999-12-31", "all_day": True}, "start"),
+        ("events", {"title": "Fjern", "start": "0001-01-01T00:10"}, "start"),
+        ("events", {"title": "Fjern", "start": f"{SOON}T10:00", "end": "9999-12-31T22:00"}, "end"),
+        ("notices", {"title": "Fjern", "expires": "9999-12-31"}, "expires"),
+    ],
+)
+async def test_years_beyond_what_dates_can_hold_are_refused_and_pages_keep_working(
+    client: Client, node_dir: NodeDir, kind: str, payload: dict[str, Any], field: str
+) -> None:
+    # One such entry used to be stored and then broke the village page, feed and calendar
+    # for everyone (date arithmetic past year 9999).
+    response = await client.post(f"/api/{kind}", json=payload, headers=auth(node_dir.token))
+    assert response.status == 422, await response.text()
+    body = await response.json()
+    assert body["error"]["fields"] == {field: "Angiv et år fra 1900 til 2200."}
+    for path in ("/", "/feed.atom", "/calendar.ics"):
+        assert (await client.get(path)).status == 200, path
