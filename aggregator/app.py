@@ -11,7 +11,7 @@ from aggregator import api, views
 from aggregator.config import AggregatorConfig
 from aggregator.fetcher import Fetcher, FetchLimits
 from aggregator.keys import CONFIG, OUTPUTS, REFRESHER, SCHEDULER
-from aggregator.outputs import Outputs
+from aggregator.outputs import Outputs, limit_malloc_arenas
 from aggregator.refresh import Refresher
 from aggregator.scheduler import Scheduler
 from aggregator.store import Store
@@ -35,6 +35,7 @@ def fetch_limits(config: AggregatorConfig) -> FetchLimits:
 
 def create_app(config: AggregatorConfig, *, periodic: bool = True) -> web.Application:
     """Return the aggregator app; `periodic=False` leaves polling to pings and refreshes."""
+    limit_malloc_arenas()  # before the worker threads start: see there
     app = web.Application(middlewares=[error_middleware], client_max_size=MAX_BODY)
     app[CONFIG] = config
     setup_web(app, package="aggregator", site_name=config.name)

@@ -209,6 +209,21 @@ def release_memory() -> None:
         _LIBC.malloc_trim(0)  # ctypes releases the GIL during the call
 
 
+M_ARENA_MAX = -8  # glibc's mallopt parameter
+
+
+def limit_malloc_arenas() -> None:
+    """Make every thread allocate from glibc's main arena; call before starting threads.
+
+    glibc gives each thread that allocates its own arena, which malloc_trim cannot shrink as
+    well: with stores loaded and documents built in worker threads, measured 90 MB RSS loaded
+    and 146-150 MB built at 20,000 entries; with one arena 76 and 126 MB (the GIL serialises
+    nearly all allocation anyway).
+    """
+    if _LIBC is not None and hasattr(_LIBC, "mallopt"):
+        _LIBC.mallopt(M_ARENA_MAX, 1)
+
+
 def _glibc() -> Any:
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")

@@ -9,7 +9,8 @@ written. TinyDB is not thread-safe: the caller runs `load` and `save` on one thr
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+import re
+from collections.abc import Iterable, Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -27,7 +28,7 @@ from aggregator.records import (
 )
 from aggregator.state import SourceState
 from klynge.model import Item
-from klynge.storage import DurableStorage, Tables
+from klynge.storage import META_TABLE, SCHEMA_VERSION, DurableStorage, Tables
 
 TABLE = "sources"
 
@@ -117,9 +118,83 @@ class DocumentStorage(DurableStorage):
             tables.append(f"{_dumps(name)}:{{{docs}}}")
         return ("{" + ",".join(tables) + "}").encode()
 
+    def read(self) -> Tables | None:
+        """Return the stored tables, parsed one document at a time.
+
+        json.loads of the whole file holds the GIL for 40 ms at 10,000 entries and 80-90 ms
+        at 20,000 (measured), at start-up and at every write (TinyDB reads before it writes).
+        Anything unexpected (a missing, damaged or newer file) is left to DurableStorage,
+        which reads it whole and says what is wrong.
+        """
+        try:
+            text = self.path.read_bytes().decode()
+            tables = parse_tables(text)
+        except (OSError, ValueError):
+            return super().read()
+        meta = tables.get(META_TABLE, {}).get("1", {})
+        if not isinstance(meta, dict) or meta.get("schema", SCHEMA_VERSION) != SCHEMA_VERSION:
+            return super().read()
+        return tables
+
 
 def _dumps(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+_DECODER = json.JSONDecoder()
+_SPACE = re.compile(r"[ \t\n\r]*")
+
+
+def parse_tables(text: str) -> Tables:
+    """Parse a TinyDB file (an object of objects of documents) with one call per document."""
+    reader = _Reader(text)
+    tables: Tables = {}
+    for name in reader.members():
+        tables[name] = {key: reader.value() for key in reader.members()}
+    if text[reader.pos :].strip():
+        raise ValueError("data after the tables")
+    return tables
+
+
+class _Reader:
+    """A cursor over JSON text that reads object members and whole values."""
+
+    def __init__(self, text: str) -> None:
+        self.text, self.pos = text, 0
+
+    def char(self, expected: str) -> bool:
+        """Skip white space and `expected`; tell whether it was there."""
+        self.pos = _skip(self.text, self.pos)
+        if self.text.startswith(expected, self.pos):
+            self.pos += 1
+            return True
+        return False
+
+    def value(self) -> Any:
+        """Return the JSON value at the cursor (one json call)."""
+        value, self.pos = _DECODER.raw_decode(self.text, _skip(self.text, self.pos))
+        return value
+
+    def members(self) -> Iterator[str]:
+        """Yield the keys of the object at the cursor; the caller reads each value."""
+        if not self.char("{"):
+            raise ValueError("expected an object")
+        if self.char("}"):
+            return
+        while True:
+            key = self.value()
+            if not isinstance(key, str) or not self.char(":"):
+                raise ValueError("expected a key")
+            yield key
+            if self.char("}"):
+                return
+            if not self.char(","):
+                raise ValueError("expected , or }")
+
+
+def _skip(text: str, pos: int) -> int:
+    match = _SPACE.match(text, pos)
+    return match.end() if match else pos
 
 
 def open_store_database(path: Path) -> TinyDB:

@@ -7,11 +7,13 @@ from pathlib import Path
 from typing import Any
 
 import aggregator_support as support
+import pytest
 from aggregator_support import FeedServer, config_for, event, feed, notice, start_aggregator
 
 from aggregator.config import Source
 from aggregator.keys import REFRESHER
-from aggregator.store import DocumentStorage, Store
+from aggregator.store import DocumentStorage, Store, parse_tables
+from klynge.errors import StorageError
 from klynge.storage import DurableStorage
 
 feed_server = support.feed_server  # a fixture
@@ -29,6 +31,26 @@ def test_document_encoding_gives_the_bytes_json_dumps_gives(tmp_path: Path) -> N
     ours = DocumentStorage(tmp_path / "a.json").encode(tables)
     assert ours == DurableStorage(tmp_path / "b.json").encode(tables)
     assert json.loads(ours) == tables
+    assert parse_tables(ours.decode()) == tables
+    spaced = json.dumps(tables, indent=2)
+    assert parse_tables(spaced) == tables
+
+
+@pytest.mark.parametrize(
+    "text", ['{"sources":{"1":{}}', '{"sources":[]}', '{"a":{"1":{}}}x', "", "[1]", '{"a":{1:{}}}']
+)
+def test_a_damaged_file_is_refused_in_the_same_words(tmp_path: Path, text: str) -> None:
+    path = tmp_path / "aggregator.json"
+    path.write_text(text)
+    with pytest.raises(StorageError) as ours:
+        DocumentStorage(path).read()
+    with pytest.raises(StorageError) as theirs:
+        DurableStorage(path).read()
+    assert ours.value.message == theirs.value.message
+
+
+def test_a_missing_file_reads_as_empty(tmp_path: Path) -> None:
+    assert DocumentStorage(tmp_path / "aggregator.json").read() is None
 
 
 async def test_stored_entries_load_in_the_background_and_refreshes_wait_for_them(
