@@ -164,13 +164,14 @@ class Store:
         self._finish(apply)
 
     def _write(self, change: Change) -> None:
-        change(self._tables)
-        try:
-            self._db.storage.write(self._tables)
-        except BaseException:
-            # The file still holds the previous version: reload it so memory matches disk.
-            self._tables = dict(self._db.storage.read() or {})
-            raise
+        # Change a copy and keep it only once it is on disk: after a failed write memory still
+        # matches the file. (Reading the file back instead gave {} when it could not be read,
+        # and the next good write then wrote every other table away.) Changes replace whole
+        # tables, so a shallow copy suffices.
+        tables = dict(self._tables)
+        change(tables)
+        self._db.storage.write(tables)
+        self._tables = tables
 
     def _finish(self, apply: Callable[[], None] | None) -> None:
         if apply is not None:

@@ -10,13 +10,15 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from klynge.errors import StorageError
 from klynge.model import Event, Notice, Place
 from klynge.storage import backup_path, open_database
 from node.encoding import TableEncoder
-from node.store import Store
+from node.store import Store, User
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 scalars = st.none() | st.booleans() | st.integers() | st.text() | st.floats(allow_nan=False)
@@ -96,3 +98,27 @@ async def test_reading_in_a_worker_thread_while_entries_change(tmp_path: Path) -
         sys.setswitchinterval(switch)
         store.close()
     assert failures == []
+
+
+async def test_a_failed_write_changes_nothing_and_loses_nothing(tmp_path: Path) -> None:
+    folder = tmp_path / "osterby"
+    folder.mkdir()
+    store = Store.open(folder / "node.json")
+    user = User(username="bo", association="Østerby IF", password_hash="x")
+    await store.save_user(user)
+    first = Event(id="urn:uuid:e1", title="Banko", updated=NOW, start=NOW)
+    await store.save_item(first)
+    folder.rename(tmp_path / "moved")  # the write cannot make its temp file: it fails
+    try:
+        with pytest.raises(StorageError):
+            await store.save_item(replace(first, id="urn:uuid:e2", title="Loppemarked"))
+        # Neither the table of what failed nor any other table changed in memory.
+        assert store.user("bo") == user and store.get("e2") is None
+    finally:
+        (tmp_path / "moved").rename(folder)
+    await store.save_item(replace(first, id="urn:uuid:e3", title="Julefrokost"))
+    store.close()
+    reopened = Store.open(folder / "node.json")
+    assert reopened.user("bo") == user
+    assert sorted(i.title for i in reopened.items()) == ["Banko", "Julefrokost"]
+    reopened.close()
