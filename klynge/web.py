@@ -31,7 +31,7 @@ from aiohttp import web
 from babel.support import NullTranslations
 
 from klynge import i18n
-from klynge.errors import KlyngeError, ValidationError
+from klynge.errors import KlyngeError, StorageError, ValidationError
 from klynge.i18n import N_
 from klynge.model import category_label
 
@@ -302,6 +302,10 @@ _HTTP_CODES = {
     429: ("too_many_requests", N_("Too many attempts; wait a little and try again.")),
 }
 _INTERNAL = ("internal", N_("Something went wrong on our side. Please try again later."))
+STORAGE_FAILED = N_(
+    "Nothing was saved: the server could not write its data. Try again in a moment; "
+    "if it keeps happening, tell the site's administrator."
+)
 
 
 def wants_json(request: web.Request) -> bool:
@@ -321,6 +325,12 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     """
     try:
         return await handler(request)
+    except StorageError as e:
+        # The details (file, OS reason) are for whoever runs the node: log them, and tell the
+        # volunteer in their language that nothing was kept and what to do.
+        log.error("Storage failed on %s %s: %s", request.method, request.path, e.message)
+        text = i18n.translate(request_lang(request), STORAGE_FAILED)
+        return error_response(request, e.status, e.code, f"{text} ({e.message})", {})
     except KlyngeError as e:
         # A ValidationError without its own message gets one rebuilt from translated fields.
         joined = "; ".join(f"{k}: {v}" for k, v in e.fields.items())

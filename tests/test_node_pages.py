@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import html
 import json
+import logging
 import re
 from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import replace
@@ -275,6 +276,29 @@ async def test_form_errors_on_dates_are_in_danish_and_say_what_to_do(client: Cli
     assert response.status == 422 and 'id="f-repeat_until-error"' in page
     assert "Sidste gang kan ikke være før den første dato; vælg en senere dag." in page
     assert "FREQ=WEEKLY" not in page
+
+
+async def test_a_failed_write_says_so_in_danish_and_is_logged(
+    client: Client, node_dir: NodeDir, caplog: pytest.LogCaptureFixture
+) -> None:
+    assert await login(client, "bo") == 303
+    token = await csrf(client, "/admin/events/new")
+    preview = await client.post("/admin/events/new", data=event_form(token, **NO_PLACE))
+    fields = {**hidden_fields(await preview.text()), "action": "publish"}
+    moved = node_dir.path.with_name("moved")
+    node_dir.path.rename(moved)  # the data directory is gone: the write fails
+    try:
+        with caplog.at_level(logging.ERROR, logger="klynge.web"):
+            response = await client.post("/admin/events/new", data=fields)
+            page = await response.text()
+    finally:
+        moved.rename(node_dir.path)
+    assert response.status == 500
+    assert "Intet blev gemt" in page and "administrator" in page
+    assert "cannot write" in caplog.text and str(node_dir.path / "node.json") in caplog.text
+    assert client.server.app[STORE].items() == []
+    again = await client.post("/admin/events/new", data=fields, allow_redirects=False)
+    assert again.status == 303 and len(client.server.app[STORE].items()) == 1
 
 
 async def test_other_association_cannot_edit_by_form(client: Client, node_dir: NodeDir) -> None:
