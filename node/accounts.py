@@ -71,14 +71,16 @@ async def login(request: web.Request) -> web.Response:
     limiter = request.app[LIMITER]
     if limiter.blocked(username, address):
         return _rate_limited(request, nxt, username)
+    # Counted as failed before the check and taken back on success: attempts sent in
+    # parallel would otherwise all pass blocked() while the first are still hashing.
+    limiter.failed(username, address)
     user = request.app[STORE].user(username)
     stored = user.password_hash if user else _DUMMY_HASH
     ok = await asyncio.to_thread(verify_password, stored, password)
     if user is None or not ok:
-        limiter.failed(username, address)
         message = gettext(request, "Wrong username or password.")
         return _login_failed(request, nxt, username, message, 401)
-    limiter.succeeded(username)
+    limiter.succeeded(username, address)
     start_session(request, user.username)
     return redirect(nxt)
 

@@ -185,7 +185,7 @@ class LoginLimiter:
         )
 
     def failed(self, username: str, address: str) -> None:
-        """Record one failed login."""
+        """Record one failed login (or one being checked: see node.accounts.login)."""
         now = self.clock()
         if now - self._swept >= self.window:
             self._sweep(now)
@@ -197,6 +197,9 @@ class LoginLimiter:
         self._failures = {k: t for k, t in self._failures.items() if t and t[-1] >= cutoff}
         self._swept = now
 
-    def succeeded(self, username: str) -> None:
-        """Forget a user's failures after a good login."""
+    def succeeded(self, username: str, address: str) -> None:
+        """Forget a user's failures after a good login, and take back its address's count."""
         self._failures.pop(f"u:{username.casefold()}", None)
+        times = self._failures.get(f"a:{address}")
+        if times:
+            times.pop()

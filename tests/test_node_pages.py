@@ -4,6 +4,7 @@ The preview, publish, confirmation and undo steps are in test_node_pages_flow.py
 
 from __future__ import annotations
 
+import asyncio
 import html
 import json
 import logging
@@ -137,6 +138,33 @@ async def test_too_many_failed_logins_are_refused(client: Client) -> None:
     assert await login(client, "bo") == 429
     page = await client.get("/admin", allow_redirects=False)
     assert page.status == 303  # still not logged in
+
+
+async def test_a_burst_of_parallel_guesses_gets_no_more_tries_than_the_limit(
+    client: Client,
+) -> None:
+    token = await csrf(client, "/login")
+
+    async def guess(n: int) -> int:
+        form = {"csrf_token": token, "username": "bo", "password": f"wrong password {n}"}
+        response = await client.post("/login", data=form, allow_redirects=False)
+        return response.status
+
+    # All sent at once: none of the first may still be checking its password when the next
+    # asks whether the user is blocked, or the limit of 5 only counts finished attempts.
+    statuses = await asyncio.gather(*(guess(n) for n in range(20)))
+    assert sorted(statuses) == [401] * 5 + [429] * 15
+    assert await login(client, "bo") == 429
+
+
+async def test_good_logins_do_not_use_up_the_address_limit(
+    node_dir: NodeDir, aiohttp_client: ClientFactory
+) -> None:
+    config = replace(node_dir.config(), public_url="http://osterby.test", login_limit_address=3)
+    client = await aiohttp_client(create_app(config, housekeeping=False))
+    for _ in range(4):  # a shared office address logging in often
+        assert await login(client, "carl") == 303
+    assert await login(client, "x1", "wrong password!") == 401
 
 
 async def test_failed_logins_limited_per_address(
