@@ -26,7 +26,7 @@ from klynge.model import (
     utcnow,
     zone,
 )
-from klynge.recurrence import wall_rule
+from klynge.rrules import wall_rule, wall_starts
 
 CANCELLED_MARK = "AFLYST: "  # titles are marked for calendars that hide STATUS
 POSTPONED_MARK = "UDSAT: "
@@ -204,6 +204,9 @@ def _read_rule(component: icalendar.Component) -> str:
     return str(prop.to_ical().decode("ascii"))
 
 
+REBASE_CHECK = timedelta(days=5 * 366)  # a rule must show a second date this soon
+
+
 def bound_rule(
     rule: str, start: When, end: When | None, tzid: str, now: datetime
 ) -> tuple[str, When, When | None, str]:
@@ -243,6 +246,8 @@ def _rebase(
     rule: str, start: When, end: When | None, tzid: str, since: datetime
 ) -> tuple[When, When | None]:
     tz = zone(tzid)
+    if len(wall_starts(rule, start, tz, REBASE_CHECK, 2)) < 2:
+        return start, end  # no date after DTSTART within years: the model refuses it
     following = wall_rule(rule, start, tz).after(since.astimezone(tz).replace(tzinfo=None), True)
     if following is None:
         return start, end

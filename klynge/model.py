@@ -16,9 +16,9 @@ from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import nh3
-from dateutil.rrule import rrulestr
 
 from klynge.errors import ValidationError
+from klynge.rrules import naive_start, wall_starts, wall_until
 
 DEFAULT_TIMEZONE = "Europe/Copenhagen"
 TITLE_MAX = 200
@@ -334,7 +334,7 @@ class Event(Entry):
         except ValueError:
             # A fixed msgid (translatable); zone()'s own message names the zone for the CLI.
             return {"timezone": "Unknown time zone; use an IANA name like Europe/Copenhagen."}
-        errors = self._start_end_errors()
+        errors = self._start_end_errors() or _year_errors(start=self.start, end=self.end)
         if not errors and self.rrule:
             errors.update(_check_rrule(self.rrule, self.start))
         return errors
@@ -402,6 +402,8 @@ class Notice(Entry):
             not isinstance(self.expires, datetime) or self.expires.tzinfo is None
         ):
             errors["expires"] = "Give the expiry as a date and time."
+        else:
+            errors.update(_year_errors(expires=self.expires))
         if self.related and _check_id(self.related):
             errors["related"] = "The related entry must be an id such as urn:uuid:…"
         if errors:
@@ -409,6 +411,15 @@ class Notice(Entry):
 
 
 Item = Event | Notice
+YEARS = range(1900, 2201)  # dates far outside overflow date arithmetic in every output
+
+
+def _year_errors(**values: When | None) -> dict[str, str]:
+    return {
+        name: "Give a year from 1900 to 2200."
+        for name, value in values.items()
+        if value is not None and value.year not in YEARS
+    }
 
 
 def _in_zone(value: datetime, tz: str) -> datetime:
@@ -434,13 +445,15 @@ def _check_rrule(rule: str, start: When) -> dict[str, str]:
         return {"rrule": "Repeat at most daily."}
     if "COUNT=" not in upper and "UNTIL=" not in upper:
         return {"rrule": "A repeating event needs an end: a number of times or an end date."}
-    try:
-        last = _rrule_last(rule, start)
-    except (ValueError, TypeError, OverflowError):
-        return {"rrule": "The repeat rule cannot be read; write it like FREQ=WEEKLY;COUNT=10."}
     if "COUNT=" in upper and _count(upper) > MAX_OCCURRENCES:
         return {"rrule": "At most 500 repetitions."}  # MAX_OCCURRENCES
-    if last - start > MAX_RRULE_SPAN:
+    try:
+        starts = _series_starts(rule, start)
+        until = wall_until(rule, _tz_of(start))
+    except (ValueError, TypeError, OverflowError):
+        return {"rrule": "The repeat rule cannot be read; write it like FREQ=WEEKLY;COUNT=10."}
+    too_few = "COUNT=" in upper and len(starts) < _count(upper)  # also rules that never match
+    if too_few or (until is not None and until - naive_start(start) > MAX_RRULE_SPAN):
         return {"rrule": "A repeating event may run for at most five years."}
     return {}
 
@@ -450,23 +463,22 @@ def _count(upper: str) -> int:
     return int(match.group(1)) if match else 0
 
 
+def _tz_of(start: When) -> ZoneInfo | None:
+    return (
+        start.tzinfo if isinstance(start, datetime) and isinstance(start.tzinfo, ZoneInfo) else None
+    )
+
+
+def _series_starts(rule: str, start: When) -> list[datetime]:
+    """Return the series' wall-clock starts within five years (bounded time; klynge.rrules)."""
+    span = MAX_RRULE_SPAN + timedelta(days=1)
+    return wall_starts(rule, start, _tz_of(start), span, MAX_OCCURRENCES * 4)
+
+
 def _rrule_last(rule: str, start: When) -> When:
     """Return the start of the last occurrence of a bounded rule (expanded on wall-clock time)."""
-    naive = _naive(start)
-    rule_obj = rrulestr(rule, dtstart=naive, ignoretz=True)
-    last: datetime | None = None
-    for n, occurrence in enumerate(rule_obj):
-        last = occurrence
-        if n >= MAX_OCCURRENCES * 4:
-            break
-    if last is None:
-        raise ValueError("the rule gives no dates")
+    last = _series_starts(rule, start)[-1]
+    tz = _tz_of(start)
     if isinstance(start, datetime):
-        return localize(last, start.tzinfo) if isinstance(start.tzinfo, ZoneInfo) else last
+        return localize(last, tz) if tz is not None else last
     return last.date()
-
-
-def _naive(start: When) -> datetime:
-    if isinstance(start, datetime):
-        return start.replace(tzinfo=None)
-    return datetime(start.year, start.month, start.day)

@@ -7,19 +7,15 @@ RFC 5545 §3.3.10 requires for DTSTART with a TZID.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
-from dateutil.rrule import rrule, rruleset, rrulestr
-
 from klynge.model import Event, When, as_utc, localize, zone
+from klynge.rrules import wall_rule
 
 DEFAULT_LIMIT = 500
-_COUNT_RE = re.compile(r"COUNT=(\d+)", re.IGNORECASE)
-_UTC_UNTIL_RE = re.compile(r"UNTIL=(\d{8}T\d{6})Z", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -29,27 +25,6 @@ class Occurrence:
     event: Event
     start: When
     end: When
-
-
-def wall_rule(rule: str, start: When, tz: ZoneInfo) -> rruleset:
-    """Return the rule as a dateutil set of naive wall-clock starts, DTSTART included.
-
-    A UTC UNTIL is moved to wall-clock time first: dateutil compares it with the naive
-    starts, and RFC 5545 defines UNTIL in UTC when DTSTART has a TZID.
-    """
-    naive = _naive(start)
-    text = _UTC_UNTIL_RE.sub(lambda m: "UNTIL=" + _wall_until(m.group(1), tz), rule)
-    parsed = rrulestr(text, dtstart=naive, ignoretz=True)
-    if not isinstance(parsed, rrule):
-        raise ValueError("give one RRULE line")
-    result = rruleset()
-    result.rdate(naive)  # RFC 5545 §3.8.5.3: DTSTART is always the first occurrence...
-    count = _COUNT_RE.search(text)
-    if count is None or parsed[0] == naive:
-        result.rrule(parsed)
-    elif int(count.group(1)) > 1:  # ...and counts towards COUNT when the rule misses it
-        result.rrule(parsed.replace(count=int(count.group(1)) - 1))
-    return result
 
 
 def occurrences(
@@ -108,14 +83,3 @@ def _all_occurrences(event: Event, tz: ZoneInfo) -> Iterator[Occurrence]:
     for naive in wall_rule(event.rrule, event.start, tz):
         start = localize(naive, tz)
         yield Occurrence(event, start, (start.astimezone(UTC) + elapsed).astimezone(tz))
-
-
-def _wall_until(stamp: str, tz: ZoneInfo) -> str:
-    utc = datetime.strptime(stamp, "%Y%m%dT%H%M%S").replace(tzinfo=UTC)
-    return utc.astimezone(tz).strftime("%Y%m%dT%H%M%S")
-
-
-def _naive(start: When) -> datetime:
-    if isinstance(start, datetime):
-        return start.replace(tzinfo=None)
-    return datetime(start.year, start.month, start.day)

@@ -124,3 +124,28 @@ def test_place_notice_and_tombstone_validation() -> None:
     assert "expires" in caught.value.fields
     with pytest.raises(ValidationError):
         Tombstone(id="urn:x:1", deleted=datetime(2026, 1, 1))
+
+
+def test_a_rule_that_never_matches_is_refused_quickly_and_until_is_utc() -> None:
+    # dateutil alone searches to year 9999 for these (about 7 s of CPU each); klynge.rrules
+    # evaluates them in a twin calendar year next to 9999 instead.
+    for rule in (
+        "FREQ=DAILY;BYMONTH=2;BYMONTHDAY=30;COUNT=1",
+        "FREQ=DAILY;BYMONTH=2;BYMONTHDAY=30;UNTIL=20270101T000000Z",
+    ):
+        weird = event(rrule=rule)  # only DTSTART matches: a series of one, or refused
+        assert weird.series_end() <= datetime(2027, 1, 1, tzinfo=UTC)
+    assert errors_of(rrule="FREQ=DAILY;BYMONTH=2;BYMONTHDAY=30;COUNT=5")["rrule"]
+    # A UTC UNTIL is compared on wall-clock time in the event's zone (RFC 5545 §3.3.10).
+    late = event(
+        start=datetime(2026, 12, 1, 23, 30, tzinfo=CPH),
+        rrule="FREQ=WEEKLY;UNTIL=20261229T225959Z",
+    )
+    assert late.series_end() == datetime(2026, 12, 29, 22, 30, tzinfo=UTC)
+
+
+def test_years_far_outside_are_refused_per_field() -> None:
+    assert "start" in errors_of(start=datetime(9999, 12, 31, 18, 0, tzinfo=CPH))
+    with pytest.raises(ValidationError) as caught:
+        Notice(id="urn:x:1", title="Opslag", updated=NOW, expires=datetime(1, 1, 2, tzinfo=UTC))
+    assert "expires" in caught.value.fields
