@@ -521,11 +521,11 @@ def test_category_names_map_to_terms_or_slugs(name: str, term: str) -> None:
 def test_an_old_open_ended_rule_that_never_matches_is_dropped_in_words() -> None:
     # dateutil alone would search until year 9999 for the next date (seconds of CPU).
     ics = (
-        "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//test//x//EN\r\n"
-        "BEGIN:VEVENT\r\nUID:never@example.org\r\nDTSTAMP:20261101T120000Z\r\n"
-        "DTSTART:19950101T180000Z\r\nDTEND:19950101T190000Z\r\nSUMMARY:Aldrig\r\n"
-        "RRULE:FREQ=DAILY;BYMONTH=2;BYMONTHDAY=30\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"
-    ).encode()
+        b"BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//test//x//EN\r\n"
+        b"BEGIN:VEVENT\r\nUID:never@example.org\r\nDTSTAMP:20261101T120000Z\r\n"
+        b"DTSTART:19950101T180000Z\r\nDTEND:19950101T190000Z\r\nSUMMARY:Aldrig\r\n"
+        b"RRULE:FREQ=DAILY;BYMONTH=2;BYMONTHDAY=30\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"
+    )
     events, problems = read_calendar(ics, now=datetime(2026, 11, 27, tzinfo=UTC))
     assert events == []
     assert any("five years" in p or "never" in p.lower() for p in problems), problems
