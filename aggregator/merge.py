@@ -19,6 +19,7 @@ from klynge.model import Event, FeedSource, Item, Notice, Tombstone, clean_text,
 
 _Sourced = TypeVar("_Sourced", bound=Event | Notice | Tombstone)
 TOMBSTONE_DAYS = 30  # design.md: tombstones stay in a feed for 30 days
+PAST_DAYS = 90  # design.md: calendars keep about 90 days of past events
 
 
 @dataclass(frozen=True)
@@ -137,9 +138,21 @@ def apply_fetch(
         i for i in old.entries if i not in fresh and not _buried(old.entries[i], tombs.get(i))
     ]
     held, flag = _hold_back(old, vanished, now)
-    entries = {**fresh, **{i: old.entries[i] for i in held}}
+    past = {i: old.entries[i] for i in vanished if _recently_ended(old.entries[i], now)}
+    entries = {**past, **fresh, **{i: old.entries[i] for i in held}}
     first_seen = {i: old.first_seen.get(i, now) for i in entries}
     return Content(origin, entries, first_seen, tombs, held, flag)
+
+
+def _recently_ended(item: Item, now: datetime) -> bool:
+    """Tell whether an event ended within PAST_DAYS: kept when it leaves its village's feed.
+
+    A village feed keeps 30 days of past events, our calendar about 90 (design.md,
+    "iCalendar output"): events that drop out of a subscribed file vanish from calendars.
+    """
+    if not isinstance(item, Event):
+        return False
+    return now - timedelta(days=PAST_DAYS) < item.series_end() <= now
 
 
 def _hold_back(old: Content, vanished: list[str], now: datetime) -> tuple[frozenset[str], str]:

@@ -91,12 +91,17 @@ def test_tombstones_older_than_30_days_are_dropped() -> None:
     assert list(content.tombstones) == ["urn:uuid:new"]
 
 
-def test_vanished_past_entries_go_without_a_hold() -> None:
-    past = event("Sommerfest", days=-40)
+def test_vanished_past_entries_are_kept_90_days_without_a_hold() -> None:
+    # A village feed keeps 30 days of past events, calendars about 90 (design.md): an event
+    # that leaves its village's feed after 30 days stays in our calendar until day 90.
+    recent, old = event("Sommerfest", days=-40), event("Forårsfest", days=-100)
     coming = [event(f"E{n}") for n in range(2)]
-    first = fetched([past, *coming], A)
+    first = fetched([recent, old, *coming], A)
     second = fetched(coming, A, old=first)
-    assert not second.held and past.id not in second.entries
+    assert not second.held
+    assert recent.id in second.entries and old.id not in second.entries
+    later = fetched(coming, A, old=second, now=NOW + timedelta(days=51))
+    assert recent.id not in later.entries
 
 
 def test_mass_removal_is_held_once_then_applied() -> None:
