@@ -452,6 +452,8 @@ def _check_rrule(rule: str, start: When) -> dict[str, str]:
         until = wall_until(rule, _tz_of(start))
     except (ValueError, TypeError, OverflowError):
         return {"rrule": "The repeat rule cannot be read; write it like FREQ=WEEKLY;COUNT=10."}
+    if until is not None and until < naive_start(start):
+        return {"rrule": "The repeat rule ends before the first date."}
     too_few = "COUNT=" in upper and len(starts) < _count(upper)  # also rules that never match
     if too_few or (until is not None and until - naive_start(start) > MAX_RRULE_SPAN):
         return {"rrule": "A repeating event may run for at most five years."}

@@ -149,3 +149,9 @@ def test_years_far_outside_are_refused_per_field() -> None:
     with pytest.raises(ValidationError) as caught:
         Notice(id="urn:x:1", title="Opslag", updated=NOW, expires=datetime(1, 1, 2, tzinfo=UTC))
     assert "expires" in caught.value.fields
+
+
+def test_a_repeat_that_ends_before_the_first_date_is_refused() -> None:
+    assert errors_of(rrule="FREQ=WEEKLY;UNTIL=20261120T000000Z")["rrule"] == (
+        "The repeat rule ends before the first date."
+    )
