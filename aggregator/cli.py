@@ -19,7 +19,7 @@ from aggregator.config import (
     load_config,
     save_config,
 )
-from klynge.cli import run_guarded
+from klynge.cli import bind_error, port_number, run_guarded
 from klynge.errors import ConfigError
 from klynge.storage import DataDirLock, backup_data_dir
 
@@ -63,7 +63,7 @@ def _parser() -> argparse.ArgumentParser:
     serve = _sub(sub, "serve", "run the aggregator's web service")
     serve.add_argument("dir", type=Path)
     serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8080)
+    serve.add_argument("--port", type=port_number, default=8080)
     refresh = _sub(sub, "refresh", "poll every source once, then exit")
     refresh.add_argument("dir", type=Path)
     backup = _sub(sub, "backup", "copy the database and config consistently")
@@ -138,9 +138,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
     with DataDirLock(args.dir):
         app = create_app(config)
         # No access log: on a Pi every line is an SD-card write; /status shows source health.
-        web.run_app(
-            app, host=args.host, port=args.port, print=_print_serving(args), access_log=None
-        )
+        try:
+            web.run_app(
+                app, host=args.host, port=args.port, print=_print_serving(args), access_log=None
+            )
+        except OSError as e:
+            friendly = bind_error(e, args.host, args.port)
+            if friendly is None:
+                raise
+            raise friendly from e
     return 0
 
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import argparse
+import errno
 import importlib
 import sys
 from collections.abc import Callable, Sequence
 
-from klynge.errors import KlyngeError
+from klynge.errors import ConfigError, KlyngeError
 
 # command -> (module with `main(argv) -> int`, one-line summary)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -52,6 +54,32 @@ def run_guarded(func: Callable[[], int]) -> int:
         return 130
     except OSError as e:
         return fail(f"{e.strerror or e}: {e.filename}" if e.filename else str(e))
+
+
+def port_number(text: str) -> int:
+    """Parse a TCP port for argparse (0 picks a free one), refusing what bind() would crash on."""
+    try:
+        port = int(text)
+    except ValueError:
+        port = -1
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError("must be a number from 0 to 65535")
+    return port
+
+
+def bind_error(error: OSError, host: str, port: int) -> ConfigError | None:
+    """Return a clear error for the usual reasons a listening socket fails, else None."""
+    if error.errno == errno.EADDRINUSE:
+        return ConfigError(
+            f"port {port} on {host} is already in use by another program; "
+            "stop it or choose another port with --port"
+        )
+    if error.errno == errno.EACCES:
+        return ConfigError(
+            f"no permission to listen on port {port}; ports below 1024 need root: "
+            "choose a port above 1024 and put a reverse proxy in front"
+        )
+    return None
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import errno
 import getpass
 import logging
 import sys
@@ -11,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
-from klynge.cli import run_guarded
+from klynge.cli import bind_error, port_number, run_guarded
 from klynge.errors import ConfigError, StorageError, ValidationError
 from klynge.model import DEFAULT_TIMEZONE, clean_text, is_http_url, utcnow, zone
 from klynge.storage import DataDirLock, backup_data_dir
@@ -70,17 +69,6 @@ def _serve_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     p.add_argument("dir", type=Path, metavar="DIR")
     p.add_argument("--host", default="127.0.0.1", help="default %(default)s")
     p.add_argument("--port", type=port_number, default=8081, help="default %(default)s")
-
-
-def port_number(text: str) -> int:
-    """Parse a TCP port for argparse (0 picks a free one), refusing what bind() would crash on."""
-    try:
-        port = int(text)
-    except ValueError:
-        port = -1
-    if not 0 <= port <= 65535:
-        raise argparse.ArgumentTypeError("must be a number from 0 to 65535")
-    return port
 
 
 def _user_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -176,26 +164,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
         try:
             web.run_app(app, host=args.host, port=args.port, print=_print_serving, access_log=None)
         except OSError as e:
-            friendly = _bind_error(e, args.host, args.port)
+            friendly = bind_error(e, args.host, args.port)
             if friendly is None:
                 raise
             raise friendly from e
     return 0
-
-
-def _bind_error(error: OSError, host: str, port: int) -> ConfigError | None:
-    """Return a clear error for the usual reasons a listening socket fails, else None."""
-    if error.errno == errno.EADDRINUSE:
-        return ConfigError(
-            f"port {port} on {host} is already in use by another program; "
-            "stop it or choose another port with --port"
-        )
-    if error.errno == errno.EACCES:
-        return ConfigError(
-            f"no permission to listen on port {port}; ports below 1024 need root: "
-            "choose --port 8081 and put a reverse proxy in front"
-        )
-    return None
 
 
 def _print_serving(text: str) -> None:

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import socket
+import subprocess
+import sys
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -127,3 +130,21 @@ def test_backup_copies_config_and_database(tmp_path: Path, capsys: Any) -> None:
     assert (tmp_path / "copy" / "aggregator.toml").read_text() == (
         data / "aggregator.toml"
     ).read_text()
+
+
+def test_serve_refuses_a_bad_port_and_a_port_in_use_in_one_line(tmp_path: Path) -> None:
+    data = tmp_path / "agg"
+    klynge = [sys.executable, "-m", "klynge.cli", "aggregator"]
+    subprocess.run([*klynge, "init", str(data), "--name", "Klynge", "--url", "http://a.example"],
+                   check=True, capture_output=True)  # fmt: skip
+    bad = subprocess.run([*klynge, "serve", str(data), "--port", "99999"],
+                         capture_output=True, text=True, timeout=30)  # fmt: skip
+    assert bad.returncode != 0 and "65535" in bad.stderr and "Traceback" not in bad.stderr
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+        busy = subprocess.run([*klynge, "serve", str(data), "--port", port],
+                              capture_output=True, text=True, timeout=30)  # fmt: skip
+    assert busy.returncode == 1 and "Traceback" not in busy.stderr
+    assert "already in use" in busy.stderr and len(busy.stderr.strip().splitlines()) == 1
