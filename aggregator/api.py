@@ -13,6 +13,7 @@ from aggregator import outputs
 from aggregator.keys import CONFIG, OUTPUTS, REFRESHER, SCHEDULER
 from aggregator.status import source_rows
 from klynge.errors import ValidationError
+from klynge.model import YEARS
 
 
 def add_routes(app: web.Application) -> None:
@@ -62,9 +63,11 @@ def _date(request: web.Request, name: str) -> date | None:
     if not value:
         return None
     try:
-        return date.fromisoformat(value[:10])
+        day = date.fromisoformat(value[:10])
     except ValueError:
         raise ValidationError({name: "Give a date as YYYY-MM-DD."}) from None
+    # Clamped (the window is clamped to the horizon anyway): arithmetic overflows near 1 and 9999.
+    return min(max(day, date(YEARS.start, 1, 1)), date(YEARS.stop - 1, 12, 31))
 
 
 async def api_events(request: web.Request) -> web.Response:

@@ -196,5 +196,7 @@ async def test_api_events_window_is_clamped_to_the_horizon(cluster: Any) -> None
     assert body["from"] > "2020" and body["events"] == []  # 18 months back, a month long
     far = await (await cluster.get("/api/events", params={"to": "9999-12-31"})).json()
     assert far["to"] < "2029"
+    end_of_time = await cluster.get("/api/events", params={"from": "9999-12-31"})
+    assert end_of_time.status == 200 and (await end_of_time.json())["events"] == []
     backwards = await cluster.get("/api/events", params={"from": "2026-12-31", "to": "2026-01-01"})
     assert backwards.status == 200 and (await backwards.json())["events"] == []
