@@ -5,9 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
-import logging
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -19,7 +17,7 @@ from aggregator.config import (
     load_config,
     save_config,
 )
-from klynge.cli import bind_error, port_number, run_guarded
+from klynge.cli import port_number, run_guarded, serve
 from klynge.errors import ConfigError
 from klynge.storage import DataDirLock, backup_data_dir
 
@@ -127,34 +125,10 @@ def cmd_source_list(args: argparse.Namespace) -> int:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     """Serve the aggregator until interrupted, holding the data directory."""
-    from aiohttp import web
-
     from aggregator.app import create_app
 
     config = load_config(args.dir)
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    with DataDirLock(args.dir):
-        app = create_app(config)
-        # No access log: on a Pi every line is an SD-card write; /status shows source health.
-        try:
-            web.run_app(
-                app, host=args.host, port=args.port, print=_print_serving(args), access_log=None
-            )
-        except OSError as e:
-            friendly = bind_error(e, args.host, args.port)
-            if friendly is None:
-                raise
-            raise friendly from e
-    return 0
-
-
-def _print_serving(args: argparse.Namespace) -> Callable[[str], None]:
-    def show(_text: str) -> None:
-        print(f"Serving on http://{args.host}:{args.port}/ (Ctrl-C to stop)", flush=True)
-
-    return show
+    return serve(args.dir, lambda: create_app(config), args.host, args.port)
 
 
 def cmd_refresh(args: argparse.Namespace) -> int:

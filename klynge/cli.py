@@ -5,10 +5,16 @@ from __future__ import annotations
 import argparse
 import errno
 import importlib
+import logging
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from klynge.errors import ConfigError, KlyngeError
+
+if TYPE_CHECKING:
+    from aiohttp import web
 
 # command -> (module with `main(argv) -> int`, one-line summary)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -80,6 +86,35 @@ def bind_error(error: OSError, host: str, port: int) -> ConfigError | None:
             "choose a port above 1024 and put a reverse proxy in front"
         )
     return None
+
+
+def serve(data_dir: Path, make_app: Callable[[], web.Application], host: str, port: int) -> int:
+    """Serve an app until interrupted, holding the data directory's lock; bind errors in words."""
+    from aiohttp import web
+
+    from klynge.storage import DataDirLock
+
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    with DataDirLock(data_dir):
+        app = make_app()
+        # No access log: on a Pi every line is an SD-card write; /status shows the health.
+        try:
+            web.run_app(app, host=host, port=port, print=_serving(host, port), access_log=None)
+        except OSError as e:
+            friendly = bind_error(e, host, port)
+            if friendly is None:
+                raise
+            raise friendly from e
+    return 0
+
+
+def _serving(host: str, port: int) -> Callable[[str], None]:
+    def show(_text: str) -> None:
+        print(f"Serving on http://{host}:{port}/ (Ctrl-C to stop)", flush=True)
+
+    return show
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import argparse
 import getpass
-import logging
 import sys
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
-from klynge.cli import bind_error, port_number, run_guarded
+from klynge.cli import port_number, run_guarded, serve
 from klynge.errors import ConfigError, StorageError, ValidationError
 from klynge.model import DEFAULT_TIMEZONE, clean_text, is_http_url, utcnow, zone
 from klynge.storage import DataDirLock, backup_data_dir
@@ -151,28 +150,10 @@ def cmd_init(args: argparse.Namespace) -> int:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     """Serve the node until interrupted, holding the data directory's lock."""
-    from aiohttp import web
-
     from node.app import create_app
 
     config = load_config(args.dir)
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    with DataDirLock(args.dir):
-        app = create_app(config)
-        try:
-            web.run_app(app, host=args.host, port=args.port, print=_print_serving, access_log=None)
-        except OSError as e:
-            friendly = bind_error(e, args.host, args.port)
-            if friendly is None:
-                raise
-            raise friendly from e
-    return 0
-
-
-def _print_serving(text: str) -> None:
-    print(text.strip().splitlines()[0] if text.strip() else text, flush=True)
+    return serve(args.dir, lambda: create_app(config), args.host, args.port)
 
 
 def _open_store(directory: Path) -> Store:
