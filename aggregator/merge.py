@@ -192,7 +192,12 @@ def merge_entries(contents: Iterable[Content]) -> Merged:
                 chosen[entry_id] = (rank, item)
     items = [i for _, i in chosen.values() if not _buried(i, tombs.get((origin_of(i), i.id)))]
     items.sort(key=lambda i: (i.updated, i.id), reverse=True)
-    relayed = sorted(tombs.values(), key=lambda t: (t.deleted, t.id), reverse=True)
+    alive = {(origin_of(i), i.id) for i in items}  # revived after the tombstone (an undo)
+    relayed = sorted(
+        (t for key, t in tombs.items() if key not in alive),
+        key=lambda t: (t.deleted, t.id),
+        reverse=True,
+    )
     return Merged(tuple(items), tuple(relayed))
 
 

@@ -82,6 +82,7 @@ def test_a_stale_tombstone_does_not_remove_a_newer_edit() -> None:
     ev = event("Fest", updated=NOW)
     merged = merge_entries([fetched([ev], A, tombs=[Tombstone(ev.id, NOW - timedelta(days=1))])])
     assert [i.title for i in merged.items] == ["Fest"]
+    assert merged.tombstones == ()  # the entry is back (an undo): its tombstone is not relayed
 
 
 def test_tombstones_older_than_30_days_are_dropped() -> None:
