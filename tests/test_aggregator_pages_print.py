@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import io
-import os
+from collections.abc import AsyncIterator
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
+from chromium_support import chromium
 from pypdf import PdfReader
 from test_aggregator_pages import NEXT_MONDAY, client_for, feed_server, make_event
 
@@ -16,8 +16,6 @@ from klynge.model import Place
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run"]
 WORDY = "Fællesspisning med musik, lotteri og amerikansk auktion i forsamlingshuset"
 HALL = Place(name="Vesterby Forsamlingshus", locality="Vesterby")
 __all__ = ["client_for", "feed_server"]  # fixtures shared with the page tests
@@ -45,23 +43,10 @@ async def printed_pages(browser: Any, url: str) -> tuple[int, str]:
 
 
 @pytest.fixture
-async def browser() -> Any:
+async def browser() -> AsyncIterator[Any]:
     """Launch Debian's chromium through Playwright."""
-    if not CHROMIUM.exists():
-        message = f"{CHROMIUM} is missing: install Debian's chromium (apt-get install chromium)"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-    from playwright.async_api import async_playwright
-
-    async with async_playwright() as playwright:
-        launched = await playwright.chromium.launch(
-            executable_path=str(CHROMIUM), args=CHROMIUM_ARGS
-        )
-        try:
-            yield launched
-        finally:
-            await launched.close()
+    async with chromium() as launched:
+        yield launched
 
 
 @pytest.mark.parametrize(

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import os
 import socket
 import sys
 from collections.abc import AsyncIterator
@@ -25,8 +24,6 @@ from aiohttp import web
 from browser_support import (
     CANCELLED,
     CARPOOL,
-    CHROMIUM,
-    CHROMIUM_ARGS,
     CLUSTER_NAME,
     FEAST,
     FLEA,
@@ -35,6 +32,7 @@ from browser_support import (
     eventually,
     today,
 )
+from chromium_support import chromium
 
 from aggregator.app import create_app as create_aggregator
 from aggregator.config import AggregatorConfig, Limits, Source
@@ -246,18 +244,5 @@ async def cluster(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Clu
 @pytest_asyncio.fixture(scope="session", loop_scope="session")
 async def browser() -> AsyncIterator[Any]:
     """Launch Debian's chromium once per session through Playwright."""
-    if not CHROMIUM.exists():
-        message = f"{CHROMIUM} is missing: install Debian's chromium (apt-get install chromium)"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-    from playwright.async_api import async_playwright
-
-    async with async_playwright() as playwright:
-        launched = await playwright.chromium.launch(
-            executable_path=str(CHROMIUM), args=CHROMIUM_ARGS
-        )
-        try:
-            yield launched
-        finally:
-            await launched.close()
+    async with chromium() as launched:
+        yield launched
