@@ -24,6 +24,7 @@ from aggregator.pages import (
     webcal,
 )
 from aggregator.status import source_rows
+from aggregator.status_words import explain
 from klynge.i18n import N_
 from klynge.model import CATEGORIES, Event, Notice, category_label, utcnow, zone
 
@@ -144,11 +145,21 @@ def source_view(row: dict[str, Any], tz: str) -> dict[str, Any]:
     }
 
 
+def in_words(row: dict[str, Any], lang: str) -> dict[str, str]:
+    """Return a source's summary, last error and hold-back flag in the reader's language."""
+    return {
+        "summary_words": explain(row["summary"], lang),
+        "last_error_words": explain(row["last_error"], lang),
+        "flag_words": explain(row["flag"], lang),
+    }
+
+
 async def status_context(request: web.Request) -> dict[str, Any]:
     """Gather every source's health, for a host to read."""
     tz = timezone_of(request)
     rows = source_rows(request.app[CONFIG], request.app[REFRESHER])
-    views = [source_view(r, tz) for r in rows]
+    lang = lang_of(request)
+    views = [source_view(r, tz) | in_words(r, lang) for r in rows]
     counts = {key: sum(1 for v in views if v["state"] == key) for key in STATE_WORDS}
     now = utcnow().astimezone(zone(tz))
     return {"sources": views, "counts": counts, "state_words": STATE_WORDS, "now": now}
