@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import json
 import os
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal, cast
 
+from klynge.config import read_toml
 from klynge.errors import ConfigError
 from klynge.model import DEFAULT_TIMEZONE, is_http_url, zone
 
@@ -101,15 +101,7 @@ class AggregatorConfig:
 def load_config(data_dir: Path, env: Mapping[str, str] | None = None) -> AggregatorConfig:
     """Read and validate `DIR/aggregator.toml`, applying KLYNGE_* environment overrides."""
     path = data_dir / CONFIG_NAME
-    try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(
-            f"{path} not found; create it with: klynge aggregator init {data_dir} "
-            "--name NAME --url PUBLIC_URL"
-        ) from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
-        raise ConfigError(f"{path} is not valid TOML: {e}") from e
+    raw = read_toml(path, f"klynge aggregator init {data_dir} --name NAME --url PUBLIC_URL")
     raw = _apply_env(raw, os.environ if env is None else env)
     return from_mapping(data_dir, raw, path)
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 import os
 import re
 import secrets
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from klynge.config import read_toml
 from klynge.errors import ConfigError, ValidationError
 from klynge.model import DEFAULT_TIMEZONE, Place, is_http_url, new_id, zone
 
@@ -83,15 +83,7 @@ def split_urls(value: str) -> tuple[str, ...]:
 def load_config(data_dir: Path, env: Mapping[str, str] | None = None) -> NodeConfig:
     """Read `DIR/node.toml`, apply KLYNGE_* overrides from `env`, and validate."""
     path = data_dir / CONFIG_NAME
-    try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(
-            f"{path} not found; create the node with: klynge node init {data_dir} "
-            "--name NAME --url PUBLIC_URL"
-        ) from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
-        raise ConfigError(f"{path} is not valid TOML: {e}") from e
+    raw = read_toml(path, f"klynge node init {data_dir} --name NAME --url PUBLIC_URL")
     return config_from_dict(data_dir, _apply_env(raw, os.environ if env is None else env))
 
 
