@@ -256,14 +256,7 @@ def build_event(
     if errors:
         raise ValidationError(errors)
     return Event(
-        id=stamp.id,
-        title=values.get("title") or "",
-        updated=stamp.updated,
-        created=stamp.created,
-        organizer=stamp.organizer,
-        sequence=stamp.sequence,
-        category=values.get("category") or "",
-        url=values.get("url") or "",
+        **_entry_fields(values, stamp),
         start=start or date(1970, 1, 1),
         end=end,
         all_day=all_day,
@@ -284,18 +277,25 @@ def build_notice(values: Mapping[str, Any], stamp: Stamp, *, default_tz: str) ->
     if errors:
         raise ValidationError(errors)
     return Notice(
-        id=stamp.id,
-        title=values.get("title") or "",
-        updated=stamp.updated,
-        created=stamp.created,
-        organizer=stamp.organizer,
-        sequence=stamp.sequence,
-        category=values.get("category") or "",
-        url=values.get("url") or "",
+        **_entry_fields(values, stamp),
         body=values.get("body") or "",
         expires=expires,
         related=full_id(related.strip()) if related.strip() else "",
     )
+
+
+def _entry_fields(values: Mapping[str, Any], stamp: Stamp) -> dict[str, Any]:
+    """Return the fields events and notices share, from the stamp and the input values."""
+    return {
+        "id": stamp.id,
+        "title": values.get("title") or "",
+        "updated": stamp.updated,
+        "created": stamp.created,
+        "organizer": stamp.organizer,
+        "sequence": stamp.sequence,
+        "category": values.get("category") or "",
+        "url": values.get("url") or "",
+    }
 
 
 def _parse_time(
