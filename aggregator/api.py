@@ -73,7 +73,9 @@ def _date(request: web.Request, name: str) -> date | None:
 async def api_events(request: web.Request) -> web.Response:
     """Return the occurrences in a date range (recurrences expanded, 18-month horizon)."""
     config = request.app[CONFIG]
-    lo, hi = outputs.window(_date(request, "from"), _date(request, "to"), config.timezone)
+    lo, hi = outputs.window(
+        _date(request, "from"), _date(request, "to"), config.timezone, config.clock.now()
+    )
     village, category = _filters(request)
     merged = await request.app[REFRESHER].current()
     loop = asyncio.get_running_loop()
@@ -88,8 +90,11 @@ async def api_events(request: web.Request) -> web.Response:
 
 async def api_notices(request: web.Request) -> web.Response:
     """Return the unexpired notices, newest first."""
+    config = request.app[CONFIG]
     village, category = _filters(request)
-    notices = outputs.current_notices(await request.app[REFRESHER].current(), village, category)
+    notices = outputs.current_notices(
+        await request.app[REFRESHER].current(), config.clock.now(), village, category
+    )
     return web.json_response({"notices": [outputs.notice_json(n) for n in notices]}, dumps=_dumps)
 
 

@@ -122,7 +122,7 @@ def cut_list(days: Days, cap: int = LIST_CAP) -> tuple[Days, bool]:
 async def month_context(request: web.Request, filters: Filters) -> dict[str, Any]:
     """Gather one month's grid, with links to the months before and after."""
     tz = timezone_of(request)
-    month = parse_month(request.query.get("month", ""), local_today(tz))
+    month = parse_month(request.query.get("month", ""), local_today(request))
     end = shift_month(month, 1)
     start = month - timedelta(days=month.weekday())
     found = await occurrences_between(request, start, end, filters)
@@ -139,7 +139,7 @@ async def month_context(request: web.Request, filters: Filters) -> dict[str, Any
 async def list_context(request: web.Request, filters: Filters) -> dict[str, Any]:
     """Gather four weeks of the agenda list from `?from=` (today by default)."""
     tz = timezone_of(request)
-    today = local_today(tz)
+    today = local_today(request)
     first = parse_day(request.query.get("from", ""), today)
     end = first + timedelta(days=LIST_DAYS)
     days, cut = cut_list(by_day(await occurrences_between(request, first, end, filters), tz))

@@ -1,7 +1,7 @@
 """The aggregator's configuration: `DIR/aggregator.toml` plus KLYNGE_* overrides, loaded once.
 
 Environment overrides (read only by `load_config`, never afterwards):
-KLYNGE_NAME, KLYNGE_PUBLIC_URL, KLYNGE_POLL_MINUTES, KLYNGE_TIMEZONE.
+KLYNGE_NAME, KLYNGE_PUBLIC_URL, KLYNGE_POLL_MINUTES, KLYNGE_TIMEZONE, KLYNGE_NOW.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal, cast
 
+from klynge.clock import SYSTEM_CLOCK, Clock, clock_from_env
 from klynge.config import read_toml
 from klynge.errors import ConfigError
 from klynge.model import DEFAULT_TIMEZONE, is_http_url, zone
@@ -72,6 +73,7 @@ class AggregatorConfig:
     poll_interval: timedelta = timedelta(minutes=15)
     timezone: str = DEFAULT_TIMEZONE
     limits: Limits = field(default_factory=Limits)
+    clock: Clock = SYSTEM_CLOCK  # KLYNGE_NOW starts it at a chosen instant (klynge.clock)
 
     def __post_init__(self) -> None:
         if not self.name.strip():
@@ -102,8 +104,9 @@ def load_config(data_dir: Path, env: Mapping[str, str] | None = None) -> Aggrega
     """Read and validate `DIR/aggregator.toml`, applying KLYNGE_* environment overrides."""
     path = data_dir / CONFIG_NAME
     raw = read_toml(path, f"klynge aggregator init {data_dir} --name NAME --url PUBLIC_URL")
-    raw = _apply_env(raw, os.environ if env is None else env)
-    return from_mapping(data_dir, raw, path)
+    env = os.environ if env is None else env
+    config = from_mapping(data_dir, _apply_env(raw, env), path)
+    return replace(config, clock=clock_from_env(env))
 
 
 def _apply_env(raw: dict[str, Any], env: Mapping[str, str]) -> dict[str, Any]:

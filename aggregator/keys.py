@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from aiohttp import web
 
 from aggregator.config import AggregatorConfig
@@ -13,3 +15,8 @@ CONFIG = web.AppKey("aggregator_config", AggregatorConfig)
 REFRESHER = web.AppKey("aggregator_refresher", Refresher)
 OUTPUTS = web.AppKey("aggregator_outputs", Outputs)
 SCHEDULER = web.AppKey("aggregator_scheduler", Scheduler)
+
+
+def now(request: web.Request) -> datetime:
+    """Return the current time from the aggregator's one clock (klynge.clock)."""
+    return request.app[CONFIG].clock.now()

@@ -20,7 +20,7 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, replace
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from functools import partial
 from typing import Any
 from xml.sax.saxutils import escape, quoteattr
@@ -39,7 +39,6 @@ from klynge.model import (
     Tombstone,
     as_utc,
     format_when,
-    utcnow,
 )
 from klynge.recurrence import Occurrence, expand
 
@@ -171,7 +170,7 @@ def _build_and_trim(build: Callable[[Merged], Cached], merged: Merged) -> Cached
 
 def warm_up(config: AggregatorConfig) -> None:
     """Build the feed and calendar of one made-up event, notice and tombstone (see Outputs)."""
-    now = utcnow()
+    now = config.clock.now()
     source = FeedSource(id="urn:klynge:warm-up", title="Warm-up", updated=now)
     event = Event(
         id="urn:uuid:00000000-0000-4000-8000-000000000000",
@@ -259,9 +258,7 @@ def _mime(doc: Cached) -> str:
 def build_feed(config: AggregatorConfig, merged: Merged) -> Cached:
     """Return the merged Klynge Atom feed: every entry and relayed tombstone with atom:source."""
     base = config.url.rstrip("/")
-    updated = max(
-        (i.updated for i in merged.items), default=datetime(2026, 1, 1, tzinfo=utcnow().tzinfo)
-    )
+    updated = max((i.updated for i in merged.items), default=datetime(2026, 1, 1, tzinfo=UTC))
     meta = feedwriter.FeedMeta(
         id=f"{base}/feed.atom",
         title=config.name,
@@ -274,12 +271,13 @@ def build_feed(config: AggregatorConfig, merged: Merged) -> Cached:
 
 def build_calendar(config: AggregatorConfig, merged: Merged, village: str, category: str) -> Cached:
     """Return the cluster's events (recent and coming) as one iCalendar file."""
-    cutoff = utcnow() - CALENDAR_PAST
+    cutoff = config.clock.now() - CALENDAR_PAST
     events = [
         e for e in merged.events if e.series_end() >= cutoff and matches(e, village, category)
     ]
     name = config.name if not village else f"{config.name}: {village}"
-    body = ical.write_calendar(events, name=name, url=f"{config.url.rstrip('/')}/calendar.ics")
+    url = f"{config.url.rstrip('/')}/calendar.ics"
+    body = ical.write_calendar(events, name=name, url=url, now=config.clock.now())
     return cached(body, ICS)
 
 
@@ -301,9 +299,10 @@ def build_opml(config: AggregatorConfig, sources: Iterable[tuple[str, str, str]]
 # --- JSON -------------------------------------------------------------------------------
 
 
-def window(start: date | None, end: date | None, tz: str) -> tuple[datetime, datetime]:
+def window(
+    start: date | None, end: date | None, tz: str, now: datetime
+) -> tuple[datetime, datetime]:
     """Return the UTC window of the JSON API and views: `from` .. `to`, capped at 18 months."""
-    now = utcnow()
     earliest = now - HORIZON  # far-past dates would only cost work (and overflow at year 1)
     lo = (
         as_utc(max(start, earliest.date()), tz)
@@ -381,9 +380,10 @@ def notice_json(notice: Notice) -> dict[str, Any]:
     }
 
 
-def current_notices(merged: Merged, village: str = "", category: str = "") -> list[Notice]:
-    """Return the unexpired notices, newest first, filtered."""
-    now = utcnow()
+def current_notices(
+    merged: Merged, now: datetime, village: str = "", category: str = ""
+) -> list[Notice]:
+    """Return the notices unexpired at `now`, newest first, filtered."""
     return [n for n in merged.notices if is_upcoming(n, now) and matches(n, village, category)]
 
 
@@ -392,8 +392,7 @@ def find_event(merged: Merged, entry_id: str) -> Event | None:
     return next((e for e in merged.events if e.id == entry_id), None)
 
 
-def event_window(event: Event) -> tuple[datetime, datetime]:
+def event_window(event: Event, now: datetime) -> tuple[datetime, datetime]:
     """Return a window covering an event's coming occurrences (or its only one)."""
-    now = utcnow()
     start = min(now, as_utc(event.start, event.timezone))
     return start, now + HORIZON

@@ -14,10 +14,10 @@ from aiohttp import web
 from babel.dates import format_date
 
 from aggregator import outputs
-from aggregator.keys import CONFIG, REFRESHER
+from aggregator.keys import CONFIG, REFRESHER, now
 from aggregator.merge import Merged
 from klynge import i18n
-from klynge.model import CATEGORIES, Item, as_utc, utcnow, zone
+from klynge.model import CATEGORIES, Item, as_utc, zone
 from klynge.recurrence import Occurrence
 from klynge.web import request_lang
 
@@ -69,9 +69,9 @@ def timezone_of(request: web.Request) -> str:
     return request.app[CONFIG].timezone
 
 
-def local_today(tz: str) -> date:
-    """Return today's date in the cluster's zone."""
-    return utcnow().astimezone(zone(tz)).date()
+def local_today(request: web.Request) -> date:
+    """Return today's date in the cluster's zone, from the aggregator's clock."""
+    return now(request).astimezone(zone(timezone_of(request))).date()
 
 
 def local_day(value: date, tz: str) -> date:
@@ -166,6 +166,6 @@ def common(request: web.Request, merged: Merged, filters: Filters) -> dict[str, 
         "villages": villages(merged),
         "village_name": village_name(merged, filters.village) if filters.village else "",
         "categories": categories_in_use(merged.events),
-        "today": local_today(timezone_of(request)),
+        "today": local_today(request),
         "href": make_href("/calendar", filters.params()),
     }

@@ -10,7 +10,7 @@ from urllib.parse import quote
 from aiohttp import web
 
 from aggregator import outputs
-from aggregator.keys import CONFIG, REFRESHER
+from aggregator.keys import CONFIG, REFRESHER, now
 from aggregator.merge import Merged
 from aggregator.pages import (
     categories_in_use,
@@ -26,7 +26,7 @@ from aggregator.pages import (
 from aggregator.status import source_rows
 from aggregator.status_words import explain
 from klynge.i18n import N_
-from klynge.model import CATEGORIES, Event, Notice, category_label, utcnow, zone
+from klynge.model import CATEGORIES, Event, Notice, category_label, zone
 
 # Health words on /status; "held back" when a fetch would delete too much (design.md).
 STATE_WORDS = {
@@ -62,9 +62,9 @@ def notice_row(notice: Notice, events: dict[str, Event], tz: str) -> NoticeRow:
     return NoticeRow(notice, last, event, event_day)
 
 
-def notice_groups(merged: Merged, tz: str) -> list[tuple[str, list[NoticeRow]]]:
+def notice_groups(merged: Merged, tz: str, now: datetime) -> list[tuple[str, list[NoticeRow]]]:
     """Return the unexpired notices by category (vocabulary order), newest first in each."""
-    notices = sorted(outputs.current_notices(merged), key=lambda n: n.updated, reverse=True)
+    notices = sorted(outputs.current_notices(merged, now), key=lambda n: n.updated, reverse=True)
     events = {e.id: e for e in merged.events}
     rows = [notice_row(n, events, tz) for n in notices]
     order = [*categories_in_use(notices), ""]
@@ -75,7 +75,10 @@ def notice_groups(merged: Merged, tz: str) -> list[tuple[str, list[NoticeRow]]]:
 async def noticeboard_context(request: web.Request) -> dict[str, Any]:
     """Gather the noticeboard's groups."""
     merged = await merged_of(request)
-    return {"groups": notice_groups(merged, timezone_of(request)), "event_path": event_path}
+    return {
+        "groups": notice_groups(merged, timezone_of(request), now(request)),
+        "event_path": event_path,
+    }
 
 
 # --- /subscribe ---------------------------------------------------------------------------
@@ -161,5 +164,5 @@ async def status_context(request: web.Request) -> dict[str, Any]:
     lang = lang_of(request)
     views = [source_view(r, tz) | in_words(r, lang) for r in rows]
     counts = {key: sum(1 for v in views if v["state"] == key) for key in STATE_WORDS}
-    now = utcnow().astimezone(zone(tz))
-    return {"sources": views, "counts": counts, "state_words": STATE_WORDS, "now": now}
+    moment = now(request).astimezone(zone(tz))
+    return {"sources": views, "counts": counts, "state_words": STATE_WORDS, "now": moment}

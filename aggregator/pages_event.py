@@ -13,6 +13,7 @@ from aiohttp import web
 from markupsafe import Markup
 
 from aggregator import outputs
+from aggregator.keys import now
 from aggregator.merge import Merged
 from aggregator.pages import (
     day_month,
@@ -219,9 +220,9 @@ async def find_event(request: web.Request) -> tuple[Merged, Event]:
     return merged, event
 
 
-def carpools_for(merged: Merged, entry_id: str) -> list[Notice]:
+def carpools_for(merged: Merged, entry_id: str, now: datetime) -> list[Notice]:
     """Return the unexpired carpool notices that belong to an event, newest first."""
-    offers = outputs.current_notices(merged, category="carpool")
+    offers = outputs.current_notices(merged, now, category="carpool")
     found = [n for n in offers if n.related == entry_id]
     return sorted(found, key=lambda n: n.updated, reverse=True)
 
@@ -229,7 +230,7 @@ def carpools_for(merged: Merged, entry_id: str) -> list[Notice]:
 async def event_context(request: web.Request) -> dict[str, Any]:
     """Gather one event: coming dates, words, place, provenance, carpools and JSON-LD."""
     merged, event = await find_event(request)
-    lo, hi = outputs.event_window(event)
+    lo, hi = outputs.event_window(event, now(request))
     loop = asyncio.get_running_loop()
     found = await loop.run_in_executor(None, outputs.occurrences, Merged((event,)), lo, hi)
     tz = timezone_of(request)
@@ -247,7 +248,7 @@ async def event_context(request: web.Request) -> dict[str, Any]:
         "map_url": map_url(event.place),
         "village": village,
         "village_key": outputs.slug(village.title),
-        "carpools": carpools_for(merged, event.id),
+        "carpools": carpools_for(merged, event.id, now(request)),
         "ics_path": f"{path}.ics",
         "json_ld": json_ld(event, public_url(request, path)),
     }
@@ -256,6 +257,6 @@ async def event_context(request: web.Request) -> dict[str, Any]:
 async def event_ics(request: web.Request) -> web.Response:
     """Serve one event as an iCalendar file (exactly one VEVENT)."""
     _merged, event = await find_event(request)
-    body = ical.event_calendar(event)
+    body = ical.event_calendar(event, now=now(request))
     headers = {"Content-Disposition": 'attachment; filename="event.ics"'}
     return web.Response(body=body, content_type="text/calendar", charset="utf-8", headers=headers)

@@ -103,7 +103,7 @@ def capped(days: Days, cap: int) -> list[tuple[date, list[Any], int]]:
 async def poster_context(request: web.Request) -> dict[str, Any]:
     """Gather one week for the poster, capped to fit one A4 page."""
     tz = timezone_of(request)
-    monday = parse_week(request.query.get("week", ""), local_today(tz))
+    monday = parse_week(request.query.get("week", ""), local_today(request))
     filters = filters_of(request)
     sunday = monday + timedelta(days=6)
     days = by_day(await occurrences_between(request, monday, sunday + timedelta(1), filters), tz)

@@ -26,7 +26,7 @@ from aggregator.state import SourceState, backoff
 from aggregator.store import Store, state_record
 from klynge import feedreader, ical
 from klynge.errors import FeedError
-from klynge.model import FeedSource, Item, Tombstone, utcnow
+from klynge.model import FeedSource, Item, Tombstone
 
 log = logging.getLogger("klynge.aggregator")
 
@@ -190,7 +190,7 @@ class Refresher:
         """Refresh every source (or only those due), a few at a time, then write once."""
         await self.ready()
         gate = asyncio.Semaphore(PARALLEL_FETCHES)
-        now = utcnow()
+        now = self.config.clock.now()
 
         async def one(source: Source) -> Outcome:
             async with gate:
@@ -207,7 +207,7 @@ class Refresher:
         lock = self._locks.setdefault(source.url, asyncio.Lock())
         async with lock:
             state = self.state(source)
-            now = utcnow()
+            now = self.config.clock.now()
             state.last_attempt = now
             try:
                 return await self._refresh(source, state, now)
@@ -336,7 +336,7 @@ def ingest(
     body: bytes, source: Source, timezone: str, old: Content, taken: frozenset[str], now: datetime
 ) -> Ingested:
     """Parse a body, bind its entries to their origin and apply it to the old content."""
-    parsed = parse_body(body, source, timezone)
+    parsed = parse_body(body, source, timezone, now)
     origin = origin_for(source, parsed.meta, taken)
     items, tombs = bind(
         parsed.items, parsed.tombstones, origin=origin, trust_source=source.kind == "aggregator"
@@ -361,10 +361,10 @@ def origin_for(source: Source, meta: FeedSource | None, taken: frozenset[str]) -
     )
 
 
-def parse_body(body: bytes, source: Source, timezone: str) -> Parsed:
+def parse_body(body: bytes, source: Source, timezone: str, now: datetime) -> Parsed:
     """Parse a fetched body as the source's kind says (CPU-bound: runs in a worker thread)."""
     if source.kind == "ics":
-        events, words = ical.read_calendar(body, default_timezone=timezone)
+        events, words = ical.read_calendar(body, default_timezone=timezone, now=now)
         return Parsed(tuple(events), (), None, tuple(words))
     feed = feedreader.read_feed(body, url=source.url, default_timezone=timezone)
     if not feed.complete:

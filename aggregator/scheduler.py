@@ -18,7 +18,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from aggregator.config import AggregatorConfig, Source
 from aggregator.refresh import Refresher
-from klynge.model import utcnow
+from klynge.clock import system_now
 
 log = logging.getLogger("klynge.aggregator")
 FIRST_POLL_SPREAD = 30.0  # seconds over which the first polls after start are spread
@@ -53,7 +53,8 @@ class Scheduler:
         jitter = self._jitter()
         spread = min(FIRST_POLL_SPREAD, interval)
         for source in self.config.sources:
-            first = utcnow() + timedelta(seconds=random.uniform(0, spread))
+            # APScheduler runs on the system clock, whatever the service clock reads.
+            first = system_now() + timedelta(seconds=random.uniform(0, spread))
             self._scheduler.add_job(
                 self._poll,
                 IntervalTrigger(seconds=interval, jitter=jitter or None),
@@ -70,7 +71,9 @@ class Scheduler:
         state = self.refresher.state(source)
         # Only a failing source waits for its back-off; a healthy one polls on every run (a
         # jittered run may come a little before `next_check`, and must not be skipped).
-        if state.failures and not state.due(utcnow() + timedelta(seconds=self._jitter() + 1)):
+        if state.failures and not state.due(
+            self.config.clock.now() + timedelta(seconds=self._jitter() + 1)
+        ):
             return
         await self.refresher.refresh_source(source)
         self.refresher.schedule_flush()

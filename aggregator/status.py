@@ -9,7 +9,7 @@ from aggregator.config import AggregatorConfig, Source
 from aggregator.refresh import Refresher
 from aggregator.state import SourceState
 from klynge.i18n import N_
-from klynge.model import format_when, utcnow
+from klynge.model import format_when
 
 # The health words, translated on /status.
 HEALTH_WORDS = (N_("new"), N_("ok"), N_("failing"), N_("stale"))
@@ -75,5 +75,5 @@ def source_row(
 
 def source_rows(config: AggregatorConfig, refresher: Refresher) -> list[dict[str, Any]]:
     """Return every configured source's health, in configuration order."""
-    now = utcnow()
+    now = config.clock.now()
     return [source_row(s, refresher.state(s), config, now) for s in config.sources]

@@ -14,6 +14,7 @@ from aiohttp import web
 
 from aggregator import outputs
 from aggregator.calendar_view import calendar_context, cut_list
+from aggregator.keys import now
 from aggregator.pages import (
     Days,
     Filters,
@@ -75,7 +76,7 @@ def sections(days: Days, today: date) -> list[Section]:
 
 async def home_context(request: web.Request) -> dict[str, Any]:
     """Gather today, this calendar week (Monday to Sunday) and next week, and new notices."""
-    today = local_today(timezone_of(request))
+    today = local_today(request)
     end = today - timedelta(days=today.weekday()) + timedelta(days=14)
     found = await occurrences_between(request, today, end)
     merged = await merged_of(request)
@@ -83,8 +84,8 @@ async def home_context(request: web.Request) -> dict[str, Any]:
     return common(request, merged, Filters()) | {
         "sections": sections(days, today),
         "cut": cut,
-        "notices": outputs.current_notices(merged)[:TEASER_NOTICES],
-        "notice_count": len(outputs.current_notices(merged)),
+        "notices": outputs.current_notices(merged, now(request))[:TEASER_NOTICES],
+        "notice_count": len(outputs.current_notices(merged, now(request))),
     }
 
 

@@ -8,6 +8,7 @@ the real JSON API, so the nodes ping the aggregator as they would in production.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import signal
@@ -17,13 +18,14 @@ import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
-from datetime import date
 from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from klynge.clock import ENV_NOW, Clock, clock_from_env
 from klynge.demo_data import DEMO_PASSWORD, DemoVillage, villages
 from klynge.errors import KlyngeError
+from klynge.model import DEFAULT_TIMEZONE, zone
 
 CLUSTER_NAME = "Klynge Midtå"
 START_TIMEOUT = 20.0
@@ -108,7 +110,7 @@ def _init_aggregator(svc: Service, nodes: list[tuple[Service, DemoVillage]]) -> 
 def _prepare(root: Path, base: int) -> tuple[list[Service], dict[str, str]]:
     """Create the data directories on the first run; return the services and API tokens."""
     aggregator = Service("aggregator", "aggregator", root / "aggregator", base)
-    demo = villages(date.today())
+    demo = villages(_clock().today(zone(DEFAULT_TIMEZONE)))
     nodes = [(Service(v.slug, "node", root / v.slug, base + 1 + i), v) for i, v in enumerate(demo)]
     tokens_file = root / "tokens.json"
     tokens: dict[str, str] = json.loads(tokens_file.read_text()) if tokens_file.exists() else {}
@@ -121,6 +123,12 @@ def _prepare(root: Path, base: int) -> tuple[list[Service], dict[str, str]]:
     if not aggregator.data_dir.exists():
         _init_aggregator(aggregator, nodes)
     return [aggregator, *(svc for svc, _ in nodes)], tokens
+
+
+@functools.cache
+def _clock() -> Clock:
+    """Return the demo's clock: the system's, or KLYNGE_NOW's (each child starts on it)."""
+    return clock_from_env(os.environ)
 
 
 def _start(svc: Service, logs: Path) -> subprocess.Popen[bytes]:
@@ -141,6 +149,7 @@ def _start(svc: Service, logs: Path) -> subprocess.Popen[bytes]:
         stdout=log,
         stderr=subprocess.STDOUT,
         stdin=subprocess.DEVNULL,
+        env={**os.environ, ENV_NOW: _clock().now().isoformat()},
     )
 
 
@@ -197,7 +206,7 @@ def _post(url: str, token: str, payload: dict[str, Any]) -> None:
 
 def _seed(root: Path, services: list[Service], tokens: dict[str, str]) -> None:
     """Post each village's month through its API, once: a marker file prevents duplicates."""
-    by_slug = {v.slug: v for v in villages(date.today())}
+    by_slug = {v.slug: v for v in villages(_clock().today(zone(DEFAULT_TIMEZONE)))}
     for svc in services:
         marker = svc.data_dir / ".demo-seeded"
         village = by_slug.get(svc.name)
@@ -226,7 +235,7 @@ def _stop(procs: list[subprocess.Popen[bytes]]) -> None:
 
 def _banner(services: list[Service], root: Path) -> str:
     aggregator, *nodes = services
-    by_slug = {v.slug: v for v in villages(date.today())}
+    by_slug = {v.slug: v for v in villages(_clock().today(zone(DEFAULT_TIMEZONE)))}
     lines = [
         "",
         f"Klynge demo is running: {CLUSTER_NAME}, three villages and one aggregator.",

@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import nh3
 
+from klynge.clock import system_now
 from klynge.errors import ValidationError
 from klynge.rrules import naive_start, wall_starts, wall_until
 
@@ -71,8 +72,8 @@ def new_id() -> str:
 
 
 def utcnow() -> datetime:
-    """Return the current time, aware, in UTC, to the second."""
-    return datetime.now(UTC).replace(microsecond=0)
+    """Return the system's current time, aware, in UTC, to the second (services: klynge.clock)."""
+    return system_now()
 
 
 def sanitise_html(text: str) -> str:

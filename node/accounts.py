@@ -11,10 +11,10 @@ from aiohttp import web
 
 from klynge.errors import Forbidden, ValidationError
 from klynge.i18n import N_
-from klynge.model import Place, utcnow
+from klynge.model import Place
 from klynge.web import gettext, render, safe_next
 from node.auth import hash_password, new_token, verify_password
-from node.keys import CONFIG, LIMITER, PINGER, STORE
+from node.keys import CONFIG, LIMITER, PINGER, STORE, now
 from node.sessions import current_user, end_session, redirect, require_user, start_session
 from node.store import User
 
@@ -155,7 +155,7 @@ async def add_user(request: web.Request, form: dict[str, str], password: str) ->
         association=form["association"],
         password_hash=hashed,
         admin=form.get("admin") in ("1", "on"),
-        created=utcnow().isoformat(),
+        created=now(request).isoformat(),
     )
     await store.save_user(user)
 
@@ -228,13 +228,13 @@ async def tokens_page(request: web.Request) -> web.Response:
     if request.method == "POST":
         post = await request.post()
         if post.get("action") == "new":
-            record, shown = new_token(user.username)
+            record, shown = new_token(user.username, now(request))
             await store.save_token(record)
         else:
             found = store.token(str(post.get("revoke", "")))
             if found is None or not (user.admin or found.username == user.username):
                 raise Forbidden(N_("You may revoke only your own tokens."))
-            await store.save_token(replace(found, revoked=utcnow().isoformat()))
+            await store.save_token(replace(found, revoked=now(request).isoformat()))
             raise web.HTTPSeeOther("/admin/tokens")
     tokens = [t for t in store.tokens() if user.admin or t.username == user.username]
     tokens.sort(key=lambda t: t.created, reverse=True)

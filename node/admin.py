@@ -17,7 +17,7 @@ from multidict import MultiDictProxy
 
 from klynge.errors import Forbidden, NotFound, ValidationError
 from klynge.i18n import N_
-from klynge.model import CATEGORIES, Event, Item, Notice, Place, new_id, utcnow
+from klynge.model import CATEGORIES, Event, Item, Notice, Place, new_id
 from klynge.web import gettext, render, request_lang
 from node import accounts
 from node.api import edited, may_edit, save_edit
@@ -33,7 +33,7 @@ from node.forms import (
     notice_form,
     notice_input,
 )
-from node.keys import CONFIG, STORE
+from node.keys import CONFIG, STORE, now
 from node.serialize import (
     Stamp,
     build_event,
@@ -67,7 +67,7 @@ STATUS_LABELS = (
 
 def add_routes(app: web.Application) -> None:
     """Register the volunteer routes (entries, then accounts and places)."""
-    app[UNDO] = UndoShelf()
+    app[UNDO] = UndoShelf(app[CONFIG].clock.now)
     app.router.add_get("/admin", entry_list)
     for kind in ("events", "notices"):
         app.router.add_route("*", f"/admin/{kind}/new", new_entry)
@@ -116,7 +116,9 @@ async def entry_list(request: web.Request) -> web.Response:
     context = {
         "user": user,
         "events": events,
-        "notices": [notice_context(n, request.app[CONFIG].timezone) for n in notices[::-1]],
+        "notices": [
+            notice_context(n, request.app[CONFIG].timezone, now(request)) for n in notices[::-1]
+        ],
         "short_id": short_id,
         "done": _done(request, user),
     }
@@ -162,8 +164,8 @@ async def new_entry(request: web.Request) -> web.Response:
     form, draft = _form_of(post, kind), _draft(post)
     if post.get("action") == "edit":
         return _form(request, kind, None, form, {}, draft=draft)
-    now = utcnow()
-    stamp = Stamp(id=draft, organizer=user.association, created=now, updated=now)
+    moment = now(request)
+    stamp = Stamp(id=draft, organizer=user.association, created=moment, updated=moment)
     try:
         item = _build(request, kind, _input(request, kind, form), stamp)
     except ValidationError as e:
@@ -251,7 +253,9 @@ def _preview(
     old: Item | None = None,
 ) -> web.Response:
     tz = request.app[CONFIG].timezone
-    shown = event_context(item) if isinstance(item, Event) else notice_context(item, tz)
+    shown = (
+        event_context(item) if isinstance(item, Event) else notice_context(item, tz, now(request))
+    )
     context = shown | {
         "item": item,
         "old": old,
@@ -329,6 +333,6 @@ async def restore_entry(request: web.Request) -> web.Response:
         raise NotFound(N_("It is too late to undo that; make the entry again."))
     if not may_edit(user, found.item):
         raise Forbidden(N_("This entry belongs to another association."))
-    await store.restore_item(restored(found, utcnow()))
+    await store.restore_item(restored(found, now(request)))
     shelf.forget(uuid)
     return redirect(f"/admin?done=restored&entry={uuid}")

@@ -9,9 +9,9 @@ from typing import Any
 from aiohttp import web
 
 from klynge.errors import BadRequest, Forbidden, NotFound, TooLarge
-from klynge.model import Event, Item, new_id, utcnow
+from klynge.model import Event, Item, new_id
 from node.auth import user_for_token
-from node.keys import CONFIG, STORE
+from node.keys import CONFIG, STORE, now
 from node.publish import entry_link
 from node.serialize import (
     EVENT_INPUT,
@@ -130,8 +130,8 @@ async def create_entry(request: web.Request) -> web.Response:
     payload = check_payload(
         await read_json(request), EVENT_INPUT if kind == "event" else NOTICE_INPUT
     )
-    now = utcnow()
-    stamp = Stamp(id=new_id(), organizer=user.association, created=now, updated=now)
+    moment = now(request)
+    stamp = Stamp(id=new_id(), organizer=user.association, created=moment, updated=moment)
     item = _build(request, kind, payload, stamp)
     await request.app[STORE].save_item(item)
     response = _json(request, item, status=201)
@@ -157,7 +157,7 @@ def edited(request: web.Request, old: Item, values: dict[str, Any]) -> Item:
         id=old.id,
         organizer=old.organizer,
         created=old.created or old.updated,
-        updated=max(utcnow(), old.updated),
+        updated=max(now(request), old.updated),
         sequence=old.sequence,
     )
     item = _build(request, old.kind, values, stamp)

@@ -40,7 +40,7 @@ def create_app(config: NodeConfig, *, housekeeping: bool = True) -> web.Applicat
 def _resources(housekeeping: bool) -> Callable[[web.Application], AsyncIterator[None]]:
     async def resources(app: web.Application) -> AsyncIterator[None]:
         config = app[CONFIG]
-        store = Store.open(config.db_path)
+        store = Store.open(config.db_path, config.clock)
         app[STORE] = store
         app[PUBLISHER] = Publisher(config, store)
         pinger = app[PINGER] = Pinger(config, store)

@@ -11,13 +11,13 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from klynge.errors import Unauthorized
 from klynge.i18n import N_
-from klynge.model import utcnow
 from node.store import Store, TokenRecord, User
 
 SESSION_COOKIE = "klynge_session"
@@ -50,13 +50,12 @@ def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def new_token(username: str) -> tuple[TokenRecord, str]:
+def new_token(username: str, created: datetime) -> tuple[TokenRecord, str]:
     """Make a token for `username`: the record to store and the secret to show once."""
     token_id = secrets.token_hex(4)
     token = f"{TOKEN_PREFIX}{token_id}_{secrets.token_urlsafe(32)}"
-    created = utcnow().isoformat()
     return TokenRecord(
-        id=token_id, username=username, hash=token_hash(token), created=created
+        id=token_id, username=username, hash=token_hash(token), created=created.isoformat()
     ), token
 
 

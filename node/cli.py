@@ -11,7 +11,7 @@ from pathlib import Path
 
 from klynge.cli import port_number, run_guarded, serve
 from klynge.errors import ConfigError, StorageError, ValidationError
-from klynge.model import DEFAULT_TIMEZONE, clean_text, is_http_url, utcnow, zone
+from klynge.model import DEFAULT_TIMEZONE, clean_text, is_http_url, zone
 from klynge.storage import DataDirLock, backup_data_dir
 from node.accounts import check_user
 from node.auth import hash_password, new_token, token_id_of
@@ -158,7 +158,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def _open_store(directory: Path) -> Store:
     config = load_config(directory)
-    return Store.open(config.db_path)
+    return Store.open(config.db_path, config.clock)
 
 
 def _read_password(from_stdin: bool) -> str:
@@ -182,7 +182,7 @@ def cmd_user_add(args: argparse.Namespace) -> int:
             raise ValidationError({"username": f"user {args.username!r} already exists"})
         user = User(username=args.username, association=clean_text(args.association),
                     password_hash=hash_password(password), admin=args.admin,
-                    created=utcnow().isoformat())  # fmt: skip
+                    created=store.clock.now().isoformat())  # fmt: skip
         store.commit_sync(store.user_change(user))
         store.close()
     role = "admin" if args.admin else "user"
@@ -196,7 +196,7 @@ def cmd_token_add(args: argparse.Namespace) -> int:
         store = _open_store(args.dir)
         if store.user(args.username) is None:
             raise ValidationError({"username": f"no user {args.username!r}; add it first"})
-        record, token = new_token(args.username)
+        record, token = new_token(args.username, store.clock.now())
         store.commit_sync(store.token_change(record))
         store.close()
     print(f"token id {record.id} for {args.username}; it is shown only now:", file=sys.stderr)
@@ -211,7 +211,9 @@ def cmd_token_revoke(args: argparse.Namespace) -> int:
         record = store.token(token_id_of(args.token.strip()))
         if record is None:
             raise StorageError(f"no token {args.token!r}; token ids are 8 hex characters")
-        store.commit_sync(store.token_change(replace(record, revoked=utcnow().isoformat())))
+        store.commit_sync(
+            store.token_change(replace(record, revoked=store.clock.now().isoformat()))
+        )
         store.close()
     print(f"revoked token {record.id} of {record.username}")
     return 0

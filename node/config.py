@@ -6,10 +6,11 @@ import os
 import re
 import secrets
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from klynge.clock import SYSTEM_CLOCK, Clock, clock_from_env
 from klynge.config import read_toml
 from klynge.errors import ConfigError, ValidationError
 from klynge.model import DEFAULT_TIMEZONE, Place, is_http_url, new_id, zone
@@ -39,6 +40,7 @@ class NodeConfig:
     timezone: str = DEFAULT_TIMEZONE
     aggregators: tuple[str, ...] = ()
     places: tuple[Place, ...] = ()
+    clock: Clock = SYSTEM_CLOCK  # KLYNGE_NOW starts it at a chosen instant (klynge.clock)
     # Tunables: tests shorten them; operators rarely need to.
     ping_debounce: float = 0.5
     ping_retries: int = 5
@@ -84,7 +86,9 @@ def load_config(data_dir: Path, env: Mapping[str, str] | None = None) -> NodeCon
     """Read `DIR/node.toml`, apply KLYNGE_* overrides from `env`, and validate."""
     path = data_dir / CONFIG_NAME
     raw = read_toml(path, f"klynge node init {data_dir} --name NAME --url PUBLIC_URL")
-    return config_from_dict(data_dir, _apply_env(raw, os.environ if env is None else env))
+    env = os.environ if env is None else env
+    config = config_from_dict(data_dir, _apply_env(raw, env))
+    return replace(config, clock=clock_from_env(env))
 
 
 def _apply_env(raw: dict[str, Any], env: Mapping[str, str]) -> dict[str, Any]:

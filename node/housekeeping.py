@@ -7,12 +7,11 @@ feed and calendar builders leave them out by their window rules.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from datetime import datetime
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from klynge.model import utcnow
+from klynge.clock import system_now
 from node.store import Store
 
 log = logging.getLogger("node.housekeeping")
@@ -20,15 +19,13 @@ log = logging.getLogger("node.housekeeping")
 
 async def tidy(store: Store, now: datetime | None = None) -> int:
     """Drop expired notices and tombstones older than 30 days; return how many went."""
-    removed = await store.purge(now or utcnow())
+    removed = await store.purge(now or store.clock.now())
     if removed:
         log.info("housekeeping removed %d expired notices and old tombstones", removed)
     return removed
 
 
-def start_scheduler(
-    store: Store, minutes: int, clock: Callable[[], datetime] = utcnow
-) -> AsyncIOScheduler:
+def start_scheduler(store: Store, minutes: int) -> AsyncIOScheduler:
     """Start the housekeeping job every `minutes` (and once soon after start)."""
     scheduler = AsyncIOScheduler(timezone="UTC")
     scheduler.add_job(
@@ -36,7 +33,7 @@ def start_scheduler(
         "interval",
         minutes=minutes,
         args=[store],
-        next_run_time=clock(),
+        next_run_time=system_now(),  # APScheduler runs on the system clock
         id="tidy",
         coalesce=True,
         max_instances=1,

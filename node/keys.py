@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from aiohttp import web
 
 from node.auth import LoginLimiter
@@ -15,3 +17,8 @@ STORE = web.AppKey("node_store", Store)
 PUBLISHER = web.AppKey("node_publisher", Publisher)
 PINGER = web.AppKey("node_pinger", Pinger)
 LIMITER = web.AppKey("node_login_limiter", LoginLimiter)
+
+
+def now(request: web.Request) -> datetime:
+    """Return the current time from the node's one clock (klynge.clock)."""
+    return request.app[CONFIG].clock.now()

@@ -18,7 +18,6 @@ from typing import Any
 import aiohttp
 
 from klynge import __version__
-from klynge.model import utcnow
 from node.config import NodeConfig
 from node.store import Store
 
@@ -117,7 +116,7 @@ class Pinger:
 
     async def _succeeded(self, url: str) -> None:
         status = self.status[url]
-        status.last_ok = utcnow().isoformat()
+        status.last_ok = self.config.clock.now().isoformat()
         self.sent += 1
         if status.failures:
             status.failures = 0
@@ -127,12 +126,12 @@ class Pinger:
         status = self.status[url]
         status.failures += 1
         status.last_error = error
-        status.last_error_at = utcnow().isoformat()
+        status.last_error_at = self.config.clock.now().isoformat()
         await self._record(url, ok=False, error=error, attempts=attempts)
 
     async def _record(self, url: str, *, ok: bool, error: str, attempts: int) -> None:
         entry: dict[str, Any] = {
-            "at": utcnow().isoformat(),
+            "at": self.config.clock.now().isoformat(),
             "url": url,
             "ok": ok,
             "error": error,

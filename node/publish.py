@@ -19,7 +19,7 @@ from aiohttp import web
 
 from klynge.feedwriter import FeedMeta, write_feed
 from klynge.ical import write_calendar
-from klynge.model import Event, Item, Notice, Tombstone, utcnow
+from klynge.model import Event, Item, Notice, Tombstone
 from node.config import NodeConfig
 from node.serialize import short_id
 from node.store import Store
@@ -90,11 +90,11 @@ class Publisher:
     """Builds the feed and calendar on demand after a change and serves cached bytes."""
 
     def __init__(
-        self, config: NodeConfig, store: Store, clock: Callable[[], datetime] = utcnow
+        self, config: NodeConfig, store: Store, clock: Callable[[], datetime] | None = None
     ) -> None:
         self.config = config
         self.store = store
-        self.clock = clock
+        self.clock = clock or config.clock.now
         self.version = 0
         self._cache: dict[str, Published] = {}
         self._lock = asyncio.Lock()

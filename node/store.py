@@ -18,7 +18,8 @@ from typing import Any
 
 from tinydb import TinyDB
 
-from klynge.model import Event, Item, Notice, Place, Tombstone, utcnow
+from klynge.clock import SYSTEM_CLOCK, Clock
+from klynge.model import Event, Item, Notice, Place, Tombstone
 from klynge.storage import (
     DurableStorage,
 )
@@ -79,8 +80,9 @@ class TokenRecord:
 class Store:
     """The node's data, in memory, persisted to one durable TinyDB file."""
 
-    def __init__(self, db: TinyDB) -> None:
+    def __init__(self, db: TinyDB, clock: Clock = SYSTEM_CLOCK) -> None:
         self._db = db
+        self.clock = clock
         self._tables: Tables = dict(db.storage.read() or {})
         self._lock = asyncio.Lock()
         self.listeners: list[Callable[[], None]] = []
@@ -89,11 +91,11 @@ class Store:
         self._load()
 
     @classmethod
-    def open(cls, path: Path) -> Store:
+    def open(cls, path: Path, clock: Clock = SYSTEM_CLOCK) -> Store:
         """Open (or create) the store file at `path`."""
         db = TinyDB(path, storage=EncodingStorage)
         db.tables()  # as klynge.storage.open_database: fail at start on a damaged file
-        return cls(db)
+        return cls(db, clock)
 
     def close(self) -> None:
         """Close the underlying database."""
@@ -195,7 +197,7 @@ class Store:
 
         def change(tables: Tables) -> None:
             _put(tables, table, self._doc_key(table, item.id), doc)
-            self._mark_changed(tables, utcnow())
+            self._mark_changed(tables, self.clock.now())
 
         def apply() -> None:
             self._items[short_id(item.id)] = item
@@ -204,7 +206,7 @@ class Store:
 
     async def delete_item(self, item: Item, when: datetime | None = None) -> Tombstone:
         """Remove an entry and record its tombstone (deleted now, or `when`) in one write."""
-        tomb = Tombstone(id=item.id, deleted=when or utcnow())
+        tomb = Tombstone(id=item.id, deleted=when or self.clock.now())
         table = TABLE_OF[item.kind]
 
         def change(tables: Tables) -> None:
@@ -251,7 +253,7 @@ class Store:
                         index[item.id] = str(top)
                     table[index[item.id]] = item_to_doc(item)
                 tables[name] = table
-            self._mark_changed(tables, utcnow())
+            self._mark_changed(tables, self.clock.now())
 
         def apply() -> None:
             self._items.update((short_id(i.id), i) for i in items)

@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 
 from aiohttp import web
 
-from klynge.model import Item, Tombstone, utcnow
+from klynge.model import Item, Tombstone
 from node.serialize import short_id
 
 UNDO_MINUTES = 10
@@ -34,7 +34,7 @@ class Deleted:
 class UndoShelf:
     """Deleted entries that may still be restored (in memory: undo is for the next minutes)."""
 
-    def __init__(self, clock: Callable[[], datetime] = utcnow) -> None:
+    def __init__(self, clock: Callable[[], datetime]) -> None:
         self.clock = clock
         self._shelf: OrderedDict[str, Deleted] = OrderedDict()
 

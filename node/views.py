@@ -13,11 +13,11 @@ from aiohttp import web
 from markupsafe import Markup
 
 from klynge.ical import event_calendar, html_to_text
-from klynge.model import Event, Notice, Place, utcnow, zone
+from klynge.model import Event, Notice, Place, zone
 from klynge.recurrence import Occurrence, expand
 from klynge.web import render
 from node.forms import last_day_shown
-from node.keys import CONFIG, PUBLISHER, STORE
+from node.keys import CONFIG, PUBLISHER, STORE, now
 from node.publish import CALENDAR_TYPE, FEED_TYPE, feed_links, linked, respond
 
 UUID = r"{uuid:[0-9a-fA-F-]{36}}"
@@ -68,7 +68,7 @@ def _event(request: web.Request) -> Event:
 
 async def event_ics(request: web.Request) -> web.Response:
     """GET /events/{uuid}.ics: one event as an iCalendar file."""
-    body = event_calendar(_event(request))
+    body = event_calendar(_event(request), now=now(request))
     headers = {"Content-Disposition": 'attachment; filename="event.ics"'}
     return web.Response(body=body, content_type=CALENDAR_TYPE, charset="utf-8", headers=headers)
 
@@ -129,15 +129,17 @@ async def notice_page(request: web.Request) -> web.Response:
     item = request.app[STORE].get(request.match_info["uuid"].lower(), "notice")
     if not isinstance(item, Notice):
         raise web.HTTPNotFound()
-    return render(request, "notice.html", notice_context(item, request.app[CONFIG].timezone))
+    return render(
+        request, "notice.html", notice_context(item, request.app[CONFIG].timezone, now(request))
+    )
 
 
-def notice_context(notice: Notice, tz: str) -> dict[str, Any]:
+def notice_context(notice: Notice, tz: str, now: datetime) -> dict[str, Any]:
     """Return what notice_body.html needs to show a notice (page and preview alike)."""
     expires = notice.expires
     return {
         "notice": notice,
-        "expired": expires is not None and expires <= utcnow(),
+        "expired": expires is not None and expires <= now,
         "last_day": None if expires is None else last_day_shown(expires, tz),
     }
 
@@ -146,16 +148,16 @@ async def village_page(request: web.Request) -> web.Response:
     """GET /: the village's upcoming events, notices and subscribe links."""
     config = request.app[CONFIG]
     store = request.app[STORE]
-    now = utcnow()
-    occurrences = expand(store.events(), now, now + timedelta(days=UPCOMING_DAYS), limit=200)
-    notices = [n for n in store.notices() if n.expires is None or n.expires > now]
+    moment = now(request)
+    occurrences = expand(store.events(), moment, moment + timedelta(days=UPCOMING_DAYS), limit=200)
+    notices = [n for n in store.notices() if n.expires is None or n.expires > moment]
     notices.sort(key=lambda n: n.updated, reverse=True)
-    today = now.astimezone(zone(config.timezone)).date()
+    today = moment.astimezone(zone(config.timezone)).date()
     context = {
         "days": by_day(occurrences),
         "today": today,
         "tomorrow": today + timedelta(days=1),
-        "notices": [notice_context(n, config.timezone) for n in notices],
+        "notices": [notice_context(n, config.timezone, moment) for n in notices],
         "feed_url": config.feed_url,
         "calendar_url": f"{config.public_url}/calendar.ics",
         "webcal_url": "webcal://" + config.public_url.split("://", 1)[1] + "/calendar.ics",

@@ -6,13 +6,14 @@ import asyncio
 import hashlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
+from clock_support import utc_now
 
 from aggregator.app import create_app
 from aggregator.config import AggregatorConfig, Limits, Source
@@ -23,7 +24,7 @@ from aggregator.store import Store
 from klynge.feedwriter import FeedMeta, write_feed
 from klynge.model import Event, Item, Notice, Place, Tombstone, new_id
 
-NOW = datetime.now(UTC).replace(microsecond=0)
+NOW = utc_now()
 FAST = Limits(
     connect_timeout=2,
     total_timeout=3,

@@ -1,3 +1,32 @@
-"""Shared pytest fixtures; keep this file small and put helpers beside the tests that use them."""
+"""Shared pytest fixtures; keep this file small and put helpers beside the tests that use them.
+
+The session travels to `clock_support.DEFAULT_NOW` before any test module is imported, so
+module-level dates are built from the frozen "today" too; `now` moves one test elsewhere.
+"""
 
 from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime
+
+import pytest
+import time_machine
+from clock_support import DEFAULT_NOW
+
+_SESSION_TRAVEL = time_machine.travel(DEFAULT_NOW, tick=True)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    _SESSION_TRAVEL.start()
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    _SESSION_TRAVEL.stop()
+
+
+@pytest.fixture
+def now(request: pytest.FixtureRequest) -> Iterator[datetime]:
+    """Travel to the test's instant (`hostile_dates` parametrises it) and return it."""
+    moment: datetime = getattr(request, "param", DEFAULT_NOW)
+    with time_machine.travel(moment, tick=True):
+        yield moment

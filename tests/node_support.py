@@ -10,6 +10,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from clock_support import service_env
+
 from node.cli import main as node_main
 from node.config import NodeConfig, load_config
 
@@ -79,7 +81,11 @@ def feed_check(data: bytes, tmp: Path) -> str:
     path = tmp / "feed.atom"
     path.write_bytes(data)
     done = subprocess.run(
-        [KLYNGE, "feed", "check", str(path)], capture_output=True, text=True, timeout=60
+        [KLYNGE, "feed", "check", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=service_env(),
     )
     assert done.returncode == 0, done.stdout + done.stderr
     return done.stdout

@@ -27,10 +27,11 @@ from aggregator_support import (
     start_aggregator,
 )
 from aiohttp import web
+from clock_support import utc_now
 
 from aggregator.config import Source
 from klynge.feedreader import read_feed
-from klynge.model import FeedSource, Tombstone, utcnow
+from klynge.model import FeedSource, Tombstone
 
 feed_server = support.feed_server  # a fixture
 
@@ -192,8 +193,8 @@ def _hostile_feed(link: str) -> bytes:
 <klynge:location>{x}</klynge:location><klynge:street>{x}</klynge:street>
 <klynge:organizer>{x}</klynge:organizer><klynge:organizerurl>{link}</klynge:organizerurl>
 </entry>"""
-    start = utcnow().replace(hour=18, minute=0) + timedelta(days=9)
-    values = {"x": XE, "js": JS, "now": utcnow().isoformat(), "start": start.isoformat()}
+    start = utc_now().replace(hour=18, minute=0) + timedelta(days=9)
+    values = {"x": XE, "js": JS, "now": utc_now().isoformat(), "start": start.isoformat()}
     entries = entry.format(
         n="44444444-4444-4444-8444-444444444444", name="Fest", link=link, **values
     )
@@ -247,7 +248,7 @@ async def test_a_village_cannot_speak_for_another(
     a_origin = refresher.states[a].content.origin
     assert a_origin is not None
     claimed = FeedSource(id=a_origin.id, title="Østerby", self_url=a)
-    newer = utcnow()
+    newer = utc_now()
     hijack = dataclasses.replace(
         real, title="Aflyst! Kom til Ond i stedet", updated=newer, source=claimed
     )

@@ -12,8 +12,10 @@ from urllib.parse import quote
 import aggregator_support as support
 import pytest
 from aggregator_support import FeedServer, config_for, feed, refresher_of, start_aggregator
+from clock_support import hostile_dates, local_today, utc_now
 from icalendar import Calendar
 
+from aggregator.calendar_view import LIST_DAYS
 from aggregator.config import Source
 from klynge.i18n import date_long, month_label, week_label
 from klynge.ical import html_to_text as ical_text
@@ -22,10 +24,6 @@ from klynge.model import Event, Notice, Place, new_id, zone
 feed_server = support.feed_server  # a fixture
 
 TZ = zone("Europe/Copenhagen")
-TODAY = datetime.now(TZ).date()
-MONDAY = TODAY - timedelta(days=TODAY.weekday())
-NEXT_MONDAY = MONDAY + timedelta(days=7)
-UPDATED = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=2)
 
 
 def at(day: date, hour: int) -> datetime:
@@ -38,7 +36,7 @@ def make_event(title: str, day: date, hour: int = 19, **kwargs: Any) -> Event:
     values: dict[str, Any] = {
         "id": new_id(),
         "title": title,
-        "updated": UPDATED,
+        "updated": utc_now() - timedelta(hours=2),
         "start": at(day, hour),
         "end": at(day, hour + 2),
         "category": "community",
@@ -51,10 +49,10 @@ def make_notice(title: str, **kwargs: Any) -> Notice:
     values: dict[str, Any] = {
         "id": new_id(),
         "title": title,
-        "updated": UPDATED,
+        "updated": utc_now() - timedelta(hours=2),
         "body": "<p>Ring til Anna</p>",
         "category": "volunteers",
-        "expires": at(TODAY + timedelta(days=10), 0),
+        "expires": at(local_today() + timedelta(days=10), 0),
     }
     return Notice(**(values | kwargs))
 
@@ -67,38 +65,69 @@ HALL = Place(
     lat=56.41,
     lon=10.88,
 )
-FEAST = make_event(
-    "Fællesspisning",
-    NEXT_MONDAY,
-    18,
-    category="food",
-    place=HALL,
-    organizer="Lokalrådet",
-    organizer_url="https://osterby.example/lokalraad",
-    description="<p>Tag en ret med.</p><script>alert(1)</script>",
-)
-KNITTING = make_event(
-    "Strikkeklub", NEXT_MONDAY + timedelta(days=1), rrule="FREQ=WEEKLY;COUNT=4", category="culture"
-)
-FAR = make_event("Nytårskur", NEXT_MONDAY + timedelta(days=7), category="meeting")
-FOOTBALL = make_event("Fodbold", TODAY + timedelta(days=1), 10, category="sport")
-CANCELLED = make_event("Juletræstænding", TODAY + timedelta(days=1), 16, status="cancelled")
-POSTPONED = make_event(
-    "Koncert",
-    TODAY + timedelta(days=1),
-    20,
-    status="postponed",
-    description="<p>Ingen &lt;/script&gt;&lt;!-- her</p>",
-)
-LIFT_EXPIRES = at(NEXT_MONDAY, 0)
-LIFT = make_notice(
-    "Samkørsel fra kirken", category="carpool", related=FEAST.id, expires=LIFT_EXPIRES
-)
-HELPERS = make_notice("Hjælpere søges", updated=UPDATED - timedelta(days=1))
-MORE_HELPERS = make_notice("Flere hjælpere søges")
-ROADWORKS = make_notice("Vejarbejde på Skolevej", category="roadworks")
-OSTERBY = [FEAST, KNITTING, FAR, LIFT, HELPERS, MORE_HELPERS]
-VESTERBY = [FOOTBALL, CANCELLED, POSTPONED, ROADWORKS]
+
+
+class World:
+    """The pages' feeds, dated from the instant a test runs at (the `now` fixture)."""
+
+    def __init__(self, now: datetime) -> None:
+        self.TODAY = now.astimezone(TZ).date()
+        self.MONDAY = self.TODAY - timedelta(days=self.TODAY.weekday())
+        self.NEXT_MONDAY = self.MONDAY + timedelta(days=7)
+        self.UPDATED = now.astimezone(UTC) - timedelta(hours=2)
+        self.FEAST = make_event(
+            "Fællesspisning",
+            self.NEXT_MONDAY,
+            18,
+            category="food",
+            place=HALL,
+            organizer="Lokalrådet",
+            organizer_url="https://osterby.example/lokalraad",
+            description="<p>Tag en ret med.</p><script>alert(1)</script>",
+        )
+        self.KNITTING = make_event(
+            "Strikkeklub",
+            self.NEXT_MONDAY + timedelta(days=1),
+            rrule="FREQ=WEEKLY;COUNT=4",
+            category="culture",
+        )
+        self.FAR = make_event("Nytårskur", self.NEXT_MONDAY + timedelta(days=7), category="meeting")
+        self.FOOTBALL = make_event("Fodbold", self.TODAY + timedelta(days=1), 10, category="sport")
+        self.CANCELLED = make_event(
+            "Juletræstænding", self.TODAY + timedelta(days=1), 16, status="cancelled"
+        )
+        self.POSTPONED = make_event(
+            "Koncert",
+            self.TODAY + timedelta(days=1),
+            20,
+            status="postponed",
+            description="<p>Ingen &lt;/script&gt;&lt;!-- her</p>",
+        )
+        self.LIFT_EXPIRES = at(self.NEXT_MONDAY, 0)
+        self.LIFT = make_notice(
+            "Samkørsel fra kirken",
+            category="carpool",
+            related=self.FEAST.id,
+            expires=self.LIFT_EXPIRES,
+        )
+        self.HELPERS = make_notice("Hjælpere søges", updated=self.UPDATED - timedelta(days=1))
+        self.MORE_HELPERS = make_notice("Flere hjælpere søges")
+        self.ROADWORKS = make_notice("Vejarbejde på Skolevej", category="roadworks")
+        self.OSTERBY = [
+            self.FEAST,
+            self.KNITTING,
+            self.FAR,
+            self.LIFT,
+            self.HELPERS,
+            self.MORE_HELPERS,
+        ]
+        self.VESTERBY = [self.FOOTBALL, self.CANCELLED, self.POSTPONED, self.ROADWORKS]
+
+
+@pytest.fixture
+def w(now: datetime) -> World:
+    """Return the test data dated from `now`."""
+    return World(now)
 
 
 def path_of(item: Event | Notice) -> str:
@@ -107,10 +136,10 @@ def path_of(item: Event | Notice) -> str:
 
 
 @pytest.fixture
-async def client(feed_server: FeedServer, tmp_path: Path, aiohttp_client: Any) -> Any:
+async def client(w: World, feed_server: FeedServer, tmp_path: Path, aiohttp_client: Any) -> Any:
     """An aggregator over Østerby and Vesterby, refreshed once."""
-    a = feed_server.set("/osterby.atom", feed("Østerby", OSTERBY))
-    b = feed_server.set("/vesterby.atom", feed("Vesterby", VESTERBY))
+    a = feed_server.set("/osterby.atom", feed("Østerby", w.OSTERBY))
+    b = feed_server.set("/vesterby.atom", feed("Vesterby", w.VESTERBY))
     config = config_for(tmp_path, [Source(a, "Østerby"), Source(b, "Vesterby")])
     app_client = await start_aggregator(aiohttp_client, config)
     await refresher_of(app_client).refresh_all()
@@ -139,22 +168,25 @@ def main_of(html: str) -> str:
 # --- the front page -----------------------------------------------------------------------
 
 
-async def test_front_page_shows_this_and_next_calendar_week_by_day(client: Any) -> None:
+@hostile_dates
+async def test_front_page_shows_this_and_next_calendar_week_by_day(w: World, client: Any) -> None:
     html = main_of(await page(client, "/"))
     nxt = section(html, 'id="s-next"', 'id="s-notices"')
-    assert week_label(NEXT_MONDAY, "da") in nxt  # "uge 49"
-    assert date_long(NEXT_MONDAY, "da") in nxt  # "mandag 7. december"
+    assert week_label(w.NEXT_MONDAY, "da") in nxt  # "uge 49"
+    assert date_long(w.NEXT_MONDAY, "da") in nxt  # "mandag 7. december"
     assert "Fællesspisning" in nxt and "Strikkeklub" in nxt
     assert "Nytårskur" not in html  # the week after next is the calendar's
     row = section(html, "Fællesspisning", "</li>")
     assert "Østerby" in row and "Skolevej 4, 8500 Østerby" in row and "Spisning" in row
-    assert ">18:00</time>" in section(html, date_long(NEXT_MONDAY, "da"), "</li>")
-    where = "s-today" if FOOTBALL.start.date() == TODAY else "s-week"
-    if TODAY.weekday() == 6:  # on a Sunday "tomorrow" is next week
+    monday = section(html, date_long(w.NEXT_MONDAY, "da"), "</ul>")
+    assert ">18:00</time>" in monday[monday.rindex("<li", 0, monday.index("Fællesspisning")) :]
+    where = "s-today" if w.FOOTBALL.start.date() == w.TODAY else "s-week"
+    if w.TODAY.weekday() == 6:  # on a Sunday "tomorrow" is next week
         where = "s-next"
-    assert "Fodbold" in section(html, f'id="{where}"', '<section class="period')
+    assert "Fodbold" in section(html, f'id="{where}"', "</section>")
 
 
+@hostile_dates
 async def test_cancelled_and_postponed_are_struck_and_worded(client: Any) -> None:
     html = await page(client, "/")
     cancelled = html[html.rindex("<li", 0, html.index("Juletræstænding")) :]
@@ -191,19 +223,25 @@ async def test_calendar_list_filters_by_village_and_category_links(client: Any) 
     assert "Fodbold" in whole and "Fællesspisning" in whole and "Juletræstænding" in whole
 
 
-async def test_calendar_list_expands_recurring_events(client: Any) -> None:
+@hostile_dates
+async def test_calendar_list_expands_recurring_events(w: World, client: Any) -> None:
     html = main_of(await page(client, "/calendar", village="osterby", category="culture"))
-    assert html.count(">Strikkeklub</a>") == 4  # weekly, COUNT=4, all within four weeks
+    dates = [w.KNITTING.start.date() + timedelta(weeks=n) for n in range(4)]  # weekly, COUNT=4
+    shown = [d for d in dates if d < w.TODAY + timedelta(days=LIST_DAYS)]  # the list's 4 weeks
+    assert len(shown) >= 3 and html.count(">Strikkeklub</a>") == len(shown)
+    later = main_of(await page(client, "/calendar", village="osterby", **{"from": str(dates[0])}))
+    assert later.count(">Strikkeklub</a>") == 4
 
 
-async def test_month_view_is_a_grid_of_whole_weeks(client: Any) -> None:
-    month = NEXT_MONDAY.replace(day=1)
+@hostile_dates
+async def test_month_view_is_a_grid_of_whole_weeks(w: World, client: Any) -> None:
+    month = w.NEXT_MONDAY.replace(day=1)
     key = month.strftime("%Y-%m")
     html = main_of(await page(client, "/calendar", view="month", month=key))
     assert month_label(month, "da") in section(html, "<h1", "</h1>")  # "december 2026"
     assert html.count('<div class="cell') % 7 == 0
     assert html.count('class="month-week') == html.count('<div class="cell') // 7
-    cell = section(html, f'datetime="{NEXT_MONDAY.isoformat()}"', "</div>")
+    cell = section(html, f'datetime="{w.NEXT_MONDAY.isoformat()}"', "</div>")
     assert "Fællesspisning" in cell and ">18:00</time>" in cell
     prev = (month - timedelta(days=1)).strftime("%Y-%m")
     nxt = (month + timedelta(days=32)).strftime("%Y-%m")
@@ -226,10 +264,10 @@ async def test_bad_month_and_date_are_refused_in_words(client: Any) -> None:
 # --- the event page -----------------------------------------------------------------------
 
 
-async def test_event_page_shows_place_map_organiser_and_village(client: Any) -> None:
-    html = main_of(await page(client, path_of(FEAST)))
+async def test_event_page_shows_place_map_organiser_and_village(w: World, client: Any) -> None:
+    html = main_of(await page(client, path_of(w.FEAST)))
     assert "<h1" in html and "Fællesspisning" in section(html, "<h1", "</h1>")
-    assert date_long(NEXT_MONDAY, "da", year=True) in html and "kl. 18:00–20:00" in html
+    assert date_long(w.NEXT_MONDAY, "da", year=True) in html and "kl. 18:00–20:00" in html
     assert "Skolevej 4, 8500 Østerby" in html
     osm = "https://www.openstreetmap.org/?mlat=56.41&amp;mlon=10.88#map=16/56.41/10.88"
     assert f'href="{osm}"' in html
@@ -240,39 +278,40 @@ async def test_event_page_shows_place_map_organiser_and_village(client: Any) -> 
     assert "<p>Tag en ret med.</p>" in html and "<script>alert" not in html
 
 
-async def test_event_page_describes_recurrence_in_words(client: Any) -> None:
-    html = main_of(await page(client, path_of(KNITTING)))
-    last = NEXT_MONDAY + timedelta(days=1 + 21)
+@hostile_dates
+async def test_event_page_describes_recurrence_in_words(w: World, client: Any) -> None:
+    html = main_of(await page(client, path_of(w.KNITTING)))
+    last = w.NEXT_MONDAY + timedelta(days=1 + 21)
     until = f"{last.day}. {month_label(last, 'da').split()[0]}"
     assert f"Gentages hver tirsdag indtil {until}" in html
     assert html.count("<li><time") == 4
-    english = main_of(await page(client, path_of(KNITTING), lang="en"))
+    english = main_of(await page(client, path_of(w.KNITTING), lang="en"))
     assert "Repeats every Tuesday until" in english
 
 
-async def test_event_page_status_word(client: Any) -> None:
-    html = main_of(await page(client, path_of(CANCELLED)))
+async def test_event_page_status_word(w: World, client: Any) -> None:
+    html = main_of(await page(client, path_of(w.CANCELLED)))
     assert 'class="event-page cancelled"' in html
     assert "Aflyst</strong> Arrangementet bliver ikke til noget." in html
 
 
-async def test_event_ics_is_one_parsable_vevent(client: Any) -> None:
-    html = main_of(await page(client, path_of(KNITTING)))
-    href = f"{path_of(KNITTING)}.ics"
+async def test_event_ics_is_one_parsable_vevent(w: World, client: Any) -> None:
+    html = main_of(await page(client, path_of(w.KNITTING)))
+    href = f"{path_of(w.KNITTING)}.ics"
     assert f'href="{href}"' in html and "Tilføj til min kalender" in html
     resp = await client.get(href)
     assert resp.status == 200
     assert resp.headers["Content-Type"].startswith("text/calendar")
     calendar = Calendar.from_ical(await resp.read())
     [vevent] = calendar.walk("VEVENT")
-    assert str(vevent["SUMMARY"]) == "Strikkeklub" and str(vevent["UID"]) == KNITTING.id
+    assert str(vevent["SUMMARY"]) == "Strikkeklub" and str(vevent["UID"]) == w.KNITTING.id
     assert "COUNT=4" in vevent["RRULE"].to_ical().decode()
     missing = await client.get("/events/00000000-0000-4000-8000-000000000000.ics")
     assert missing.status == 404
 
 
-async def test_event_json_ld_is_valid_and_cannot_end_its_script(client: Any) -> None:
-    for item in (FEAST, POSTPONED):
+async def test_event_json_ld_is_valid_and_cannot_end_its_script(w: World, client: Any) -> None:
+    for item in (w.FEAST, w.POSTPONED):
         html = await page(client, path_of(item))
         script = section(html, '<script type="application/ld+json">', "</script>")
         text = script.removeprefix('<script type="application/ld+json">')
@@ -282,7 +321,7 @@ async def test_event_json_ld_is_valid_and_cannot_end_its_script(client: Any) -> 
         assert data["@type"] == "Event" and data["name"] == item.title
     assert data["eventStatus"] == "https://schema.org/EventPostponed"
     feast = json.loads(
-        section(await page(client, path_of(FEAST)), "{", "</script>")
+        section(await page(client, path_of(w.FEAST)), "{", "</script>")
     )  # the first "{" of the page is the JSON-LD's
     assert feast["location"]["address"]["streetAddress"] == "Skolevej 4"
     assert feast["location"]["geo"]["latitude"] == 56.41
@@ -291,23 +330,26 @@ async def test_event_json_ld_is_valid_and_cannot_end_its_script(client: Any) -> 
 # --- carpools and the noticeboard -----------------------------------------------------
 
 
-async def test_carpool_offer_is_shown_beside_its_event(client: Any) -> None:
-    html = main_of(await page(client, path_of(FEAST)))
+async def test_carpool_offer_is_shown_beside_its_event(w: World, client: Any) -> None:
+    html = main_of(await page(client, path_of(w.FEAST)))
     carpools = section(html, 'class="carpools"')
     assert "Samkørsel til dette arrangement" in carpools and "Samkørsel fra kirken" in carpools
-    assert "Samkørsel" not in main_of(await page(client, path_of(FOOTBALL)))
+    assert "Samkørsel" not in main_of(await page(client, path_of(w.FOOTBALL)))
     board = main_of(await page(client, "/noticeboard"))
     offer = section(board, "Samkørsel fra kirken", "</li>")
-    assert f'<a href="{path_of(FEAST)}">Fællesspisning</a>' in offer
+    assert f'<a href="{path_of(w.FEAST)}">Fællesspisning</a>' in offer
 
 
-async def test_noticeboard_groups_by_category_newest_first_with_expiry(client: Any) -> None:
+@hostile_dates
+async def test_noticeboard_groups_by_category_newest_first_with_expiry(
+    w: World, client: Any
+) -> None:
     board = main_of(await page(client, "/noticeboard"))
     headings = re.findall(r'<h2 id="h-[^"]+">([^<]+)</h2>', board)
     assert headings == ["Samkørsel", "Frivillige søges", "Vejarbejde"]
     volunteers = section(board, 'id="c-volunteers"')
     assert volunteers.index("Flere hjælpere søges") < volunteers.index(">Hjælpere søges")
-    last_day = date_long(NEXT_MONDAY - timedelta(days=1), "da")  # expires at midnight
+    last_day = date_long(w.NEXT_MONDAY - timedelta(days=1), "da")  # expires at midnight
     assert f"vises til {last_day}" in section(board, "Samkørsel fra kirken", "</li>")
     english = main_of(await page(client, "/noticeboard", lang="en"))
     assert ">Volunteers wanted</h2>" in english and "shown until" in english
@@ -345,7 +387,8 @@ async def test_status_names_each_source_state_in_words(
     assert "1 fejl i træk" in vesterby and "4 i alt" in vesterby
 
 
-async def test_poster_names_the_week_and_links_to_subscribe(client: Any) -> None:
+@hostile_dates
+async def test_poster_names_the_week_and_links_to_subscribe(w: World, client: Any) -> None:
     html = main_of(await page(client, "/poster", week="2026-W49"))
     assert "Klynge Syd" in html
     assert "Uge 49 · 30. november – 6. december 2026" in html
@@ -353,15 +396,16 @@ async def test_poster_names_the_week_and_links_to_subscribe(client: Any) -> None
     english = main_of(await page(client, "/poster", week="2026-W49", lang="en"))
     assert "Week 49 · 30 November – 6 December 2026" in english
     this_week = main_of(await page(client, "/poster"))
-    assert f"Uge {TODAY.isocalendar().week} ·" in this_week
+    assert f"Uge {w.TODAY.isocalendar().week} ·" in this_week
 
 
-async def test_poster_shows_the_week_grouped_by_day(client: Any) -> None:
-    year, week, _ = NEXT_MONDAY.isocalendar()
+@hostile_dates
+async def test_poster_shows_the_week_grouped_by_day(w: World, client: Any) -> None:
+    year, week, _ = w.NEXT_MONDAY.isocalendar()
     html = main_of(await page(client, "/poster", week=f"{year}-W{week:02d}"))
-    monday = section(html, f'id="p-{NEXT_MONDAY.isoformat()}"')
+    monday = section(html, f'id="p-{w.NEXT_MONDAY.isoformat()}"')
     assert "Fællesspisning" in monday and "18:00" in monday
-    assert "Strikkeklub" in section(html, f'id="p-{(NEXT_MONDAY + timedelta(1)).isoformat()}"')
+    assert "Strikkeklub" in section(html, f'id="p-{(w.NEXT_MONDAY + timedelta(1)).isoformat()}"')
     assert "Nytårskur" not in html
     assert f"?week={year}-W{week + 1:02d}" in html or "W01" in html  # next week's link
 
@@ -374,14 +418,14 @@ async def test_poster_refuses_a_bad_week_in_words(client: Any, week: str) -> Non
     assert "Skriv ugen som ÅÅÅÅ-Wuu, fx 2026-W49" in html
 
 
-async def busy_poster(client_for: Any, count: int) -> str:
+async def busy_poster(w: World, client_for: Any, count: int) -> str:
     """Return the poster of next week holding `count` events spread over its seven days."""
     busy = [
-        make_event(f"Arrangement {n}", NEXT_MONDAY + timedelta(days=n % 7), 8 + n % 12)
+        make_event(f"Arrangement {n}", w.NEXT_MONDAY + timedelta(days=n % 7), 8 + n % 12)
         for n in range(count)
     ]
     client = await client_for(busy)
-    year, week, _ = NEXT_MONDAY.isocalendar()
+    year, week, _ = w.NEXT_MONDAY.isocalendar()
     return main_of(await page(client, "/poster", week=f"{year}-W{week:02d}"))
 
 
@@ -398,24 +442,26 @@ def client_for(feed_server: FeedServer, tmp_path: Path, aiohttp_client: Any) -> 
     return make
 
 
-async def test_poster_holds_a_week_of_twenty_events(client_for: Any) -> None:
-    html = await busy_poster(client_for, 20)
+async def test_poster_holds_a_week_of_twenty_events(w: World, client_for: Any) -> None:
+    html = await busy_poster(w, client_for, 20)
     assert html.count('<span class="what">') == 20 and "flere på" not in html
 
 
-async def test_busy_poster_caps_each_day_and_says_how_many_more(client_for: Any) -> None:
-    html = await busy_poster(client_for, 90)
+@hostile_dates
+async def test_busy_poster_caps_each_day_and_says_how_many_more(w: World, client_for: Any) -> None:
+    html = await busy_poster(w, client_for, 90)
     shown = html.count('<span class="what">')
     more = [int(n) for n in re.findall(r"\+ (\d+) flere på syd.example/calendar", html)]
     assert 0 < shown < 90 and len(more) == 7 and shown + sum(more) == 90
 
 
-async def test_busy_pages_stay_under_100_kb(client_for: Any) -> None:
+@hostile_dates
+async def test_busy_pages_stay_under_100_kb(w: World, client_for: Any) -> None:
     # 400 events in four weeks: a busy cluster of fifteen villages.
     busy = [
         make_event(
             f"Fællesspisning med musik og lotteri nr. {n}",
-            TODAY + timedelta(days=n % 28),
+            w.TODAY + timedelta(days=n % 28),
             8 + n % 12,
             place=HALL,
             category=("sport", "culture", "food", "market")[n % 4],
@@ -426,7 +472,7 @@ async def test_busy_pages_stay_under_100_kb(client_for: Any) -> None:
     assets = 0  # the page's CSS and JavaScript count towards the 100 KB too
     for name in ("klynge.css", "aggregator.css", "klynge.js"):
         assets += len(await (await client.get(f"/static/{name}")).read())
-    month = {"view": "month", "month": TODAY.strftime("%Y-%m")}
+    month = {"view": "month", "month": w.TODAY.strftime("%Y-%m")}
     for path, params in (("/", {}), ("/calendar", {}), ("/calendar", month)):
         size = len((await page(client, path, **params)).encode()) + assets
         assert size <= 100 * 1024, (path, params, size)

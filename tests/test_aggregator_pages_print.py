@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from chromium_support import chromium
 from pypdf import PdfReader
-from test_aggregator_pages import NEXT_MONDAY, client_for, feed_server, make_event
+from test_aggregator_pages import World, client_for, feed_server, make_event, w
 
 from klynge.model import Place
 
@@ -18,13 +18,13 @@ pytestmark = pytest.mark.browser
 
 WORDY = "Fællesspisning med musik, lotteri og amerikansk auktion i forsamlingshuset"
 HALL = Place(name="Vesterby Forsamlingshus", locality="Vesterby")
-__all__ = ["client_for", "feed_server"]  # fixtures shared with the page tests
+__all__ = ["client_for", "feed_server", "w"]  # fixtures shared with the page tests
 
 
-def week(count: int, title: str) -> list[Any]:
+def week(w: World, count: int, title: str) -> list[Any]:
     """Return `count` events spread over next week's seven days."""
     return [
-        make_event(f"{title} {n}", NEXT_MONDAY + timedelta(days=n % 7), 8 + n % 12, place=HALL)
+        make_event(f"{title} {n}", w.NEXT_MONDAY + timedelta(days=n % 7), 8 + n % 12, place=HALL)
         for n in range(count)
     ]
 
@@ -54,10 +54,10 @@ async def browser() -> AsyncIterator[Any]:
     [(20, "Strikkeklub"), (20, WORDY), (90, "Strikkeklub"), (90, WORDY), (40, WORDY * 2)],
 )
 async def test_poster_prints_on_one_a4_page(
-    browser: Any, client_for: Any, count: int, title: str
+    w: World, browser: Any, client_for: Any, count: int, title: str
 ) -> None:
-    client = await client_for(week(count, title))
-    year, number, _ = NEXT_MONDAY.isocalendar()
+    client = await client_for(week(w, count, title))
+    year, number, _ = w.NEXT_MONDAY.isocalendar()
     url = str(client.make_url(f"/poster?week={year}-W{number:02d}"))
     pages, text = await printed_pages(browser, url)
     assert pages == 1, f"{count} events of {len(title)} characters print on {pages} pages"

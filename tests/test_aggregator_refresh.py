@@ -15,6 +15,7 @@ from aggregator_support import (
     harness,
     notice,
 )
+from clock_support import utc_now
 
 from aggregator.config import Source
 from aggregator.state import backoff
@@ -123,9 +124,9 @@ async def test_tombstone_removes_and_is_kept_for_relaying(
     url = feed_server.set("/a.atom", feed("A", [keep, gone]))
     h = await make_harness(config_for(tmp_path, [Source(url)]))
     await h.refresher.refresh_all()
-    from klynge.model import Tombstone, utcnow
+    from klynge.model import Tombstone
 
-    feed_server.set("/a.atom", feed("A", [keep], [Tombstone(gone.id, utcnow())]))
+    feed_server.set("/a.atom", feed("A", [keep], [Tombstone(gone.id, utc_now())]))
     await h.refresher.refresh_all()
     merged = h.refresher.merged()
     assert [i.title for i in merged.items] == ["Bliver"]
@@ -190,10 +191,9 @@ async def test_store_file_holds_one_document_per_source(
 def test_a_source_failing_for_a_day_is_stale_and_says_why(tmp_path: Path) -> None:
     from aggregator.state import SourceState
     from aggregator.status import summary
-    from klynge.model import utcnow
 
     config = config_for(tmp_path, [])
-    now = utcnow()
+    now = utc_now()
     state = SourceState("http://a.example/feed.atom", failures=3, last_error="HTTP 503")
     state.last_success = now - timedelta(hours=23)
     assert state.health(now, config.limits.stale_after) == "failing"

@@ -13,13 +13,20 @@ import urllib.request
 from pathlib import Path
 
 import feedparser
+from clock_support import service_env
 
 KLYNGE = [sys.executable, "-m", "klynge.cli"]
 
 
 def _klynge(*args: str, stdin: str | None = None) -> str:
     done = subprocess.run(
-        [*KLYNGE, *args], input=stdin, capture_output=True, text=True, timeout=60, check=False
+        [*KLYNGE, *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env=service_env(),
     )
     assert done.returncode == 0, done.stderr
     return done.stdout
@@ -42,6 +49,7 @@ class Node:
                 [*KLYNGE, "node", "serve", str(data), "--port", str(self.port)],
                 stdout=out,
                 stderr=subprocess.STDOUT,
+                env=service_env(),
             )
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import socket
 import subprocess
 import sys
 import time
 import urllib.request
-from datetime import date
 from pathlib import Path
+
+from clock_support import local_today, service_env
 
 from klynge.demo_data import villages
 
@@ -69,7 +69,7 @@ def _alive(pid: int) -> bool:
 
 
 def _start(data: Path, base: int) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env = service_env(PYTHONUNBUFFERED="1")
     with (data / "demo-output.txt").open("ab") as log:
         return subprocess.Popen(
             [sys.executable, "-m", "klynge.cli", "demo", "--port", str(base), "--data", str(data)],
@@ -131,7 +131,7 @@ def _count_events(base: int) -> int:
 def test_demo_starts_fills_the_cluster_and_stops_cleanly(tmp_path: Path) -> None:
     base = _free_base()
     urls = [f"http://127.0.0.1:{base + i}" for i in range(4)]
-    demo = villages(date.today())
+    demo = villages(local_today())
     # One event title from each village: its first event (not cancelled).
     titles = [v.events[0]["title"] for v in demo]
 
@@ -175,7 +175,7 @@ def test_demo_on_a_taken_port_names_the_reason_and_the_real_log(tmp_path: Path) 
         )  # fmt: skip
     assert done.returncode == 1
     [line] = done.stderr.strip().splitlines()
-    slug = villages(date.today())[0].slug
+    slug = villages(local_today())[0].slug
     log = tmp_path / str(base) / "logs" / f"{slug}.log"
     assert log.is_file()
     assert line == (

@@ -26,6 +26,9 @@ import pytest
 import yaml
 from aiohttp import web
 from aiohttp.test_utils import TestServer
+from clock_support import utc_now
+
+from klynge.clock import ENV_NOW
 
 ROOT = Path(__file__).resolve().parent.parent
 DEPLOY = ROOT / "deploy"
@@ -689,7 +692,7 @@ def _free_port() -> int:
 def _serve_via_entrypoint(tmp_path: Path, env: dict[str, str], log: str) -> subprocess.Popen[bytes]:
     klynge_bin = Path(sys.executable).parent
     full = {"PATH": f"{klynge_bin}:/usr/bin:/bin", "KLYNGE_DATA": str(tmp_path / "data"),
-            "HOST": "127.0.0.1", **env}  # fmt: skip
+            "HOST": "127.0.0.1", ENV_NOW: utc_now().isoformat(), **env}  # fmt: skip
     with (tmp_path / log).open("ab") as out:
         return subprocess.Popen(
             ["/bin/sh", str(DEPLOY / "docker-entrypoint.sh")], env=full, stdout=out, stderr=out

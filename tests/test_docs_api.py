@@ -24,6 +24,7 @@ from urllib.parse import urlsplit
 import pytest
 from aiohttp import ClientResponse
 from aiohttp.test_utils import TestClient
+from clock_support import utc_now
 from node_support import NodeDir, auth, make_node
 
 from aggregator import outputs
@@ -411,6 +412,6 @@ def test_aggregator_examples_have_exactly_the_real_fields() -> None:
     sources_text = section(text, "### GET /api/sources")
     source = Source("https://osterby.example.dk/feed.atom", "Østerby")
     config = AggregatorConfig(Path("."), "Klyngen ved Åen", "https://klynge.example.dk")
-    row = source_row(source, SourceState(source.url), config, datetime.now(UTC))
+    row = source_row(source, SourceState(source.url), config, utc_now())
     assert set(first_json(sources_text)["sources"][0]) == set(row)
     assert set(row) <= set().union(*table_names(sources_text))

@@ -9,13 +9,16 @@ from pathlib import Path
 
 from aiohttp import web
 from aiohttp.test_utils import TestServer
+from clock_support import service_env
 
 DATA = Path(__file__).parent / "data"
 KLYNGE = [sys.executable, "-m", "klynge.cli", "feed"]
 
 
 def run(*args: str, stdin: bytes = b"") -> subprocess.CompletedProcess[bytes]:
-    return subprocess.run([*KLYNGE, *args], input=stdin, capture_output=True, timeout=60)
+    return subprocess.run(
+        [*KLYNGE, *args], input=stdin, capture_output=True, timeout=60, env=service_env()
+    )
 
 
 async def run_async(*args: str) -> tuple[int, str, str]:

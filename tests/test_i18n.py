@@ -7,10 +7,11 @@ import sys
 from pathlib import Path
 
 import pytest
+from clock_support import utc_now
 
 from klynge import i18n
 from klynge.errors import ValidationError
-from klynge.model import Event, utcnow
+from klynge.model import Event
 
 
 @pytest.mark.parametrize("package", i18n.existing_packages())
@@ -61,7 +62,7 @@ def test_translate_fills_params_and_falls_back_to_the_msgid() -> None:
 
 def test_model_validation_messages_translate() -> None:
     with pytest.raises(ValidationError) as caught:
-        Event(id="urn:x", title="", updated=utcnow(), start=utcnow(), timezone="Nowhere/X")
+        Event(id="urn:x", title="", updated=utc_now(), start=utc_now(), timezone="Nowhere/X")
     danish = i18n.translate_fields("da", caught.value.fields)
     assert danish == {
         "title": "Skriv en titel.",

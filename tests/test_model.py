@@ -6,9 +6,10 @@ from datetime import UTC, date, datetime
 from zoneinfo import ZoneInfo
 
 import pytest
+from clock_support import utc_now
 
 from klynge.errors import ValidationError
-from klynge.model import Event, Notice, Place, Tombstone, parse_when, utcnow
+from klynge.model import Event, Notice, Place, Tombstone, parse_when
 
 CPH = ZoneInfo("Europe/Copenhagen")
 NOW = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
@@ -120,7 +121,7 @@ def test_place_notice_and_tombstone_validation() -> None:
         "Hallen, Idrætsvej 2, 8883 Gjern"
     )
     with pytest.raises(ValidationError) as caught:
-        Notice(id="urn:x:1", title="Opslag", updated=utcnow(), expires=datetime(2026, 1, 1))
+        Notice(id="urn:x:1", title="Opslag", updated=utc_now(), expires=datetime(2026, 1, 1))
     assert "expires" in caught.value.fields
     with pytest.raises(ValidationError):
         Tombstone(id="urn:x:1", deleted=datetime(2026, 1, 1))

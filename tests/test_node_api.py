@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable, Coroutine
-from datetime import date, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +14,7 @@ import feedparser
 import icalendar
 import pytest
 from aiohttp.test_utils import TestClient
+from clock_support import local_today
 from lxml import etree
 from node_support import NodeDir, auth, feed_check, make_node
 
@@ -24,7 +25,7 @@ Client = TestClient[Any, Any]
 ClientFactory = Callable[..., Coroutine[Any, Any, Client]]
 ATOM = "{http://www.w3.org/2005/Atom}"
 TOMBSTONE = "{http://purl.org/atompub/tombstones/1.0}deleted-entry"
-SOON = date.today() + timedelta(days=7)
+SOON = local_today() + timedelta(days=7)
 
 
 @pytest.fixture

@@ -10,16 +10,17 @@ import socket
 import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import date, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import aiohttp
 import feedparser
 import pytest
+from clock_support import local_today, service_env
 from node_support import KLYNGE, NodeDir, auth, make_node
 
 pytestmark = pytest.mark.slow
-SOON = date.today() + timedelta(days=5)
+SOON = local_today() + timedelta(days=5)
 POSTS = 300
 KILL_AFTER = 120  # acknowledged posts before the kill; the rest are in flight or never sent
 
@@ -36,6 +37,7 @@ def serve(node_dir: NodeDir, port: int) -> Iterator[subprocess.Popen[bytes]]:
         [KLYNGE, "node", "serve", str(node_dir.path), "--port", str(port)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
+        env=service_env(),
     )
     try:
         yield proc

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator, Callable, Coroutine
-from datetime import date, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
+from clock_support import local_today
 from node_support import NodeDir, auth, make_node, ok
 
 from node.app import create_app
@@ -18,7 +19,7 @@ from node.keys import STORE
 
 Client = TestClient[Any, Any]
 ClientFactory = Callable[..., Coroutine[Any, Any, Client]]
-SOON = str(date.today() + timedelta(days=7))
+SOON = str(local_today() + timedelta(days=7))
 GOOD = {"title": "Loppemarked", "start": f"{SOON}T10:00", "end": f"{SOON}T14:00"}
 
 

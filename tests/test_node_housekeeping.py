@@ -9,43 +9,44 @@ from pathlib import Path
 
 import feedparser
 import icalendar
+from clock_support import hostile_dates, utc_now
 from node_support import NodeDir, make_node
 
-from klynge.model import Event, Notice, utcnow
+from klynge.model import Event, Notice
 from node.housekeeping import start_scheduler, tidy
 from node.publish import Publisher
 from node.store import Store
 
-NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 
-
-def event(uid: str, ended_days_ago: float) -> Event:
-    end = NOW - timedelta(days=ended_days_ago)
-    return Event(id=f"urn:uuid:{uid}", title=uid, updated=NOW - timedelta(days=90),
+def event(uid: str, ended_days_ago: float, now: datetime) -> Event:
+    end = now - timedelta(days=ended_days_ago)
+    return Event(id=f"urn:uuid:{uid}", title=uid, updated=now - timedelta(days=90),
                  start=end - timedelta(hours=2), end=end, organizer="IF")  # fmt: skip
 
 
-def notice(uid: str, expires: datetime | None) -> Notice:
-    return Notice(id=f"urn:uuid:{uid}", title=uid, updated=NOW - timedelta(days=1),
+def notice(uid: str, expires: datetime | None, now: datetime) -> Notice:
+    return Notice(id=f"urn:uuid:{uid}", title=uid, updated=now - timedelta(days=1),
                   expires=expires)  # fmt: skip
 
 
-async def seeded(node_dir: NodeDir) -> Store:
+async def seeded(node_dir: NodeDir, now: datetime) -> Store:
     store = Store.open(node_dir.config().db_path)
     await store.save_many([
-        event("e-old", 40), event("e-recent", 10), event("e-coming", -3), event("e-cal", 60),
-        notice("n-expired", NOW - timedelta(hours=1)), notice("n-soon", NOW + timedelta(hours=1)),
-        notice("n-forever", None),
+        event("e-old", 40, now), event("e-recent", 10, now), event("e-coming", -3, now),
+        event("e-cal", 60, now), notice("n-expired", now - timedelta(hours=1), now),
+        notice("n-soon", now + timedelta(hours=1), now), notice("n-forever", None, now),
     ])  # fmt: skip
     for uid, days in (("t-old", 40), ("t-new", 5)):
-        gone = notice(uid, None)
+        gone = notice(uid, None, now)
         await store.save_item(gone)
-        await store.delete_item(gone, when=NOW - timedelta(days=days))
+        await store.delete_item(gone, when=now - timedelta(days=days))
     return store
 
 
-async def test_feed_and_calendar_windows(tmp_path: Path) -> None:
-    store = await seeded(make_node(tmp_path))
+@hostile_dates
+async def test_feed_and_calendar_windows(tmp_path: Path, now: datetime) -> None:
+    NOW = now.astimezone(UTC)
+    store = await seeded(make_node(tmp_path), NOW)
     clock = [NOW]
     publisher = Publisher(make_node(tmp_path / "b").config(), store, clock=lambda: clock[0])
     feed = await publisher.feed()
@@ -66,9 +67,13 @@ async def test_feed_and_calendar_windows(tmp_path: Path) -> None:
     store.close()
 
 
-async def test_housekeeping_drops_expired_notices_and_old_tombstones(tmp_path: Path) -> None:
+@hostile_dates
+async def test_housekeeping_drops_expired_notices_and_old_tombstones(
+    tmp_path: Path, now: datetime
+) -> None:
+    NOW = now.astimezone(UTC)
     node_dir = make_node(tmp_path)
-    store = await seeded(node_dir)
+    store = await seeded(node_dir, NOW)
     assert await tidy(store, NOW) == 2
     assert {n.title for n in store.notices()} == {"n-soon", "n-forever"}
     assert {t.id for t in store.tombstones()} == {"urn:uuid:t-new"}
@@ -82,7 +87,10 @@ async def test_housekeeping_drops_expired_notices_and_old_tombstones(tmp_path: P
 
 async def test_scheduler_runs_the_job_at_start(tmp_path: Path) -> None:
     store = Store.open(make_node(tmp_path).config().db_path)
-    await store.save_many([notice("n-expired", utcnow() - timedelta(days=1)), notice("n", None)])
+    now = utc_now()
+    await store.save_many(
+        [notice("n-expired", now - timedelta(days=1), now), notice("n", None, now)]
+    )
     changes: list[int] = []
     store.listeners.append(lambda: changes.append(1))
     scheduler = start_scheduler(store, minutes=60)

@@ -11,13 +11,14 @@ import logging
 import re
 from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import replace
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import icalendar
 import pytest
 from aiohttp.test_utils import TestClient
+from clock_support import COPENHAGEN, hostile_dates, local_today
 from node_support import PASSWORD, NodeDir, auth, make_node
 
 from node.app import create_app
@@ -25,7 +26,15 @@ from node.keys import STORE
 
 Client = TestClient[Any, Any]
 ClientFactory = Callable[..., Coroutine[Any, Any, Client]]
-SOON = date.today() + timedelta(days=7)
+SOON = local_today() + timedelta(days=7)
+
+
+@pytest.fixture
+def tomorrow(now: datetime) -> date:
+    """Return tomorrow's date in Copenhagen, seen from the test's instant."""
+    return now.astimezone(COPENHAGEN).date() + timedelta(days=1)
+
+
 NO_PLACE = {"place": "", "place_name": "", "place_street": "", "place_postcode": "",
             "place_locality": ""}  # fmt: skip
 CSRF_RE = re.compile(r'name="csrf_token" value="([^"]+)"')
@@ -240,19 +249,22 @@ async def test_create_event_by_form_then_cancel_postpone_delete(client: Client) 
     assert f'ref="urn:uuid:{uid}"' in feed
 
 
-async def test_weekly_repeat_and_edit_form_roundtrip(client: Client) -> None:
+@hostile_dates
+async def test_weekly_repeat_and_edit_form_roundtrip(client: Client, tomorrow: date) -> None:
     assert await login(client, "bo") == 303
     token = await csrf(client, "/admin/events/new")
-    until = SOON + timedelta(weeks=6)
-    form = event_form(token, repeat_until=str(until), **NO_PLACE)
+    until = tomorrow + timedelta(weeks=6)
+    form = event_form(token, date=str(tomorrow), repeat_until=str(until), **NO_PLACE)
     assert (await publish(client, "/admin/events/new", form)).status == 303
     [event] = client.server.app[STORE].events()
     assert event.rrule.startswith("FREQ=WEEKLY;UNTIL=") and event.place is None
     uid = event.id.removeprefix("urn:uuid:")
     page = await (await client.get(f"/admin/events/{uid}/edit")).text()
-    assert f'value="{until}"' in page and f'value="{SOON}"' in page
+    assert f'value="{until}"' in page and f'value="{tomorrow}"' in page
     token = CSRF_RE.search(page).group(1)  # type: ignore[union-attr]
-    form = event_form(token, repeat_until=str(until), title="Gymnastik", **NO_PLACE)
+    form = event_form(
+        token, date=str(tomorrow), repeat_until=str(until), title="Gymnastik", **NO_PLACE
+    )
     form["status"] = "confirmed"
     response = await publish(client, f"/admin/events/{uid}/edit", form)
     assert response.status == 303
@@ -274,15 +286,19 @@ async def test_validation_error_rerenders_form_with_input(client: Client) -> Non
     assert client.server.app[STORE].items() == []
 
 
-async def test_notice_by_form_with_expiry(client: Client) -> None:
+@hostile_dates
+async def test_notice_by_form_with_expiry(client: Client, tomorrow: date) -> None:
     assert await login(client, "bo") == 303
     token = await csrf(client, "/admin/notices/new")
     form = {"csrf_token": token, "title": "Kat bortløbet", "body": "Grå og venlig.",
-            "expires": str(SOON), "category": "lost-found"}  # fmt: skip
+            "expires": str(tomorrow), "category": "lost-found"}  # fmt: skip
     response = await publish(client, "/admin/notices/new", form)
     assert response.status == 303
     [notice] = client.server.app[STORE].notices()
-    assert notice.expires is not None and notice.expires.date() == SOON + timedelta(days=1)
+    assert notice.expires is not None and notice.expires.astimezone(
+        COPENHAGEN
+    ).date() == tomorrow + timedelta(days=1)
+    assert notice.expires.astimezone(COPENHAGEN).hour == 0  # shown all of its last day
     page = await (await client.get("/")).text()
     assert "Kat bortløbet" in page
     uid = notice.id.removeprefix("urn:uuid:")
@@ -386,11 +402,12 @@ async def test_event_page_json_ld_and_ics(client: Client, node_dir: NodeDir) -> 
     assert (await client.get("/events/0b7e9f2e-1111-4222-8333-444455556666")).status == 404
 
 
+@hostile_dates
 async def test_village_page_lists_upcoming_and_subscribe_links(
-    client: Client, node_dir: NodeDir
+    client: Client, node_dir: NodeDir, tomorrow: date
 ) -> None:
     await client.post("/api/events", headers=auth(node_dir.token),
-                      json={"title": "Høstmarked", "start": f"{SOON}T10:00"})  # fmt: skip
+                      json={"title": "Høstmarked", "start": f"{tomorrow}T10:00"})  # fmt: skip
     page = await (await client.get("/")).text()
     assert "Høstmarked" in page
     assert "webcal://osterby.test/calendar.ics" in page

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 from babel.messages.pofile import read_po
+from clock_support import utc_now
 from lxml import html as lxml_html
 from node_support import PASSWORD, NodeDir, auth, make_node
 from test_node_pages import SOON, ClientFactory, csrf, event_form, hidden_fields, login
@@ -21,7 +22,7 @@ from test_node_pages import SOON, ClientFactory, csrf, event_form, hidden_fields
 from aggregator.merge import Content, apply_fetch, bind, merge_entries
 from klynge.feedreader import read_feed
 from klynge.i18n import date_long, package_msgids
-from klynge.model import Event, FeedSource, utcnow
+from klynge.model import Event, FeedSource
 from node.app import create_app
 from node.keys import STORE
 from node.undo import UNDO
@@ -234,7 +235,7 @@ async def aggregator_view(client: Client, before: Content) -> Content:
     feed = read_feed(await (await client.get("/feed.atom")).read())
     origin = FeedSource(id=feed.meta.id, title=feed.meta.title, self_url=feed.meta.self_url)
     items, tombs = bind(feed.items, feed.tombstones, origin=origin, trust_source=False)
-    return apply_fetch(before, items, tombs, origin=origin, now=utcnow())
+    return apply_fetch(before, items, tombs, origin=origin, now=utc_now())
 
 
 async def test_undo_restores_the_same_entry_and_drops_its_tombstone(
@@ -299,7 +300,7 @@ async def test_undo_only_for_the_association_and_only_for_ten_minutes(client: Cl
 
     token = await as_bo(client)
     shelf = client.server.app[UNDO]
-    shelf.clock = lambda: utcnow() + timedelta(minutes=11)
+    shelf.clock = lambda: utc_now() + timedelta(minutes=11)
     late = await client.post(f"/admin/events/{uid}/restore", data={"csrf_token": token})
     assert late.status == 404 and "for sent" in await late.text()
     assert client.server.app[STORE].events() == []

@@ -6,12 +6,13 @@ import asyncio
 import re
 from collections.abc import Callable, Coroutine
 from dataclasses import replace
-from datetime import date, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
+from clock_support import local_today
 from node_support import PASSWORD, NodeDir, auth, make_node
 
 from node.app import create_app
@@ -20,7 +21,7 @@ from node.keys import PINGER, STORE
 Client = TestClient[Any, Any]
 ClientFactory = Callable[..., Coroutine[Any, Any, Client]]
 ServerFactory = Callable[..., Coroutine[Any, Any, TestServer]]
-EVENT = {"title": "Koncert", "start": f"{date.today() + timedelta(days=3)}T19:00"}
+EVENT = {"title": "Koncert", "start": f"{local_today() + timedelta(days=3)}T19:00"}
 
 
 class FakeAggregator:

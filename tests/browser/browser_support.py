@@ -7,15 +7,15 @@ import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
+from clock_support import local_today
 
 from klynge.i18n import month_label
-from klynge.model import zone
 
 ROOT = Path(__file__).resolve().parents[2]
 AXE = ROOT / "node_modules" / "axe-core" / "axe.min.js"
@@ -30,7 +30,7 @@ BLOCKING_IMPACTS = {"serious", "critical"}
 
 def today() -> date:
     """Return today's date in the cluster's time zone."""
-    return datetime.now(zone(TIMEZONE)).date()
+    return local_today()
 
 
 def iso_week(day: date) -> str:
