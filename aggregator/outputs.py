@@ -39,6 +39,7 @@ from klynge.model import (
     Tombstone,
     as_utc,
     format_when,
+    zone,
 )
 from klynge.recurrence import Occurrence, expand
 
@@ -304,11 +305,8 @@ def window(
 ) -> tuple[datetime, datetime]:
     """Return the UTC window of the JSON API and views: `from` .. `to`, capped at 18 months."""
     earliest = now - HORIZON  # far-past dates would only cost work (and overflow at year 1)
-    lo = (
-        as_utc(max(start, earliest.date()), tz)
-        if start
-        else now.replace(hour=0, minute=0, second=0)
-    )
+    today = now.astimezone(zone(tz)).date()  # the cluster's day, not UTC's (00:30 on 1 January)
+    lo = as_utc(max(start, earliest.date()) if start else today, tz)
     hi = as_utc(min(end, (now + HORIZON).date()), tz) if end else lo + timedelta(days=31)
     return lo, max(lo, min(hi, now + HORIZON))
 

@@ -456,6 +456,22 @@ async def test_busy_poster_caps_each_day_and_says_how_many_more(w: World, client
 
 
 @hostile_dates
+async def test_api_events_default_window_is_the_clusters_today(w: World, client_for: Any) -> None:
+    yesterday, today = w.TODAY - timedelta(days=1), w.TODAY
+    late_start, early_start = at(yesterday, 23), at(today, 0)
+    late = make_event(
+        "Sen aftensang", yesterday, start=late_start, end=late_start + timedelta(minutes=30)
+    )
+    early = make_event("Natløb", today, start=early_start, end=early_start + timedelta(minutes=20))
+    client = await client_for([late, early])
+    body = await (await client.get("/api/events")).json()
+    assert datetime.fromisoformat(body["from"]) == at(today, 0)  # local midnight, DST or not
+    assert [e["title"] for e in body["events"]] == ["Natløb"]
+    dated = await (await client.get("/api/events", params={"from": str(yesterday)})).json()
+    assert [e["title"] for e in dated["events"]] == ["Sen aftensang", "Natløb"]
+
+
+@hostile_dates
 async def test_busy_pages_stay_under_100_kb(w: World, client_for: Any) -> None:
     # 400 events in four weeks: a busy cluster of fifteen villages.
     busy = [
