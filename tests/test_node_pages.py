@@ -403,6 +403,23 @@ async def test_event_page_json_ld_and_ics(client: Client, node_dir: NodeDir) -> 
 
 
 @hostile_dates
+async def test_village_page_puts_late_and_early_events_under_their_local_day(
+    client: Client, node_dir: NodeDir, tomorrow: date
+) -> None:
+    today = tomorrow - timedelta(days=1)
+    for title, start in (("Midnatsbad", f"{today}T23:45"), ("Morgenløb", f"{tomorrow}T00:15")):
+        response = await client.post("/api/events", headers=auth(node_dir.token),
+                                     json={"title": title, "start": start})  # fmt: skip
+        assert response.status == 201, await response.text()
+    page = await (await client.get("/")).text()
+    today_part = page[page.index(f'id="day-{today}"') : page.index(f'id="day-{tomorrow}"')]
+    assert "I dag," in today_part and "Midnatsbad" in today_part and ">23:45<" in today_part
+    tomorrow_part = page[page.index(f'id="day-{tomorrow}"') :]
+    assert "I morgen," in tomorrow_part and "Morgenløb" in tomorrow_part
+    assert "Midnatsbad" not in tomorrow_part
+
+
+@hostile_dates
 async def test_village_page_lists_upcoming_and_subscribe_links(
     client: Client, node_dir: NodeDir, tomorrow: date
 ) -> None:
