@@ -194,14 +194,17 @@ def _fields(parts: dict[str, str]) -> dict[str, Any]:
     return values
 
 
+_ATTRS = {
+    "BYMONTH": "by_month",
+    "BYWEEKNO": "by_week_no",
+    "BYYEARDAY": "by_year_day",
+    "BYMONTHDAY": "by_month_day",
+    "BYSETPOS": "by_set_pos",
+}
+
+
 def _attr(part: str) -> str:
-    return {
-        "BYMONTH": "by_month",
-        "BYWEEKNO": "by_week_no",
-        "BYYEARDAY": "by_year_day",
-        "BYMONTHDAY": "by_month_day",
-        "BYSETPOS": "by_set_pos",
-    }[part]
+    return _ATTRS[part]
 
 
 def _freq(value: str) -> Freq:
