@@ -14,6 +14,7 @@ from aggregator.keys import CONFIG, OUTPUTS, REFRESHER, SCHEDULER
 from aggregator.status import source_rows
 from klynge.errors import ValidationError
 from klynge.model import YEARS
+from klynge.render_guard import rendered
 
 
 def add_routes(app: web.Application) -> None:
@@ -83,7 +84,7 @@ async def api_events(request: web.Request) -> web.Response:
     body: dict[str, Any] = {
         "from": lo.isoformat(),
         "to": hi.isoformat(),
-        "events": [outputs.occurrence_json(o) for o in found],
+        "events": rendered(found, outputs.occurrence_json, "/api/events"),
     }
     return web.json_response(body, dumps=_dumps)
 
@@ -95,7 +96,8 @@ async def api_notices(request: web.Request) -> web.Response:
     notices = outputs.current_notices(
         await request.app[REFRESHER].current(), config.clock.now(), village, category
     )
-    return web.json_response({"notices": [outputs.notice_json(n) for n in notices]}, dumps=_dumps)
+    body = {"notices": rendered(notices, outputs.notice_json, "/api/notices")}
+    return web.json_response(body, dumps=_dumps)
 
 
 async def api_sources(request: web.Request) -> web.Response:

@@ -42,6 +42,8 @@ from klynge.model import (
     zone,
 )
 from klynge.recurrence import Occurrence, expand
+from klynge.render_guard import rendered
+from klynge.repeat_rule import parse_rrule, rule_text
 
 log = logging.getLogger("klynge.aggregator")
 CALENDAR_PAST = timedelta(days=90)  # design.md: keep about 90 days of past events in the ICS
@@ -180,7 +182,7 @@ def warm_up(config: AggregatorConfig) -> None:
         start=now + timedelta(days=1),
         end=now + timedelta(days=1, hours=2),
         description="<p>Warm-up</p>",
-        rrule="FREQ=WEEKLY;COUNT=2",
+        rrule=parse_rrule("FREQ=WEEKLY;COUNT=2"),
         place=Place(name="Hus", street="Vej 1", postcode="8000", locality="By"),
         link="https://warm-up.example/e",
         source=source,
@@ -273,9 +275,9 @@ def build_feed(config: AggregatorConfig, merged: Merged) -> Cached:
 def build_calendar(config: AggregatorConfig, merged: Merged, village: str, category: str) -> Cached:
     """Return the cluster's events (recent and coming) as one iCalendar file."""
     cutoff = config.clock.now() - CALENDAR_PAST
-    events = [
-        e for e in merged.events if e.series_end() >= cutoff and matches(e, village, category)
-    ]
+    chosen = [e for e in merged.events if matches(e, village, category)]
+    ends = rendered(chosen, lambda e: (e, e.series_end()), "the calendar")
+    events = [event for event, end in ends if end >= cutoff]
     name = config.name if not village else f"{config.name}: {village}"
     url = f"{config.url.rstrip('/')}/calendar.ics"
     body = ical.write_calendar(events, name=name, url=url, now=config.clock.now())
@@ -316,7 +318,7 @@ def occurrences(
 ) -> list[Occurrence]:
     """Return the occurrences of the merged events in a window, at most 500 per series."""
     events = [e for e in merged.events if matches(e, village, category)]
-    return expand(events, lo, hi, limit=SERIES_LIMIT)
+    return expand(events, lo, hi, limit=SERIES_LIMIT, output="the occurrences of a page")
 
 
 def place_json(place: Place | None) -> dict[str, Any] | None:
@@ -362,7 +364,7 @@ def occurrence_json(occurrence: Occurrence) -> dict[str, Any]:
         "all_day": event.all_day,
         "timezone": event.timezone,
         "status": event.status,
-        "rrule": event.rrule,
+        "rrule": rule_text(event.rrule),
         "description": event.description,
         "location": place_json(event.place),
     }

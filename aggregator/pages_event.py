@@ -29,6 +29,7 @@ from klynge import ical
 from klynge.errors import NotFound
 from klynge.i18n import N_
 from klynge.model import Event, Notice, Place, sanitise_html
+from klynge.repeat_rule import DayPart, RepeatRule
 from klynge.web import gettext
 
 OCCURRENCES_SHOWN = 12
@@ -80,35 +81,26 @@ def map_url(place: Place | None) -> str:
 # --- the recurrence rule in words ---------------------------------------------------------
 
 
-def _parts(rule: str) -> dict[str, str]:
-    pairs = (p.split("=", 1) for p in rule.upper().split(";") if "=" in p)
-    return {k.strip(): v.strip() for k, v in pairs}
-
-
 def _join(request: web.Request, names: list[str]) -> str:
     if len(names) < 2:
         return "".join(names)
     return gettext(request, "%(first)s and %(last)s", first=", ".join(names[:-1]), last=names[-1])
 
 
-def _weekdays(request: web.Request, byday: str, start: date) -> tuple[str, str]:
+def _weekdays(request: web.Request, by_day: tuple[DayPart, ...], start: date) -> tuple[str, str]:
     """Return (ordinal, weekday names) of a BYDAY value, e.g. ("first", "tuesday")."""
     lang = lang_of(request)
     names, ordinal = [], ""
-    for token in byday.split(",") if byday else [_DAYS[start.weekday()]]:
-        code, number = token[-2:], token[:-2].lstrip("+")
-        if code in _DAYS:
-            names.append(weekday_name(_DAYS.index(code), lang))
-        if number in _ORDINALS:
-            ordinal = gettext(request, _ORDINALS[number])
+    for number, code in by_day or [(0, _DAYS[start.weekday()])]:
+        names.append(weekday_name(_DAYS.index(code), lang))
+        if str(number) in _ORDINALS:
+            ordinal = gettext(request, _ORDINALS[str(number)])
     return ordinal, _join(request, names)
 
 
-def _rule_words(request: web.Request, parts: dict[str, str], start: date) -> str:
-    freq = parts.get("FREQ", "")
-    given = parts.get("INTERVAL", "1")
-    interval = max(1, int(given)) if given.isdigit() else 1
-    ordinal, days = _weekdays(request, parts.get("BYDAY", ""), start)
+def _rule_words(request: web.Request, rule: RepeatRule, start: date) -> str:
+    freq, interval = rule.freq, rule.interval
+    ordinal, days = _weekdays(request, rule.by_day, start)
     if freq == "DAILY":
         if interval == 1:
             return gettext(request, "every day")
@@ -120,7 +112,7 @@ def _rule_words(request: web.Request, parts: dict[str, str], start: date) -> str
             return gettext(request, "every other %(days)s", days=days)
         return gettext(request, "every %(n)s weeks on %(days)s", n=interval, days=days)
     if freq == "MONTHLY":
-        if ordinal and parts.get("BYDAY"):
+        if ordinal and rule.by_day:
             return gettext(request, "the %(nth)s %(day)s of every month", nth=ordinal, day=days)
         return gettext(request, "every month")
     if freq == "YEARLY":
@@ -130,11 +122,11 @@ def _rule_words(request: web.Request, parts: dict[str, str], start: date) -> str
 
 def recurrence_words(request: web.Request, event: Event) -> str:
     """Describe an event's repetition, e.g. "hver tirsdag indtil 26. januar"; "" if none."""
-    if not event.rrule:
+    if event.rrule is None:
         return ""
     tz = timezone_of(request)
     first = local_day(event.start, tz)
-    rule = _rule_words(request, _parts(event.rrule), first)
+    rule = _rule_words(request, event.rrule, first)
     try:
         last_end = event.series_end()
     except (ValueError, TypeError, OverflowError):

@@ -8,6 +8,7 @@ from datetime import date, datetime
 from typing import Any, TypeVar
 
 from klynge.model import DEFAULT_TIMEZONE, Event, FeedSource, Item, Notice, Place, Tombstone, zone
+from klynge.repeat_rule import optional_rule, rule_text
 
 _T = TypeVar("_T")
 
@@ -63,6 +64,8 @@ def item_record(item: Item) -> Record:
             value = _when_out(value)
         elif f.name == "source":
             value = source_record(value)
+        elif f.name == "rrule":
+            value = rule_text(value)
         elif f.name == "place":
             value = (
                 None if value is None else {k.name: getattr(value, k.name) for k in fields(value)}
@@ -99,6 +102,9 @@ def item_from(record: Record) -> Item:
         data[key] = value.astimezone(tz) if isinstance(value, datetime) else value
     if "place" in data:
         data["place"] = _trusted(Place, data["place"])
+    # The rule is parsed again (klynge.repeat_rule, microseconds): a record written by an
+    # older, looser version raises ValidationError here rather than reach the outputs.
+    data["rrule"] = optional_rule(data.get("rrule"))
     return _trusted(Event, data)
 
 

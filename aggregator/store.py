@@ -9,6 +9,7 @@ written. TinyDB is not thread-safe: the caller runs `load` and `save` on one thr
 from __future__ import annotations
 
 import json
+import logging
 import re
 from collections.abc import Iterable, Iterator
 from datetime import datetime
@@ -27,10 +28,12 @@ from aggregator.records import (
     tombstone_record,
 )
 from aggregator.state import SourceState
+from klynge.errors import ValidationError
 from klynge.model import Item
 from klynge.storage import META_TABLE, SCHEMA_VERSION, DurableStorage, Tables
 
 TABLE = "sources"
+log = logging.getLogger("klynge.aggregator")
 
 
 def state_record(state: SourceState) -> dict[str, Any]:
@@ -68,7 +71,13 @@ def state_from(doc: dict[str, Any]) -> SourceState:
     raw_entries = doc.get("entries", "[]")
     for raw in json.loads(raw_entries) if isinstance(raw_entries, str) else raw_entries:
         seen = datetime.fromisoformat(raw.pop("first_seen"))
-        item = item_from(raw)
+        try:
+            item = item_from(raw)
+        except ValidationError as e:
+            # Stored by an older, looser version: the source's next fetch brings it back if
+            # it is valid now; meanwhile it is not served.
+            log.error("entry %s left out of %s in the store: %s", raw.get("id"), doc["url"], e)
+            continue
         if item.source is None and origin is not None:
             # The item was just built here and is not shared yet: set its provenance in place
             # (dataclasses.replace would validate it again, ~0.3 ms an entry).

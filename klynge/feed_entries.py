@@ -27,6 +27,7 @@ from klynge.errors import ValidationError
 from klynge.feed_xml import Problem, exact_text, parse_instant
 from klynge.feedwriter import ATOM_NS, KLYNGE_NS
 from klynge.model import CATEGORIES, Event, FeedSource, Item, Notice, Place, parse_when, zone
+from klynge.repeat_rule import optional_rule
 
 _A = f"{{{ATOM_NS}}}"
 _TAG_LIKE = re.compile(r"<[A-Za-z/!?]")
@@ -267,7 +268,10 @@ def _event_fields(view: EntryView, ctx: Context, fields: dict[str, Any]) -> dict
             except ValueError as e:
                 errors[name] = str(e)
     fields["status"] = view.k("status").lower() or "confirmed"
-    fields["rrule"] = view.k("rrule")
+    try:  # parsed here, at the edge: an entry with a bad rule is refused in words
+        fields["rrule"] = optional_rule(view.k("rrule"))
+    except ValidationError as e:
+        errors.update(e.fields)
     fields["description"] = _html(view)
     place, place_errors = _place(view)
     fields["place"] = place

@@ -29,6 +29,8 @@ from klynge.model import (
     category_label,
     format_when,
 )
+from klynge.render_guard import each_entry
+from klynge.repeat_rule import rule_text
 
 ATOM_NS = "http://www.w3.org/2005/Atom"
 KLYNGE_NS = "https://purl.org/klynge/ns/1.0"
@@ -63,17 +65,29 @@ class FeedMeta:
 def write_feed(
     meta: FeedMeta, items: Iterable[Item], tombstones: Iterable[Tombstone] = ()
 ) -> bytes:
-    """Return a Klynge Atom feed (UTF-8 bytes) with the items in the given order."""
+    """Return a Klynge Atom feed (UTF-8 bytes) with the items in the given order.
+
+    An item that cannot be written is left out and logged (klynge.render_guard): its values
+    are all computed here, so writing the XML afterwards only copies strings.
+    """
     fg = _generator(meta)
     fg.register_extension("klynge", _FeedExtension, _EntryExtension, atom=True, rss=False)
     fg.klynge.tombstones = tuple(tombstones)
-    for item in items:
-        # feedgen prepends by default; append keeps the caller's order.
-        entry = fg.add_entry(order="append")
-        _fill_entry(entry, item)
-        entry.klynge.item = item
+    for _ in each_entry(items, lambda item: _add_entry(fg, item), "the feed"):
+        pass
     data: bytes = fg.atom_str(pretty=False, encoding="UTF-8", xml_declaration=True)
     return data
+
+
+def _add_entry(fg: Any, item: Item) -> None:
+    entry = fg.add_entry(order="append")  # feedgen prepends by default
+    try:
+        _fill_entry(entry, item)
+        entry.klynge.item = item
+        entry.klynge.values = klynge_values(item)
+    except Exception:
+        fg.remove_entry(entry)
+        raise
 
 
 def xml_text(value: str) -> str:
@@ -144,11 +158,12 @@ class _EntryExtension(BaseEntryExtension):  # type: ignore[misc]
 
     def __init__(self) -> None:
         self.item: Item | None = None
+        self.values: list[tuple[str, str]] = []
 
     def extend_atom(self, entry: Any) -> Any:
         if self.item is not None:
             _links(entry, self.item)
-            for name, value in klynge_values(self.item):
+            for name, value in self.values:
                 _sub(entry, KLYNGE_NS, name, value)
             _point(entry, self.item)
             if self.item.source is not None:
@@ -182,7 +197,7 @@ def _event_values(event: Event) -> list[tuple[str, str]]:
         ("end", format_when(event.end) if event.end is not None else ""),
         ("allday", "true" if event.all_day else ""),
         ("tzid", event.timezone),
-        ("rrule", event.rrule),
+        ("rrule", rule_text(event.rrule)),
         ("status", "" if event.status == "confirmed" else event.status),
         ("location", place.name),
         ("street", place.street),

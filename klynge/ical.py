@@ -13,12 +13,13 @@ from datetime import UTC, datetime, timedelta
 from html.parser import HTMLParser
 
 import icalendar
-from icalendar import Calendar, vDuration, vRecur
+from icalendar import Calendar, vDuration, vText
 from icalendar.prop import vInline
 
 from klynge.ical_read import CANCELLED_MARK, POSTPONED_MARK, category_term, read_calendar
 from klynge.ical_tz import vtimezone
 from klynge.model import DEFAULT_TIMEZONE, Event, Item, Place, as_utc, category_label, utcnow
+from klynge.render_guard import rendered
 
 __all__ = [
     "category_term",
@@ -30,7 +31,7 @@ __all__ = [
 ]
 
 PRODID = "-//Klynge//Klynge landsbykalender//DA"
-_PLAIN_RULE_RE = re.compile(r"^[A-Za-z0-9=;,+-]+$")
+_END = b"END:VCALENDAR\r\n"
 _ISTATUS = {"confirmed": "CONFIRMED", "cancelled": "CANCELLED", "postponed": "TENTATIVE"}
 
 
@@ -43,17 +44,27 @@ def write_calendar(
     refresh: timedelta = timedelta(hours=1),
     now: datetime | None = None,
 ) -> bytes:
-    """Return the events as one iCalendar file (notices are left out), byte-stable."""
+    """Return the events as one iCalendar file (notices are left out), byte-stable.
+
+    Each event is built and serialised on its own (klynge.render_guard): one that fails is
+    left out and logged, and the calendar is still served.
+    """
     only_events = (item for item in events if isinstance(item, Event))
     chosen = sorted(only_events, key=lambda e: (as_utc(e.start, e.timezone), e.id))
-    cal = _calendar_head(name, url, description, refresh, _main_zone(chosen))
-    vevents = [_vevent(event) for event in chosen]
+    head = bytes(_calendar_head(name, url, description, refresh, _main_zone(chosen)).to_ical())
+    vevents = rendered(chosen, _serialised_vevent, "the calendar")
     year = (now or utcnow()).year
-    for tzid in sorted({tzid for vevent in vevents for tzid in _tzids(vevent)}):
-        cal.add_component(vtimezone(tzid, year))
-    for vevent in vevents:
-        cal.add_component(vevent)
-    return bytes(cal.to_ical())
+    zones = [
+        bytes(vtimezone(tzid, year).to_ical())
+        for tzid in sorted({tzid for _, tzids in vevents for tzid in tzids})
+    ]
+    # What Calendar.to_ical() would write with these components added, one piece at a time.
+    return b"".join([head.removesuffix(_END), *zones, *(body for body, _ in vevents), _END])
+
+
+def _serialised_vevent(event: Event) -> tuple[bytes, set[str]]:
+    vevent = _vevent(event)
+    return bytes(vevent.to_ical()), _tzids(vevent)
 
 
 def event_calendar(event: Event, *, now: datetime | None = None) -> bytes:
@@ -69,12 +80,14 @@ def _calendar_head(
     cal.add("version", "2.0")
     cal.add("calscale", "GREGORIAN")
     cal.add("method", "PUBLISH")
-    cal.add("name", name)
-    cal.add("x-wr-calname", name)
+    # RFC 7986 NAME is TEXT; icalendar does not know it (nor the X- names) and would write a
+    # line break in the name raw, which it then refuses: give them as text to be escaped.
+    cal.add("name", vText(name))
+    cal.add("x-wr-calname", vText(name))
     cal.add("x-wr-timezone", tzid)
     if description:
         cal.add("description", description)
-        cal.add("x-wr-caldesc", description)
+        cal.add("x-wr-caldesc", vText(description))
     if url:
         cal.add("url", url, parameters={"VALUE": "URI"})
     cal.add("refresh-interval", refresh, parameters={"VALUE": "DURATION"})
@@ -99,18 +112,14 @@ def _vevent(event: Event) -> icalendar.Event:
     vevent.add("last-modified", event.updated.astimezone(UTC))
     vevent.add("summary", _marked_title(event))
     _add_times(vevent, event)
-    if event.rrule:
-        vevent.add("rrule", _rule_property(event.rrule))
+    if event.rrule is not None:
+        # The model's canonical RFC 5545 text, checked part by part (klynge.repeat_rule).
+        vevent.add("rrule", vInline(event.rrule.text))
     vevent.add("status", _ISTATUS[event.status])
     _add_place(vevent, event.place)
     _add_details(vevent, event)
     vevent.add("class", "PUBLIC")
     return vevent
-
-
-def _rule_property(rule: str) -> vInline | vRecur:
-    # Pass the model's (validated) rule through verbatim; anything unusual is re-serialised.
-    return vInline(rule) if _PLAIN_RULE_RE.match(rule) else vRecur.from_ical(rule)
 
 
 def _marked_title(event: Event) -> str:

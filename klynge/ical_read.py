@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import html
 import re
+from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from urllib.parse import quote
+from zoneinfo import ZoneInfo
 
 import icalendar
 from icalendar import Calendar
@@ -26,14 +29,15 @@ from klynge.model import (
     utcnow,
     zone,
 )
-from klynge.rrules import wall_rule, wall_starts
+from klynge.repeat_rule import RepeatRule, Until, parse_rrule
+from klynge.rrules import naive_start, series, wall_starts
 
 CANCELLED_MARK = "AFLYST: "  # titles are marked for calendars that hide STATUS
 POSTPONED_MARK = "UDSAT: "
 HORIZON = timedelta(days=548)  # unbounded rules from .ics sources end 18 months from now
 REBASE_AFTER = timedelta(days=365)  # older open-ended series start again at a recent occurrence
+REBASE_LIMIT = 100_000  # a daily series over the longest span that has twin years (klynge.rrules)
 _URI_RE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:\S+$")
-_UNTIL_RE = re.compile(r";?UNTIL=[^;]*", re.IGNORECASE)
 
 
 def read_calendar(
@@ -97,7 +101,7 @@ def _to_event(
     tzid, start, end = _read_times(component, default_tz)
     status, title = _read_status(component)
     rule = _read_rule(component)
-    if rule:
+    if rule is not None:
         rule, start, end, note = bound_rule(rule, start, end, tzid, now)
         if note:
             problems.append(f"{label}: {note}")
@@ -195,60 +199,58 @@ def _read_status(component: icalendar.Component) -> tuple[Any, str]:
     return "confirmed", title
 
 
-def _read_rule(component: icalendar.Component) -> str:
+def _read_rule(component: icalendar.Component) -> RepeatRule | None:
     prop = component.get("RRULE")
     if prop is None:
-        return ""
+        return None
     if isinstance(prop, list):
         prop = prop[0]  # the model keeps one rule; RFC 5545 advises against several
-    return str(prop.to_ical().decode("ascii"))
+    # icalendar re-serialises what it read: the text is ASCII or the rule is refused.
+    return parse_rrule(prop.to_ical().decode("ascii", "replace"))
 
 
 REBASE_CHECK = timedelta(days=5 * 366)  # a rule must show a second date this soon
 
 
 def bound_rule(
-    rule: str, start: When, end: When | None, tzid: str, now: datetime
-) -> tuple[str, When, When | None, str]:
+    rule: RepeatRule, start: When, end: When | None, tzid: str, now: datetime
+) -> tuple[RepeatRule, When, When | None, str]:
     """Return the rule bounded 18 months ahead, an old open-ended series moved to a recent start.
 
     The model accepts only bounded series of at most five years (design.md: rrule is bounded).
     """
-    upper = rule.upper()
-    if "COUNT=" in upper:
+    if rule.count is not None:
         return rule, start, end, ""
     horizon = now + HORIZON
-    until = _until_text(horizon, start)
     note = ""
-    if "UNTIL=" not in upper or _until_after(upper, horizon, start, tzid):
-        rule = _UNTIL_RE.sub("", rule).strip(";") + ";UNTIL=" + until
+    if rule.until is None or _until_after(rule.until, horizon, tzid):
+        rule = replace(rule, until=_until_value(horizon, start))
         note = f"the open-ended repeat rule was bounded at {horizon:%Y-%m-%d} (18 months)."
     if as_utc(start, tzid) < now - REBASE_AFTER:
         start, end = _rebase(rule, start, end, tzid, now - timedelta(days=90))
     return rule, start, end, note
 
 
-def _until_text(moment: datetime, start: When) -> str:
+def _until_value(moment: datetime, start: When) -> Until:
     if isinstance(start, datetime):
-        return moment.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
-    return moment.strftime("%Y%m%d")
+        return moment.astimezone(UTC).replace(microsecond=0)
+    return moment.date()
 
 
-def _until_after(upper: str, horizon: datetime, start: When, tzid: str) -> bool:
-    match = re.search(r"UNTIL=(\d{8})(T\d{6}Z?)?", upper)
-    if match is None:
-        return True
-    day = datetime.strptime(match.group(1), "%Y%m%d")
+def _until_after(until: Until, horizon: datetime, tzid: str) -> bool:
+    day = datetime(until.year, until.month, until.day)
     return localize(day, zone(tzid)) > horizon
 
 
 def _rebase(
-    rule: str, start: When, end: When | None, tzid: str, since: datetime
+    rule: RepeatRule, start: When, end: When | None, tzid: str, since: datetime
 ) -> tuple[When, When | None]:
     tz = zone(tzid)
     if len(wall_starts(rule, start, tz, REBASE_CHECK, 2)) < 2:
         return start, end  # no date after DTSTART within years: the model refuses it
-    following = wall_rule(rule, start, tz).after(since.astimezone(tz).replace(tzinfo=None), True)
+    wanted = since.astimezone(tz).replace(tzinfo=None)
+    span = wanted - naive_start(start) + REBASE_CHECK
+    following = next((m for m in _starts(rule, start, tz, span) if m >= wanted), None)
     if following is None:
         return start, end
     if not isinstance(start, datetime):
@@ -258,6 +260,14 @@ def _rebase(
     if end is None:
         return new_start, None
     return new_start, (new_start.astimezone(UTC) + (as_utc(end) - as_utc(start))).astimezone(tz)
+
+
+def _starts(rule: RepeatRule, start: When, tz: ZoneInfo, span: timedelta) -> Iterator[datetime]:
+    """Yield the series' starts over a long span, or none when no twin years cover it."""
+    try:
+        yield from series(rule, start, tz, span=span, limit=REBASE_LIMIT)
+    except ValueError:
+        return
 
 
 def _read_organizer(component: icalendar.Component) -> tuple[str, str]:

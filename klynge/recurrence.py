@@ -9,13 +9,15 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from klynge.model import Event, When, as_utc, localize, zone
-from klynge.rrules import wall_rule
+from klynge.model import MAX_RRULE_SPAN, Event, When, as_utc, localize, zone
+from klynge.render_guard import each_entry
+from klynge.rrules import series
 
 DEFAULT_LIMIT = 500
+SERIES_SPAN = MAX_RRULE_SPAN + timedelta(days=1)  # the model refuses longer series
 
 
 @dataclass(frozen=True)
@@ -49,12 +51,18 @@ def expand(
     window_end: datetime,
     *,
     limit: int = DEFAULT_LIMIT,
+    output: str = "the occurrences",
 ) -> list[Occurrence]:
-    """Return the occurrences of `events` in the window, sorted by start (dates as midnight)."""
+    """Return the occurrences of `events` in the window, sorted by start (dates as midnight).
+
+    An event whose occurrences cannot be found is left out and logged (klynge.render_guard).
+    """
     found = [
         occurrence
-        for event in events
-        for occurrence in occurrences(event, window_start, window_end, limit=limit)
+        for series_found in each_entry(
+            events, lambda e: occurrences(e, window_start, window_end, limit=limit), output
+        )
+        for occurrence in series_found
     ]
     return sorted(found, key=_sort_key)
 
@@ -70,16 +78,17 @@ def _overlaps(start: datetime, end: datetime, lo: datetime, hi: datetime) -> boo
 
 
 def _all_occurrences(event: Event, tz: ZoneInfo) -> Iterator[Occurrence]:
-    if not event.rrule:
+    if event.rrule is None:
         yield Occurrence(event, event.start, event.effective_end)
         return
+    starts = series(event.rrule, event.start, tz, span=SERIES_SPAN, limit=DEFAULT_LIMIT * 4)
     if event.all_day:
         days = event.effective_end - event.start
-        for naive in wall_rule(event.rrule, event.start, tz):
+        for naive in starts:
             yield Occurrence(event, naive.date(), naive.date() + days)
         return
     # RFC 5545 §3.8.5.3: a DTEND-given duration is exact, so the end follows in elapsed time.
     elapsed = as_utc(event.effective_end) - as_utc(event.start)
-    for naive in wall_rule(event.rrule, event.start, tz):
+    for naive in starts:
         start = localize(naive, tz)
         yield Occurrence(event, start, (start.astimezone(UTC) + elapsed).astimezone(tz))

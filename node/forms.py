@@ -18,7 +18,6 @@ _SIMPLE_HTML_RE = re.compile(r"^<p>.*</p>$", re.S)
 _OTHER_TAG_RE = re.compile(r"<(?!/?p>|br>)")
 # Something that starts a tag or comment; a bare "<" ("børn < 12 år") is text.
 _TAG_RE = re.compile(r"<(?:/?[a-zA-Z]|!--)")
-_WEEKLY_RE = re.compile(r"^FREQ=WEEKLY;UNTIL=(\d{8})(T\d{6}Z?)?$")
 EVENT_FIELDS = (
     "title", "date", "start_time", "end_date", "end_time", "all_day", "place", "place_name",
     "place_street", "place_postcode", "place_locality", "place_lat", "place_lon", "category",
@@ -167,15 +166,15 @@ def _fill_place(form: dict[str, str], place: Place | None, saved: Iterable[Place
 
 
 def _fill_repeat(form: dict[str, str], event: Event) -> None:
-    match = _WEEKLY_RE.match(event.rrule)
-    if match is None:
-        form["rrule"] = event.rrule  # kept as is; the form shows it read-only
+    if event.rrule is None:
         return
-    stamp = match.group(1)
-    last = date(int(stamp[:4]), int(stamp[4:6]), int(stamp[6:]))
-    if match.group(2) and match.group(2).endswith("Z"):
-        moment = datetime.strptime(stamp + match.group(2), "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
-        last = moment.astimezone(zone(event.timezone)).date()
+    until = event.rrule.weekly_until()
+    if until is None:
+        form["rrule"] = event.rrule.text  # kept as is; the form shows it read-only
+        return
+    last = until.date() if isinstance(until, datetime) else until
+    if isinstance(until, datetime) and until.tzinfo is not None:
+        last = until.astimezone(zone(event.timezone)).date()
     form["repeat_until"] = last.isoformat()
 
 

@@ -20,6 +20,7 @@ from aiohttp import web
 from klynge.feedwriter import FeedMeta, write_feed
 from klynge.ical import write_calendar
 from klynge.model import Event, Item, Notice, Tombstone
+from klynge.render_guard import rendered
 from node.config import NodeConfig
 from node.serialize import short_id
 from node.store import Store
@@ -61,15 +62,18 @@ def feed_window(store: Store, now: datetime) -> tuple[list[Item], list[Tombstone
     """Select what the feed holds now, and when that selection next changes by itself."""
     items: list[Item] = []
     until = NEVER
-    for item in store.items():
-        # A notice leaves when it expires; an event 30 days after its last occurrence ends.
-        leaves = _leaves_feed(item) + (FEED_WINDOW if isinstance(item, Event) else timedelta())
+    for item, leaves in rendered(store.items(), _with_leaving, "the feed"):
         if leaves > now:
             items.append(item)
             until = min(until, leaves)
     tombs = [t for t in store.tombstones() if t.deleted + FEED_WINDOW > now]
     until = min([until, *(t.deleted + FEED_WINDOW for t in tombs)])
     return items, tombs, until
+
+
+def _with_leaving(item: Item) -> tuple[Item, datetime]:
+    # A notice leaves when it expires; an event 30 days after its last occurrence ends.
+    return item, _leaves_feed(item) + (FEED_WINDOW if isinstance(item, Event) else timedelta())
 
 
 def _leaves_feed(item: Item) -> datetime:
@@ -81,9 +85,10 @@ def _leaves_feed(item: Item) -> datetime:
 def calendar_window(store: Store, now: datetime) -> tuple[list[Event], datetime]:
     """Select the events the calendar holds now, and when that next changes by itself."""
     cutoff = now - CALENDAR_WINDOW
-    events = [e for e in store.events() if e.series_end() >= cutoff]
-    until = min((e.series_end() + CALENDAR_WINDOW for e in events), default=NEVER)
-    return events, until
+    ends = rendered(store.events(), lambda e: (e, e.series_end()), "the calendar")
+    kept = [(event, end) for event, end in ends if end >= cutoff]
+    until = min((end + CALENDAR_WINDOW for _, end in kept), default=NEVER)
+    return [event for event, _ in kept], until
 
 
 class Publisher:
@@ -140,8 +145,11 @@ class Publisher:
         items, tombs, until = feed_window(self.store, now)
         items.sort(key=lambda i: (i.updated, i.id), reverse=True)
         modified = self._modified("feed", now)
-        body = write_feed(self._meta(modified), [linked(self.config, i) for i in items], tombs)
+        body = write_feed(self._meta(modified), self._linked(items, "the feed"), tombs)
         return _published(body, modified, until, version)
+
+    def _linked(self, items: list[Item], output: str) -> list[Item]:
+        return rendered(items, lambda item: linked(self.config, item), output)
 
     def _meta(self, modified: datetime) -> FeedMeta:
         return FeedMeta(
@@ -157,7 +165,7 @@ class Publisher:
     def _build_calendar(self, now: datetime, version: int) -> Published:
         events, until = calendar_window(self.store, now)
         body = write_calendar(
-            [linked(self.config, e) for e in events],
+            rendered(events, lambda e: linked(self.config, e), "the calendar"),
             name=self.config.name,
             url=f"{self.config.public_url}/calendar.ics",
             now=now,

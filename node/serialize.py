@@ -20,6 +20,7 @@ from klynge.model import (
     parse_when,
     zone,
 )
+from klynge.repeat_rule import RepeatRule, optional_rule, rule_text
 
 UUID_PREFIX = "urn:uuid:"
 PLACE_KEYS = ("name", "street", "postcode", "locality", "lat", "lon")
@@ -102,7 +103,7 @@ def _event_doc(event: Event) -> dict[str, Any]:
         "timezone": event.timezone,
         "description": event.description,
         "status": event.status,
-        "rrule": event.rrule,
+        "rrule": rule_text(event.rrule),
         "place": None if event.place is None else asdict(event.place),
     }
 
@@ -197,7 +198,7 @@ def item_to_input(item: Item) -> dict[str, Any]:
         "description": item.description,
         "category": item.category,
         "status": item.status,
-        "rrule": item.rrule or None,
+        "rrule": rule_text(item.rrule) or None,
         "url": item.url or None,
     }
 
@@ -252,6 +253,7 @@ def build_event(
     start = _parse_time(values, "start", tz, all_day, errors, required=True)
     end = _parse_time(values, "end", tz, all_day, errors, required=False)
     place = _parse_location(values.get("location"), places, errors)
+    rule = _parse_rule(values.get("rrule"), errors)
     _check_scripts(values, "description", errors)
     if errors:
         raise ValidationError(errors)
@@ -263,9 +265,18 @@ def build_event(
         timezone=tz,
         description=values.get("description") or "",
         status=values.get("status") or "confirmed",
-        rrule=values.get("rrule") or "",
+        rrule=rule,
         place=place,
     )
+
+
+def _parse_rule(text: Any, errors: dict[str, str]) -> RepeatRule | None:
+    """Parse the repeat rule at the edge (klynge.repeat_rule); its message goes in `errors`."""
+    try:
+        return optional_rule(text) if isinstance(text, str) else None
+    except ValidationError as e:
+        errors.update(e.fields)
+        return None
 
 
 def build_notice(values: Mapping[str, Any], stamp: Stamp, *, default_tz: str) -> Notice:

@@ -15,6 +15,7 @@ from markupsafe import Markup
 from klynge.ical import event_calendar, html_to_text
 from klynge.model import Event, Notice, Place, zone
 from klynge.recurrence import Occurrence, expand
+from klynge.render_guard import rendered
 from klynge.web import render
 from node.forms import last_day_shown
 from node.keys import CONFIG, PUBLISHER, STORE, now
@@ -63,7 +64,10 @@ def _event(request: web.Request) -> Event:
     item = request.app[STORE].get(request.match_info["uuid"].lower(), "event")
     if not isinstance(item, Event):
         raise web.HTTPNotFound()
-    return linked(request.app[CONFIG], item)
+    # An event that cannot be shown is left out of its own page too (klynge.render_guard).
+    for shown in rendered([item], lambda e: linked(request.app[CONFIG], e), "its own page"):
+        return shown
+    raise web.HTTPNotFound()
 
 
 async def event_ics(request: web.Request) -> web.Response:
@@ -113,8 +117,13 @@ def event_context(event: Event) -> dict[str, Any]:
         "event": event,
         "span": span(event.start, event.end, event.all_day),
         "map_url": map_url(event.place),
-        "weekly": event.rrule.startswith("FREQ=WEEKLY"),
+        "weekly": _every_week(event),
     }
+
+
+def _every_week(event: Event) -> bool:
+    rule = event.rrule
+    return rule is not None and (rule.freq, rule.interval) == ("WEEKLY", 1)
 
 
 async def event_page(request: web.Request) -> web.Response:
@@ -149,7 +158,13 @@ async def village_page(request: web.Request) -> web.Response:
     config = request.app[CONFIG]
     store = request.app[STORE]
     moment = now(request)
-    occurrences = expand(store.events(), moment, moment + timedelta(days=UPCOMING_DAYS), limit=200)
+    occurrences = expand(
+        store.events(),
+        moment,
+        moment + timedelta(days=UPCOMING_DAYS),
+        limit=200,
+        output="the village page",
+    )
     notices = [n for n in store.notices() if n.expires is None or n.expires > moment]
     notices.sort(key=lambda n: n.updated, reverse=True)
     today = moment.astimezone(zone(config.timezone)).date()

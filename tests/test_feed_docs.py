@@ -193,7 +193,10 @@ CHECKS: dict[str, tuple[str, Callable[[], bool]]] = {
         lambda: [event(village(), n).all_day for n in range(3)] == [False, True, False],
     ),
     "tzid": ("village.atom", lambda: event(village()).timezone == "Europe/Copenhagen"),
-    "rrule": ("village.atom", lambda: event(village(), 2).rrule == "FREQ=WEEKLY;BYDAY=TU;COUNT=20"),
+    "rrule": (
+        "village.atom",
+        lambda: str(event(village(), 2).rrule) == "FREQ=WEEKLY;BYDAY=TU;COUNT=20",
+    ),
     "status": (
         "village.atom",
         lambda: (

@@ -257,7 +257,7 @@ async def test_weekly_repeat_and_edit_form_roundtrip(client: Client, tomorrow: d
     form = event_form(token, date=str(tomorrow), repeat_until=str(until), **NO_PLACE)
     assert (await publish(client, "/admin/events/new", form)).status == 303
     [event] = client.server.app[STORE].events()
-    assert event.rrule.startswith("FREQ=WEEKLY;UNTIL=") and event.place is None
+    assert str(event.rrule).startswith("FREQ=WEEKLY;UNTIL=") and event.place is None
     uid = event.id.removeprefix("urn:uuid:")
     page = await (await client.get(f"/admin/events/{uid}/edit")).text()
     assert f'value="{until}"' in page and f'value="{tomorrow}"' in page
