@@ -56,14 +56,13 @@ class Limits:
     parse_timeout: float = 15.0  # seconds one source's body may take to parse and validate
     parse_memory_mb: int = 512  # address space of the process that parses (RLIMIT_AS)
     max_entries: int = 5000  # entries (and tombstones) read from one source's body
-    max_per_day: int = 200  # occurrences a page lists for one day, the rest as "+ N more"
 
     def __post_init__(self) -> None:
         numbers = (self.connect_timeout, self.total_timeout, self.ping_interval, self.jitter)
         if min(numbers) < 0 or self.max_compressed <= 0 or self.max_decompressed <= 0:
             raise ConfigError("limits must be positive numbers")
-        if self.parse_timeout <= 0 or self.max_entries < 1 or self.max_per_day < 1:
-            raise ConfigError("limits.parse_timeout, max_entries and max_per_day must be positive")
+        if self.parse_timeout <= 0 or self.max_entries < 1:
+            raise ConfigError("limits.parse_timeout and limits.max_entries must be positive")
         if self.parse_memory_mb < 128:
             raise ConfigError("limits.parse_memory_mb must be at least 128")
         if not 0 <= self.max_redirects <= 10:
@@ -186,7 +185,6 @@ _INT_LIMITS = (
     "max_redirects",
     "parse_memory_mb",
     "max_entries",
-    "max_per_day",
 )
 
 

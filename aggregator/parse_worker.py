@@ -79,6 +79,12 @@ class ParseWorker:
         self._closed = False
         self.started = 0  # children started so far (a restart after an overrun counts)
 
+    async def start(self) -> None:
+        """Start the child now (else the first job does): the first start forks a forkserver,
+        which costs the parent's GIL for a moment, better before the app serves."""
+        async with self._lock:
+            await asyncio.get_running_loop().run_in_executor(self._io, self._ensure_child)
+
     async def run(self, job: Callable[..., T], *args: Any) -> T:
         """Run `job(*args)` in the child; raise ParseOverrun, or what the job raised."""
         async with self._lock:

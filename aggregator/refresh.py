@@ -16,7 +16,7 @@ import logging
 from collections.abc import Callable, Iterable
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
 
@@ -29,7 +29,8 @@ from aggregator.state import SourceState, backoff
 from aggregator.store import Store, state_record
 from klynge import feedreader, ical
 from klynge.errors import FeedError
-from klynge.model import FeedSource, Item, Tombstone
+from klynge.model import Event, FeedSource, Item, Tombstone, as_utc
+from klynge.recurrence import occurrences
 
 log = logging.getLogger("klynge.aggregator")
 
@@ -390,7 +391,8 @@ def parse_body(
             body, default_timezone=timezone, now=now, max_events=max_entries
         )
         limited = next((w for w in words if w.startswith("The calendar has ")), "")
-        return Parsed(tuple(events), (), None, tuple(words), limited)
+        kept, dropped = _expandable(events)
+        return Parsed(kept, (), None, (*words, *dropped), limited)
     feed = feedreader.read_feed(
         body, url=source.url, default_timezone=timezone, max_entries=max_entries
     )
@@ -408,7 +410,39 @@ def parse_body(
     )
     cut = [p for p in feed.problems if p.field == "entries" and not p.entry_id]
     problems = tuple(_problem_words(p) for p in feed.problems if p not in cut)
-    return Parsed(feed.items, feed.tombstones, meta, problems, cut[0].message if cut else "")
+    items, dropped = _expandable(feed.items)
+    limited = cut[0].message if cut else ""
+    return Parsed(items, feed.tombstones, meta, (*problems, *dropped), limited)
+
+
+def _expandable(items: Iterable[Item]) -> tuple[tuple[Item, ...], list[str]]:
+    """Drop the events whose repeat rule the outputs could not expand or write, saying why.
+
+    Run in the parse worker, so a rule that costs too much costs this one fetch; what passes
+    here can be expanded by every page and written into every output.
+    """
+    kept: list[Item] = []
+    dropped: list[str] = []
+    for item in items:
+        words = _rule_trouble(item)
+        if words:
+            dropped.append(f"entry {item.id} (rrule): {words}")
+        else:
+            kept.append(item)
+    return tuple(kept), dropped
+
+
+def _rule_trouble(item: Item) -> str:
+    if not isinstance(item, Event) or not item.rrule:
+        return ""
+    if any(ord(c) < 32 or ord(c) == 127 for c in item.rrule):
+        return "the repeat rule contains a line break or control character, so it was ignored"
+    first = as_utc(item.start, item.timezone)
+    try:
+        occurrences(item, first, first + timedelta(days=1), limit=1)
+    except (ValueError, TypeError, OverflowError) as e:
+        return f"the repeat rule cannot be expanded ({e}), so it was ignored"
+    return ""
 
 
 def _problem_words(problem: Any) -> str:

@@ -42,7 +42,16 @@ from klynge.feed_entries import (
     strict_text,
     text_construct,
 )
-from klynge.feed_xml import Outline, Problem, XmlEntry, exact_text, not_a_feed, parse_instant, scan
+from klynge.feed_xml import (
+    Outline,
+    Problem,
+    XmlEntry,
+    cut_entries,
+    exact_text,
+    not_a_feed,
+    parse_instant,
+    scan,
+)
 from klynge.feedwriter import ATOM_NS, KLYNGE_NS, TOMBSTONE_NS, FeedMeta
 from klynge.model import DEFAULT_TIMEZONE, Item, Tombstone
 
@@ -90,11 +99,15 @@ def read_feed(
 
     `strict=False` reads every feed with feedparser (for tests comparing the two readers).
     `max_entries` reads only the first entries (and tombstones) of a longer feed, in document
-    order, with a warning naming the count: validating an entry costs far more than parsing it.
+    order, with a warning (`too_many_entries`): the rest of the document is not even parsed.
     """
-    outline = scan(data)
-    if outline is not None and max_entries is not None:
-        _cut(outline, max_entries)
+    cut = cut_entries(data, max_entries) if max_entries is not None else None
+    outline = scan(cut) if cut is not None else None
+    if outline is not None and cut is not None and max_entries is not None:
+        data = cut
+        outline.problems.insert(0, too_many_entries(max_entries))
+    else:
+        outline = scan(data)
     if strict and outline is not None:
         try:
             return read_strict(data, outline, url=url, default_timezone=default_timezone)
@@ -105,21 +118,10 @@ def read_feed(
     )
 
 
-def too_many_entries(count: int, limit: int) -> Problem:
+def too_many_entries(limit: int) -> Problem:
     """Return the warning for a feed with more than `limit` entries."""
-    message = (
-        f"The feed has {count} entries, more than the limit of {limit}; "
-        f"only the first {limit} were read."
-    )
+    message = f"The feed has more than {limit} entries; only the first {limit} were read."
     return Problem("", "entries", message, "warning")
-
-
-def _cut(outline: Outline, limit: int) -> None:
-    count = max(len(outline.entries), len(outline.tombstones))
-    if count > limit:
-        outline.problems.insert(0, too_many_entries(count, limit))
-        del outline.entries[limit:]
-        del outline.tombstones[limit:]
 
 
 def read_with_feedparser(
@@ -144,8 +146,8 @@ def read_with_feedparser(
     xml_entries = outline.entries if outline is not None else []
     entries = parsed.entries
     if max_entries is not None and len(entries) > max_entries:
-        if outline is None:  # else the XML pass has said so already
-            problems.insert(0, too_many_entries(len(entries), max_entries))
+        if outline is None:  # else the cut has said so already
+            problems.insert(0, too_many_entries(max_entries))
         entries = entries[:max_entries]
     items = _items(entries, keys, ctx, xml_entries, problems)
     tombstones = outline.tombstones if outline is not None else []
