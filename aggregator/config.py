@@ -178,8 +178,8 @@ def _source(raw: Mapping[str, Any]) -> Source:
     return Source(url=_str(raw, "url"), name=_str(raw, "name"), kind=cast(Kind, kind))
 
 
-_FLOAT_LIMITS = ("connect_timeout", "total_timeout", "ping_interval", "jitter", "parse_timeout")
-_INT_LIMITS = (
+_FLOAT_LIMIT_KEYS = ("connect_timeout", "total_timeout", "ping_interval", "jitter", "parse_timeout")
+_INT_LIMIT_KEYS = (
     "max_compressed",
     "max_decompressed",
     "max_redirects",
@@ -193,9 +193,9 @@ def _limits(raw: Any) -> Limits:
         raise ConfigError("limits must be a table ([limits])")
     defaults = Limits()
     values: dict[str, Any] = {}
-    for key in _FLOAT_LIMITS:
+    for key in _FLOAT_LIMIT_KEYS:
         values[key] = _number(raw, key, getattr(defaults, key)) if key in raw else None
-    for key in _INT_LIMITS:
+    for key in _INT_LIMIT_KEYS:
         values[key] = int(_number(raw, key, 1)) if key in raw else None
     if "max_backoff_hours" in raw:
         values["max_backoff"] = timedelta(hours=_number(raw, "max_backoff_hours", 6))
@@ -215,9 +215,9 @@ def to_toml(config: AggregatorConfig) -> str:
     ]
     lim = config.limits
     lines += ["", "[limits]"]
-    for key in _FLOAT_LIMITS:
+    for key in _FLOAT_LIMIT_KEYS:
         lines.append(f"{key} = {getattr(lim, key):g}")
-    for key in _INT_LIMITS:
+    for key in _INT_LIMIT_KEYS:
         lines.append(f"{key} = {getattr(lim, key)}")
     lines.append(f"max_backoff_hours = {lim.max_backoff.total_seconds() / 3600:g}")
     lines.append(f"stale_after_hours = {lim.stale_after.total_seconds() / 3600:g}")

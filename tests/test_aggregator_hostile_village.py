@@ -9,6 +9,7 @@ answers within 1 s, and /status names each hostile source's problem in words.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import gzip
 import signal
 import socket
@@ -21,6 +22,7 @@ from subprocess import DEVNULL
 from typing import Any
 
 import aggregator_support as support
+import pytest
 from aggregator_support import (
     FeedServer,
     Route,
@@ -222,3 +224,45 @@ async def _answers(url: str) -> bool:
             return resp.status == 200
     except ClientError:
         return False
+
+
+@pytest.mark.parametrize("a_first", [True, False], ids=["A first", "B first"])
+async def test_a_copied_atom_id_never_replaces_the_first_village(
+    a_first: bool, feed_server: FeedServer, tmp_path: Path, aiohttp_client: Any
+) -> None:
+    real = event("Juletræstænding")
+    copy = dataclasses.replace(real, title="Aflyst! Kom til Ond", updated=utc_now())
+    a = feed_server.set("/a.atom", feed("Østerby", [real]))
+    # B copies A's entry id and even A's feed id.
+    b = feed_server.set("/b.atom", feed("Østerby", [copy]))
+    config = config_for(tmp_path, [Source(a, "Østerby"), Source(b, "Ond")])
+    client = await start_aggregator(aiohttp_client, config)
+    refresher = refresher_of(client)
+    for source in config.sources if a_first else reversed(config.sources):
+        assert (await refresher.refresh_source(source)).ok
+    events = (await (await client.get("/api/events")).json())["events"]
+    by_title = {e["title"]: e for e in events}
+    assert set(by_title) == {"Juletræstænding", "Aflyst! Kom til Ond"}
+    assert by_title["Juletræstænding"]["source"]["self_url"] == a
+    assert by_title["Aflyst! Kom til Ond"]["source"]["self_url"] == b
+    page = await (await client.get(f"/events/{by_title['Juletræstænding']['id'][9:]}")).text()
+    assert "Juletræstænding" in page and "Aflyst" not in page
+
+
+async def test_a_cluster_of_clusters_dedups_only_through_an_aggregator_source(
+    feed_server: FeedServer, tmp_path: Path, aiohttp_client: Any
+) -> None:
+    real = event("Loppemarked")
+    a = feed_server.set("/a.atom", feed("Østerby", [real]))
+    (tmp_path / "cluster").mkdir()
+    cluster = await start_aggregator(
+        aiohttp_client, config_for(tmp_path / "cluster", [Source(a, "Østerby")])
+    )
+    await refresher_of(cluster).refresh_all()
+    merged = feed_server.set("/cluster.atom", await (await cluster.get("/feed.atom")).read())
+    (tmp_path / "region").mkdir()
+    sources = [Source(merged, "Klynge Syd", "aggregator"), Source(a, "Østerby")]
+    region = await start_aggregator(aiohttp_client, config_for(tmp_path / "region", sources))
+    await refresher_of(region).refresh_all()
+    events = (await (await region.get("/api/events")).json())["events"]
+    assert [(e["title"], e["id"]) for e in events] == [("Loppemarked", real.id)]
