@@ -8,7 +8,7 @@ wall-clock limit gets the child killed; the next job starts a fresh one.
 
 One child, one job at a time: parsing is CPU-bound, and a Pi has few cores to share with the
 web server. The job's result travels back pickled: 5,000 parsed events are about 0.8 MB and
-cost about 0.12 s to pickle and 0.08 s to unpickle (bench/bench_parse_worker.py).
+cost about 0.12 s to pickle and 0.08 s to unpickle (measured once by hand, not yet a bench).
 """
 
 from __future__ import annotations
