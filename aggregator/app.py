@@ -49,6 +49,7 @@ def create_app(config: AggregatorConfig, *, periodic: bool = True) -> web.Applic
         outputs = Outputs(config, refresher.current)
         refresher.on_change = outputs.invalidate
         await outputs.warm_up()
+        await refresher.worker.start()  # the parse child; refresher.close() kills it
         refresher.start_loading()  # polls, pings and pages wait for it; /healthz does not
         scheduler = Scheduler(config, refresher, periodic=periodic)
         app[REFRESHER], app[OUTPUTS], app[SCHEDULER] = refresher, outputs, scheduler

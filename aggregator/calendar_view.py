@@ -31,6 +31,7 @@ from klynge.recurrence import Occurrence
 CELL_CAP = 5  # events shown in one day of the month grid; the rest behind "+ N more"
 LIST_DAYS = 28  # days in one page of the agenda list
 LIST_CAP = 120  # occurrences in one page of the list, cut at a day's end (page weight)
+DAY_CAP = 40  # occurrences of one day in the list and on the front page
 _MONTH_RE = re.compile(r"^(\d{4})-(\d{1,2})$")
 BAD_MONTH = N_("Give the month as YYYY-MM, for example 2026-12.")
 BAD_DATE = N_("Give the date as YYYY-MM-DD, for example 2026-12-12.")
@@ -108,15 +109,22 @@ def _cell(day: date, month: date, found: dict[date, list[Occurrence]], cap: int)
 
 
 def cut_list(days: Days, cap: int = LIST_CAP) -> tuple[Days, bool]:
-    """Return whole days up to about `cap` occurrences, and whether some were left out."""
+    """Return whole days up to about `cap` occurrences, and whether some were left out.
+
+    Each day shows at most DAY_CAP occurrences: one village can publish thousands of events
+    on one day, and must not push the other days off the page nor make it heavy.
+    """
     kept: Days = []
     total = 0
+    cut = False
     for day, items in days:
-        if kept and total + len(items) > cap:
+        shown = items[:DAY_CAP]
+        if kept and total + len(shown) > cap:
             return kept, True
-        kept.append((day, items))
-        total += len(items)
-    return kept, False
+        kept.append((day, shown))
+        total += len(shown)
+        cut = cut or len(shown) < len(items)
+    return kept, cut
 
 
 async def month_context(request: web.Request, filters: Filters) -> dict[str, Any]:

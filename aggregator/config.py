@@ -42,7 +42,7 @@ class Source:
 
 @dataclass(frozen=True)
 class Limits:
-    """Fetch caps, back-off and rate limits."""
+    """Fetch caps, back-off, rate limits, and the bounds on reading one source."""
 
     connect_timeout: float = 10.0
     total_timeout: float = 30.0
@@ -53,11 +53,18 @@ class Limits:
     ping_interval: float = 5.0  # at most one ping-triggered fetch per source per this many s
     stale_after: timedelta = timedelta(hours=24)
     jitter: float = 60.0  # seconds of random spread on each scheduled poll
+    parse_timeout: float = 15.0  # seconds one source's body may take to parse and validate
+    parse_memory_mb: int = 512  # address space of the process that parses (RLIMIT_AS)
+    max_entries: int = 5000  # entries (and tombstones) read from one source's body
 
     def __post_init__(self) -> None:
         numbers = (self.connect_timeout, self.total_timeout, self.ping_interval, self.jitter)
         if min(numbers) < 0 or self.max_compressed <= 0 or self.max_decompressed <= 0:
             raise ConfigError("limits must be positive numbers")
+        if self.parse_timeout <= 0 or self.max_entries < 1:
+            raise ConfigError("limits.parse_timeout and limits.max_entries must be positive")
+        if self.parse_memory_mb < 128:
+            raise ConfigError("limits.parse_memory_mb must be at least 128")
         if not 0 <= self.max_redirects <= 10:
             raise ConfigError("limits.max_redirects must be from 0 to 10")
 
@@ -171,14 +178,24 @@ def _source(raw: Mapping[str, Any]) -> Source:
     return Source(url=_str(raw, "url"), name=_str(raw, "name"), kind=cast(Kind, kind))
 
 
+_FLOAT_LIMIT_KEYS = ("connect_timeout", "total_timeout", "ping_interval", "jitter", "parse_timeout")
+_INT_LIMIT_KEYS = (
+    "max_compressed",
+    "max_decompressed",
+    "max_redirects",
+    "parse_memory_mb",
+    "max_entries",
+)
+
+
 def _limits(raw: Any) -> Limits:
     if not isinstance(raw, dict):
         raise ConfigError("limits must be a table ([limits])")
     defaults = Limits()
     values: dict[str, Any] = {}
-    for key in ("connect_timeout", "total_timeout", "ping_interval", "jitter"):
+    for key in _FLOAT_LIMIT_KEYS:
         values[key] = _number(raw, key, getattr(defaults, key)) if key in raw else None
-    for key in ("max_compressed", "max_decompressed", "max_redirects"):
+    for key in _INT_LIMIT_KEYS:
         values[key] = int(_number(raw, key, 1)) if key in raw else None
     if "max_backoff_hours" in raw:
         values["max_backoff"] = timedelta(hours=_number(raw, "max_backoff_hours", 6))
@@ -198,9 +215,9 @@ def to_toml(config: AggregatorConfig) -> str:
     ]
     lim = config.limits
     lines += ["", "[limits]"]
-    for key in ("connect_timeout", "total_timeout", "ping_interval", "jitter"):
+    for key in _FLOAT_LIMIT_KEYS:
         lines.append(f"{key} = {getattr(lim, key):g}")
-    for key in ("max_compressed", "max_decompressed", "max_redirects"):
+    for key in _INT_LIMIT_KEYS:
         lines.append(f"{key} = {getattr(lim, key)}")
     lines.append(f"max_backoff_hours = {lim.max_backoff.total_seconds() / 3600:g}")
     lines.append(f"stale_after_hours = {lim.stale_after.total_seconds() / 3600:g}")

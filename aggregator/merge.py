@@ -1,15 +1,23 @@
 """Merging: bind entries to the source that served them, apply a fetch, merge all sources.
 
-Pure functions over frozen values; no I/O. The rules are design.md's: entries are keyed by id
-and bound to their origin; `atom:source` is believed only from sources of kind `aggregator`;
-one copy per entry (newest `updated`, then highest `sequence`); tombstones remove their
-origin's entry and are relayed; an upcoming entry that vanished from a good fetch is removed,
-unless the fetch removes more than half of the source's upcoming entries.
+Pure functions over frozen values; no I/O. The rules are design.md's: entries are keyed by
+their origin and id, and bound to their origin; `atom:source` is believed only from sources of
+kind `aggregator`; one copy per entry (newest `updated`, then highest `sequence`); tombstones
+remove their origin's entry and are relayed; an upcoming entry that vanished from a good fetch
+is removed, unless the fetch removes more than half of the source's upcoming entries.
+
+An origin is a feed id together with the URL its entries were polled at (`origin_of`): a
+village cannot choose the URL we poll it at, so copying another village's entry ids, or its
+feed id, gives separate entries, never a takeover, whatever the polling order. Only an
+`aggregator` source can relay a copy under another origin, and that copy merges with the
+entry reached directly. The merge is a function of all sources' contents, never of their order.
 """
 
 from __future__ import annotations
 
 import copy
+import uuid
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -20,6 +28,8 @@ from klynge.model import Event, FeedSource, Item, Notice, Tombstone, clean_text,
 _Sourced = TypeVar("_Sourced", bound=Event | Notice | Tombstone)
 TOMBSTONE_DAYS = 30  # design.md: tombstones stay in a feed for 30 days
 PAST_DAYS = 90  # design.md: calendars keep about 90 days of past events
+# Ids of entries that several origins publish under one atom:id are derived in this namespace.
+SHARED_ID_NAMESPACE = uuid.UUID("6f1d7a52-3c1e-4b8e-9a47-0d5c2b6e8f13")
 
 
 @dataclass(frozen=True)
@@ -68,8 +78,14 @@ def safe_source(source: FeedSource) -> FeedSource:
 
 
 def origin_of(item: Item | Tombstone) -> str:
-    """Return the id of the feed an entry or tombstone originally came from."""
-    return item.source.id if item.source else ""
+    """Return the key of the feed an entry or tombstone came from: its id and polled URL."""
+    source = item.source
+    return f"{source.id} {source.self_url}" if source else ""
+
+
+def shared_id(origin: str, entry_id: str) -> str:
+    """Return the stable id under which one origin's copy of a shared atom:id is published."""
+    return f"urn:uuid:{uuid.uuid5(SHARED_ID_NAMESPACE, f'{origin} {entry_id}')}"
 
 
 def bind(
@@ -89,6 +105,13 @@ def bind(
     bound = [_with_source(i, provenance(i.source)) for i in items]
     tombs = [_with_source(t, provenance(t.source)) for t in tombstones]
     return bound, tombs
+
+
+def _with_id(item: Item, entry_id: str) -> Item:
+    """Return a copy of a validated entry under another id (no second validation)."""
+    twin = copy.copy(item)
+    object.__setattr__(twin, "id", entry_id)
+    return twin
 
 
 def _with_source(value: _Sourced, source: FeedSource) -> _Sourced:
@@ -176,40 +199,43 @@ def _keep_tombstones(tombs: Mapping[str, Tombstone], now: datetime) -> dict[str,
 
 
 def merge_entries(contents: Iterable[Content]) -> Merged:
-    """Merge every source's content into one copy per entry, newest edit first."""
+    """Merge every source's content into one copy per entry, newest edit first.
+
+    Copies are one entry when they share origin and id. When several origins publish the same
+    atom:id, each origin's entry is published under its own derived id (`shared_id`), so that
+    pages, the ICS UID and the merged feed never confuse them, whichever was polled first.
+    """
     contents = list(contents)
-    owners = _owners(contents)
     tombs = _relayed_tombstones(contents)
-    chosen: dict[str, tuple[tuple[datetime, int, bool], Item]] = {}
+    chosen: dict[tuple[str, str], tuple[tuple[datetime, int, bool], Item]] = {}
     for content in contents:
-        direct_id = content.origin.id if content.origin else ""
+        direct = origin_of_content(content)
         for entry_id, item in content.entries.items():
-            if origin_of(item) != owners[entry_id]:
-                continue  # another origin had this id first: no feed can take over an entry
+            key = (origin_of(item), entry_id)
             # Newest edit, then highest sequence; on a tie the origin's own feed beats a relay.
-            rank = (item.updated, item.sequence, origin_of(item) == direct_id)
-            if entry_id not in chosen or rank > chosen[entry_id][0]:
-                chosen[entry_id] = (rank, item)
-    items = [i for _, i in chosen.values() if not _buried(i, tombs.get((origin_of(i), i.id)))]
-    items.sort(key=lambda i: (i.updated, i.id), reverse=True)
-    alive = {(origin_of(i), i.id) for i in items}  # revived after the tombstone (an undo)
+            rank = (item.updated, item.sequence, key[0] == direct)
+            if key not in chosen or rank > chosen[key][0]:
+                chosen[key] = (rank, item)
+    alive = [(k, i) for k, (_, i) in chosen.items() if not _buried(i, tombs.get(k))]
+    keys = {k for k, _ in alive}  # revived after the tombstone (an undo)
     relayed = sorted(
-        (t for key, t in tombs.items() if key not in alive),
+        (t for key, t in tombs.items() if key not in keys),
         key=lambda t: (t.deleted, t.id),
         reverse=True,
     )
+    publishers = Counter(entry_id for _, entry_id in keys)
+    items = [
+        _with_id(i, shared_id(origin, i.id)) if publishers[i.id] > 1 else i
+        for (origin, _), i in alive
+    ]
+    items.sort(key=lambda i: (i.updated, i.id), reverse=True)
     return Merged(tuple(items), tuple(relayed))
 
 
-def _owners(contents: Sequence[Content]) -> dict[str, str]:
-    """Return, for every entry id, the origin that served it first."""
-    seen: dict[str, tuple[datetime, str]] = {}
-    for content in contents:
-        for entry_id, item in content.entries.items():
-            claim = (content.first_seen[entry_id], origin_of(item))
-            if entry_id not in seen or claim < seen[entry_id]:
-                seen[entry_id] = claim
-    return {entry_id: claim[1] for entry_id, claim in seen.items()}
+def origin_of_content(content: Content) -> str:
+    """Return the origin key of a source's own entries (as `origin_of` gives it)."""
+    origin = content.origin
+    return f"{origin.id} {origin.self_url}" if origin else ""
 
 
 def _relayed_tombstones(contents: Sequence[Content]) -> dict[tuple[str, str], Tombstone]:

@@ -149,11 +149,12 @@ def source_view(row: dict[str, Any], tz: str) -> dict[str, Any]:
 
 
 def in_words(row: dict[str, Any], lang: str) -> dict[str, str]:
-    """Return a source's summary, last error and hold-back flag in the reader's language."""
+    """Return a source's summary, last error, hold-back flag and limit in the reader's language."""
     return {
         "summary_words": explain(row["summary"], lang),
         "last_error_words": explain(row["last_error"], lang),
         "flag_words": explain(row["flag"], lang),
+        "limited_words": explain(row["limited"], lang),
     }
 
 

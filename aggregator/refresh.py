@@ -1,8 +1,10 @@
-"""Refreshing sources: fetch, parse off the event loop, merge, store, invalidate the outputs.
+"""Refreshing sources: fetch, parse in a bounded child process, merge, store, invalidate.
 
 Politeness and thrift: a 304 or a byte-identical body costs no parsing and no store write;
 a failing source keeps its last good entries and backs off exponentially (at most 6 hours);
 store writes are coalesced, so a pass over many changed sources is one file write.
+Untrusted work (parsing and validating a body) runs in `aggregator.parse_worker`: a body that
+takes too long or too much memory costs that source one fetch, never the aggregator.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import logging
 from collections.abc import Callable, Iterable
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
 
@@ -22,11 +24,13 @@ from aggregator.config import AggregatorConfig, Source
 from aggregator.fetcher import Fetcher, FetchError
 from aggregator.merge import Content, Merged, apply_fetch, bind, merge_entries
 from aggregator.outputs import release_memory
+from aggregator.parse_worker import JobFailed, ParseOverrun, ParseWorker
 from aggregator.state import SourceState, backoff
 from aggregator.store import Store, state_record
 from klynge import feedreader, ical
 from klynge.errors import FeedError
-from klynge.model import FeedSource, Item, Tombstone
+from klynge.model import Event, FeedSource, Item, Tombstone, as_utc
+from klynge.recurrence import occurrences
 
 log = logging.getLogger("klynge.aggregator")
 
@@ -44,6 +48,7 @@ class Parsed:
     tombstones: tuple[Tombstone, ...]
     meta: FeedSource | None  # the feed's own identity (None for .ics)
     problems: tuple[str, ...]
+    limited: str = ""  # why only part of the body was read (the entry limit), in words
 
 
 @dataclass(frozen=True)
@@ -66,6 +71,7 @@ class Refresher:
         fetcher: Fetcher,
         *,
         on_change: Callable[[], None] = lambda: None,
+        worker: ParseWorker | None = None,
     ) -> None:
         self.config = config
         self.store = store
@@ -75,8 +81,13 @@ class Refresher:
         self._locks: dict[str, asyncio.Lock] = {}
         self._dirty: set[str] = set()
         self._flush_task: asyncio.Task[int] | None = None
-        # One thread parses (parsing is CPU-bound: more threads would only contend for the GIL);
-        # another owns the store, because TinyDB is not thread-safe.
+        # Untrusted bodies are parsed in a child process, bounded in time and memory; what
+        # is parsed is then bound and applied in one thread (CPU-bound: more threads would
+        # only contend for the GIL); another owns the store, because TinyDB is not thread-safe.
+        limits = config.limits
+        self.worker = worker or ParseWorker(
+            timeout=limits.parse_timeout, memory_mb=limits.parse_memory_mb
+        )
         self._parser: Executor = ThreadPoolExecutor(1, thread_name_prefix="klynge-parse")
         self._writer: Executor = ThreadPoolExecutor(1, thread_name_prefix="klynge-store")
         self._merger: Executor = ThreadPoolExecutor(1, thread_name_prefix="klynge-merge")
@@ -131,10 +142,11 @@ class Refresher:
             gc.freeze()
 
     async def close(self) -> None:
-        """Write pending changes and stop the worker threads (once)."""
+        """Stop the parsing child at once, write pending changes, stop the threads (once)."""
         if self._closed:
             return
         self._closed = True
+        await self.worker.close()  # a parse stuck in a loop must not hold the shutdown
         if self._loading is not None:
             (failed,) = await asyncio.gather(self._loading, return_exceptions=True)
             if failed is not None:
@@ -211,8 +223,11 @@ class Refresher:
             state.last_attempt = now
             try:
                 return await self._refresh(source, state, now)
-            except FetchError as e:
+            except (FetchError, ParseOverrun) as e:
                 return self._failed(state, e.message, now)
+            except JobFailed as e:
+                log.error("parsing %s failed: %s", source.url, e.message)
+                return self._failed(state, f"could not be read ({e.message})", now)
             except FeedError as e:
                 return self._failed(state, f"not a usable feed: {e.message}", now)
             except Exception as e:  # a bug or an unforeseen input must not stop the others
@@ -234,16 +249,18 @@ class Refresher:
         digest = hashlib.blake2b(result.body, digest_size=16).hexdigest()
         if digest == state.body_hash:
             return self._unchanged(state, now, "unchanged")
-        taken = frozenset(
-            s.content.origin.id
-            for url, s in self.states.items()
-            if url != source.url and s.content.origin is not None
+        limit = self.config.limits.max_entries
+        parsed = await self.worker.run(
+            parse_body, result.body, source, self.config.timezone, now, limit
         )
-        job = partial(ingest, result.body, source, self.config.timezone, state.content, taken, now)
         loop = asyncio.get_running_loop()
-        # Parsing, binding and merging are CPU-bound: all of it runs in the worker thread.
-        done = await loop.run_in_executor(self._parser, job)
+        # Binding and applying are CPU-bound too, but on validated values: in a thread.
+        done = await loop.run_in_executor(
+            self._parser, partial(settle, parsed, source, state.content, now)
+        )
         changed = done.changed or bool(state.failures) or done.problems != state.problems
+        changed = changed or parsed.limited != state.limited
+        state.limited = parsed.limited
         # While a removal is held back, forget the validators: the next fetch must be a full
         # GET so that it can confirm (or undo) the removal.
         held = bool(done.content.held)
@@ -332,12 +349,14 @@ class Ingested:
     changed: bool
 
 
-def ingest(
-    body: bytes, source: Source, timezone: str, old: Content, taken: frozenset[str], now: datetime
-) -> Ingested:
+def ingest(body: bytes, source: Source, timezone: str, old: Content, now: datetime) -> Ingested:
     """Parse a body, bind its entries to their origin and apply it to the old content."""
-    parsed = parse_body(body, source, timezone, now)
-    origin = origin_for(source, parsed.meta, taken)
+    return settle(parse_body(body, source, timezone, now), source, old, now)
+
+
+def settle(parsed: Parsed, source: Source, old: Content, now: datetime) -> Ingested:
+    """Bind parsed entries to their origin and apply them to the source's old content."""
+    origin = origin_for(source, parsed.meta)
     items, tombs = bind(
         parsed.items, parsed.tombstones, origin=origin, trust_source=source.kind == "aggregator"
     )
@@ -345,15 +364,17 @@ def ingest(
     return Ingested(content, parsed.problems, content != old)
 
 
-def origin_for(source: Source, meta: FeedSource | None, taken: frozenset[str]) -> FeedSource:
+def origin_for(source: Source, meta: FeedSource | None) -> FeedSource:
     """Return the provenance stamped on a source's entries: its own feed identity.
 
-    A feed id already used by another source is replaced by the URL, so that no feed can
-    pass itself off as another village's.
+    The feed's id is the feed's claim; the self link is the URL this aggregator polls, which
+    no publisher can choose. Entries are told apart by both (aggregator.merge.origin_of), so
+    a feed that copies another village's feed id still never merges with that village's
+    entries, whichever of the two is polled first.
     """
     feed_id = meta.id if meta and meta.id else source.url
     return FeedSource(
-        id=source.url if feed_id in taken else feed_id,
+        id=feed_id,
         title=source.name or (meta.title if meta else "") or source.url,
         updated=meta.updated if meta else None,
         self_url=source.url,
@@ -361,12 +382,20 @@ def origin_for(source: Source, meta: FeedSource | None, taken: frozenset[str]) -
     )
 
 
-def parse_body(body: bytes, source: Source, timezone: str, now: datetime) -> Parsed:
-    """Parse a fetched body as the source's kind says (CPU-bound: runs in a worker thread)."""
+def parse_body(
+    body: bytes, source: Source, timezone: str, now: datetime, max_entries: int | None = None
+) -> Parsed:
+    """Parse a fetched body as the source's kind says (untrusted: runs in the parse worker)."""
     if source.kind == "ics":
-        events, words = ical.read_calendar(body, default_timezone=timezone, now=now)
-        return Parsed(tuple(events), (), None, tuple(words))
-    feed = feedreader.read_feed(body, url=source.url, default_timezone=timezone)
+        events, words = ical.read_calendar(
+            body, default_timezone=timezone, now=now, max_events=max_entries
+        )
+        limited = next((w for w in words if w.startswith("The calendar has ")), "")
+        kept, dropped = _expandable(events)
+        return Parsed(kept, (), None, (*words, *dropped), limited)
+    feed = feedreader.read_feed(
+        body, url=source.url, default_timezone=timezone, max_entries=max_entries
+    )
     if not feed.complete:
         # A truncated or malformed document: what feedparser recovers may itself be cut short
         # and lacks atom:source and tombstones, so none of it is used.
@@ -379,8 +408,41 @@ def parse_body(body: bytes, source: Source, timezone: str, now: datetime) -> Par
         self_url=feed.meta.self_url,
         author=feed.meta.author,
     )
-    problems = tuple(_problem_words(p) for p in feed.problems)
-    return Parsed(feed.items, feed.tombstones, meta, problems)
+    cut = [p for p in feed.problems if p.field == "entries" and not p.entry_id]
+    problems = tuple(_problem_words(p) for p in feed.problems if p not in cut)
+    items, dropped = _expandable(feed.items)
+    limited = cut[0].message if cut else ""
+    return Parsed(items, feed.tombstones, meta, (*problems, *dropped), limited)
+
+
+def _expandable(items: Iterable[Item]) -> tuple[tuple[Item, ...], list[str]]:
+    """Drop the events whose repeat rule the outputs could not expand or write, saying why.
+
+    Run in the parse worker, so a rule that costs too much costs this one fetch; what passes
+    here can be expanded by every page and written into every output.
+    """
+    kept: list[Item] = []
+    dropped: list[str] = []
+    for item in items:
+        words = _rule_trouble(item)
+        if words:
+            dropped.append(f"entry {item.id} (rrule): {words}")
+        else:
+            kept.append(item)
+    return tuple(kept), dropped
+
+
+def _rule_trouble(item: Item) -> str:
+    if not isinstance(item, Event) or not item.rrule:
+        return ""
+    if any(ord(c) < 32 or ord(c) == 127 for c in item.rrule):
+        return "the repeat rule contains a line break or control character, so it was ignored"
+    first = as_utc(item.start, item.timezone)
+    try:
+        occurrences(item, first, first + timedelta(days=1), limit=1)
+    except (ValueError, TypeError, OverflowError) as e:
+        return f"the repeat rule cannot be expanded ({e}), so it was ignored"
+    return ""
 
 
 def _problem_words(problem: Any) -> str:

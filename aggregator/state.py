@@ -25,6 +25,7 @@ class SourceState:
     failures: int = 0
     next_check: datetime | None = None
     problems: tuple[str, ...] = ()
+    limited: str = ""  # why only part of the last body was read (the entry limit), in words
     content: Content = field(default_factory=Content)
 
     def due(self, now: datetime) -> bool:
@@ -54,6 +55,7 @@ class SourceState:
             "failures": self.failures,
             "next_check": _iso(self.next_check),
             "problems": list(self.problems),
+            "limited": self.limited,
         }
 
 

@@ -26,8 +26,8 @@ def summary(state: SourceState, now: datetime, config: AggregatorConfig) -> str:
     if health == "new":
         return "Not fetched yet."
     if health == "ok":
-        text = f"OK: {count} entries."
-        return f"{text} {state.content.flag}" if state.content.flag else text
+        notes = " ".join(n for n in (state.content.flag, state.limited) if n)
+        return f"OK: {count} entries. {notes}" if notes else f"OK: {count} entries."
     since = (
         "never fetched successfully"
         if state.last_success is None
@@ -69,6 +69,7 @@ def source_row(
         "tombstones": len(content.tombstones),
         "held_back": len(content.held),
         "flag": content.flag,
+        "limited": state.limited,
         "problems": list(state.problems[:20]),
     }
 

@@ -48,6 +48,34 @@ SHAPES: tuple[tuple[re.Pattern[str], str], ...] = tuple(
                 "they are kept until the next fetch confirms the removal."
             ),
         ),
+        # parse_worker.py: a body that overran its bounds
+        (
+            rf"the feed took too long to read \(more than (?P<s>{_NUMBER}) s\), so it was ignored",
+            N_("the feed took too long to read (more than %(s)s s), so it was ignored"),
+        ),
+        (
+            r"the feed needed too much memory to read \(more than (?P<mb>\d+) MB\), "
+            r"so it was ignored",
+            N_("the feed needed too much memory to read (more than %(mb)s MB), so it was ignored"),
+        ),
+        (
+            r"the feed reader stopped unexpectedly, so the feed was ignored",
+            N_("the feed reader stopped unexpectedly, so the feed was ignored"),
+        ),
+        (r"the aggregator is stopping", N_("the aggregator is stopping")),
+        # klynge/feedreader.py and klynge/ical_read.py: the entry limit (limits.max_entries)
+        (
+            r"The feed has more than (?P<limit>\d+) entries; only the first (?P=limit) were read\.",
+            N_("The feed has more than %(limit)s entries; only the first %(limit)s were read."),
+        ),
+        (
+            r"The calendar has (?P<total>\d+) events, more than the limit of (?P<limit>\d+); "
+            r"only the first (?P=limit) were read\.",
+            N_(
+                "The calendar has %(total)s events, more than the limit of %(limit)s; "
+                "only the first %(limit)s were read."
+            ),
+        ),
         # refresh.py
         (r"not a usable feed: (?P<error>.+)", N_("not a usable feed: %(error)s")),
         (r"could not be read \((?P<detail>.+)\)", N_("could not be read (%(detail)s)")),

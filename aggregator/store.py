@@ -103,6 +103,7 @@ def state_from(doc: dict[str, Any]) -> SourceState:
         failures=int(doc.get("failures", 0)),
         next_check=_time(doc.get("next_check")),
         problems=tuple(doc.get("problems", [])),
+        limited=doc.get("limited", ""),
         content=content,
     )
 

@@ -42,7 +42,16 @@ from klynge.feed_entries import (
     strict_text,
     text_construct,
 )
-from klynge.feed_xml import Outline, Problem, XmlEntry, exact_text, not_a_feed, parse_instant, scan
+from klynge.feed_xml import (
+    Outline,
+    Problem,
+    XmlEntry,
+    cut_entries,
+    exact_text,
+    not_a_feed,
+    parse_instant,
+    scan,
+)
 from klynge.feedwriter import ATOM_NS, KLYNGE_NS, TOMBSTONE_NS, FeedMeta
 from klynge.model import DEFAULT_TIMEZONE, Item, Tombstone
 
@@ -79,23 +88,49 @@ class ParsedFeed:
 
 
 def read_feed(
-    data: bytes, *, url: str = "", default_timezone: str = DEFAULT_TIMEZONE, strict: bool = True
+    data: bytes,
+    *,
+    url: str = "",
+    default_timezone: str = DEFAULT_TIMEZONE,
+    strict: bool = True,
+    max_entries: int | None = None,
 ) -> ParsedFeed:
     """Read a feed's bytes; raise FeedError when they are not a feed at all.
 
     `strict=False` reads every feed with feedparser (for tests comparing the two readers).
+    `max_entries` reads only the first entries (and tombstones) of a longer feed, in document
+    order, with a warning (`too_many_entries`): the rest of the document is not even parsed.
     """
-    outline = scan(data)
+    cut = cut_entries(data, max_entries) if max_entries is not None else None
+    outline = scan(cut) if cut is not None else None
+    if outline is not None and cut is not None and max_entries is not None:
+        data = cut
+        outline.problems.insert(0, too_many_entries(max_entries))
+    else:
+        outline = scan(data)
     if strict and outline is not None:
         try:
             return read_strict(data, outline, url=url, default_timezone=default_timezone)
         except NotStrict:
             pass  # something feedparser reads its own way: let it
-    return read_with_feedparser(data, outline, url=url, default_timezone=default_timezone)
+    return read_with_feedparser(
+        data, outline, url=url, default_timezone=default_timezone, max_entries=max_entries
+    )
+
+
+def too_many_entries(limit: int) -> Problem:
+    """Return the warning for a feed with more than `limit` entries."""
+    message = f"The feed has more than {limit} entries; only the first {limit} were read."
+    return Problem("", "entries", message, "warning")
 
 
 def read_with_feedparser(
-    data: bytes, outline: Outline | None, *, url: str, default_timezone: str
+    data: bytes,
+    outline: Outline | None,
+    *,
+    url: str,
+    default_timezone: str,
+    max_entries: int | None = None,
 ) -> ParsedFeed:
     """Read a feed with feedparser, completing it with what the XML pass found."""
     # A file object, never bytes or str: feedparser would open a path or fetch a URL given as
@@ -109,7 +144,12 @@ def read_with_feedparser(
     meta = _meta(parsed.feed, outline, url)
     ctx = Context(default_timezone, _feed_updated(parsed.feed), url or meta.self_url)
     xml_entries = outline.entries if outline is not None else []
-    items = _items(parsed.entries, keys, ctx, xml_entries, problems)
+    entries = parsed.entries
+    if max_entries is not None and len(entries) > max_entries:
+        if outline is None:  # else the cut has said so already
+            problems.insert(0, too_many_entries(max_entries))
+        entries = entries[:max_entries]
+    items = _items(entries, keys, ctx, xml_entries, problems)
     tombstones = outline.tombstones if outline is not None else []
     if not _feed_updated(parsed.feed) and items:
         meta = replace(meta, updated=max(item.updated for item in items))

@@ -41,12 +41,17 @@ _URI_RE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:\S+$")
 
 
 def read_calendar(
-    data: bytes, *, default_timezone: str = DEFAULT_TIMEZONE, now: datetime | None = None
+    data: bytes,
+    *,
+    default_timezone: str = DEFAULT_TIMEZONE,
+    now: datetime | None = None,
+    max_events: int | None = None,
 ) -> tuple[list[Event], list[str]]:
     """Return the events of an .ics source and the problems met, in words.
 
     Raises FeedError when the bytes are not an iCalendar file at all. Recurrences are not
-    expanded here; open-ended ones are bounded 18 months ahead.
+    expanded here; open-ended ones are bounded 18 months ahead. `max_events` reads only the
+    first events of a longer file, saying so in the first problem.
     """
     try:
         cal = Calendar.from_ical(data)
@@ -57,7 +62,14 @@ def read_calendar(
     when = now or utcnow()
     events: dict[str, Event] = {}
     problems: list[str] = []
-    for component in cal.walk("VEVENT"):
+    components = cal.walk("VEVENT")
+    if max_events is not None and len(components) > max_events:
+        problems.append(
+            f"The calendar has {len(components)} events, more than the limit of {max_events}; "
+            f"only the first {max_events} were read."
+        )
+        components = components[:max_events]
+    for component in components:
         event = _read_one(component, default_timezone, when, problems)
         if event is not None and _newer(event, events.get(event.id)):
             events[event.id] = event

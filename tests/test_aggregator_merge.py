@@ -6,6 +6,7 @@ import dataclasses
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
+import pytest
 from aggregator_support import NOW, event, notice
 
 from aggregator.merge import Content, apply_fetch, bind, merge_entries, safe_source
@@ -59,13 +60,37 @@ def test_one_copy_per_entry_newest_then_highest_sequence() -> None:
     assert merged.title == "Koncert v2"  # same `updated`: the higher sequence wins
 
 
-def test_an_id_belongs_to_the_origin_that_served_it_first() -> None:
+@pytest.mark.parametrize("a_first", [True, False], ids=["A polled first", "B polled first"])
+def test_a_copied_id_is_a_separate_entry_whatever_the_polling_order(a_first: bool) -> None:
     real = event("Juletræ")
-    first = fetched([real], A, now=NOW - timedelta(hours=1))
     hijack = dataclasses.replace(real, title="Hijacked", updated=NOW + timedelta(hours=1))
-    later = fetched([hijack], B, now=NOW)
-    [merged] = merge_entries([later, first]).items
-    assert merged.title == "Juletræ" and merged.source == A
+    # B even copies A's feed id: only the URL we poll it at tells them apart.
+    impostor = FeedSource(id=A.id, title="Ond", self_url="http://ond.example/feed.atom")
+    first, second = (NOW - timedelta(hours=1), NOW) if a_first else (NOW, NOW - timedelta(hours=1))
+    a, b = fetched([real], A, now=first), fetched([hijack], impostor, now=second)
+    merged = merge_entries([a, b] if a_first else [b, a])
+    by_title = {i.title: i for i in merged.items}
+    assert set(by_title) == {"Juletræ", "Hijacked"}
+    assert by_title["Juletræ"].source == A and by_title["Hijacked"].source == impostor
+    ids = {i.id for i in merged.items}
+    assert len(ids) == 2 and real.id not in ids  # each under its own stable derived id
+    assert merge_entries([b, a]).items == merged.items  # the same, in any order
+
+
+def test_a_relayed_copy_merges_only_with_its_own_origin() -> None:
+    real = event("Koncert", source=A)
+    newer = dataclasses.replace(real, title="Koncert (flyttet)", updated=NOW)
+    lie = dataclasses.replace(real, title="Falsk", updated=NOW + timedelta(hours=1))
+    relayed = fetched([newer], AGG, trust=True)
+    forged = fetched(  # an aggregator relaying a village that copied A's feed id
+        [dataclasses.replace(lie, source=FeedSource(id=A.id, self_url="http://ond.example/"))],
+        AGG,
+        trust=True,
+    )
+    [merged] = merge_entries([fetched([real], A), relayed]).items
+    assert merged.title == "Koncert (flyttet)" and merged.id == real.id
+    titles = sorted(i.title for i in merge_entries([fetched([real], A), forged]).items)
+    assert titles == ["Falsk", "Koncert"]
 
 
 def test_tombstones_remove_only_their_origins_entries_and_are_relayed() -> None:

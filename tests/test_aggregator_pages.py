@@ -495,3 +495,33 @@ async def test_busy_pages_stay_under_100_kb(w: World, client_for: Any) -> None:
     assert "flere" in await page(client, "/calendar", **month)  # days capped in the grid
     listed = await page(client, "/calendar")
     assert listed.count('<li class="occurrence') <= 120 and "Senere" in listed
+
+
+def _slow_day_cap(days: Any, lines: int) -> int:
+    """The poster's first, quadratic day cap: the reference for the linear one."""
+    from aggregator.poster import poster_lines
+
+    cap = max((len(items) for _, items in days), default=0)
+    while cap > 1 and poster_lines(days, cap) > lines:
+        cap -= 1
+    return cap
+
+
+def test_poster_day_cap_is_the_largest_cap_that_fits() -> None:
+    import random
+
+    from aggregator.poster import day_cap
+    from klynge.recurrence import Occurrence
+
+    rng = random.Random(7)
+    start = utc_now()
+    for _ in range(300):
+        days = []
+        for d in range(rng.randint(0, 7)):
+            items = [
+                Occurrence(support.event("x" * rng.randint(1, 90)), start, start)
+                for _ in range(rng.choice([0, 1, 2, 5, 12, 40]))
+            ]
+            days.append((date(2026, 12, 1 + d), items))
+        lines = rng.choice([10, 30, 68, 200])
+        assert day_cap(days, lines) == _slow_day_cap(days, lines), (lines, days)

@@ -18,6 +18,29 @@ from aggregator.status_words import SHAPES, explain
 # (English sentence as the code writes it, its Danish words on /status)
 SENTENCES = [
     ("Not fetched yet.", "Ikke hentet endnu."),
+    (
+        "Failing: the feed took too long to read (more than 15 s), so it was ignored "
+        "(1 failures in a row, never fetched successfully).",
+        "Fejler: feedet tog for lang tid at læse (mere end 15 sekunder), så det blev ignoreret "
+        "(1 fejl i træk, aldrig hentet med held).",
+    ),
+    (
+        "the feed needed too much memory to read (more than 512 MB), so it was ignored",
+        "feedet krævede for meget hukommelse at læse (mere end 512 MB), så det blev ignoreret",
+    ),
+    (
+        "the feed reader stopped unexpectedly, so the feed was ignored",
+        "feedlæseren stoppede uventet, så feedet blev ignoreret",
+    ),
+    ("the aggregator is stopping", "aggregatoren er ved at stoppe"),
+    (
+        "OK: 5000 entries. The feed has more than 5000 entries; only the first 5000 were read.",
+        "OK: 5000 indslag. Feedet har flere end 5000 indslag; kun de første 5000 blev læst.",
+    ),
+    (
+        "The calendar has 12 events, more than the limit of 10; only the first 10 were read.",
+        "Kalenderen har 12 begivenheder, flere end grænsen på 10; kun de første 10 blev læst.",
+    ),
     ("OK: 12 entries.", "OK: 12 indslag."),
     (
         "OK: 9 entries. This fetch would remove 6 of 9 upcoming entries; they are kept until "
