@@ -435,8 +435,6 @@ def _expandable(items: Iterable[Item]) -> tuple[tuple[Item, ...], list[str]]:
 def _rule_trouble(item: Item) -> str:
     if not isinstance(item, Event) or not item.rrule:
         return ""
-    if any(ord(c) < 32 or ord(c) == 127 for c in item.rrule):
-        return "the repeat rule contains a line break or control character, so it was ignored"
     first = as_utc(item.start, item.timezone)
     try:
         occurrences(item, first, first + timedelta(days=1), limit=1)
