@@ -38,7 +38,7 @@ def create_app(config: AggregatorConfig, *, periodic: bool = True) -> web.Applic
     limit_malloc_arenas()  # before the worker threads start: see there
     app = web.Application(middlewares=[error_middleware], client_max_size=MAX_BODY)
     app[CONFIG] = config
-    setup_web(app, package="aggregator", site_name=config.name)
+    setup_web(app, package="aggregator", site_name=config.name, json_paths=("/ping",))
     api.add_routes(app)
     views.add_routes(app)
 

@@ -67,6 +67,7 @@ class WebState:
     site_name: str
     packages: tuple[str, ...]
     static_files: dict[str, StaticFile] = field(default_factory=dict)
+    json_paths: frozenset[str] = frozenset()  # answered by programs: errors always JSON
 
     def translations(self, lang: str) -> NullTranslations:
         """Return the merged catalogue (service over klynge) for `lang`."""
@@ -86,10 +87,15 @@ def setup_web(
     package: str,
     site_name: str,
     extra_template_dirs: Iterable[Path] = (),
+    json_paths: Iterable[str] = (),
 ) -> None:
-    """Set up templates, catalogues, /static/ and /lang/{code} for a service app."""
+    """Set up templates, catalogues, /static/ and /lang/{code} for a service app.
+
+    Errors on `json_paths` (besides /api/) are always the JSON shape, whatever the Accept.
+    """
     packages = (package, "klynge") if package != "klynge" else ("klynge",)
     state = WebState(_environment(packages, extra_template_dirs), site_name, packages)
+    state.json_paths = frozenset(json_paths)
     state.static_files = _load_static(packages)
     app[WEB_STATE] = state
     app.middlewares.append(language_middleware)
@@ -311,6 +317,8 @@ STORAGE_FAILED = N_(
 def wants_json(request: web.Request) -> bool:
     """Tell whether an error should be JSON: API paths, or a client asking for JSON only."""
     if request.path == "/api" or request.path.startswith("/api/"):
+        return True
+    if WEB_STATE in request.config_dict and request.path in _state(request).json_paths:
         return True
     accept = request.headers.get("Accept", "")
     return "application/json" in accept and "text/html" not in accept

@@ -124,9 +124,39 @@ async def test_ping_fetches_a_registered_feed(cluster: Any, feed_server: FeedSer
 
     await eventually(arrived)
     unknown = await cluster.post("/ping", data={"hub.mode": "publish", "hub.url": url + "x"})
-    assert unknown.status == 404 and "not a source" in await unknown.text()
+    assert unknown.status == 404
+    assert (await unknown.json())["error"]["code"] == "not_found"
     missing = await cluster.post("/ping", data={"hub.mode": "publish"})
     assert missing.status == 400
+
+
+FORM = "application/x-www-form-urlencoded"
+# (name, Content-Type, body): none of them is a form a program meant to send.
+BAD_PINGS = [
+    ("not UTF-8", FORM, b"hub.mode=publish&hub.url=http://osterby.test/\xff\xfe.atom"),
+    ("a latin-1 charset", FORM + "; charset=latin-1", b"hub.mode=publish&hub.url=%E6"),
+    ("an unknown charset", FORM + "; charset=klingon", b"hub.mode=publish&hub.url=x"),
+    ("a broken multipart body", "multipart/form-data; boundary=zz", b"--zz\r\nnonsense"),
+    ("JSON", "application/json", b'{"hub.url": "\\ud800"}'),
+    ("an empty body", FORM, b""),
+    ("no hub.url", FORM, b"hub.mode=publish"),
+    ("another mode", FORM, b"hub.mode=subscribe&hub.url=http://osterby.test/feed.atom"),
+    ("a repeated hub.url", FORM, b"hub.url=http://a.test/feed.atom&hub.url=http://b.test/x"),
+    ("a percent-encoded lone surrogate", FORM, b"hub.url=%ED%A0%80"),
+    ("percent-encoded latin-1", FORM, b"hub.url=http://%E6.test/feed.atom"),
+]
+
+
+@pytest.mark.parametrize(("content_type", "body"), [row[1:] for row in BAD_PINGS],
+                         ids=[row[0] for row in BAD_PINGS])  # fmt: skip
+async def test_a_malformed_ping_is_400_with_the_error_shape(
+    cluster: Any, content_type: str, body: bytes
+) -> None:
+    resp = await cluster.post("/ping", data=body, headers={"Content-Type": content_type})
+    assert resp.status == 400, await resp.text()
+    error = (await resp.json())["error"]
+    assert error["code"] == "bad_request"
+    assert "hub.mode=publish&hub.url=" in error["message"]
 
 
 async def test_pings_are_rate_limited_and_coalesced(cluster: Any, feed_server: FeedServer) -> None:
