@@ -61,7 +61,19 @@ async def test_feed_has_every_entry_with_its_village_and_answers_304(cluster: An
     }
     again = await cluster.get("/feed.atom", headers={"If-None-Match": resp.headers["ETag"]})
     assert again.status == 304 and await again.read() == b""
+    late = await cluster.get("/feed.atom", headers={"If-Modified-Since": FAR_AHEAD})
+    assert late.status == 200 and await late.read() == await resp.read()
     assert outputs_of(cluster).builds == 1
+
+
+FAR_AHEAD = "Fri, 31 Dec 2100 23:59:59 GMT"
+
+
+async def test_only_the_etag_decides_a_304(cluster: Any) -> None:
+    # RFC 9110 §13.1.3: a date, however late, never gives a 304 (one second is too coarse).
+    for path in ("/feed.atom", "/calendar.ics", "/api/events", "/"):
+        late = await cluster.get(path, headers={"If-Modified-Since": FAR_AHEAD})
+        assert late.status == 200 and await late.read(), path
 
 
 async def test_calendar_whole_and_filtered(cluster: Any) -> None:
