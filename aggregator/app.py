@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import AsyncIterator
+from functools import partial
 
 from aiohttp import web
 
@@ -15,7 +16,7 @@ from aggregator.outputs import Outputs, limit_malloc_arenas
 from aggregator.refresh import Refresher
 from aggregator.scheduler import Scheduler
 from aggregator.store import Store
-from klynge.web import error_middleware, setup_web
+from klynge.web import error_middleware, setup_web, stop_serving
 
 SWITCH_INTERVAL = 0.001
 MAX_BODY = 64 * 1024  # /ping and nothing else takes a body
@@ -50,6 +51,7 @@ def create_app(config: AggregatorConfig, *, periodic: bool = True) -> web.Applic
         refresher.on_change = outputs.invalidate
         await outputs.warm_up()
         refresher.start_loading()  # polls, pings and pages wait for it; /healthz does not
+        refresher.on_load_error = partial(stop_serving, app)  # a bad record stops the service
         scheduler = Scheduler(config, refresher, periodic=periodic)
         app[REFRESHER], app[OUTPUTS], app[SCHEDULER] = refresher, outputs, scheduler
         scheduler.start()

@@ -119,6 +119,7 @@ def serve(data_dir: Path, make_app: Callable[[], web.Application], host: str, po
     from aiohttp import web
 
     from klynge.storage import DataDirLock
+    from klynge.web import fatal_error
 
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -141,6 +142,9 @@ def serve(data_dir: Path, make_app: Callable[[], web.Application], host: str, po
             if friendly is None:
                 raise
             raise friendly from e
+    error = fatal_error(app)
+    if error is not None:
+        raise error
     return 0
 
 

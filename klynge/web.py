@@ -15,6 +15,7 @@ category_label.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import logging
@@ -77,6 +78,8 @@ class WebState:
 WEB_STATE = web.AppKey("klynge_web_state", WebState)
 # Request storage keys (aiohttp >= 3.12 warns on plain string keys): request[LANG] is the
 # chosen language; a service that puts request[CSRF_TOKEN] gets `csrf_token` in templates.
+# Errors that stopped a running service (see stop_serving); `klynge … serve` reports the first.
+FATAL_ERRORS = web.AppKey("klynge_fatal_errors", list[KlyngeError])
 LANG = web.RequestKey("lang", str)
 CSRF_TOKEN = web.RequestKey("csrf_token", str)
 
@@ -98,6 +101,7 @@ def setup_web(
     state.json_paths = frozenset(json_paths)
     state.static_files = _load_static(packages)
     app[WEB_STATE] = state
+    app[FATAL_ERRORS] = []
     app.middlewares.append(language_middleware)
     app.router.add_get("/static/{name}", _static_handler, name="klynge_static")
     app.router.add_get("/lang/{code}", _lang_handler, name="klynge_lang")
@@ -292,6 +296,29 @@ async def _static_handler(request: web.Request) -> web.StreamResponse:
         return web.Response(status=304, headers=headers)
     headers["Content-Type"] = found.content_type
     return web.Response(body=found.body, headers=headers)
+
+
+# --- stopping on a fatal error ----------------------------------------------------------------
+
+
+def stop_serving(app: web.Application, error: KlyngeError) -> None:
+    """Stop a service started by `klynge … serve` because of `error`, which it then reports.
+
+    For what is found after the server started (the aggregator loads its store in the
+    background): GracefulExit raised from a loop callback ends web.run_app with cleanup.
+    """
+    app[FATAL_ERRORS].append(error)
+    asyncio.get_running_loop().call_soon(_exit)
+
+
+def _exit() -> None:
+    raise web.GracefulExit
+
+
+def fatal_error(app: web.Application) -> KlyngeError | None:
+    """Return the error that stopped the service, if one did."""
+    errors = app.get(FATAL_ERRORS) or []
+    return errors[0] if errors else None
 
 
 # --- errors ----------------------------------------------------------------------------------
