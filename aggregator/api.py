@@ -6,15 +6,20 @@ import asyncio
 import json
 from datetime import date
 from typing import Any
+from urllib.parse import parse_qsl
 
 from aiohttp import web
 
 from aggregator import outputs
 from aggregator.keys import CONFIG, OUTPUTS, REFRESHER, SCHEDULER
 from aggregator.status import source_rows
-from klynge.errors import ValidationError
+from klynge.errors import BadRequest, NotFound, ValidationError
+from klynge.i18n import N_
 from klynge.model import YEARS
 from klynge.render_guard import rendered
+
+FORM_TYPE = "application/x-www-form-urlencoded"
+PING_FORM = N_("Send hub.mode=publish&hub.url=FEED_URL as a form (UTF-8).")
 
 
 def add_routes(app: web.Application) -> None:
@@ -108,15 +113,33 @@ async def api_sources(request: web.Request) -> web.Response:
 
 async def ping(request: web.Request) -> web.Response:
     """Take a WebSub-style publish ping: 202 for a registered feed, 404 for an unknown one."""
-    form = await request.post()
-    mode = str(form.get("hub.mode", "publish"))
-    url = str(form.get("hub.url", "")).strip()
-    # Plain-text answers, as WebSub hubs give: the caller is a program, not a browser.
-    if mode != "publish" or not url:
-        return web.Response(status=400, text="Send hub.mode=publish&hub.url=FEED_URL as a form.\n")
-    if not request.app[SCHEDULER].ping(url):
-        return web.Response(status=404, text="That feed is not a source of this aggregator.\n")
+    form = await read_ping(request)
+    if form.get("hub.mode", "publish") != "publish" or not form.get("hub.url", "").strip():
+        raise BadRequest(PING_FORM)
+    if not request.app[SCHEDULER].ping(form["hub.url"].strip()):
+        raise NotFound(N_("That feed is not a source of this aggregator."))
+    # Plain text, as WebSub hubs answer: the caller is a program, not a browser.
     return web.Response(status=202, text="Accepted: the feed will be fetched shortly.\n")
+
+
+async def read_ping(request: web.Request) -> dict[str, str]:
+    """Read a ping's form body: strict UTF-8 application/x-www-form-urlencoded, each key once.
+
+    aiohttp's request.post() answered 500 to undecodable bytes, unknown charsets and broken
+    multipart bodies; a ping is always a small urlencoded form (WebSub §7), so read only that.
+    """
+    charset = (request.charset or "utf-8").lower()
+    if request.content_type != FORM_TYPE or charset not in ("utf-8", "utf8"):
+        raise BadRequest(PING_FORM)
+    body = await request.read()  # capped by client_max_size (413)
+    try:
+        pairs = parse_qsl(body.decode("utf-8"), keep_blank_values=True, errors="strict")
+    except (UnicodeDecodeError, ValueError) as e:
+        raise BadRequest(PING_FORM) from e
+    form = dict(pairs)
+    if len(form) != len(pairs):
+        raise BadRequest(PING_FORM)
+    return form
 
 
 def _dumps(value: Any) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import AsyncIterator
+from functools import partial
 
 from aiohttp import web
 
@@ -15,7 +16,7 @@ from aggregator.outputs import Outputs, limit_malloc_arenas
 from aggregator.refresh import Refresher
 from aggregator.scheduler import Scheduler
 from aggregator.store import Store
-from klynge.web import error_middleware, setup_web
+from klynge.web import error_middleware, setup_web, stop_serving
 
 SWITCH_INTERVAL = 0.001
 MAX_BODY = 64 * 1024  # /ping and nothing else takes a body
@@ -38,7 +39,7 @@ def create_app(config: AggregatorConfig, *, periodic: bool = True) -> web.Applic
     limit_malloc_arenas()  # before the worker threads start: see there
     app = web.Application(middlewares=[error_middleware], client_max_size=MAX_BODY)
     app[CONFIG] = config
-    setup_web(app, package="aggregator", site_name=config.name)
+    setup_web(app, package="aggregator", site_name=config.name, json_paths=("/ping",))
     api.add_routes(app)
     views.add_routes(app)
 
@@ -51,6 +52,7 @@ def create_app(config: AggregatorConfig, *, periodic: bool = True) -> web.Applic
         await outputs.warm_up()
         await refresher.worker.start()  # the parse child; refresher.close() kills it
         refresher.start_loading()  # polls, pings and pages wait for it; /healthz does not
+        refresher.on_load_error = partial(stop_serving, app)  # a bad record stops the service
         scheduler = Scheduler(config, refresher, periodic=periodic)
         app[REFRESHER], app[OUTPUTS], app[SCHEDULER] = refresher, outputs, scheduler
         scheduler.start()

@@ -28,7 +28,7 @@ from aggregator.parse_worker import JobFailed, ParseOverrun, ParseWorker
 from aggregator.state import SourceState, backoff
 from aggregator.store import Store, state_record
 from klynge import feedreader, ical
-from klynge.errors import FeedError
+from klynge.errors import FeedError, StorageError
 from klynge.model import Event, FeedSource, Item, Tombstone, as_utc
 from klynge.recurrence import occurrences
 
@@ -77,6 +77,8 @@ class Refresher:
         self.store = store
         self.fetcher = fetcher
         self.on_change = on_change
+        # Told when loading the stored states failed on a bad record (the app stops then).
+        self.on_load_error: Callable[[StorageError], None] = lambda _error: None
         self.states: dict[str, SourceState] = {}
         self._locks: dict[str, asyncio.Lock] = {}
         self._dirty: set[str] = set()
@@ -119,7 +121,11 @@ class Refresher:
     async def load(self) -> None:
         """Load stored states (off the loop) and add fresh ones for new sources."""
         loop = asyncio.get_running_loop()
-        stored = await loop.run_in_executor(self._writer, _load_and_trim, self.store)
+        try:
+            stored = await loop.run_in_executor(self._writer, _load_and_trim, self.store)
+        except StorageError as e:
+            self.on_load_error(e)
+            raise
         for source in self.config.sources:
             self.states[source.url] = stored.get(source.url) or SourceState(source.url)
         self._changed()

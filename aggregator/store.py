@@ -28,9 +28,9 @@ from aggregator.records import (
     tombstone_record,
 )
 from aggregator.state import SourceState
-from klynge.errors import ValidationError
+from klynge.errors import KlyngeError, ValidationError
 from klynge.model import Item
-from klynge.storage import META_TABLE, SCHEMA_VERSION, DurableStorage, Tables
+from klynge.storage import META_TABLE, SCHEMA_VERSION, DurableStorage, Tables, invalid_record
 
 TABLE = "sources"
 log = logging.getLogger("klynge.aggregator")
@@ -108,6 +108,29 @@ def state_from(doc: dict[str, Any]) -> SourceState:
     )
 
 
+# Whatever a garbled field makes the conversions raise (a missing key, a wrong type, a date
+# that is not one, entries that are not JSON).
+_GARBLED = (KeyError, TypeError, ValueError, AttributeError, KlyngeError)
+
+
+def _state_or_refuse(path: Path, key: str, doc: dict[str, Any]) -> SourceState:
+    try:
+        return state_from(doc)
+    except _GARBLED as e:
+        url = doc.get("url")
+        record = f"{TABLE}/{key}" + (f" ({url})" if isinstance(url, str) else "")
+        reason = getattr(e, "message", None) or (
+            f"missing {e}" if isinstance(e, KeyError) else str(e)
+        )
+        raise invalid_record(path, record, reason, check_tables) from e
+
+
+def check_tables(tables: Tables) -> None:
+    """Validate every source record of an aggregator file the way loading does."""
+    for doc in tables.get(TABLE, {}).values():
+        state_from(dict(doc))
+
+
 def _time(value: str | None) -> datetime | None:
     return datetime.fromisoformat(value) if value else None
 
@@ -141,9 +164,9 @@ class DocumentStorage(DurableStorage):
             tables = parse_tables(text)
         except (OSError, ValueError):
             return super().read()
-        meta = tables.get(META_TABLE, {}).get("1", {})
-        if not isinstance(meta, dict) or meta.get("schema", SCHEMA_VERSION) != SCHEMA_VERSION:
-            return super().read()
+        meta = tables.get(META_TABLE, {}).get("1")
+        if not isinstance(meta, dict) or meta.get("schema") != SCHEMA_VERSION:
+            return super().read()  # no schema record, or a newer one: it says which
         return tables
 
 
@@ -225,10 +248,10 @@ class Store:
         self._doc_ids: dict[str, int] = {}
 
     def load(self) -> dict[str, SourceState]:
-        """Return every stored source's state, keyed by URL."""
+        """Return every stored source's state, keyed by URL; refuse a record that is bad."""
         states = {}
         for doc in self._table.all():
-            state = state_from(dict(doc))
+            state = _state_or_refuse(self.path, str(doc.doc_id), dict(doc))
             states[state.url] = state
             self._doc_ids[state.url] = doc.doc_id
         return states

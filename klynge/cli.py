@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import errno
 import importlib
 import logging
+import resource
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -88,25 +90,61 @@ def bind_error(error: OSError, host: str, port: int) -> ConfigError | None:
     return None
 
 
+# A request's line and headers must arrive within this many seconds of the connection opening
+# (or of the previous response on a kept-alive connection), else it is closed; an idle
+# kept-alive connection is closed after it too. aiohttp's keepalive_timeout does both from
+# 3.14.5 on: its timer starts with the connection and data arriving does not reset it, so a
+# client sending a byte a second is closed as well. The reverse proxies in deploy/ close
+# their idle connections to the service sooner (5 s), so they never reuse one being closed.
+REQUEST_HEAD_TIMEOUT = 10.0
+# File descriptors wanted: every connection holds one until it is closed, and the store's
+# atomic writes need a few; systemd's default soft limit of 1,024 is reached by a few hundred
+# idle connections a second. The hard limit (systemd: 524,288) is the kernel's real bound.
+WANTED_FILES = 65536
+
+
+def raise_file_limit() -> int:
+    """Raise the soft limit on open files towards the hard limit; return the new soft limit."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = WANTED_FILES if hard == resource.RLIM_INFINITY else min(hard, WANTED_FILES)
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+            return wanted
+    return soft
+
+
 def serve(data_dir: Path, make_app: Callable[[], web.Application], host: str, port: int) -> int:
     """Serve an app until interrupted, holding the data directory's lock; bind errors in words."""
     from aiohttp import web
 
     from klynge.storage import DataDirLock
+    from klynge.web import fatal_error
 
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    raise_file_limit()
     with DataDirLock(data_dir):
         app = make_app()
         # No access log: on a Pi every line is an SD-card write; /status shows the health.
         try:
-            web.run_app(app, host=host, port=port, print=_serving(host, port), access_log=None)
+            web.run_app(
+                app,
+                host=host,
+                port=port,
+                print=_serving(host, port),
+                access_log=None,
+                keepalive_timeout=REQUEST_HEAD_TIMEOUT,
+            )
         except OSError as e:
             friendly = bind_error(e, host, port)
             if friendly is None:
                 raise
             raise friendly from e
+    error = fatal_error(app)
+    if error is not None:
+        raise error
     return 0
 
 

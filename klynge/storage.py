@@ -18,6 +18,7 @@ import json
 import os
 import tempfile
 import tomllib
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -57,6 +58,8 @@ class DurableStorage(Storage):
         tables = _parse(raw)
         if tables is None:
             raise StorageError(_damaged_message(self.path))
+        if not _has_schema(tables):
+            raise StorageError(_not_ours_message(self.path))
         _check_schema(self.path, tables)
         return tables
 
@@ -126,6 +129,13 @@ def _parse(raw: bytes) -> Tables | None:
     return data
 
 
+def _has_schema(tables: Tables) -> bool:
+    # Every file DurableStorage writes has the schema record; one without it (`{}` typed by
+    # hand, another program's JSON) would otherwise open as an empty database.
+    meta = tables.get(META_TABLE, {}).get("1")
+    return isinstance(meta, dict) and "schema" in meta
+
+
 def _check_schema(path: Path, tables: Tables) -> None:
     meta = tables.get(META_TABLE, {}).get("1", {})
     schema = meta.get("schema", 1) if isinstance(meta, dict) else 1
@@ -137,20 +147,57 @@ def _check_schema(path: Path, tables: Tables) -> None:
 
 
 def _damaged_message(path: Path) -> str:
+    return _with_backup_advice(path, f"{path} is damaged (not a complete Klynge JSON database)")
+
+
+def _not_ours_message(path: Path) -> str:
+    head = f"{path} is not a Klynge database (it has no schema record: Klynge did not write it)"
+    return _with_backup_advice(path, head)
+
+
+def _with_backup_advice(
+    path: Path, head: str, check: Callable[[Tables], object] | None = None
+) -> str:
+    """Return `head` followed by what the backup holds and how to restore it."""
     bak = backup_path(path)
-    head = f"{path} is damaged (not a complete Klynge JSON database)"
     try:
         bak_raw = bak.read_bytes()
     except FileNotFoundError:
         return f"{head}; there is no backup {bak}. Restore it from your own backup copy."
     except OSError as e:
         return f"{head}; its backup {bak} cannot be read ({e.strerror})."
-    if _parse(bak_raw) is None:
+    if not _backup_good(bak_raw, check):
         return f"{head}; its backup {bak} is damaged too. Restore from your own backup copy."
     return (
         f"{head}; its backup {bak} looks good (the version before the last write). "
-        f"Restore it with: cp {bak} {path}"
+        f"Stop the service and restore it with: cp {bak} {path}"
     )
+
+
+def _backup_good(raw: bytes, check: Callable[[Tables], object] | None) -> bool:
+    tables = _parse(raw)
+    if tables is None or not _has_schema(tables):
+        return False
+    if check is None:
+        return True
+    try:
+        check(tables)
+    except Exception:  # whatever made the main file's record fail
+        return False
+    return True
+
+
+def invalid_record(
+    path: Path, record: str, reason: str, check: Callable[[Tables], object]
+) -> StorageError:
+    """Return the error for a stored record that does not validate: file, record, backup.
+
+    `check` validates a whole file's tables the way loading does; it is run on the backup to
+    say whether restoring it helps.
+    """
+    reason = " ".join(reason.split())  # one line on stderr
+    head = f"{path}: the record {record} is not valid ({reason})"
+    return StorageError(_with_backup_advice(path, head, check))
 
 
 def _write_temp(target: Path, raw: bytes) -> Path:
@@ -194,8 +241,11 @@ def backup_database(db_path: Path, dest_path: Path) -> None:
         raw = db_path.read_bytes()
     except OSError as e:
         raise StorageError(f"cannot back up {db_path}: {e.strerror}") from e
-    if _parse(raw) is None:
+    tables = _parse(raw)
+    if tables is None:
         raise StorageError(_damaged_message(db_path))
+    if not _has_schema(tables):
+        raise StorageError(_not_ours_message(db_path))
     try:
         _atomic_copy(raw, dest_path)
     except OSError as e:

@@ -15,6 +15,7 @@ category_label.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import logging
@@ -67,6 +68,7 @@ class WebState:
     site_name: str
     packages: tuple[str, ...]
     static_files: dict[str, StaticFile] = field(default_factory=dict)
+    json_paths: frozenset[str] = frozenset()  # answered by programs: errors always JSON
 
     def translations(self, lang: str) -> NullTranslations:
         """Return the merged catalogue (service over klynge) for `lang`."""
@@ -76,6 +78,8 @@ class WebState:
 WEB_STATE = web.AppKey("klynge_web_state", WebState)
 # Request storage keys (aiohttp >= 3.12 warns on plain string keys): request[LANG] is the
 # chosen language; a service that puts request[CSRF_TOKEN] gets `csrf_token` in templates.
+# Errors that stopped a running service (see stop_serving); `klynge … serve` reports the first.
+FATAL_ERRORS = web.AppKey("klynge_fatal_errors", list[KlyngeError])
 LANG = web.RequestKey("lang", str)
 CSRF_TOKEN = web.RequestKey("csrf_token", str)
 
@@ -86,12 +90,18 @@ def setup_web(
     package: str,
     site_name: str,
     extra_template_dirs: Iterable[Path] = (),
+    json_paths: Iterable[str] = (),
 ) -> None:
-    """Set up templates, catalogues, /static/ and /lang/{code} for a service app."""
+    """Set up templates, catalogues, /static/ and /lang/{code} for a service app.
+
+    Errors on `json_paths` (besides /api/) are always the JSON shape, whatever the Accept.
+    """
     packages = (package, "klynge") if package != "klynge" else ("klynge",)
     state = WebState(_environment(packages, extra_template_dirs), site_name, packages)
+    state.json_paths = frozenset(json_paths)
     state.static_files = _load_static(packages)
     app[WEB_STATE] = state
+    app[FATAL_ERRORS] = []
     app.middlewares.append(language_middleware)
     app.router.add_get("/static/{name}", _static_handler, name="klynge_static")
     app.router.add_get("/lang/{code}", _lang_handler, name="klynge_lang")
@@ -288,6 +298,29 @@ async def _static_handler(request: web.Request) -> web.StreamResponse:
     return web.Response(body=found.body, headers=headers)
 
 
+# --- stopping on a fatal error ----------------------------------------------------------------
+
+
+def stop_serving(app: web.Application, error: KlyngeError) -> None:
+    """Stop a service started by `klynge … serve` because of `error`, which it then reports.
+
+    For what is found after the server started (the aggregator loads its store in the
+    background): GracefulExit raised from a loop callback ends web.run_app with cleanup.
+    """
+    app[FATAL_ERRORS].append(error)
+    asyncio.get_running_loop().call_soon(_exit)
+
+
+def _exit() -> None:
+    raise web.GracefulExit
+
+
+def fatal_error(app: web.Application) -> KlyngeError | None:
+    """Return the error that stopped the service, if one did."""
+    errors = app.get(FATAL_ERRORS) or []
+    return errors[0] if errors else None
+
+
 # --- errors ----------------------------------------------------------------------------------
 
 _HTTP_CODES = {
@@ -311,6 +344,8 @@ STORAGE_FAILED = N_(
 def wants_json(request: web.Request) -> bool:
     """Tell whether an error should be JSON: API paths, or a client asking for JSON only."""
     if request.path == "/api" or request.path.startswith("/api/"):
+        return True
+    if WEB_STATE in request.config_dict and request.path in _state(request).json_paths:
         return True
     accept = request.headers.get("Accept", "")
     return "application/json" in accept and "text/html" not in accept

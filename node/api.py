@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import math
+import re
 from dataclasses import replace
 from typing import Any
 
 from aiohttp import web
 
 from klynge.errors import BadRequest, Forbidden, NotFound, TooLarge
+from klynge.i18n import N_
 from klynge.model import Event, Item, new_id
 from node.auth import user_for_token
 from node.keys import CONFIG, STORE, now
@@ -30,6 +33,13 @@ from node.store import User
 MAX_BODY = 64 * 1024
 KINDS = {"events": "event", "notices": "notice"}
 UUID = r"{uuid:[0-9a-fA-F-]{36}}"
+# Event input nests two levels (body, location); ten leaves room and bounds json's recursion.
+MAX_DEPTH = 10
+NOT_JSON_TYPE = N_("Send JSON with Content-Type: application/json (UTF-8).")
+TOO_DEEP = N_("The body nests arrays or objects too deeply.")
+# A string (skipped whole, so brackets in a title do not count) or one bracket.
+_BRACKETS = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{}]')
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def add_routes(app: web.Application) -> None:
@@ -60,7 +70,31 @@ def _dumps(value: Any) -> str:
 
 
 async def read_json(request: web.Request) -> Any:
-    """Read a JSON body of at most 64 KB, refusing oversize, non-UTF-8 and non-JSON bodies."""
+    """Read a JSON body of at most 64 KB; anything but plain, strict UTF-8 JSON is a 400.
+
+    Python's json accepts more than RFC 8259 allows (NaN, lone surrogates such as "\\ud800",
+    numbers that overflow to infinity) and recurses once per nesting level; each of those
+    reached the store or the encoder and answered 500 before.
+    """
+    raw = await _read_body(request)
+    if not _is_json_type(request):
+        raise BadRequest(NOT_JSON_TYPE)
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise BadRequest(N_("The body is not valid UTF-8.")) from e
+    if _depth(text) > MAX_DEPTH:
+        raise BadRequest(TOO_DEEP)
+    try:
+        value = json.loads(text, parse_constant=_no_constant, parse_float=_finite)
+    except ValueError as e:
+        raise BadRequest(f"The body is not valid JSON: {e}") from e
+    if not _text_ok(value):
+        raise BadRequest(N_("The body holds text that is not valid Unicode (a lone surrogate)."))
+    return value
+
+
+async def _read_body(request: web.Request) -> bytes:
     if request.content_length is not None and request.content_length > MAX_BODY:
         raise TooLarge(f"The body is over {MAX_BODY // 1024} KB.")
     raw = bytearray()
@@ -68,18 +102,51 @@ async def read_json(request: web.Request) -> Any:
         raw += chunk
         if len(raw) > MAX_BODY:
             raise TooLarge(f"The body is over {MAX_BODY // 1024} KB.")
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as e:
-        raise BadRequest("The body is not valid UTF-8.") from e
-    try:
-        return json.loads(text, parse_constant=_no_constant)
-    except ValueError as e:
-        raise BadRequest(f"The body is not valid JSON: {e}") from e
+    return bytes(raw)
+
+
+def _is_json_type(request: web.Request) -> bool:
+    # application/json or a +json type (RFC 6839), in UTF-8: RFC 8259 §8.1 allows no other.
+    kind = request.content_type
+    json_type = kind == "application/json" or (
+        kind.startswith("application/") and kind.endswith("+json")
+    )
+    return json_type and (request.charset or "utf-8").lower() in ("utf-8", "utf8")
+
+
+def _depth(text: str) -> int:
+    """Return the deepest nesting of arrays and objects in JSON text (one regex pass)."""
+    level = deepest = 0
+    for match in _BRACKETS.finditer(text):
+        token = match.group()
+        if token in "[{":
+            level += 1
+            deepest = max(deepest, level)
+        elif token in "]}":
+            level -= 1
+    return deepest
 
 
 def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not allowed")
+
+
+def _finite(text: str) -> float:
+    number = float(text)
+    if not math.isfinite(number):
+        raise BadRequest(N_("The body holds a number too large to store."))
+    return number
+
+
+def _text_ok(value: Any) -> bool:
+    """Tell whether every string (keys too) is valid Unicode, i.e. encodable as UTF-8."""
+    if isinstance(value, str):
+        return not _SURROGATE.search(value)
+    if isinstance(value, dict):
+        return all(_text_ok(k) and _text_ok(v) for k, v in value.items())
+    if isinstance(value, list):
+        return all(_text_ok(v) for v in value)
+    return True
 
 
 def _build(request: web.Request, kind: str, values: dict[str, Any], stamp: Stamp) -> Item:

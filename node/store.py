@@ -11,18 +11,17 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from tinydb import TinyDB
 
 from klynge.clock import SYSTEM_CLOCK, Clock
+from klynge.errors import KlyngeError
 from klynge.model import Event, Item, Notice, Place, Tombstone
-from klynge.storage import (
-    DurableStorage,
-)
+from klynge.storage import DurableStorage, invalid_record
 from node.encoding import TableEncoder
 from node.serialize import (
     doc_to_item,
@@ -36,6 +35,7 @@ Tables = dict[str, dict[str, Any]]
 Change = Callable[[Tables], None]
 TABLE_OF = {"event": "events", "notice": "notices"}
 PING_LOG_SIZE = 50
+T = TypeVar("T")
 TOMBSTONE_DAYS = 30
 
 
@@ -92,23 +92,21 @@ class Store:
 
     @classmethod
     def open(cls, path: Path, clock: Clock = SYSTEM_CLOCK) -> Store:
-        """Open (or create) the store file at `path`."""
+        """Open (or create) the store file at `path`; refuse one with a record that is bad."""
         db = TinyDB(path, storage=EncodingStorage)
         db.tables()  # as klynge.storage.open_database: fail at start on a damaged file
-        return cls(db, clock)
+        try:
+            return cls(db, clock)
+        except BadRecord as e:
+            db.close()
+            raise invalid_record(path, e.record, e.reason, check_tables) from e
 
     def close(self) -> None:
         """Close the underlying database."""
         self._db.close()
 
     def _load(self) -> None:
-        for table in TABLE_OF.values():
-            for doc in self._table(table).values():
-                item = doc_to_item(doc)
-                self._items[short_id(item.id)] = item
-        for doc in self._table("tombstones").values():
-            tomb = doc_to_tombstone(doc)
-            self._tombstones[tomb.id] = tomb
+        self._items, self._tombstones = check_tables(self._tables)
 
     def _table(self, name: str) -> dict[str, Any]:
         # Read-only view: writers replace whole tables (copy on write), never mutate one in
@@ -367,6 +365,84 @@ class Store:
             _put(tables, "pings", str(max((int(k) for k in keys), default=0) + 1), entry)
 
         await self._commit(change)
+
+
+class BadRecord(Exception):
+    """A stored record that does not validate: which one, and why."""
+
+    def __init__(self, record: str, reason: str) -> None:
+        super().__init__(f"{record}: {reason}")
+        self.record, self.reason = record, reason
+
+
+# Whatever a garbled field makes the conversions raise (a missing key, a wrong type, a date
+# that is not one, a value the model refuses).
+_GARBLED = (KeyError, TypeError, ValueError, AttributeError, KlyngeError)
+
+
+def check_tables(tables: Tables) -> tuple[dict[str, Item], dict[str, Tombstone]]:
+    """Validate every record of a store file; return its entries and tombstones.
+
+    Users, tokens, places and the state are checked here too, so a garbled one stops the
+    node at start with the record named instead of failing a request later.
+    """
+    items: dict[str, Item] = {}
+    for table in TABLE_OF.values():
+        for key, doc in _docs(tables, table):
+            item = _checked(table, key, doc, doc_to_item)
+            items[short_id(item.id)] = item
+    tombs = [_checked("tombstones", k, d, doc_to_tombstone) for k, d in _docs(tables, "tombstones")]
+    for name, build in _OTHER_TABLES.items():
+        for key, doc in _docs(tables, name):
+            _checked(name, key, doc, build)
+    return items, {t.id: t for t in tombs}
+
+
+def _docs(tables: Tables, name: str) -> Iterable[tuple[str, Any]]:
+    return tables.get(name, {}).items()
+
+
+def _checked(table: str, key: str, doc: Any, build: Callable[[Any], T]) -> T:
+    try:
+        if not isinstance(doc, dict):
+            raise TypeError("it is not a JSON object")
+        return build(doc)
+    except _GARBLED as e:
+        reason = getattr(e, "message", None) or (
+            f"missing {e}" if isinstance(e, KeyError) else str(e)
+        )
+        named = (
+            f" ({doc['id']})" if isinstance(doc, dict) and isinstance(doc.get("id"), str) else ""
+        )
+        raise BadRecord(f"{table}/{key}{named}", reason) from e
+
+
+def _typed(cls: type[T]) -> Callable[[dict[str, Any]], T]:
+    """Return a builder of `cls` from a document that checks each str/bool field's type."""
+
+    def build(doc: dict[str, Any]) -> T:
+        record = cls(**doc)
+        for f in fields(cls):  # type: ignore[arg-type]
+            want = bool if f.type == "bool" else str
+            if type(getattr(record, f.name)) is not want:
+                raise TypeError(f"{f.name} must be {'true or false' if want is bool else 'text'}")
+        return record
+
+    return build
+
+
+def _state(doc: dict[str, Any]) -> None:
+    if "changed" in doc:
+        datetime.fromisoformat(doc["changed"])
+
+
+_OTHER_TABLES: dict[str, Callable[[dict[str, Any]], object]] = {
+    "users": _typed(User),
+    "tokens": _typed(TokenRecord),
+    "places": lambda doc: Place(**doc),
+    "state": _state,
+    "pings": dict,
+}
 
 
 def _put(tables: Tables, name: str, key: str, doc: dict[str, Any]) -> None:

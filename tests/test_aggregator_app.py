@@ -61,7 +61,19 @@ async def test_feed_has_every_entry_with_its_village_and_answers_304(cluster: An
     }
     again = await cluster.get("/feed.atom", headers={"If-None-Match": resp.headers["ETag"]})
     assert again.status == 304 and await again.read() == b""
+    late = await cluster.get("/feed.atom", headers={"If-Modified-Since": FAR_AHEAD})
+    assert late.status == 200 and await late.read() == await resp.read()
     assert outputs_of(cluster).builds == 1
+
+
+FAR_AHEAD = "Fri, 31 Dec 2100 23:59:59 GMT"
+
+
+async def test_only_the_etag_decides_a_304(cluster: Any) -> None:
+    # RFC 9110 §13.1.3: a date, however late, never gives a 304 (one second is too coarse).
+    for path in ("/feed.atom", "/calendar.ics", "/api/events", "/"):
+        late = await cluster.get(path, headers={"If-Modified-Since": FAR_AHEAD})
+        assert late.status == 200 and await late.read(), path
 
 
 async def test_calendar_whole_and_filtered(cluster: Any) -> None:
@@ -124,9 +136,39 @@ async def test_ping_fetches_a_registered_feed(cluster: Any, feed_server: FeedSer
 
     await eventually(arrived)
     unknown = await cluster.post("/ping", data={"hub.mode": "publish", "hub.url": url + "x"})
-    assert unknown.status == 404 and "not a source" in await unknown.text()
+    assert unknown.status == 404
+    assert (await unknown.json())["error"]["code"] == "not_found"
     missing = await cluster.post("/ping", data={"hub.mode": "publish"})
     assert missing.status == 400
+
+
+FORM = "application/x-www-form-urlencoded"
+# (name, Content-Type, body): none of them is a form a program meant to send.
+BAD_PINGS = [
+    ("not UTF-8", FORM, b"hub.mode=publish&hub.url=http://osterby.test/\xff\xfe.atom"),
+    ("a latin-1 charset", FORM + "; charset=latin-1", b"hub.mode=publish&hub.url=%E6"),
+    ("an unknown charset", FORM + "; charset=klingon", b"hub.mode=publish&hub.url=x"),
+    ("a broken multipart body", "multipart/form-data; boundary=zz", b"--zz\r\nnonsense"),
+    ("JSON", "application/json", b'{"hub.url": "\\ud800"}'),
+    ("an empty body", FORM, b""),
+    ("no hub.url", FORM, b"hub.mode=publish"),
+    ("another mode", FORM, b"hub.mode=subscribe&hub.url=http://osterby.test/feed.atom"),
+    ("a repeated hub.url", FORM, b"hub.url=http://a.test/feed.atom&hub.url=http://b.test/x"),
+    ("a percent-encoded lone surrogate", FORM, b"hub.url=%ED%A0%80"),
+    ("percent-encoded latin-1", FORM, b"hub.url=http://%E6.test/feed.atom"),
+]
+
+
+@pytest.mark.parametrize(("content_type", "body"), [row[1:] for row in BAD_PINGS],
+                         ids=[row[0] for row in BAD_PINGS])  # fmt: skip
+async def test_a_malformed_ping_is_400_with_the_error_shape(
+    cluster: Any, content_type: str, body: bytes
+) -> None:
+    resp = await cluster.post("/ping", data=body, headers={"Content-Type": content_type})
+    assert resp.status == 400, await resp.text()
+    error = (await resp.json())["error"]
+    assert error["code"] == "bad_request"
+    assert "hub.mode=publish&hub.url=" in error["message"]
 
 
 async def test_pings_are_rate_limited_and_coalesced(cluster: Any, feed_server: FeedServer) -> None:

@@ -71,6 +71,28 @@ BAD: list[tuple[str, str, Any, int, str, str | None]] = [
     ("invalid JSON", "events", b'{"title": "Marked",', 400, "bad_request", None),
     ("invalid UTF-8", "events", b'{"title": "Mark\xe6d"}', 400, "bad_request", None),
     ("NaN", "events", b'{"title": NaN}', 400, "bad_request", None),
+    ("Infinity", "events", b'{"title": "x", "location": {"name": "M", "lat": -Infinity}}', 400,
+     "bad_request", None),
+    ("a number too big for a float", "events",
+     b'{"title": "x", "location": {"name": "M", "lat": 1e999, "lon": 1}}', 400, "bad_request",
+     None),
+    ("a 5,000-digit integer", "events", b'{"title": "x", "sequence": ' + b"9" * 5000 + b"}",
+     400, "bad_request", None),
+    ("lone surrogate in a value", "events",
+     b'{"title": "Mark\\ud800ed", "start": "2030-01-01T10:00"}', 400, "bad_request", None),
+    ("lone surrogate in a key", "events", b'{"\\udfff": 1}', 400, "bad_request", None),
+    ("surrogate nested in a location", "events",
+     b'{"title": "x", "location": {"name": "\\udc00"}}', 400, "bad_request", None),
+    ("1,000-deep arrays", "events", b'{"title": ' + b"[" * 1000 + b"]" * 1000 + b"}", 400,
+     "bad_request", None),
+    ("30,000-deep arrays", "events", b'{"title": ' + b"[" * 30_000 + b"]" * 30_000 + b"}",
+     400, "bad_request", None),
+    ("objects nested 40 deep", "events", b'{"title": ' + b'{"a":' * 40 + b"1" + b"}" * 41, 400,
+     "bad_request", None),
+    ("byte-order mark", "events", b'\xef\xbb\xbf{"title": "x"}', 400, "bad_request", None),
+    ("empty body", "events", b"", 400, "bad_request", None),
+    ("only white space", "events", b"  \n ", 400, "bad_request", None),
+    ("UTF-16", "events", '{"title": "x"}'.encode("utf-16"), 400, "bad_request", None),
     ("1 MB body", "events", ev(description="x" * 1_000_000), 413, "too_large", None),
     ("notice expiry not a date", "notices", {"title": "Kat væk", "expires": "tomorrow"}, 422,
      "invalid", "expires"),
@@ -112,6 +134,68 @@ async def test_bad_payload_refused_and_nothing_stored(
         assert field in error["fields"], error
         assert error["fields"][field]
     assert snapshot(client, node_dir) == before
+
+
+# (Content-Type sent, accepted): JSON and its +json forms; anything else is refused.
+CONTENT_TYPES = [
+    ("application/json", True),
+    ("application/json; charset=utf-8", True),
+    ("application/merge-patch+json", True),
+    ("text/plain", False),
+    ("application/x-www-form-urlencoded", False),
+    ("multipart/form-data; boundary=x", False),
+    ("application/json; charset=latin-1", False),
+    ("", False),
+]
+
+
+@pytest.mark.parametrize(("content_type", "accepted"), CONTENT_TYPES)
+async def test_only_json_content_types_are_read(
+    client: Client, node_dir: NodeDir, content_type: str, accepted: bool
+) -> None:
+    before = snapshot(client, node_dir)
+    headers = {**auth(node_dir.token), "Content-Type": content_type}
+    response = await client.post("/api/events", data=json.dumps(GOOD).encode(), headers=headers)
+    if accepted:
+        assert response.status == 201, await response.text()
+        return
+    assert response.status == 400, await response.text()
+    error = (await response.json())["error"]
+    assert error["code"] == "bad_request" and "application/json" in error["message"]
+    assert snapshot(client, node_dir) == before
+
+
+async def test_brackets_and_escapes_inside_text_are_fine(client: Client, node_dir: NodeDir) -> None:
+    title = '[[[[[[[[[[[[ {{{{{{{{{{{{ \\" \U0001f384'  # deep-looking, an escape, an emoji
+    body = json.dumps({**GOOD, "title": title}).encode()  # ensure_ascii: a surrogate pair
+    headers = {**auth(node_dir.token), "Content-Type": "application/json"}
+    response = await client.post("/api/events", data=body, headers=headers)
+    assert response.status == 201, await response.text()
+    assert (await response.json())["title"] == title
+
+
+async def test_malformed_json_is_explained_in_danish(client: Client, node_dir: NodeDir) -> None:
+    headers = {**auth(node_dir.token), "Content-Type": "application/json"}
+    response = await client.post("/api/events", data=b'{"title": "\\ud800"}', headers=headers)
+    assert response.status == 400
+    assert "surrogattegn" in (await response.json())["error"]["message"]
+
+
+async def test_patch_refuses_malformed_json_and_keeps_the_entry(
+    client: Client, node_dir: NodeDir
+) -> None:
+    created = await client.post("/api/events", json=GOOD, headers=auth(node_dir.token))
+    path = created.headers["Location"]
+    before = snapshot(client, node_dir)
+    headers = {**auth(node_dir.token), "Content-Type": "application/json"}
+    for body in (b'{"title": "\\ud83d"}', b"[" * 5000 + b"]" * 5000, b'{"title": 1e400}'):
+        response = await client.patch(path, data=body, headers=headers)
+        assert response.status == 400, await response.text()
+        assert (await response.json())["error"]["code"] == "bad_request"
+    assert snapshot(client, node_dir) == before
+    assert (await (await client.get(path, headers=auth(node_dir.token))).json())["title"] == (
+        GOOD["title"]
+    )
 
 
 async def test_chunked_oversize_body_is_413(client: Client, node_dir: NodeDir) -> None:
