@@ -67,7 +67,9 @@ def _serve_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
              "klynge node serve ./osterby --host 127.0.0.1 --port 8081", cmd_serve)  # fmt: skip
     p.add_argument("dir", type=Path, metavar="DIR")
     p.add_argument("--host", default="127.0.0.1", help="default %(default)s")
-    p.add_argument("--port", type=port_number, default=8081, help="default %(default)s")
+    p.add_argument(
+        "--port", type=port_number, default=8081, help="default %(default)s; 0 picks a free port"
+    )
 
 
 def _user_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
