@@ -3,7 +3,8 @@
 docker-compose.yml by a Compose implementation's `config`; the systemd units by
 `systemd-analyze verify` and `security`; the Dockerfile by hadolint; the shell scripts by
 shellcheck and by running them; deploy/nginx.conf and deploy/Caddyfile by running nginx and
-Caddy in front of a real aiohttp server on loopback. CI installs the tools (.ci/run).
+Caddy in front of a real aiohttp server on loopback. `make test` installs the tools
+(tests/setup-system.sh).
 """
 
 from __future__ import annotations
@@ -48,9 +49,9 @@ COMPOSE_VARS = (
 
 def tool(name: str, apt_package: str) -> str:
     """Return the path of a command-line tool, failing with the package that provides it."""
-    found = shutil.which(name) or shutil.which(name, path=str(VENV_BIN))
+    found = shutil.which(name) or shutil.which(name, path=f"{VENV_BIN}:/usr/sbin:/sbin")
     if found is None:
-        pytest.fail(f"`{name}` is not installed: apt-get install {apt_package} (.ci/run does)")
+        pytest.fail(f"`{name}` is not installed: apt-get install {apt_package} (make test does)")
     return found
 
 
@@ -76,7 +77,7 @@ def compose_command() -> list[str]:
         return [legacy]
     pytest.fail(
         "no Docker Compose implementation: apt-get install docker-compose "
-        "(or install the docker compose plugin); .ci/run installs docker-compose"
+        "(or install the docker compose plugin); make test installs docker-compose"
     )
 
 
@@ -331,6 +332,9 @@ def test_shell_scripts_pass_shellcheck() -> None:
     scripts = sorted(str(p) for p in DEPLOY.glob("*.sh"))
     assert len(scripts) == 2
     result = run([shellcheck, "--shell=sh", *scripts])
+    assert (result.returncode, result.stdout + result.stderr) == (0, "")
+    # The scripts `make test` and CI run are bash (their #! line says so).
+    result = run([shellcheck, str(ROOT / "tests" / "setup-system.sh"), str(ROOT / ".ci" / "run")])
     assert (result.returncode, result.stdout + result.stderr) == (0, "")
 
 
