@@ -27,7 +27,7 @@ from klynge.demo_data import DEMO_PASSWORD, DemoVillage, villages
 from klynge.errors import KlyngeError
 
 CLUSTER_NAME = "Klynge Midtå"
-START_TIMEOUT = 20.0
+START_TIMEOUT = 60.0  # four Python services starting at once on a busy machine or a Pi
 STOP_TIMEOUT = 4.0
 PORTS_FILE = "ports.json"  # --port 0: the four ports the OS gave the first start
 EXAMPLE = (
