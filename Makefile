@@ -26,8 +26,9 @@ venv: $(STAMP)
 deps:
 	@tests/setup-system.sh
 
+# One pytest worker per core (pytest-xdist), at most 4: each worker starts its own chromium.
 test: deps $(STAMP)
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n auto --maxprocesses=4
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
