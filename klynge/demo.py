@@ -132,14 +132,21 @@ def demo_ports(root: Path, base: int) -> list[int]:
         return [base + i for i in range(4)]
     remembered = root / PORTS_FILE
     if remembered.exists():
-        ports = json.loads(remembered.read_text())
-        if not (isinstance(ports, list) and len(ports) == 4):
-            raise KlyngeError(f"{remembered} is damaged: delete {root} to start a fresh demo")
-        return [int(port) for port in ports]
+        return _read_ports(remembered, root)
     ports = free_ports(4)
     root.mkdir(parents=True, exist_ok=True)
     remembered.write_text(json.dumps(ports) + "\n")
     return ports
+
+
+def _read_ports(remembered: Path, root: Path) -> list[int]:
+    try:
+        ports = json.loads(remembered.read_text())
+    except ValueError:
+        ports = None
+    if isinstance(ports, list) and len(ports) == 4 and all(type(p) is int for p in ports):
+        return ports
+    raise KlyngeError(f"{remembered} is damaged: delete {root} to start a fresh demo")
 
 
 def _taken(port: int) -> bool:
