@@ -3,24 +3,32 @@ VENV  := .venv
 BIN   := $(VENV)/bin
 STAMP := $(VENV)/.klynge-installed
 
-.PHONY: help venv test lint format demo bench
+.PHONY: help venv deps test lint format demo bench
+# deps and the venv may both run apt-get, which must not run twice at once.
+.NOTPARALLEL:
 
 help:
 	@echo "make demo    three villages and one cluster aggregator on loopback"
-	@echo "make test    the whole test suite"
+	@echo "make test    the whole test suite (installs the system and npm packages it uses)"
 	@echo "make lint    ruff check, ruff format --check, mypy"
 	@echo "make format  ruff format and safe ruff fixes"
 	@echo "make bench   every bench/*_bench.py (medians and ratios)"
 
 $(STAMP): pyproject.toml
+	@tests/setup-system.sh python3 python3-venv
 	test -x $(BIN)/python || python3 -m venv $(VENV)
-	$(BIN)/pip install --quiet -e '.[test]'
+	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[test]'
 	touch $@
 
 venv: $(STAMP)
 
-test: $(STAMP)
-	$(BIN)/pytest -q
+# The Debian and npm packages the tests use, each installed only when missing.
+deps:
+	@tests/setup-system.sh
+
+# One pytest worker per core (pytest-xdist), at most 4: each worker starts its own chromium.
+test: deps $(STAMP)
+	$(BIN)/pytest -q -n auto --maxprocesses=4
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -61,7 +61,9 @@ def _parser() -> argparse.ArgumentParser:
     serve = _sub(sub, "serve", "run the aggregator's web service")
     serve.add_argument("dir", type=Path)
     serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=port_number, default=8080)
+    serve.add_argument(
+        "--port", type=port_number, default=8080, help="default %(default)s; 0 picks a free port"
+    )
     refresh = _sub(sub, "refresh", "poll every source once, then exit")
     refresh.add_argument("dir", type=Path)
     backup = _sub(sub, "backup", "copy the database and config consistently")

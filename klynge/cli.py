@@ -8,6 +8,7 @@ import errno
 import importlib
 import logging
 import resource
+import socket
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -127,13 +128,17 @@ def serve(data_dir: Path, make_app: Callable[[], web.Application], host: str, po
     raise_file_limit()
     with DataDirLock(data_dir):
         app = make_app()
+        # Port 0: bind here, so the line below can name the port the OS picked.
+        sock = bind_any_port(host) if port == 0 else None
+        shown = int(sock.getsockname()[1]) if sock else port
         # No access log: on a Pi every line is an SD-card write; /status shows the health.
         try:
             web.run_app(
                 app,
-                host=host,
-                port=port,
-                print=_serving(host, port),
+                host=None if sock else host,
+                port=None if sock else port,
+                sock=sock,
+                print=_serving(host, shown),
                 access_log=None,
                 keepalive_timeout=REQUEST_HEAD_TIMEOUT,
             )
@@ -148,9 +153,21 @@ def serve(data_dir: Path, make_app: Callable[[], web.Application], host: str, po
     return 0
 
 
+def bind_any_port(host: str) -> socket.socket:
+    """Return a socket bound to `host` on a free port that the OS picked."""
+    family, kind, proto, _, address = socket.getaddrinfo(
+        host or None, 0, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+    )[0]
+    sock = socket.socket(family, kind, proto)
+    sock.bind(address)
+    return sock
+
+
 def _serving(host: str, port: int) -> Callable[[str], None]:
+    shown = f"[{host}]" if ":" in host else host or "0.0.0.0"
+
     def show(_text: str) -> None:
-        print(f"Serving on http://{host}:{port}/ (Ctrl-C to stop)", flush=True)
+        print(f"Serving on http://{shown}:{port}/ (Ctrl-C to stop)", flush=True)
 
     return show
 

@@ -12,6 +12,7 @@ import functools
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -28,9 +29,14 @@ from klynge.errors import KlyngeError
 from klynge.model import DEFAULT_TIMEZONE, zone
 
 CLUSTER_NAME = "Klynge Midtå"
-START_TIMEOUT = 20.0
+START_TIMEOUT = 60.0  # four Python services starting at once on a busy machine or a Pi
 STOP_TIMEOUT = 4.0
-EXAMPLE = "example:\n  klynge demo --port 8080        # then open http://127.0.0.1:8080/"
+PORTS_FILE = "ports.json"  # --port 0: the four ports the OS gave the first start
+EXAMPLE = (
+    "examples:\n"
+    "  klynge demo --port 8080        # then open http://127.0.0.1:8080/\n"
+    "  klynge demo --port 0           # any four free ports; open the printed URL"
+)
 
 
 @dataclass(frozen=True)
@@ -46,6 +52,9 @@ class Service:
     def url(self) -> str:
         """Return the service's base URL on loopback."""
         return f"http://127.0.0.1:{self.port}"
+
+
+Nodes = list[tuple[Service, DemoVillage]]
 
 
 def klynge(*args: str, stdin: str | None = None) -> str:
@@ -91,7 +100,7 @@ def _init_node(svc: Service, village: DemoVillage, aggregator: Service) -> str:
     return klynge("node", "token", "add", str(svc.data_dir), village.username).strip().split()[-1]
 
 
-def _init_aggregator(svc: Service, nodes: list[tuple[Service, DemoVillage]]) -> None:
+def _init_aggregator(svc: Service, nodes: Nodes) -> None:
     klynge("aggregator", "init", str(svc.data_dir), "--name", CLUSTER_NAME, "--url", svc.url)
     for node, village in nodes:
         klynge(
@@ -107,11 +116,77 @@ def _init_aggregator(svc: Service, nodes: list[tuple[Service, DemoVillage]]) -> 
         )
 
 
-def _prepare(root: Path, base: int) -> tuple[list[Service], dict[str, str]]:
-    """Create the data directories on the first run; return the services and API tokens."""
-    aggregator = Service("aggregator", "aggregator", root / "aggregator", base)
-    demo = villages(_clock().today(zone(DEFAULT_TIMEZONE)))
-    nodes = [(Service(v.slug, "node", root / v.slug, base + 1 + i), v) for i, v in enumerate(demo)]
+def free_ports(count: int) -> list[int]:
+    """Ask the OS for `count` free loopback ports, all held at once so that they differ."""
+    socks = [socket.socket() for _ in range(count)]
+    try:
+        for sock in socks:
+            sock.bind(("127.0.0.1", 0))
+        return [int(sock.getsockname()[1]) for sock in socks]
+    finally:
+        for sock in socks:
+            sock.close()
+
+
+def demo_ports(root: Path, base: int) -> list[int]:
+    """Return BASE and the three ports after it; for 0, the ports remembered in ROOT (or new)."""
+    if base:
+        return [base + i for i in range(4)]
+    remembered = root / PORTS_FILE
+    if remembered.exists():
+        return _read_ports(remembered, root)
+    ports = free_ports(4)
+    root.mkdir(parents=True, exist_ok=True)
+    remembered.write_text(json.dumps(ports) + "\n")
+    return ports
+
+
+def _read_ports(remembered: Path, root: Path) -> list[int]:
+    try:
+        ports = json.loads(remembered.read_text())
+    except ValueError:
+        ports = None
+    if isinstance(ports, list) and len(ports) == 4 and all(type(p) is int for p in ports):
+        return ports
+    raise KlyngeError(f"{remembered} is damaged: delete {root} to start a fresh demo")
+
+
+def _taken(port: int) -> bool:
+    with socket.socket() as probe:
+        # As the services do (aiohttp on POSIX): old TIME_WAIT connections do not count.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return True
+    return False
+
+
+def check_ports(services: list[Service], root: Path, base: int) -> None:
+    """Raise a one-line error naming the first service whose port another program holds."""
+    for svc in services:
+        if not _taken(svc.port):
+            continue
+        if base:
+            raise KlyngeError(
+                f"port {svc.port} on 127.0.0.1 (for {svc.name}) is already in use by another "
+                "program; stop it, choose another --port, or use --port 0 for any free ports"
+            )
+        raise KlyngeError(
+            f"port {svc.port} on 127.0.0.1, remembered for {svc.name} in {root / PORTS_FILE}, "
+            f"is now in use by another program; stop it, or delete {root} for a fresh demo"
+        )
+
+
+def _services(root: Path, ports: list[int]) -> tuple[Service, Nodes]:
+    """Return the aggregator and the villages' nodes, each with its folder and port."""
+    aggregator = Service("aggregator", "aggregator", root / "aggregator", ports[0])
+    pairs = zip(villages(_clock().today(zone(DEFAULT_TIMEZONE))), ports[1:], strict=True)
+    return aggregator, [(Service(v.slug, "node", root / v.slug, port), v) for v, port in pairs]
+
+
+def _prepare(root: Path, aggregator: Service, nodes: Nodes) -> dict[str, str]:
+    """Create the data directories on the first run; return the villages' API tokens."""
     tokens_file = root / "tokens.json"
     tokens: dict[str, str] = json.loads(tokens_file.read_text()) if tokens_file.exists() else {}
     root.mkdir(parents=True, exist_ok=True)
@@ -122,7 +197,7 @@ def _prepare(root: Path, base: int) -> tuple[list[Service], dict[str, str]]:
             tokens_file.chmod(0o600)
     if not aggregator.data_dir.exists():
         _init_aggregator(aggregator, nodes)
-    return [aggregator, *(svc for svc, _ in nodes)], tokens
+    return tokens
 
 
 @functools.cache
@@ -265,8 +340,11 @@ def _raise_stop(signum: int, frame: FrameType | None) -> None:
 
 
 def run(root: Path, base: int) -> int:
-    """Prepare, start, seed and supervise the demo until interrupted."""
-    services, tokens = _prepare(root, base)
+    """Prepare, start, seed and supervise the demo until interrupted (BASE 0: any free ports)."""
+    aggregator, nodes = _services(root, demo_ports(root, base))
+    services = [aggregator, *(svc for svc, _ in nodes)]
+    check_ports(services, root, base)
+    tokens = _prepare(root, aggregator, nodes)
     logs = root / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     signal.signal(signal.SIGTERM, _raise_stop)
@@ -294,18 +372,21 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(
         prog="klynge demo",
         description="Start three demo villages and their cluster aggregator on 127.0.0.1. "
-        "The aggregator listens on PORT and the villages on the three ports after it.",
+        "The aggregator listens on PORT and the villages on the three ports after it; "
+        "with --port 0 the OS picks four free ports, which later starts reuse.",
         epilog=EXAMPLE,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--port", type=int, default=8080, help="base port (default 8080)")
+    parser.add_argument(
+        "--port", type=int, default=8080, help="base port (default 8080); 0 for any free ports"
+    )
     parser.add_argument(
         "--data",
         type=Path,
         default=Path(os.environ.get("KLYNGE_DEMO_DATA", "demo-data")),
-        help="data directory (default ./demo-data); each base port gets its own folder",
+        help="data directory (default ./demo-data); each --port value gets its own folder",
     )
     args = parser.parse_args(argv)
-    if not 1024 <= args.port <= 65532:
-        parser.error("--port must be between 1024 and 65532")
+    if args.port != 0 and not 1024 <= args.port <= 65532:
+        parser.error("--port must be 0 (any free ports) or between 1024 and 65532")
     return run(args.data.resolve() / str(args.port), args.port)

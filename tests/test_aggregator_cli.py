@@ -6,6 +6,7 @@ import asyncio
 import socket
 import subprocess
 import sys
+import urllib.request
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ from typing import Any
 import aggregator_support as support
 import pytest
 from aggregator_support import FeedServer, event, feed
+from serve_support import serving
 
 from aggregator import cli
 from aggregator.config import load_config
@@ -148,3 +150,15 @@ def test_serve_refuses_a_bad_port_and_a_port_in_use_in_one_line(tmp_path: Path) 
                               capture_output=True, text=True, timeout=30)  # fmt: skip
     assert busy.returncode == 1 and "Traceback" not in busy.stderr
     assert "already in use" in busy.stderr and len(busy.stderr.strip().splitlines()) == 1
+
+
+def test_serve_on_port_0_prints_the_port_it_got(tmp_path: Path) -> None:
+    data = tmp_path / "agg"
+    klynge = [sys.executable, "-m", "klynge.cli", "aggregator"]
+    subprocess.run([*klynge, "init", str(data), "--name", "Klynge", "--url", "http://a.example"],
+                   check=True, capture_output=True)  # fmt: skip
+    with serving([*klynge, "serve", str(data)], tmp_path / "serve.log") as served:
+        assert served.port > 0
+        assert f"Serving on http://127.0.0.1:{served.port}/ (Ctrl-C to stop)" in served.output()
+        with urllib.request.urlopen(f"{served.url}/feed.atom", timeout=10) as response:
+            assert b"<title>Klynge</title>" in response.read()

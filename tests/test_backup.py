@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import socket
 import subprocess
 import sys
 import threading
@@ -14,6 +13,7 @@ from pathlib import Path
 
 import feedparser
 from clock_support import service_env
+from serve_support import start_serving, stop_process
 
 KLYNGE = [sys.executable, "-m", "klynge.cli"]
 
@@ -32,34 +32,12 @@ def _klynge(*args: str, stdin: str | None = None) -> str:
     return done.stdout
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 class Node:
-    """A `klynge node serve` child process on a free loopback port."""
+    """A `klynge node serve` child process on a loopback port the OS picked."""
 
     def __init__(self, data: Path, log: Path) -> None:
-        self.port = _free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        with log.open("ab") as out:
-            self.proc = subprocess.Popen(
-                [*KLYNGE, "node", "serve", str(data), "--port", str(self.port)],
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                env=service_env(),
-            )
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            assert self.proc.poll() is None, log.read_text()
-            try:
-                self.get("/healthz")
-                return
-            except OSError:
-                time.sleep(0.1)
-        raise AssertionError("the node did not start")
+        served = start_serving([*KLYNGE, "node", "serve", str(data)], log)
+        self.proc, self.url = served.proc, served.url
 
     def get(self, path: str) -> bytes:
         with urllib.request.urlopen(self.url + path, timeout=5) as response:
@@ -79,8 +57,7 @@ class Node:
             return entry_id if entry_id.startswith("urn:") else f"urn:uuid:{entry_id}"
 
     def stop(self) -> None:
-        self.proc.terminate()
-        self.proc.wait(timeout=10)
+        stop_process(self.proc)
 
 
 def _ids_in_feed(feed: bytes) -> set[str]:
@@ -106,7 +83,9 @@ def test_backup_while_serving_writes_then_restore(tmp_path: Path) -> None:
     thread = threading.Thread(target=writer)
     try:
         thread.start()
+        deadline = time.monotonic() + 60
         while len(acknowledged) < 20:
+            assert thread.is_alive() and time.monotonic() < deadline, "the posts did not go on"
             time.sleep(0.02)
         before = set(acknowledged)
         _klynge("node", "backup", str(data), str(tmp_path / "backup-live"))

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import signal
-import subprocess
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -11,7 +9,7 @@ import aiohttp
 import pytest
 from clock_support import HOSTILE_NOWS, service_env, utc_now
 from node_support import KLYNGE, auth, make_node
-from test_node_durability import free_port, wait_healthy
+from serve_support import start_serving, stop_process
 
 from klynge.clock import ENV_NOW, Clock, clock_from_env
 from klynge.errors import ConfigError
@@ -35,28 +33,19 @@ def test_a_bad_klynge_now_is_refused_in_words(text: str) -> None:
 async def test_a_node_started_at_a_chosen_instant_stamps_its_entries_then(tmp_path: Path) -> None:
     node_dir = make_node(tmp_path)
     moment = HOSTILE_NOWS["dst-autumn-before"]
-    port = free_port()
     env = service_env(**{ENV_NOW: moment.isoformat()})
-    proc = subprocess.Popen(
-        [KLYNGE, "node", "serve", str(node_dir.path), "--port", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        env=env,
-    )
-    base = f"http://127.0.0.1:{port}"
+    served = start_serving([KLYNGE, "node", "serve", str(node_dir.path)], tmp_path / "log", env)
     try:
-        await wait_healthy(base, proc)
         event = {"title": "Høstfest", "start": "2027-11-06T18:00"}
         async with (
             aiohttp.ClientSession() as session,
             session.post(
-                f"{base}/api/events", json=event, headers=auth(node_dir.token)
+                f"{served.url}/api/events", json=event, headers=auth(node_dir.token)
             ) as response,
         ):
             assert response.status == 201, await response.text()
             created = datetime.fromisoformat((await response.json())["created"])
     finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=10)
+        stop_process(served.proc)
     assert moment <= created <= moment + timedelta(minutes=2)
     assert abs(utc_now() - created) > timedelta(days=300)  # not the suite's own "now"

@@ -3,7 +3,8 @@
 docker-compose.yml by a Compose implementation's `config`; the systemd units by
 `systemd-analyze verify` and `security`; the Dockerfile by hadolint; the shell scripts by
 shellcheck and by running them; deploy/nginx.conf and deploy/Caddyfile by running nginx and
-Caddy in front of a real aiohttp server on loopback. CI installs the tools (.ci/run).
+Caddy in front of a real aiohttp server on loopback. `make test` installs the tools
+(tests/setup-system.sh).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import yaml
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 from clock_support import utc_now
+from serve_support import Served, stop_process, wait_serving
 
 from klynge.clock import ENV_NOW
 
@@ -51,9 +53,9 @@ COMPOSE_VARS = (
 
 def tool(name: str, apt_package: str) -> str:
     """Return the path of a command-line tool, failing with the package that provides it."""
-    found = shutil.which(name) or shutil.which(name, path=str(VENV_BIN))
+    found = shutil.which(name) or shutil.which(name, path=f"{VENV_BIN}:/usr/sbin:/sbin")
     if found is None:
-        pytest.fail(f"`{name}` is not installed: apt-get install {apt_package} (.ci/run does)")
+        pytest.fail(f"`{name}` is not installed: apt-get install {apt_package} (make test does)")
     return found
 
 
@@ -79,7 +81,7 @@ def compose_command() -> list[str]:
         return [legacy]
     pytest.fail(
         "no Docker Compose implementation: apt-get install docker-compose "
-        "(or install the docker compose plugin); .ci/run installs docker-compose"
+        "(or install the docker compose plugin); make test installs docker-compose"
     )
 
 
@@ -335,6 +337,9 @@ def test_shell_scripts_pass_shellcheck() -> None:
     assert len(scripts) == 2
     result = run([shellcheck, "--shell=sh", *scripts])
     assert (result.returncode, result.stdout + result.stderr) == (0, "")
+    # The scripts `make test` and CI run are bash (their #! line says so).
+    result = run([shellcheck, str(ROOT / "tests" / "setup-system.sh"), str(ROOT / ".ci" / "run")])
+    assert (result.returncode, result.stdout + result.stderr) == (0, "")
 
 
 # The entrypoint and the backup script only translate settings into `klynge` commands; these
@@ -574,16 +579,17 @@ async def proxy(
     with log.open("wb") as out:
         process = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, env=env)
     try:
-        for _ in range(200):  # at most 10 seconds
+        deadline = time.monotonic() + 60  # a generous bound for a loaded machine
+        while True:
             if process.poll() is not None:
                 output = log.read_text(errors="replace")[-2000:]
                 pytest.fail(f"{args[0]} exited with {process.returncode}: {output}")
             with contextlib.suppress(OSError):
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
                 break
+            if time.monotonic() > deadline:
+                pytest.fail(f"{args[0]} did not listen on port {port} within 60 s")
             await asyncio.sleep(0.05)
-        else:
-            pytest.fail(f"{args[0]} did not listen on port {port}")
         yield f"http://127.0.0.1:{port}"
     finally:
         process.terminate()
@@ -683,58 +689,56 @@ async def test_caddyfile_proxies_feeds_with_validators_and_pings(
             assert len(await response.read()) < len(FEED) / 4
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def _serve_via_entrypoint(tmp_path: Path, env: dict[str, str], log: str) -> subprocess.Popen[bytes]:
+def _serve_via_entrypoint(tmp_path: Path, env: dict[str, str], log: str) -> Served:
+    """Start the entrypoint as a container would and wait until its service is healthy."""
     klynge_bin = Path(sys.executable).parent
     full = {"PATH": f"{klynge_bin}:/usr/bin:/bin", "KLYNGE_DATA": str(tmp_path / "data"),
             "HOST": "127.0.0.1", ENV_NOW: utc_now().isoformat(), **env}  # fmt: skip
     with (tmp_path / log).open("ab") as out:
-        return subprocess.Popen(
+        proc = subprocess.Popen(
             ["/bin/sh", str(DEPLOY / "docker-entrypoint.sh")], env=full, stdout=out, stderr=out
         )
+    try:
+        return wait_serving(proc, tmp_path / log)
+    except BaseException:
+        stop_process(proc)
+        raise
 
 
 def _healthcheck(url: str) -> subprocess.CompletedProcess[str]:
     klynge = str(Path(sys.executable).parent / "klynge")
     return subprocess.run(
-        [klynge, "healthcheck", url], capture_output=True, text=True, timeout=20, check=False
+        [klynge, "healthcheck", url], capture_output=True, text=True, timeout=60, check=False
     )
 
 
 def test_entrypoint_with_the_real_klynge_runs_a_node_and_its_aggregator(tmp_path: Path) -> None:
-    node_port, agg_port = _free_port(), _free_port()
-    node_url, agg_url = f"http://127.0.0.1:{node_port}", f"http://127.0.0.1:{agg_port}"
+    # The aggregator starts first on PORT=0 and reports its port; only the node's port must be
+    # known in advance (the aggregator's source list names it), so it is asked of the OS.
+    node_port = free_port()
+    node_url = f"http://127.0.0.1:{node_port}"
     (tmp_path / "data").mkdir()
-    node = _serve_via_entrypoint(tmp_path, {
-        "KLYNGE_ROLE": "node", "KLYNGE_NAME": "Østerby", "KLYNGE_PUBLIC_URL": node_url,
-        "KLYNGE_AGGREGATORS": agg_url, "PORT": str(node_port)}, "node.log")  # fmt: skip
     aggregator = _serve_via_entrypoint(tmp_path, {
         "KLYNGE_ROLE": "aggregator", "KLYNGE_NAME": "Klyngen ved Åen",
-        "KLYNGE_PUBLIC_URL": agg_url, "KLYNGE_SOURCES": f"{node_url}/feed.atom Østerby",
-        "PORT": str(agg_port)}, "aggregator.log")  # fmt: skip
+        "KLYNGE_PUBLIC_URL": "https://klynge.example.dk", "PORT": "0",
+        "KLYNGE_SOURCES": f"{node_url}/feed.atom Østerby"}, "aggregator.log")  # fmt: skip
     try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if all(_healthcheck(f"{u}/healthz").returncode == 0 for u in (node_url, agg_url)):
-                break
-            assert node.poll() is None, (tmp_path / "node.log").read_text()
-            assert aggregator.poll() is None, (tmp_path / "aggregator.log").read_text()
-            time.sleep(0.3)
-        else:
-            raise AssertionError("the entrypoint's services did not become healthy")
-        with urllib.request.urlopen(f"{agg_url}/api/sources", timeout=5) as response:
-            sources = response.read().decode()
-        assert f"{node_url}/feed.atom" in sources and "Østerby" in sources
-        with urllib.request.urlopen(f"{node_url}/feed.atom", timeout=5) as response:
-            assert b"\xc3\x98sterby" in response.read()
+        node = _serve_via_entrypoint(tmp_path, {
+            "KLYNGE_ROLE": "node", "KLYNGE_NAME": "Østerby", "KLYNGE_PUBLIC_URL": node_url,
+            "KLYNGE_AGGREGATORS": aggregator.url, "PORT": str(node_port)}, "node.log")  # fmt: skip
+        try:
+            assert node.port == node_port
+            for url in (node.url, aggregator.url):
+                checked = _healthcheck(f"{url}/healthz")
+                assert checked.returncode == 0, checked.stdout + checked.stderr
+            with urllib.request.urlopen(f"{aggregator.url}/api/sources", timeout=10) as response:
+                sources = response.read().decode()
+            assert f"{node_url}/feed.atom" in sources and "Østerby" in sources
+            with urllib.request.urlopen(f"{node_url}/feed.atom", timeout=10) as response:
+                assert b"\xc3\x98sterby" in response.read()
+        finally:
+            stop_process(node.proc)
     finally:
-        for proc in (node, aggregator):
-            proc.terminate()
-            proc.wait(timeout=10)
+        stop_process(aggregator.proc)
     assert (tmp_path / "data" / "node" / "node.toml").exists()
     assert (tmp_path / "data" / "aggregator" / "aggregator.toml").exists()

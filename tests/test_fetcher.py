@@ -470,14 +470,10 @@ async def test_non_http_urls_refused(fetcher: Fetcher, target: str) -> None:
     assert words == f"only http and https URLs can be fetched, not {target!r}"
 
 
-def _closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 async def test_connection_refused_in_words(fetcher: Fetcher) -> None:
-    words = await fail(fetcher, f"http://127.0.0.1:{_closed_port()}/feed")
+    with socket.socket() as closed:  # bound, never listening: held, so no one else takes it
+        closed.bind(("127.0.0.1", 0))
+        words = await fail(fetcher, f"http://127.0.0.1:{closed.getsockname()[1]}/feed")
     assert words == "could not connect: connection refused"
 
 

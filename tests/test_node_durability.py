@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -16,8 +15,9 @@ from pathlib import Path
 import aiohttp
 import feedparser
 import pytest
-from clock_support import local_today, service_env
+from clock_support import local_today
 from node_support import KLYNGE, NodeDir, auth, make_node
+from serve_support import Served, start_serving
 
 pytestmark = pytest.mark.slow
 SOON = local_today() + timedelta(days=5)
@@ -25,42 +25,16 @@ POSTS = 300
 KILL_AFTER = 120  # acknowledged posts before the kill; the rest are in flight or never sent
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @contextmanager
-def serve(node_dir: NodeDir, port: int) -> Iterator[subprocess.Popen[bytes]]:
-    proc = subprocess.Popen(
-        [KLYNGE, "node", "serve", str(node_dir.path), "--port", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        env=service_env(),
-    )
+def serve(node_dir: NodeDir, log: Path) -> Iterator[Served]:
+    """Serve the node on a port the OS picks; SIGKILL it afterwards if it still runs."""
+    served = start_serving([KLYNGE, "node", "serve", str(node_dir.path)], log)
     try:
-        yield proc
+        yield served
     finally:
-        if proc.poll() is None:
-            proc.kill()
-        proc.wait(timeout=30)
-        if proc.stderr:
-            proc.stderr.close()
-
-
-async def wait_healthy(base: str, proc: subprocess.Popen[bytes]) -> None:
-    async with aiohttp.ClientSession() as session:
-        for _ in range(300):  # bounded: at most ~30 s
-            assert proc.poll() is None, "the node stopped at start"
-            try:
-                async with session.get(f"{base}/healthz") as response:
-                    if response.status == 200:
-                        return
-            except aiohttp.ClientError:
-                pass
-            await asyncio.sleep(0.1)
-    raise AssertionError("the node did not become healthy")
+        if served.proc.poll() is None:
+            served.proc.kill()
+        served.proc.wait(timeout=30)
 
 
 async def post_stream(base: str, token: str, proc: subprocess.Popen[bytes]) -> set[str]:
@@ -88,19 +62,14 @@ async def post_stream(base: str, token: str, proc: subprocess.Popen[bytes]) -> s
 
 async def test_kill_9_during_posts_loses_no_acknowledged_post(tmp_path: Path) -> None:
     node_dir = make_node(tmp_path)
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    with serve(node_dir, port) as proc:
-        await wait_healthy(base, proc)
-        acknowledged = await post_stream(base, node_dir.token, proc)
-        proc.wait(timeout=30)
-        assert proc.returncode == -signal.SIGKILL
+    with serve(node_dir, tmp_path / "first.log") as node:
+        acknowledged = await post_stream(node.url, node_dir.token, node.proc)
+        node.proc.wait(timeout=30)
+        assert node.proc.returncode == -signal.SIGKILL
     assert KILL_AFTER <= len(acknowledged) < POSTS
 
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    with serve(node_dir, port) as proc:
-        await wait_healthy(base, proc)
+    with serve(node_dir, tmp_path / "second.log") as node:
+        base = node.url
         async with aiohttp.ClientSession(headers=auth(node_dir.token)) as session:
             async with session.get(f"{base}/api/events") as response:
                 stored = {e["id"] for e in (await response.json())["events"]}
@@ -112,15 +81,14 @@ async def test_kill_9_during_posts_loses_no_acknowledged_post(tmp_path: Path) ->
 
 async def test_second_server_on_the_same_directory_is_refused(tmp_path: Path) -> None:
     node_dir = make_node(tmp_path)
-    port = free_port()
-    with serve(node_dir, port) as proc:
-        await wait_healthy(f"http://127.0.0.1:{port}", proc)
+    with serve(node_dir, tmp_path / "node.log") as node:
         done = subprocess.run(
-            [KLYNGE, "node", "serve", str(node_dir.path), "--port", str(free_port())],
+            [KLYNGE, "node", "serve", str(node_dir.path), "--port", "0"],
             capture_output=True, text=True, timeout=60,
         )  # fmt: skip
         assert done.returncode != 0
-        assert done.stderr.count("\n") == 1 and f"process {proc.pid}" in done.stderr
+        assert done.stderr.count("\n") == 1, done.stderr
+        assert f"process {node.proc.pid}" in done.stderr
         # Commands that change the directory are refused too while it is served.
         added = subprocess.run(
             [KLYNGE, "node", "token", "add", str(node_dir.path), "bo"],

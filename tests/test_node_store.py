@@ -22,8 +22,13 @@ from node.store import Store, User
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 scalars = st.none() | st.booleans() | st.integers() | st.text() | st.floats(allow_nan=False)
-docs = st.dictionaries(st.text(), scalars | st.lists(scalars) | st.dictionaries(st.text(), scalars))
-tables = st.dictionaries(st.text(min_size=1), st.dictionaries(st.text(min_size=1), docs))
+# Sizes bounded: unbounded nested collections cost Hypothesis 15-50 s for 60 examples here (2-3 s
+# bounded), for examples of the same largest size (about 6 KB of JSON).
+values = scalars | st.lists(scalars, max_size=5) | st.dictionaries(st.text(), scalars, max_size=5)
+docs = st.dictionaries(st.text(), values, max_size=8)
+tables = st.dictionaries(
+    st.text(min_size=1), st.dictionaries(st.text(min_size=1), docs, max_size=6), max_size=3
+)
 
 
 @settings(max_examples=60, deadline=None)
