@@ -194,6 +194,8 @@ def render_new_config(name: str, url: str, aggregators: tuple[str, ...], timezon
         f"timezone = {_toml_str(timezone)}",
         "# The cluster aggregators told (pinged) after every change.",
         "aggregators = [" + ", ".join(_toml_str(a) for a in aggregators) + "]",
+        "# Behind a reverse proxy on this host, believe its X-Forwarded-For (docs/deploy.md):",
+        '# trusted_proxies = ["127.0.0.1"]',
         "# Signs session cookies; keep it secret.",
         f"secret_key = {_toml_str(secrets.token_urlsafe(32))}",
         "# The feed's permanent atom:id; never change it.",
