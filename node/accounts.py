@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 from dataclasses import replace
 from urllib.parse import quote
 
@@ -13,6 +12,7 @@ from klynge.errors import Forbidden, ValidationError
 from klynge.i18n import N_
 from klynge.model import Place
 from klynge.web import gettext, render, safe_next
+from node import auth
 from node.auth import hash_password, new_token, verify_password
 from node.keys import CONFIG, LIMITER, PINGER, STORE, now
 from node.sessions import current_user, end_session, redirect, require_user, start_session
@@ -34,22 +34,14 @@ def add_routes(app: web.Application) -> None:
 
 
 def client_address(request: web.Request) -> str:
-    """Return the browser's address, behind a reverse proxy on this host or network too.
+    """Return the browser's address: the peer, or the forwarded one behind a trusted proxy.
 
-    A proxy (Caddy in deploy/) connects from loopback or a private address and appends the
-    real client to X-Forwarded-For; without this, every login would share the proxy's
-    address and 20 failures anywhere would lock everyone out. The last hop is the one our
-    proxy added, so a client cannot choose it.
+    Without trusted_proxies, X-Forwarded-For is ignored (any client can send one); behind a
+    reverse proxy on this host, list it (docs/deploy.md) or every login shares its address.
     """
     peer = request.remote or "unknown"
-    forwarded = request.headers.get("X-Forwarded-For", "")
-    try:
-        trusted = ipaddress.ip_address(peer).is_private
-    except ValueError:
-        trusted = False
-    if trusted and forwarded:
-        return forwarded.split(",")[-1].strip() or peer
-    return peer
+    forwarded = request.headers.getall("X-Forwarded-For", [])
+    return auth.client_address(peer, forwarded, request.app[CONFIG].trusted_proxies)
 
 
 def login_required(request: web.Request, *, admin: bool = False) -> User:
@@ -81,7 +73,7 @@ async def login(request: web.Request) -> web.Response:
         message = gettext(request, "Wrong username or password.")
         return _login_failed(request, nxt, username, message, 401)
     limiter.succeeded(username, address)
-    start_session(request, user.username)
+    await start_session(request, user)
     return redirect(nxt)
 
 
@@ -107,7 +99,7 @@ def _login_failed(
 
 async def logout(request: web.Request) -> web.Response:
     """POST /logout: end the session."""
-    end_session(request)
+    await end_session(request)
     return redirect("/")
 
 

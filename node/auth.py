@@ -5,11 +5,12 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import ipaddress
 import json
 import secrets
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -18,7 +19,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 
 from klynge.errors import Unauthorized
 from klynge.i18n import N_
-from node.store import Store, TokenRecord, User
+from node.store import SessionRecord, Store, TokenRecord, User
 
 SESSION_COOKIE = "klynge_session"
 SESSION_MAX_AGE = 14 * 24 * 3600
@@ -88,16 +89,39 @@ def user_for_token(store: Store, authorization: str) -> User:
 
 @dataclass(frozen=True)
 class Session:
-    """A browser session: the logged-in user (or none) and a nonce binding CSRF tokens."""
+    """A browser session as its signed cookie carries it.
 
-    username: str
+    `nonce` binds the CSRF tokens of its forms; `id` is empty for a visitor who has not
+    logged in, else the secret that names the server-side record (node.store.SessionRecord,
+    stored under `session_key(id)`). Logging out deletes that record, so a copy of the
+    cookie stops working at once.
+    """
+
     nonce: str
-    issued: int
+    id: str = ""
 
 
-def new_session(username: str = "") -> Session:
+def new_session(logged_in: bool = False) -> Session:
     """Start a session with a fresh nonce (a new one at login prevents session fixation)."""
-    return Session(username=username, nonce=secrets.token_urlsafe(16), issued=int(time.time()))
+    return Session(
+        nonce=secrets.token_urlsafe(16), id=secrets.token_urlsafe(32) if logged_in else ""
+    )
+
+
+def session_key(session_id: str) -> str:
+    """Return the stored key of a session id: the store never holds a usable cookie secret."""
+    return hashlib.sha256(session_id.encode()).hexdigest()
+
+
+def session_record(session: Session, username: str, created: datetime) -> SessionRecord:
+    """Return the record to store when `username` logs in with `session`."""
+    return SessionRecord(id=session_key(session.id), username=username, created=created.isoformat())
+
+
+def session_expired(record: SessionRecord, now: datetime) -> bool:
+    """Tell whether a stored session is older than SESSION_MAX_AGE at `now`."""
+    age = now - datetime.fromisoformat(record.created)
+    return age.total_seconds() > SESSION_MAX_AGE
 
 
 def _sign(secret: str, payload: bytes) -> str:
@@ -107,24 +131,21 @@ def _sign(secret: str, payload: bytes) -> str:
 
 def encode_session(secret: str, session: Session) -> str:
     """Return the signed cookie value of a session."""
-    data = {"u": session.username, "n": session.nonce, "t": session.issued}
+    data = {"n": session.nonce, "s": session.id}
     payload = base64.urlsafe_b64encode(json.dumps(data).encode()).decode().rstrip("=")
     return f"{payload}.{_sign(secret, payload.encode())}"
 
 
-def decode_session(secret: str, value: str, now: float | None = None) -> Session | None:
-    """Return the session in a cookie value, or None when forged, damaged or too old."""
+def decode_session(secret: str, value: str) -> Session | None:
+    """Return the session in a cookie value, or None when forged or damaged."""
     payload, _, mac = value.partition(".")
     if not mac or not hmac.compare_digest(mac, _sign(secret, payload.encode())):
         return None
     try:
         data = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
-        session = Session(username=str(data["u"]), nonce=str(data["n"]), issued=int(data["t"]))
+        return Session(nonce=str(data["n"]), id=str(data["s"]))
     except (ValueError, KeyError, TypeError):
         return None
-    if (now if now is not None else time.time()) - session.issued > SESSION_MAX_AGE:
-        return None
-    return session
 
 
 def csrf_token(secret: str, session: Session) -> str:
@@ -137,11 +158,53 @@ def csrf_ok(secret: str, session: Session, given: str) -> bool:
     return bool(given) and hmac.compare_digest(given, csrf_token(secret, session))
 
 
+# --- the client's address -------------------------------------------------------------------
+
+
+def _ip(value: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        ip = ipaddress.ip_address(value.strip())
+    except ValueError:
+        return None
+    mapped = ip.ipv4_mapped if isinstance(ip, ipaddress.IPv6Address) else None
+    return mapped or ip
+
+
+def _trusted(value: str, proxies: Iterable[ipaddress.IPv4Network | ipaddress.IPv6Network]) -> bool:
+    ip = _ip(value)
+    return ip is not None and any(ip in network for network in proxies)
+
+
+def client_address(
+    peer: str,
+    forwarded: Sequence[str],
+    proxies: Sequence[ipaddress.IPv4Network | ipaddress.IPv6Network],
+) -> str:
+    """Return the client's address given the direct peer and its X-Forwarded-For headers.
+
+    The header is believed only when the peer is a trusted proxy; then each proxy appended
+    the address it saw, so the right-most hop that is not a trusted proxy is the client (the
+    hops left of it were written by the client and prove nothing).
+    """
+    if not forwarded or not _trusted(peer, proxies):
+        return peer
+    hops = [hop.strip() for header in forwarded for hop in header.split(",") if hop.strip()]
+    for hop in reversed(hops):
+        if not _trusted(hop, proxies):
+            return hop
+    return hops[0] if hops else peer
+
+
 # --- login rate limit -----------------------------------------------------------------------
 
 
 class LoginLimiter:
-    """Counts failed logins per username and per address in a sliding window.
+    """Counts failed logins per (username, address) pair and per address in a sliding window.
+
+    The per-user limit counts one user's failures from one address only, so a stranger who
+    fails with a user's name locks out only himself, never the user at another address; the
+    per-address limit bounds guessing across many usernames from one address. (Guessing one
+    password from many addresses is still slowed by the argon2 hash of every attempt.)
 
     Only failures are remembered, and stale ones are swept once per window, so a stream of
     made-up usernames or addresses cannot grow the node's memory without end.
@@ -162,7 +225,7 @@ class LoginLimiter:
         self._swept = clock()
 
     def __len__(self) -> int:
-        """Return how many usernames and addresses have failures on record."""
+        """Return how many (username, address) pairs and addresses have failures on record."""
         return len(self._failures)
 
     def _count(self, key: str) -> int:
@@ -176,10 +239,14 @@ class LoginLimiter:
             del self._failures[key]
         return len(times)
 
+    @staticmethod
+    def _pair(username: str, address: str) -> str:
+        return f"u:{address} {username.casefold()}"  # an address holds no space
+
     def blocked(self, username: str, address: str) -> bool:
-        """Tell whether this user or this address has failed too often lately."""
+        """Tell whether this user from this address, or this address, failed too often lately."""
         return (
-            self._count(f"u:{username.casefold()}") >= self.per_user
+            self._count(self._pair(username, address)) >= self.per_user
             or self._count(f"a:{address}") >= self.per_address
         )
 
@@ -188,7 +255,7 @@ class LoginLimiter:
         now = self.clock()
         if now - self._swept >= self.window:
             self._sweep(now)
-        for key in (f"u:{username.casefold()}", f"a:{address}"):
+        for key in (self._pair(username, address), f"a:{address}"):
             self._failures.setdefault(key, deque()).append(now)
 
     def _sweep(self, now: float) -> None:
@@ -197,8 +264,8 @@ class LoginLimiter:
         self._swept = now
 
     def succeeded(self, username: str, address: str) -> None:
-        """Forget a user's failures after a good login, and take back its address's count."""
-        self._failures.pop(f"u:{username.casefold()}", None)
+        """Forget the user's failures from this address, and take back the address's count."""
+        self._failures.pop(self._pair(username, address), None)
         times = self._failures.get(f"a:{address}")
         if times:
             times.pop()

@@ -87,6 +87,17 @@ def _user_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     p.add_argument("--admin", action="store_true", help="may manage users and places")
     p.add_argument("--password-stdin", action="store_true",
                    help="read the password from the first line of stdin")  # fmt: skip
+    p = _add(usub, "passwd", "set a user's password and log the user out everywhere",
+             "echo 'a new long password' | klynge node user passwd ./osterby anna "
+             "--password-stdin", cmd_user_passwd)  # fmt: skip
+    p.add_argument("dir", type=Path, metavar="DIR")
+    p.add_argument("username", metavar="USERNAME")
+    p.add_argument("--password-stdin", action="store_true",
+                   help="read the password from the first line of stdin")  # fmt: skip
+    p = _add(usub, "remove", "remove a user: its sessions end and its API tokens are revoked",
+             "klynge node user remove ./osterby anna", cmd_user_remove)  # fmt: skip
+    p.add_argument("dir", type=Path, metavar="DIR")
+    p.add_argument("username", metavar="USERNAME")
 
 
 def _token_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -192,6 +203,41 @@ def cmd_user_add(args: argparse.Namespace) -> int:
         store.close()
     role = "admin" if args.admin else "user"
     print(f"added {role} {args.username} ({user.association})")
+    return 0
+
+
+def _existing_user(store: Store, username: str) -> User:
+    user = store.user(username)
+    if user is None:
+        raise ValidationError({"username": f"no user {username!r}"})
+    return user
+
+
+def cmd_user_passwd(args: argparse.Namespace) -> int:
+    """Set a user's password and end its sessions; the data directory must not be served."""
+    from node.accounts import MIN_PASSWORD  # lazily: the web layer is slow to import
+
+    password = _read_password(args.password_stdin)
+    if len(password) < MIN_PASSWORD:
+        raise ValidationError({"password": f"the password needs at least {MIN_PASSWORD} "
+                               "characters"})  # fmt: skip
+    with DataDirLock(args.dir):
+        store = _open_store(args.dir)
+        user = replace(_existing_user(store, args.username), password_hash=hash_password(password))
+        store.commit_sync(store.password_change(user))
+        store.close()
+    print(f"changed the password of {args.username}; its sessions have ended")
+    return 0
+
+
+def cmd_user_remove(args: argparse.Namespace) -> int:
+    """Remove a user, its sessions and (revoking them) its tokens; entries stay published."""
+    with DataDirLock(args.dir):
+        store = _open_store(args.dir)
+        _existing_user(store, args.username)
+        store.commit_sync(store.remove_user_change(args.username, store.clock.now()))
+        store.close()
+    print(f"removed {args.username}; its sessions have ended and its API tokens are revoked")
     return 0
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import secrets
@@ -25,7 +26,10 @@ ENV_KEYS = {
     "KLYNGE_TIMEZONE": "timezone",
     "KLYNGE_AGGREGATORS": "aggregators",
     "KLYNGE_SECRET_KEY": "secret_key",
+    "KLYNGE_TRUSTED_PROXIES": "trusted_proxies",
 }
+LIST_KEYS = ("aggregators", "trusted_proxies")  # given in the environment as one string
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 @dataclass(frozen=True)
@@ -40,6 +44,8 @@ class NodeConfig:
     timezone: str = DEFAULT_TIMEZONE
     aggregators: tuple[str, ...] = ()
     places: tuple[Place, ...] = ()
+    # Reverse proxies whose X-Forwarded-For is believed (node.auth.client_address).
+    trusted_proxies: tuple[Network, ...] = ()
     clock: Clock = SYSTEM_CLOCK  # KLYNGE_NOW starts it at a chosen instant (klynge.clock)
     # Tunables: tests shorten them; operators rarely need to.
     ping_debounce: float = 0.5
@@ -96,7 +102,7 @@ def _apply_env(raw: dict[str, Any], env: Mapping[str, str]) -> dict[str, Any]:
     for var, key in ENV_KEYS.items():
         value = env.get(var, "").strip()
         if value:
-            merged[key] = split_urls(value) if key == "aggregators" else value
+            merged[key] = split_urls(value) if key in LIST_KEYS else value
     return merged
 
 
@@ -125,6 +131,7 @@ def config_from_dict(data_dir: Path, raw: Mapping[str, Any]) -> NodeConfig:
         timezone=timezone,
         aggregators=_aggregators(raw.get("aggregators", ())),
         places=_places(raw.get("places", ())),
+        trusted_proxies=tuple(_network(v) for v in _list(raw, "trusted_proxies")),
     )
 
 
@@ -133,6 +140,24 @@ def _text(raw: Mapping[str, Any], key: str) -> str:
     if not isinstance(value, str):
         raise ConfigError(f"{key} must be a string in node.toml")
     return value.strip()
+
+
+def _list(raw: Mapping[str, Any], key: str) -> tuple[str, ...]:
+    value = raw.get(key, ())
+    items = split_urls(value) if isinstance(value, str) else value
+    if not isinstance(items, list | tuple) or not all(isinstance(i, str) for i in items):
+        raise ConfigError(f"{key} must be a list of strings in node.toml")
+    return tuple(items)
+
+
+def _network(value: str) -> Network:
+    try:
+        return ipaddress.ip_network(value.strip(), strict=False)
+    except ValueError:
+        raise ConfigError(
+            f"trusted_proxies: {value!r} is not an IP address or network, e.g. 127.0.0.1 or "
+            "10.0.0.0/8"
+        ) from None
 
 
 def _aggregators(value: Any) -> tuple[str, ...]:
@@ -169,6 +194,8 @@ def render_new_config(name: str, url: str, aggregators: tuple[str, ...], timezon
         f"timezone = {_toml_str(timezone)}",
         "# The cluster aggregators told (pinged) after every change.",
         "aggregators = [" + ", ".join(_toml_str(a) for a in aggregators) + "]",
+        "# Behind a reverse proxy on this host, believe its X-Forwarded-For (docs/deploy.md):",
+        '# trusted_proxies = ["127.0.0.1"]',
         "# Signs session cookies; keep it secret.",
         f"secret_key = {_toml_str(secrets.token_urlsafe(32))}",
         "# The feed's permanent atom:id; never change it.",

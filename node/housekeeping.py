@@ -1,4 +1,4 @@
-"""Housekeeping on a schedule: expired notices and old tombstones leave the store.
+"""Housekeeping on a schedule: expired notices, old tombstones and sessions leave the store.
 
 The only APScheduler importer of the node. Events that ended long ago stay in the store; the
 feed and calendar builders leave them out by their window rules.
@@ -7,11 +7,12 @@ feed and calendar builders leave them out by their window rules.
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from klynge.clock import system_now
+from node.auth import SESSION_MAX_AGE
 from node.store import Store
 
 log = logging.getLogger("node.housekeeping")
@@ -19,9 +20,13 @@ log = logging.getLogger("node.housekeeping")
 
 async def tidy(store: Store, now: datetime | None = None) -> int:
     """Drop expired notices and tombstones older than 30 days; return how many went."""
-    removed = await store.purge(now or store.clock.now())
+    now = now or store.clock.now()
+    removed = await store.purge(now)
     if removed:
         log.info("housekeeping removed %d expired notices and old tombstones", removed)
+    ended = await store.purge_sessions(now - timedelta(seconds=SESSION_MAX_AGE))
+    if ended:
+        log.info("housekeeping removed %d expired sessions", ended)
     return removed
 
 

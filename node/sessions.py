@@ -1,4 +1,9 @@
-"""Browser sessions for the volunteer pages: a signed cookie, the user, and CSRF checks."""
+"""Browser sessions for the volunteer pages: a signed cookie, the user, and CSRF checks.
+
+The cookie names a server-side session (node.store sessions table) once the browser has
+logged in; the record, not the cookie, says who is logged in and since when, so logging
+out, a password change and removing the user end the session wherever its cookie went.
+"""
 
 from __future__ import annotations
 
@@ -18,8 +23,11 @@ from node.auth import (
     decode_session,
     encode_session,
     new_session,
+    session_expired,
+    session_key,
+    session_record,
 )
-from node.keys import CONFIG, STORE
+from node.keys import CONFIG, STORE, now
 from node.store import User
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -44,10 +52,12 @@ async def session_middleware(request: web.Request, handler: Handler) -> web.Stre
     secret = request.app[CONFIG].secret_key
     cookie = request.cookies.get(SESSION_COOKIE, "")
     session = decode_session(secret, cookie) if cookie else None
-    if session is None:
+    user = _user_of(request, session) if session is not None and session.id else None
+    if session is None or (session.id and user is None):
+        # No cookie, a forged one, or one whose session has ended: start an anonymous one.
         session = new_session()
         request[NEW_SESSION] = session
-    _attach(request, session)
+    _attach(request, session, user)
     if request.method == "POST":
         form = await request.post()
         given = form.get("csrf_token")
@@ -59,10 +69,18 @@ async def session_middleware(request: web.Request, handler: Handler) -> web.Stre
     return response
 
 
-def _attach(request: web.Request, session: Session) -> None:
+def _user_of(request: web.Request, session: Session) -> User | None:
+    """Return the user of a live stored session, or None (ended, expired, user removed)."""
+    store = request.app[STORE]
+    record = store.session(session_key(session.id))
+    if record is None or session_expired(record, now(request)):
+        return None
+    return store.user(record.username)
+
+
+def _attach(request: web.Request, session: Session, user: User | None) -> None:
     request[SESSION] = session
     request[CSRF_TOKEN] = csrf_token(request.app[CONFIG].secret_key, session)
-    user = request.app[STORE].user(session.username) if session.username else None
     if user is None:
         request.pop(USER, None)
     else:
@@ -82,16 +100,22 @@ def _set_cookie(request: web.Request, response: web.StreamResponse, session: Ses
     )
 
 
-def start_session(request: web.Request, username: str) -> None:
-    """Log `username` in: a new session (new nonce) is sent with this response."""
-    session = new_session(username)
+async def start_session(request: web.Request, user: User) -> None:
+    """Log `user` in: store a new session (new id and nonce) and send it with this response."""
+    session = new_session(logged_in=True)
+    await request.app[STORE].save_session(session_record(session, user.username, now(request)))
     request[NEW_SESSION] = session
-    _attach(request, session)
+    _attach(request, session, user)
 
 
-def end_session(request: web.Request) -> None:
-    """Log out: an anonymous session replaces the current one."""
-    start_session(request, "")
+async def end_session(request: web.Request) -> None:
+    """Log out: delete the stored session; an anonymous session replaces it in the browser."""
+    old = request[SESSION]
+    if old.id:
+        await request.app[STORE].delete_session(session_key(old.id))
+    session = new_session()
+    request[NEW_SESSION] = session
+    _attach(request, session, None)
 
 
 def current_user(request: web.Request) -> User | None:

@@ -1,4 +1,4 @@
-"""The node's store: events, notices, tombstones, users, tokens, places and ping log.
+"""The node's store: events, notices, tombstones, users, tokens, sessions, places, ping log.
 
 The only module of the node that touches TinyDB. All data lives in one file, DIR/node.json,
 opened with klynge.storage (atomic, fsynced writes). The whole state is kept in memory and
@@ -75,6 +75,19 @@ class TokenRecord:
     hash: str
     created: str
     revoked: str = ""
+
+
+@dataclass(frozen=True)
+class SessionRecord:
+    """A logged-in browser session as stored: the sha256 of its id, whose it is, and since when.
+
+    Written at login and deleted at logout (or when the user's password changes or the user
+    is removed); never on an ordinary request. Its age is checked against `created`.
+    """
+
+    id: str
+    username: str
+    created: str
 
 
 class Store:
@@ -326,6 +339,77 @@ class Store:
         """Store a new or revoked token record."""
         await self._commit(self.token_change(record))
 
+    # --- sessions ---------------------------------------------------------------------------
+
+    def session(self, session_id: str) -> SessionRecord | None:
+        """Return the session record with this id (the hash of the cookie's id), or None."""
+        doc = self._table("sessions").get(session_id)
+        return None if doc is None else SessionRecord(**doc)
+
+    def sessions(self) -> list[SessionRecord]:
+        """Return all session records."""
+        return [SessionRecord(**d) for d in self._table("sessions").values()]
+
+    async def save_session(self, record: SessionRecord) -> None:
+        """Store a new session (at login)."""
+
+        def change(tables: Tables) -> None:
+            _put(tables, "sessions", record.id, asdict(record))
+
+        await self._commit(change)
+
+    async def delete_session(self, session_id: str) -> None:
+        """Remove one session (at logout)."""
+        if session_id not in self._table("sessions"):
+            return
+
+        def change(tables: Tables) -> None:
+            _drop(tables, "sessions", [session_id])
+
+        await self._commit(change)
+
+    def end_sessions_change(self, username: str) -> Change:
+        """Return the change that removes every session of `username`."""
+
+        def change(tables: Tables) -> None:
+            table = tables.get("sessions", {})
+            ended = [k for k, d in table.items() if d.get("username") == username]
+            _drop(tables, "sessions", ended)
+
+        return change
+
+    def password_change(self, user: User) -> Change:
+        """Return the change that stores a user's new password and ends the user's sessions."""
+        return _both(self.user_change(user), self.end_sessions_change(user.username))
+
+    def remove_user_change(self, username: str, when: datetime) -> Change:
+        """Return the change that removes a user, ends its sessions and revokes its tokens.
+
+        The tokens are revoked rather than left to fail, so a later user of the same name
+        does not inherit them.
+        """
+
+        def change(tables: Tables) -> None:
+            _drop(tables, "users", [username])
+            for record in self.tokens():
+                if record.username == username and not record.revoked:
+                    doc = asdict(record) | {"revoked": when.isoformat()}
+                    _put(tables, "tokens", record.id, doc)
+
+        return _both(change, self.end_sessions_change(username))
+
+    async def purge_sessions(self, cutoff: datetime) -> int:
+        """Drop sessions created before `cutoff` (expired); return how many went."""
+        table = self._table("sessions")
+        old = [k for k, d in table.items() if datetime.fromisoformat(d["created"]) < cutoff]
+        if old:
+
+            def change(tables: Tables) -> None:
+                _drop(tables, "sessions", old)
+
+            await self._commit(change)
+        return len(old)
+
     # --- places -----------------------------------------------------------------------------
 
     def places(self) -> list[Place]:
@@ -431,6 +515,12 @@ def _typed(cls: type[T]) -> Callable[[dict[str, Any]], T]:
     return build
 
 
+def _session(doc: dict[str, Any]) -> SessionRecord:
+    record = _typed(SessionRecord)(doc)
+    datetime.fromisoformat(record.created)
+    return record
+
+
 def _state(doc: dict[str, Any]) -> None:
     if "changed" in doc:
         datetime.fromisoformat(doc["changed"])
@@ -439,6 +529,7 @@ def _state(doc: dict[str, Any]) -> None:
 _OTHER_TABLES: dict[str, Callable[[dict[str, Any]], object]] = {
     "users": _typed(User),
     "tokens": _typed(TokenRecord),
+    "sessions": _session,
     "places": lambda doc: Place(**doc),
     "state": _state,
     "pings": dict,
@@ -449,6 +540,14 @@ def _put(tables: Tables, name: str, key: str, doc: dict[str, Any]) -> None:
     table = dict(tables.get(name, {}))
     table[key] = doc
     tables[name] = table
+
+
+def _both(first: Change, second: Change) -> Change:
+    def change(tables: Tables) -> None:
+        first(tables)
+        second(tables)
+
+    return change
 
 
 def _drop(tables: Tables, name: str, keys: Iterable[str]) -> None:

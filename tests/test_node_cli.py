@@ -21,6 +21,8 @@ COMMANDS = [
     ["serve"],
     ["user"],
     ["user", "add"],
+    ["user", "passwd"],
+    ["user", "remove"],
     ["token"],
     ["token", "add"],
     ["token", "revoke"],

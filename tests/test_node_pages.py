@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import html
+import ipaddress
 import json
 import logging
 import re
@@ -189,7 +190,11 @@ async def test_failed_logins_limited_per_address(
 async def test_address_limit_uses_the_proxys_forwarded_address(
     node_dir: NodeDir, aiohttp_client: ClientFactory
 ) -> None:
-    config = replace(node_dir.config(), public_url="http://osterby.test", login_limit_address=2)
+    # The test client connects from 127.0.0.1, listed as the proxy (test_node_sessions.py has
+    # a direct client whose header is ignored).
+    proxy = (ipaddress.ip_network("127.0.0.1"),)
+    config = replace(node_dir.config(), public_url="http://osterby.test", login_limit_address=2,
+                     trusted_proxies=proxy)  # fmt: skip
     client = await aiohttp_client(create_app(config, housekeeping=False))
 
     async def attempt(name: str, password: str, forwarded: str) -> int:
