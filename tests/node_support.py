@@ -6,12 +6,16 @@ import contextlib
 import io
 import subprocess
 import sys
+from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+import pytest
+from aiohttp.test_utils import TestClient
 from clock_support import service_env
 
+from node.app import create_app
 from node.cli import main as node_main
 from node.config import NodeConfig, load_config
 
@@ -89,3 +93,19 @@ def feed_check(data: bytes, tmp: Path) -> str:
     )
     assert done.returncode == 0, done.stdout + done.stderr
     return done.stdout
+
+
+Client = TestClient[Any, Any]
+ClientFactory = Callable[..., Coroutine[Any, Any, Client]]
+
+
+@pytest.fixture
+def node_dir(tmp_path: Path) -> NodeDir:
+    """A node data directory with three users and their tokens (see make_node)."""
+    return make_node(tmp_path)
+
+
+@pytest.fixture
+async def client(node_dir: NodeDir, aiohttp_client: ClientFactory) -> AsyncIterator[Client]:
+    """The real node app over `node_dir`, without the housekeeping scheduler."""
+    yield await aiohttp_client(create_app(node_dir.config(), housekeeping=False))

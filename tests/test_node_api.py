@@ -5,37 +5,26 @@ show exactly the expected state. Also conditional GET and concurrent posts."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Coroutine
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import feedparser
 import icalendar
+import node_support
 import pytest
-from aiohttp.test_utils import TestClient
 from clock_support import local_today
 from lxml import etree
-from node_support import NodeDir, auth, feed_check, make_node
+from node_support import Client, NodeDir, auth, feed_check
 
-from node.app import create_app
 from node.store import Store
 
-Client = TestClient[Any, Any]
-ClientFactory = Callable[..., Coroutine[Any, Any, Client]]
 ATOM = "{http://www.w3.org/2005/Atom}"
 TOMBSTONE = "{http://purl.org/atompub/tombstones/1.0}deleted-entry"
 SOON = local_today() + timedelta(days=7)
 
 
-@pytest.fixture
-def node_dir(tmp_path: Path) -> NodeDir:
-    return make_node(tmp_path)
-
-
-@pytest.fixture
-async def client(node_dir: NodeDir, aiohttp_client: ClientFactory) -> AsyncIterator[Client]:
-    yield await aiohttp_client(create_app(node_dir.config(), housekeeping=False))
+node_dir, client = node_support.node_dir, node_support.client  # fixtures
 
 
 def event_payload(**changes: Any) -> dict[str, Any]:

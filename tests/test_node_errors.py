@@ -4,33 +4,23 @@ documented status and error shape, and with nothing changed in the store or on d
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
+import node_support
 import pytest
-from aiohttp.test_utils import TestClient
 from clock_support import local_today
-from node_support import NodeDir, auth, make_node, ok
+from node_support import Client, ClientFactory, NodeDir, auth, ok
 
 from node.app import create_app
 from node.keys import STORE
 
-Client = TestClient[Any, Any]
-ClientFactory = Callable[..., Coroutine[Any, Any, Client]]
 SOON = str(local_today() + timedelta(days=7))
 GOOD = {"title": "Loppemarked", "start": f"{SOON}T10:00", "end": f"{SOON}T14:00"}
 
 
-@pytest.fixture
-def node_dir(tmp_path: Path) -> NodeDir:
-    return make_node(tmp_path)
-
-
-@pytest.fixture
-async def client(node_dir: NodeDir, aiohttp_client: ClientFactory) -> AsyncIterator[Client]:
-    yield await aiohttp_client(create_app(node_dir.config(), housekeeping=False))
+node_dir, client = node_support.node_dir, node_support.client  # fixtures
 
 
 def ev(**changes: Any) -> dict[str, Any]:

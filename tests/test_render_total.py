@@ -12,7 +12,6 @@ from __future__ import annotations
 import copy
 import json
 import logging
-from collections.abc import AsyncIterator, Callable, Coroutine
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,7 @@ from typing import Any
 import aggregator_support as support
 import feedparser
 import icalendar
+import node_support
 import pytest
 from aggregator_support import (
     FeedServer,
@@ -29,9 +29,8 @@ from aggregator_support import (
     refresher_of,
     start_aggregator,
 )
-from aiohttp.test_utils import TestClient
 from clock_support import local_today, utc_now
-from node_support import NodeDir, auth, make_node
+from node_support import Client, NodeDir, auth
 
 from aggregator.config import Source
 from klynge.errors import KlyngeError
@@ -40,12 +39,9 @@ from klynge.ical import event_calendar, write_calendar
 from klynge.model import Event
 from klynge.recurrence import expand
 from klynge.render_guard import entry_label, rendered
-from node.app import create_app
 from node.keys import PUBLISHER, STORE
 from node.store import Store
 
-Client = TestClient[Any, Any]
-ClientFactory = Callable[..., Coroutine[Any, Any, Client]]
 feed_server = support.feed_server  # a fixture
 OLD_RULE = "FREQ=WEEKLY;COUNT=2\r\nATTENDEE:mailto:e@x"  # accepted before the hardening
 SOON = local_today() + timedelta(days=7)
@@ -107,14 +103,7 @@ def test_calendar_feed_and_occurrences_leave_out_the_poisoned_entry(
 # --- a real node --------------------------------------------------------------------------
 
 
-@pytest.fixture
-def node_dir(tmp_path: Path) -> NodeDir:
-    return make_node(tmp_path)
-
-
-@pytest.fixture
-async def client(node_dir: NodeDir, aiohttp_client: ClientFactory) -> AsyncIterator[Client]:
-    yield await aiohttp_client(create_app(node_dir.config(), housekeeping=False))
+node_dir, client = node_support.node_dir, node_support.client  # fixtures
 
 
 async def test_a_node_serves_every_output_around_an_entry_that_fails(

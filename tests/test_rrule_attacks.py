@@ -9,25 +9,21 @@ other entries, /healthz answers throughout, and the aggregator refuses just that
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Coroutine
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import aggregator_support as support
 import icalendar
+import node_support
 import pytest
 from aggregator_support import FeedServer, config_for, refresher_of, start_aggregator
-from aiohttp.test_utils import TestClient
 from clock_support import local_today, utc_now
-from node_support import NodeDir, auth, make_node
+from node_support import Client, NodeDir, auth
 
 from aggregator.config import Source
 from klynge.ical import read_calendar
-from node.app import create_app
 
-Client = TestClient[Any, Any]
-ClientFactory = Callable[..., Coroutine[Any, Any, Client]]
 feed_server = support.feed_server  # a fixture
 SOON = local_today() + timedelta(days=7)
 GOOD = {"title": "Loppemarked", "start": f"{SOON}T10:00", "end": f"{SOON}T14:00"}
@@ -73,14 +69,7 @@ ATTACKS: dict[str, tuple[str, str, str]] = {
 }
 
 
-@pytest.fixture
-def node_dir(tmp_path: Path) -> NodeDir:
-    return make_node(tmp_path)
-
-
-@pytest.fixture
-async def client(node_dir: NodeDir, aiohttp_client: ClientFactory) -> AsyncIterator[Client]:
-    yield await aiohttp_client(create_app(node_dir.config(), housekeeping=False))
+node_dir, client = node_support.node_dir, node_support.client  # fixtures
 
 
 async def post_event(client: Client, token: str, lang: str = "", **changes: Any) -> Any:
