@@ -30,6 +30,7 @@ from xml.etree.ElementTree import Element
 
 import feedparser
 
+from klynge.errors import FeedError
 from klynge.feed_entries import (
     Context,
     NotStrict,
@@ -42,7 +43,16 @@ from klynge.feed_entries import (
     strict_text,
     text_construct,
 )
-from klynge.feed_xml import Outline, Problem, XmlEntry, exact_text, not_a_feed, parse_instant, scan
+from klynge.feed_xml import (
+    Outline,
+    Problem,
+    XmlEntry,
+    as_utf8,
+    exact_text,
+    not_a_feed,
+    parse_instant,
+    scan,
+)
 from klynge.feedwriter import ATOM_NS, KLYNGE_NS, TOMBSTONE_NS, FeedMeta
 from klynge.model import DEFAULT_TIMEZONE, Item, Tombstone
 
@@ -85,6 +95,7 @@ def read_feed(
 
     `strict=False` reads every feed with feedparser (for tests comparing the two readers).
     """
+    data = as_utf8(data)
     outline = scan(data)
     if strict and outline is not None:
         try:
@@ -98,9 +109,7 @@ def read_with_feedparser(
     data: bytes, outline: Outline | None, *, url: str, default_timezone: str
 ) -> ParsedFeed:
     """Read a feed with feedparser, completing it with what the XML pass found."""
-    # A file object, never bytes or str: feedparser would open a path or fetch a URL given as
-    # a string, and it must not touch the network or the disk here.
-    parsed = feedparser.parse(io.BytesIO(data), sanitize_html=False, resolve_relative_uris=False)
+    parsed = _feedparser(data, outline)
     if outline is None and not (parsed.get("version") and (any(parsed.entries) or parsed.feed)):
         raise not_a_feed(data)
     problems = _feed_problems(parsed, outline)
@@ -121,6 +130,19 @@ def read_with_feedparser(
         flavour=flavour,
         complete=outline is not None,
     )
+
+
+def _feedparser(data: bytes, outline: Outline | None) -> Any:
+    # A file object, never bytes or str: feedparser would open a path or fetch a URL given as
+    # a string, and it must not touch the network or the disk here.
+    try:
+        return feedparser.parse(io.BytesIO(data), sanitize_html=False, resolve_relative_uris=False)
+    except Exception as e:
+        # feedparser's loose parser crashes on some hostile bytes (found by tests/fuzz/: a
+        # character reference to a lone surrogate, non-UTF-8 bytes in the declared encoding).
+        if outline is None:
+            raise not_a_feed(data) from e
+        raise FeedError(f"the feed could not be read ({type(e).__name__}: {e})") from e
 
 
 # --- the strict Klynge reader -------------------------------------------------------------

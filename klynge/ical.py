@@ -18,7 +18,16 @@ from icalendar.prop import vInline
 
 from klynge.ical_read import CANCELLED_MARK, POSTPONED_MARK, category_term, read_calendar
 from klynge.ical_tz import vtimezone
-from klynge.model import DEFAULT_TIMEZONE, Event, Item, Place, as_utc, category_label, utcnow
+from klynge.model import (
+    DEFAULT_TIMEZONE,
+    Event,
+    Item,
+    Place,
+    as_utc,
+    category_label,
+    is_http_url,
+    utcnow,
+)
 
 __all__ = [
     "category_term",
@@ -75,7 +84,7 @@ def _calendar_head(
     if description:
         cal.add("description", description)
         cal.add("x-wr-caldesc", description)
-    if url:
+    if is_http_url(url):  # a feed's link is untrusted text (a CR/LF breaks the content line)
         cal.add("url", url, parameters={"VALUE": "URI"})
     cal.add("refresh-interval", refresh, parameters={"VALUE": "DURATION"})
     cal.add("x-published-ttl", vDuration(refresh))  # the older name Outlook and Apple read

@@ -1,0 +1,104 @@
+"""What the fuzz tests found, pinned as plain tests (each failed before its fix).
+
+Run with the rest of the suite; `make fuzz` runs only the generated tests (marker `fuzz`).
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from clock_support import service_env
+
+from klynge.errors import FeedError
+from klynge.feedreader import read_feed
+
+DATA = Path(__file__).parent.parent / "data"
+VILLAGE = (DATA / "village.atom").read_text(encoding="utf-8")
+DEFAULT_NS = (DATA / "default-ns.atom").read_text(encoding="utf-8")
+KLYNGE = [sys.executable, "-m", "klynge.cli", "feed"]
+Done = subprocess.CompletedProcess[str]
+
+
+def declared_as(text: str, encoding: str) -> bytes:
+    """Return a golden feed declared as and written in `encoding` (ø as &#248; where needed)."""
+    declared = text.replace('encoding="utf-8"', f'encoding="{encoding}"')
+    return declared.encode(encoding, errors="xmlcharrefreplace")
+
+
+def feed_cli(tmp_path: Path, data: bytes, command: str = "check") -> Done:
+    path = tmp_path / "feed.atom"
+    path.write_bytes(data)
+    return subprocess.run(
+        [*KLYNGE, command, str(path)], capture_output=True, text=True, timeout=60, env=service_env()
+    )
+
+
+# expat refuses multi-byte encodings with ValueError("multi-byte encodings are not supported"),
+# which escaped `feed_xml.scan` as a traceback.
+@pytest.mark.parametrize("encoding", ["utf-16-le", "utf-16-be", "utf-32", "big5", "euc-kr",
+                                      "gb2312", "shift_jis"])  # fmt: skip
+def test_feeds_in_multi_byte_encodings_are_read(encoding: str) -> None:
+    parsed = read_feed(declared_as(VILLAGE, encoding))
+    assert parsed.flavour == "klynge" and parsed.complete
+    assert [i.title for i in parsed.items] == [i.title for i in read_feed(VILLAGE.encode()).items]
+    assert "Østerby Forsamlingshus" in {i.organizer for i in parsed.items}
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "big5", "euc-kr", "gb2312"])
+def test_feed_check_reads_multi_byte_feeds_without_a_traceback(
+    tmp_path: Path, encoding: str
+) -> None:
+    done = feed_cli(tmp_path, declared_as(VILLAGE, encoding))
+    assert done.returncode == 0, done.stderr
+    assert "flavour: klynge" in done.stdout and "entries: 3 events, 1 notices" in done.stdout
+    assert done.stderr == ""
+
+
+# A Klynge namespace bound as the default namespace was found by a regex over ASCII bytes,
+# so in UTF-16 the events were read as plain entries and dropped.
+def test_default_namespace_feed_in_utf16_keeps_its_event() -> None:
+    parsed = read_feed(DEFAULT_NS.split("?>", 1)[1].lstrip().encode("utf-16"))
+    assert [(i.kind, i.title) for i in parsed.items] == [("event", "Loppemarked")]
+
+
+# An unknown or malformed encoding name raised LookupError/ValueError out of `scan`.
+@pytest.mark.parametrize("name", ["x-unknown", "utf-8\x00", "ebcdic"])
+def test_unknown_encoding_name_is_read_or_refused_in_words(tmp_path: Path, name: str) -> None:
+    data = VILLAGE.replace('encoding="utf-8"', f'encoding="{name}"').encode()
+    try:
+        parsed = read_feed(data)
+    except FeedError as e:
+        assert e.message
+    else:
+        assert not parsed.complete and parsed.problems  # recovered by feedparser, with a warning
+    done = feed_cli(tmp_path, data)
+    assert "Traceback" not in done.stderr and done.returncode in (0, 1)
+
+
+# feedparser's loose parser raised UnicodeEncodeError on a character reference to a lone
+# surrogate, and UnicodeDecodeError on non-UTF-8 bytes in the encoding declaration.
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"<feed xmlns='http://www.w3.org/2005/Atom'><title>&#xD800;</title></feed>",
+        b'<?xml version="1.0" encoding="\xed\xa0\x80"?><feed/>',
+    ],
+    ids=["surrogate reference", "non-utf-8 declaration"],
+)
+def test_feedparser_crashes_are_refused_in_words(data: bytes) -> None:
+    with pytest.raises(FeedError, match="not well-formed XML and no feed could be recovered"):
+        read_feed(data)
+
+
+# `klynge feed to-ics` put the feed's own link into the calendar's URL line unchecked: a
+# newline in it made icalendar fail an assertion (a traceback).
+def test_to_ics_skips_a_feed_link_that_is_not_a_url(tmp_path: Path) -> None:
+    data = VILLAGE.replace('href="https://osterby.example.dk/"', 'href="https://osterby&#10;x/"')
+    done = feed_cli(tmp_path, data.encode(), "to-ics")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("BEGIN:VCALENDAR") and "SUMMARY:Julefrokost" in done.stdout
+    head = done.stdout.split("BEGIN:VEVENT", 1)[0]
+    assert "X-WR-CALNAME:Østerby" in head and "URL" not in head
