@@ -14,6 +14,7 @@ from clock_support import service_env
 
 from klynge.errors import FeedError
 from klynge.feedreader import read_feed
+from klynge.ical_read import read_calendar
 
 DATA = Path(__file__).parent.parent / "data"
 VILLAGE = (DATA / "village.atom").read_text(encoding="utf-8")
@@ -102,3 +103,35 @@ def test_to_ics_skips_a_feed_link_that_is_not_a_url(tmp_path: Path) -> None:
     assert done.stdout.startswith("BEGIN:VCALENDAR") and "SUMMARY:Julefrokost" in done.stdout
     head = done.stdout.split("BEGIN:VEVENT", 1)[0]
     assert "X-WR-CALNAME:Østerby" in head and "URL" not in head
+
+
+# --- the ICS reader ---------------------------------------------------------------------------
+
+
+def ics(*lines: str) -> bytes:
+    """Return a calendar with one event made of the given extra lines."""
+    event = ["BEGIN:VEVENT", "UID:a@x", "SUMMARY:Loppemarked", "DTSTART:20261205T180000Z"]
+    return "\r\n".join(["BEGIN:VCALENDAR", "VERSION:2.0", *event, *lines, "END:VEVENT",
+                        "END:VCALENDAR", ""]).encode()  # fmt: skip
+
+
+# icalendar gives a list for a repeated property: two CONTACT lines raised AttributeError.
+@pytest.mark.parametrize(
+    "lines",
+    [("CONTACT:Bo", "CONTACT:Anna"), ("ORGANIZER;CN=Bo:mailto:b@x", "ORGANIZER:mailto:a@x"),
+     ("LOCATION:Hallen", "LOCATION:Kirken", "GEO:55.6;12.5", "GEO:55.7;12.6"),
+     ("DTSTART:20261206T180000Z",)],
+    ids=["contact", "organizer", "location and geo", "dtstart"],
+)  # fmt: skip
+def test_repeated_single_properties_use_the_first(lines: tuple[str, ...]) -> None:
+    events, problems = read_calendar(ics(*lines))
+    assert [event.title for event in events] == ["Loppemarked"], problems
+    event = events[0]
+    assert event.organizer in ("", "Bo")
+    assert event.place is None or event.place.name in ("", "Hallen")
+
+
+# icalendar raised TypeError (not ValueError) for a CATEGORIES value typed as a date.
+def test_unparseable_property_type_is_refused_in_words() -> None:
+    with pytest.raises(FeedError, match="not an iCalendar file"):
+        read_calendar(ics("CATEGORIES;VALUE=DATE:COUNT=;;"))
