@@ -16,7 +16,7 @@ from xml.sax.saxutils import escape, quoteattr
 
 import pytest
 from fuzz_support import budget, hard_limit, hostile_text, rrule_text
-from hypothesis import example, given
+from hypothesis import event, example, given
 from hypothesis import strategies as st
 from lxml import etree
 
@@ -62,8 +62,10 @@ def accepted_or_refused(data: bytes) -> ParsedFeed | None:
             parsed = read_feed(data)
         except FeedError as e:
             assert e.message.strip()
+            event("refused")
             return None
     assert all(problem.message.strip() for problem in parsed.problems)
+    event(f"read {parsed.flavour}, {'some' if parsed.items else 'no'} items")
     return parsed
 
 
@@ -160,12 +162,12 @@ def encoded(text: str, encoding: str, declared: str | None) -> bytes:
 def golden_mutants(draw: st.DrawFn) -> bytes:
     text = mutated(draw(st.sampled_from(sorted(GOLDEN))), draw(_mutations()))
     encoding = draw(st.sampled_from(ENCODINGS))
-    declared = draw(st.sampled_from([encoding, encoding, None, *ODD_DECLARATIONS]))
+    declared = draw(st.sampled_from([encoding] * 6 + [None, *ODD_DECLARATIONS]))
     try:
         data = encoded(text, encoding, declared)
     except UnicodeEncodeError:  # a lone surrogate: write it as CESU-8-style bytes instead
         data = text.encode("utf-8", "surrogatepass")
-    damage = draw(st.sampled_from(["none", "none", "cut", "splice", "prefix"]))
+    damage = draw(st.sampled_from(["none", "none", "none", "cut", "splice", "prefix"]))
     if damage == "none":
         return data
     at = draw(st.integers(min_value=0, max_value=len(data)))
