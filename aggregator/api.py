@@ -14,6 +14,7 @@ from aggregator.keys import CONFIG, OUTPUTS, REFRESHER, SCHEDULER
 from aggregator.status import source_rows
 from klynge.errors import ValidationError
 from klynge.model import YEARS
+from klynge.web import read_form
 
 
 def add_routes(app: web.Application) -> None:
@@ -106,7 +107,7 @@ async def api_sources(request: web.Request) -> web.Response:
 
 async def ping(request: web.Request) -> web.Response:
     """Take a WebSub-style publish ping: 202 for a registered feed, 404 for an unknown one."""
-    form = await request.post()
+    form = await read_form(request)
     mode = str(form.get("hub.mode", "publish"))
     url = str(form.get("hub.url", "")).strip()
     # Plain-text answers, as WebSub hubs give: the caller is a program, not a browser.

@@ -9,6 +9,7 @@ from typing import Any
 from aiohttp import web
 
 from klynge.errors import BadRequest, Forbidden, NotFound, TooLarge
+from klynge.i18n import N_
 from klynge.model import Event, Item, new_id
 from node.auth import user_for_token
 from node.keys import CONFIG, STORE, now
@@ -30,6 +31,9 @@ from node.store import User
 MAX_BODY = 64 * 1024
 KINDS = {"events": "event", "notices": "notice"}
 UUID = r"{uuid:[0-9a-fA-F-]{36}}"
+LONE_SURROGATE = N_(
+    "The body contains an escaped lone surrogate (such as \\ud800), which is not text."
+)
 
 
 def add_routes(app: web.Application) -> None:
@@ -73,9 +77,15 @@ async def read_json(request: web.Request) -> Any:
     except UnicodeDecodeError as e:
         raise BadRequest("The body is not valid UTF-8.") from e
     try:
-        return json.loads(text, parse_constant=_no_constant)
+        value = json.loads(text, parse_constant=_no_constant)
+        # JSON may escape a lone surrogate (\ud800), which is no text: it could not be
+        # stored or served as UTF-8 (found by tests/fuzz/: a 500 when the store wrote it).
+        json.dumps(value, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError as e:
+        raise BadRequest(LONE_SURROGATE) from e
     except ValueError as e:
         raise BadRequest(f"The body is not valid JSON: {e}") from e
+    return value
 
 
 def _no_constant(name: str) -> Any:

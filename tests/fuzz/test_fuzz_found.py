@@ -7,20 +7,29 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from collections.abc import Callable, Coroutine
 from pathlib import Path
+from typing import Any
 
 import pytest
+from aiohttp.test_utils import TestClient
 from clock_support import service_env
+from node_support import NodeDir, auth, make_node
 
+from aggregator.app import create_app as create_aggregator
+from aggregator.config import AggregatorConfig
 from klynge.errors import FeedError
 from klynge.feedreader import read_feed
 from klynge.ical_read import read_calendar
+from node.app import create_app
+from node.keys import STORE
 
 DATA = Path(__file__).parent.parent / "data"
 VILLAGE = (DATA / "village.atom").read_text(encoding="utf-8")
 DEFAULT_NS = (DATA / "default-ns.atom").read_text(encoding="utf-8")
 KLYNGE = [sys.executable, "-m", "klynge.cli", "feed"]
 Done = subprocess.CompletedProcess[str]
+ClientFactory = Callable[..., Coroutine[Any, Any, TestClient[Any, Any]]]
 
 
 def declared_as(text: str, encoding: str) -> bytes:
@@ -135,3 +144,50 @@ def test_repeated_single_properties_use_the_first(lines: tuple[str, ...]) -> Non
 def test_unparseable_property_type_is_refused_in_words() -> None:
     with pytest.raises(FeedError, match="not an iCalendar file"):
         read_calendar(ics("CATEGORIES;VALUE=DATE:COUNT=;;"))
+
+
+# --- the node's API and forms, the aggregator's /ping -----------------------------------------
+
+
+@pytest.fixture
+def node_dir(tmp_path: Path) -> NodeDir:
+    return make_node(tmp_path)
+
+
+# json.loads turns "\ud800" into a lone surrogate, which the store could not write: a 500.
+async def test_api_refuses_an_escaped_lone_surrogate(
+    node_dir: NodeDir, aiohttp_client: ClientFactory
+) -> None:
+    client = await aiohttp_client(create_app(node_dir.config(), housekeeping=False))
+    body = b'{"title": "Jul \\ud800", "start": "2026-12-24T18:00"}'
+    headers = {**auth(node_dir.token), "Content-Type": "application/json", "Accept-Language": "en"}
+    response = await client.post("/api/events", data=body, headers=headers)
+    assert response.status == 400
+    error = (await response.json())["error"]
+    assert error["code"] == "bad_request" and "lone surrogate" in error["message"]
+    assert client.server.app[STORE].items() == []
+
+
+# aiohttp's request.post() raised UnicodeDecodeError/LookupError for a form body that is not in
+# the charset it names: a 500 from /ping, /login and every admin form.
+@pytest.mark.parametrize(
+    ("body", "content_type"),
+    [(b"hub.mode=publish&hub.url=\x80", "application/x-www-form-urlencoded"),
+     (b"hub.mode=publish", "application/x-www-form-urlencoded; charset=x-unknown")],
+    ids=["not utf-8", "unknown charset"],
+)  # fmt: skip
+async def test_unreadable_form_bodies_are_400(
+    node_dir: NodeDir, tmp_path: Path, aiohttp_client: ClientFactory, body: bytes, content_type: str
+) -> None:
+    data = tmp_path / "agg"
+    data.mkdir()
+    config = AggregatorConfig(data_dir=data, name="Klynge Syd", url="http://syd.example")
+    aggregator = await aiohttp_client(create_aggregator(config, periodic=False))
+    headers = {"Content-Type": content_type, "Accept": "application/json"}
+    ping = await aggregator.post("/ping", data=body, headers=headers)
+    assert ping.status == 400
+    assert "Formularen kunne ikke læses" in (await ping.json())["error"]["message"]  # Danish first
+    node = await aiohttp_client(create_app(node_dir.config(), housekeeping=False))
+    login = await node.post("/login", data=body, headers={**headers, "Accept-Language": "en"})
+    assert login.status == 400
+    assert "The form could not be read" in (await login.json())["error"]["message"]
