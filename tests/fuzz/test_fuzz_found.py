@@ -5,16 +5,18 @@ Run with the rest of the suite; `make fuzz` runs only the generated tests (marke
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from collections.abc import Callable, Coroutine
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
 from clock_support import service_env
-from node_support import NodeDir, auth, make_node
+from node_support import PASSWORD, NodeDir, auth, make_node
 
 from aggregator.app import create_app as create_aggregator
 from aggregator.config import AggregatorConfig
@@ -22,6 +24,7 @@ from klynge.errors import FeedError
 from klynge.feedreader import read_feed
 from klynge.ical_read import read_calendar
 from node.app import create_app
+from node.forms import event_input
 from node.keys import STORE
 
 DATA = Path(__file__).parent.parent / "data"
@@ -191,3 +194,33 @@ async def test_unreadable_form_bodies_are_400(
     login = await node.post("/login", data=body, headers={**headers, "Accept-Language": "en"})
     assert login.status == 400
     assert "The form could not be read" in (await login.json())["error"]["message"]
+
+
+# The last day 9999-12-31 has no exclusive end day after it: OverflowError, a 500 from the form.
+async def test_event_form_ending_on_the_last_day_of_9999_is_422(
+    node_dir: NodeDir, aiohttp_client: ClientFactory
+) -> None:
+    config = replace(node_dir.config(), public_url="http://osterby.test")
+    client = await aiohttp_client(create_app(config, housekeeping=False))
+    token = await csrf(client, "/login")
+    form = {"csrf_token": token, "username": "bo", "password": PASSWORD}
+    assert (await client.post("/login", data=form, allow_redirects=False)).status == 303
+    token = await csrf(client, "/admin/events/new")
+    form = {"csrf_token": token, "title": "Jul", "date": "2026-12-24", "end_date": "9999-12-31"}
+    response = await client.post("/admin/events/new", data=form, headers={"Accept-Language": "en"})
+    assert response.status == 422
+    assert "Give a year from 1900 to 2200." in await response.text()
+
+
+# West of UTC the local end of 9999-12-31 is in year 10000: OverflowError building UNTIL.
+def test_repeat_until_the_last_day_of_9999_west_of_utc_is_an_unreadable_rule() -> None:
+    form = {"title": "Jul", "date": "2026-12-24", "start_time": "18:00"}
+    form["repeat_until"] = "9999-12-31"
+    assert event_input(form, "America/Nuuk")["rrule"] == "FREQ=WEEKLY;UNTIL=invalid"
+
+
+async def csrf(client: TestClient[Any, Any], path: str) -> str:
+    page = await (await client.get(path)).text()
+    match = re.search(r'name="csrf_token" value="([^"]+)"', page)
+    assert match, path
+    return match.group(1)
