@@ -18,9 +18,11 @@ from aiohttp.test_utils import TestClient
 from clock_support import service_env
 from node_support import PASSWORD, NodeDir, auth, make_node
 
+from aggregator import config as aggregator_config
 from aggregator.app import create_app as create_aggregator
 from aggregator.config import AggregatorConfig
-from klynge.errors import FeedError
+from klynge.config import read_toml
+from klynge.errors import ConfigError, FeedError
 from klynge.feedreader import read_feed
 from klynge.ical_read import read_calendar
 from node.app import create_app
@@ -224,3 +226,26 @@ async def csrf(client: TestClient[Any, Any], path: str) -> str:
     match = re.search(r'name="csrf_token" value="([^"]+)"', page)
     assert match, path
     return match.group(1)
+
+
+# --- settings files ---------------------------------------------------------------------------
+
+
+# A huge or infinite number overflowed timedelta()/int() in aggregator.config: OverflowError.
+@pytest.mark.parametrize(
+    "line", ["poll_minutes = 1e308", "poll_minutes = inf", "[limits]\nmax_compressed = inf",
+             "[limits]\nmax_backoff_hours = 1e300", "[limits]\njitter = nan"],
+)  # fmt: skip
+def test_aggregator_refuses_numbers_out_of_range(tmp_path: Path, line: str) -> None:
+    path = tmp_path / "aggregator.toml"
+    path.write_text(f'name = "Syd"\nurl = "https://syd.example"\n{line}\n', encoding="utf-8")
+    with pytest.raises(ConfigError, match="must be a number from 0 to 1,000,000,000"):
+        aggregator_config.load_config(tmp_path, env={})
+
+
+# tomllib recurses once per nested array: a deep one raised RecursionError out of read_toml.
+def test_deeply_nested_toml_is_refused_in_words(tmp_path: Path) -> None:
+    path = tmp_path / "node.toml"
+    path.write_text("a = " + "[" * 10_000, encoding="utf-8")
+    with pytest.raises(ConfigError, match="nested too deeply"):
+        read_toml(path, "klynge node init DIR")
