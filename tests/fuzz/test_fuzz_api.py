@@ -145,7 +145,7 @@ async def post_and_check(client: Client, node_dir: NodeDir, section: str, data: 
     assert deleted.status == 204  # keeps the store small for the next examples
 
 
-@budget(60)
+@budget(40)
 @given(payload=EVENTS, how=st.sampled_from(["utf-8", "ascii"]))
 @example(payload={"title": "\ud800", "start": "2026-12-24T18:00"}, how="ascii")
 @example(payload={"title": "Jul", "start": "9999-12-31T23:59", "all_day": False}, how="utf-8")
@@ -163,7 +163,7 @@ async def test_notice_payloads_are_stored_or_refused_in_words(
     await post_and_check(client, node_dir, "notices", encoded(payload, how))
 
 
-@budget(40)
+@budget(25)
 @given(payload=EVENTS, how=st.sampled_from(["utf-8", "ascii"]))
 async def test_event_patches_are_saved_or_refused_in_words(
     client: Client, node_dir: NodeDir, payload: dict[str, Any], how: str

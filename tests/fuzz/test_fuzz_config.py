@@ -146,7 +146,7 @@ def loaded_or_refused(load: Any, directory: Path) -> None:
     event("loaded")
 
 
-@budget(60)
+@budget(40)
 @given(settings=NODE, raw=st.one_of(st.none(), st.none(), st.none(), RAW))
 @example(settings={"name": "Ø", "url": "https://o.example", "secret_key": "x" * 32,
                    "places": [{"name": "Hallen", "lat": math.nan, "lon": 10.0}]},
@@ -161,7 +161,7 @@ def test_node_settings_load_or_are_refused_in_words(
     loaded_or_refused(node_config.load_config, tmp_path)
 
 
-@budget(60)
+@budget(40)
 @given(settings=AGGREGATOR, raw=st.one_of(st.none(), st.none(), st.none(), RAW))
 @example(settings={"name": "Syd", "url": "https://s.example", "poll_minutes": 1e308}, raw=None)
 @example(

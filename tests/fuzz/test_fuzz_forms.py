@@ -135,7 +135,7 @@ async def outputs_still_build(client: Client, node_dir: NodeDir) -> None:
         await client.delete(f"/api/{item.kind}s/{uuid}", headers=auth(node_dir.token))
 
 
-@budget(50)
+@budget(30)
 @given(form=EVENT_FORMS, action=ACTIONS)
 @example(form={"title": "Jul", "date": "9999-12-31", "start_time": "23:59"}, action="publish")
 async def test_event_forms_are_answered_in_words(
@@ -156,7 +156,7 @@ async def test_notice_forms_are_answered_in_words(
         await outputs_still_build(volunteer, node_dir)
 
 
-@budget(30)
+@budget(20)
 @given(form=EVENT_FORMS, action=ACTIONS)
 async def test_event_edits_are_answered_in_words(
     volunteer: Client, node_dir: NodeDir, form: dict[str, str], action: str

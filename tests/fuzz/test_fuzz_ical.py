@@ -140,7 +140,7 @@ def read_or_refused(data: bytes) -> None:
     assert calendar.startswith(b"BEGIN:VCALENDAR") and feed.startswith(b"<?xml")
 
 
-@budget(40)
+@budget(25)
 @given(calendars())
 @example(
     b"BEGIN:VCALENDAR\r\nBEGIN:VEVENT\r\nUID:a\r\nDTSTART:20261205\r\nEND:VEVENT\r\nEND:VCALENDAR"
