@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 from html.parser import HTMLParser
 
 import icalendar
-from icalendar import Calendar, vDuration, vRecur
+from icalendar import Calendar, vDuration, vRecur, vText
 from icalendar.prop import vInline
 
 from klynge.ical_read import CANCELLED_MARK, POSTPONED_MARK, category_term, read_calendar
@@ -78,12 +78,14 @@ def _calendar_head(
     cal.add("version", "2.0")
     cal.add("calscale", "GREGORIAN")
     cal.add("method", "PUBLISH")
-    cal.add("name", name)
-    cal.add("x-wr-calname", name)
+    # As vText, so CR/LF are escaped: icalendar leaves these calendar-level values raw and then
+    # fails an assertion on a title with a newline (found by tests/fuzz/, an event's .ics).
+    cal.add("name", vText(name))
+    cal.add("x-wr-calname", vText(name))
     cal.add("x-wr-timezone", tzid)
     if description:
-        cal.add("description", description)
-        cal.add("x-wr-caldesc", description)
+        cal.add("description", vText(description))
+        cal.add("x-wr-caldesc", vText(description))
     if is_http_url(url):  # a feed's link is untrusted text (a CR/LF breaks the content line)
         cal.add("url", url, parameters={"VALUE": "URI"})
     cal.add("refresh-interval", refresh, parameters={"VALUE": "DURATION"})

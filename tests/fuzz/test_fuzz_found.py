@@ -25,6 +25,7 @@ from klynge import feedcli
 from klynge.config import read_toml
 from klynge.errors import ConfigError, FeedError
 from klynge.feedreader import read_feed
+from klynge.ical import write_calendar
 from klynge.ical_read import read_calendar
 from node.app import create_app
 from node.forms import event_input
@@ -251,3 +252,22 @@ def test_deeply_nested_toml_is_refused_in_words(tmp_path: Path) -> None:
     path.write_text("a = " + "[" * 10_000, encoding="utf-8")
     with pytest.raises(ConfigError, match="nested too deeply"):
         read_toml(path, "klynge node init DIR")
+
+
+# icalendar left the calendar's NAME, X-WR-CALNAME and DESCRIPTION raw: an event titled with a
+# newline (the API accepts one) made its .ics page fail an icalendar assertion, a 500.
+def test_calendar_name_and_description_with_newlines_are_escaped() -> None:
+    text = write_calendar([], name="Jul\nfest", description="a\r\nb").decode()
+    assert "\r\nNAME:Jul\\nfest\r\n" in text and "\r\nX-WR-CALNAME:Jul\\nfest\r\n" in text
+    assert "\r\nX-WR-CALDESC:a\\nb\r\n" in text
+
+
+async def test_event_titled_with_a_newline_has_an_ics_page(
+    node_dir: NodeDir, aiohttp_client: ClientFactory
+) -> None:
+    client = await aiohttp_client(create_app(node_dir.config(), housekeeping=False))
+    event = {"title": "Jul\nfest", "start": "2026-12-24T18:00"}
+    created = await client.post("/api/events", json=event, headers=auth(node_dir.token))
+    assert created.status == 201
+    ics = await client.get(f"/events/{(await created.json())['id']}.ics")
+    assert ics.status == 200 and "SUMMARY:Jul\\nfest" in await ics.text()
