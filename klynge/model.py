@@ -53,7 +53,9 @@ CATEGORIES: dict[str, tuple[str, str]] = {
 }
 
 _CATEGORY_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}$")
-_CONTROL_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+# Also what XML 1.0 cannot carry (surrogates, U+FFFE, U+FFFF): the feed writer drops those, and
+# a title of only U+FFFE became empty there, failing the whole village feed (tests/fuzz/).
+_CONTROL_RE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff\ufffe\uffff]")
 _ALLOWED_TAGS = {"p", "br", "strong", "em", "b", "i", "u", "ul", "ol", "li", "a", "blockquote"}
 _ALLOWED_ATTRS = {"a": {"href", "title"}}
 

@@ -271,3 +271,19 @@ async def test_event_titled_with_a_newline_has_an_ics_page(
     assert created.status == 201
     ics = await client.get(f"/events/{(await created.json())['id']}.ics")
     assert ics.status == 200 and "SUMMARY:Jul\\nfest" in await ics.text()
+
+
+# The model let a title of only U+FFFE through; the feed writer drops what XML cannot carry, so
+# the title was empty there and feedgen failed: GET /feed.atom was a 500 for the whole village.
+async def test_title_of_only_xml_noncharacters_is_refused_and_the_feed_stays_up(
+    node_dir: NodeDir, aiohttp_client: ClientFactory
+) -> None:
+    client = await aiohttp_client(create_app(node_dir.config(), housekeeping=False))
+    headers = {**auth(node_dir.token), "Accept-Language": "en"}
+    refused = await client.post("/api/notices", json={"title": "\ufffe"}, headers=headers)
+    assert refused.status == 422
+    assert (await refused.json())["error"]["fields"]["title"] == "Give a title."
+    kept = await client.post("/api/notices", json={"title": "Kat\uffff væk"}, headers=headers)
+    assert kept.status == 201 and (await kept.json())["title"] == "Kat væk"
+    feed = await client.get("/feed.atom")
+    assert feed.status == 200 and "Kat væk" in await feed.text()
