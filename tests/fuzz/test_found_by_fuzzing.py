@@ -28,6 +28,7 @@ from klynge.feedreader import read_feed
 from klynge.ical import write_calendar
 from klynge.ical_read import read_calendar
 from node.app import create_app
+from node.config import load_config as node_load_config
 from node.forms import event_input
 from node.keys import STORE
 
@@ -287,3 +288,15 @@ async def test_title_of_only_xml_noncharacters_is_refused_and_the_feed_stays_up(
     assert kept.status == 201 and (await kept.json())["title"] == "Kat væk"
     feed = await client.get("/feed.atom")
     assert feed.status == 200 and "Kat væk" in await feed.text()
+
+
+# `aggregators = 0` in node.toml raised TypeError (tuple(0)) out of load_config.
+@pytest.mark.parametrize("value", ["0", "true", "{a = 1}", "1979-05-27"])
+def test_node_aggregators_that_are_no_list_are_refused_in_words(tmp_path: Path, value: str) -> None:
+    (tmp_path / "node.toml").write_text(
+        f'name = "Østerby"\nurl = "https://osterby.example.dk"\nsecret_key = "{"x" * 32}"\n'
+        f"aggregators = {value}\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(ConfigError, match="aggregators must be a list of http"):
+        node_load_config(tmp_path, env={})
