@@ -450,6 +450,10 @@ def _check_rrule(rule: str, start: When) -> dict[str, str]:
         return {"rrule": "A repeating event needs an end: a number of times or an end date."}
     if "COUNT=" in upper and _count(upper) > MAX_OCCURRENCES:
         return {"rrule": "At most 500 repetitions."}  # MAX_OCCURRENCES
+    if not all(_UNTIL_FORM_RE.fullmatch(value) for value in _UNTIL_VALUE_RE.findall(upper)):
+        # The bounded checks below skip an UNTIL they cannot read, but the pages' expansion
+        # (dateutil) raises on it: FREQ=WEEKLY;UNTIL=invalid made the village page a 500.
+        return {"rrule": "The repeat rule cannot be read; write it like FREQ=WEEKLY;COUNT=10."}
     try:
         starts = _series_starts(rule, start)
         until = wall_until(rule, _tz_of(start))
@@ -461,6 +465,10 @@ def _check_rrule(rule: str, start: When) -> dict[str, str]:
     if too_few or (until is not None and until - naive_start(start) > MAX_RRULE_SPAN):
         return {"rrule": "A repeating event may run for at most five years."}
     return {}
+
+
+_UNTIL_VALUE_RE = re.compile(r"UNTIL=([^;]*)")
+_UNTIL_FORM_RE = re.compile(r"\d{8}(T\d{6}Z?)?")  # RFC 5545 §3.3.10: a DATE or a DATE-TIME
 
 
 def _count(upper: str) -> int:

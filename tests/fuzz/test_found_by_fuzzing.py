@@ -300,3 +300,19 @@ def test_node_aggregators_that_are_no_list_are_refused_in_words(tmp_path: Path, 
     )
     with pytest.raises(ConfigError, match="aggregators must be a list of http"):
         node_load_config(tmp_path, env={})
+
+
+# The model accepted an UNTIL it could not read (its bounded checks skip it), and the pages'
+# expansion then raised: FREQ=WEEKLY;UNTIL=invalid (the form's own "unreadable" marker for a
+# bad repeat end) made the village page a 500 for everyone.
+@pytest.mark.parametrize("rule", ["FREQ=WEEKLY;UNTIL=invalid", "FREQ=WEEKLY;UNTIL=20270101xyz",
+                                  "FREQ=DAILY;UNTIL="])  # fmt: skip
+async def test_rrule_with_an_unreadable_until_is_refused(
+    node_dir: NodeDir, aiohttp_client: ClientFactory, rule: str
+) -> None:
+    client = await aiohttp_client(create_app(node_dir.config(), housekeeping=False))
+    event = {"title": "Strik", "start": "2026-12-24T18:00", "rrule": rule}
+    response = await client.post("/api/events", json=event, headers=auth(node_dir.token))
+    assert response.status == 422, await response.text()
+    assert "rrule" in (await response.json())["error"]["fields"]
+    assert (await client.get("/")).status == 200
