@@ -3,7 +3,7 @@ VENV  := .venv
 BIN   := $(VENV)/bin
 STAMP := $(VENV)/.klynge-installed
 
-.PHONY: help venv deps test lint format demo bench
+.PHONY: help venv deps test lint format demo bench fuzz
 # deps and the venv may both run apt-get, which must not run twice at once.
 .NOTPARALLEL:
 
@@ -13,6 +13,7 @@ help:
 	@echo "make lint    ruff check, ruff format --check, mypy"
 	@echo "make format  ruff format and safe ruff fixes"
 	@echo "make bench   every bench/*_bench.py (medians and ratios)"
+	@echo "make fuzz    the fuzz tests for FUZZ_MINUTES (default 10), fresh seeds each round"
 
 $(STAMP): pyproject.toml
 	@tests/setup-system.sh python3 python3-venv
@@ -38,6 +39,12 @@ lint: $(STAMP)
 format: $(STAMP)
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
+
+# Long-budget fuzzing (tests/fuzz/session.py): per test, the inputs run and what failed.
+FUZZ_MINUTES  ?= 10
+FUZZ_EXAMPLES ?= 300
+fuzz: $(STAMP)
+	$(BIN)/python tests/fuzz/session.py --minutes $(FUZZ_MINUTES) --examples $(FUZZ_EXAMPLES)
 
 demo: $(STAMP)
 	$(BIN)/klynge demo

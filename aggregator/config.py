@@ -159,10 +159,17 @@ def _str(raw: Mapping[str, Any], key: str, default: str = "") -> str:
     return value.strip()
 
 
+# Large enough for every setting, small enough that no conversion (a timedelta of that many
+# hours, an int of that many bytes) overflows: inf and 1e308 raised OverflowError (tests/fuzz/).
+NUMBER_MAX = 1_000_000_000
+
+
 def _number(raw: Mapping[str, Any], key: str, default: float) -> float:
     value = raw.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+    if isinstance(value, bool) or not isinstance(value, int | float):
         raise ConfigError(f"{key} must be a number, zero or more")
+    if not 0 <= value <= NUMBER_MAX:  # also false for nan
+        raise ConfigError(f"{key} must be a number from 0 to {NUMBER_MAX:,}")
     return float(value)
 
 

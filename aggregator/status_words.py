@@ -187,6 +187,10 @@ SHAPES: tuple[tuple[re.Pattern[str], str], ...] = tuple(
             N_("the document is not well-formed XML and no feed could be recovered"),
         ),
         (
+            r"the feed could not be read \((?P<detail>.+)\)",
+            N_("the feed could not be read (%(detail)s)"),
+        ),
+        (
             r"the document is XML but not an Atom or RSS feed \(its root is <(?P<root>.+)>\)",
             N_("the document is XML but not an Atom or RSS feed (its root is <%(root)s>)"),
         ),

@@ -17,3 +17,5 @@ def read_toml(path: Path, create_with: str) -> dict[str, Any]:
         raise ConfigError(f"{path} not found; create it with: {create_with}") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
         raise ConfigError(f"{path} is not valid TOML: {e}") from e
+    except RecursionError as e:  # tomllib recurses per nested array or table (tests/fuzz/)
+        raise ConfigError(f"{path} is not valid TOML: its values are nested too deeply") from e

@@ -7,6 +7,7 @@ links, with a hardened ElementTree parser before feedparser sees the bytes.
 
 from __future__ import annotations
 
+import codecs
 import contextlib
 import re
 from dataclasses import dataclass, field
@@ -78,7 +79,9 @@ def scan(data: bytes) -> Outline | None:
         root = SafeET.fromstring(data, forbid_dtd=True, forbid_entities=True, forbid_external=True)
     except DefusedXmlException as e:
         raise FeedError("the feed contains a DTD/entity declaration, which Klynge refuses") from e
-    except ParseError:
+    except (ParseError, ValueError, LookupError):
+        # expat refuses multi-byte encodings and unknown or malformed encoding names with
+        # ValueError/LookupError (`as_utf8` has transcoded every encoding Python can read).
         return None
     return _outline(root)
 
@@ -128,6 +131,58 @@ def cut_entries(data: bytes, limit: int) -> bytes | None:
         return None
     closing = "".join(f"</{name}>" for name in reversed(stack))
     return data[: seen[1]] + closing.encode()
+
+
+_BOMS = (
+    (codecs.BOM_UTF32_LE, "utf-32"),  # before UTF-16: it starts with the UTF-16 LE mark
+    (codecs.BOM_UTF32_BE, "utf-32"),
+    (codecs.BOM_UTF8, "utf-8-sig"),
+    (codecs.BOM_UTF16_LE, "utf-16"),
+    (codecs.BOM_UTF16_BE, "utf-16"),
+)
+# XML 1.0 Appendix F: without a byte order mark the first "<" tells UTF-16 and UTF-32 apart.
+_UNMARKED = (
+    (b"<\x00\x00\x00", "utf-32-le"),
+    (b"\x00\x00\x00<", "utf-32-be"),
+    (b"<\x00", "utf-16-le"),
+    (b"\x00<", "utf-16-be"),
+)
+_DECLARED = re.compile(rb"^<\?xml[^>]*?encoding\s*=\s*[\"']([^\"']*)[\"']")
+_DECLARATION = re.compile(r"^<\?xml[^>]*\?>")
+# Python codecs that are no character set a publisher means; some are slow on long input.
+_NOT_CHARSETS = {"idna", "punycode", "unicode-escape", "raw-unicode-escape"}
+
+
+def as_utf8(data: bytes) -> bytes:
+    """Return a document in another encoding Python can read as UTF-8, else `data` unchanged.
+
+    expat reads only UTF-8, UTF-16 and single-byte encodings (Big5, EUC-KR, GB2312, Shift_JIS
+    raise ValueError), and the readers' namespace checks look at ASCII bytes, so everything
+    is read as UTF-8. Undecodable bytes and unknown names are left for the XML pass to refuse
+    and feedparser to recover from.
+    """
+    name = _encoding(data)
+    if name is None:
+        return data
+    try:
+        if codecs.lookup(name).name in ("utf-8", *_NOT_CHARSETS):
+            return data
+        text = data.decode(name).lstrip("\ufeff")
+        declared = _DECLARATION.sub('<?xml version="1.0" encoding="utf-8"?>', text, 1)
+        return declared.encode("utf-8")
+    except (LookupError, ValueError):  # unknown or malformed name, undecodable bytes
+        return data
+
+
+def _encoding(data: bytes) -> str | None:
+    for mark, name in _BOMS:
+        if data.startswith(mark):
+            return name
+    for start, name in _UNMARKED:
+        if data.startswith(start):
+            return name
+    declared = _DECLARED.match(data)
+    return declared.group(1).decode("ascii", "replace") if declared else None
 
 
 def not_a_feed(data: bytes) -> FeedError:

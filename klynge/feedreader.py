@@ -30,6 +30,7 @@ from xml.etree.ElementTree import Element
 
 import feedparser
 
+from klynge.errors import FeedError
 from klynge.feed_entries import (
     Context,
     NotStrict,
@@ -46,6 +47,7 @@ from klynge.feed_xml import (
     Outline,
     Problem,
     XmlEntry,
+    as_utf8,
     cut_entries,
     exact_text,
     not_a_feed,
@@ -101,6 +103,7 @@ def read_feed(
     `max_entries` reads only the first entries (and tombstones) of a longer feed, in document
     order, with a warning (`too_many_entries`): the rest of the document is not even parsed.
     """
+    data = as_utf8(data)
     cut = cut_entries(data, max_entries) if max_entries is not None else None
     outline = scan(cut) if cut is not None else None
     if outline is not None and cut is not None and max_entries is not None:
@@ -133,9 +136,7 @@ def read_with_feedparser(
     max_entries: int | None = None,
 ) -> ParsedFeed:
     """Read a feed with feedparser, completing it with what the XML pass found."""
-    # A file object, never bytes or str: feedparser would open a path or fetch a URL given as
-    # a string, and it must not touch the network or the disk here.
-    parsed = feedparser.parse(io.BytesIO(data), sanitize_html=False, resolve_relative_uris=False)
+    parsed = _feedparser(data, outline)
     if outline is None and not (parsed.get("version") and (any(parsed.entries) or parsed.feed)):
         raise not_a_feed(data)
     problems = _feed_problems(parsed, outline)
@@ -161,6 +162,19 @@ def read_with_feedparser(
         flavour=flavour,
         complete=outline is not None,
     )
+
+
+def _feedparser(data: bytes, outline: Outline | None) -> Any:
+    # A file object, never bytes or str: feedparser would open a path or fetch a URL given as
+    # a string, and it must not touch the network or the disk here.
+    try:
+        return feedparser.parse(io.BytesIO(data), sanitize_html=False, resolve_relative_uris=False)
+    except Exception as e:
+        # feedparser's loose parser crashes on some hostile bytes (found by tests/fuzz/: a
+        # character reference to a lone surrogate, non-UTF-8 bytes in the declared encoding).
+        if outline is None:
+            raise not_a_feed(data) from e
+        raise FeedError(f"the feed could not be read ({type(e).__name__}: {e})") from e
 
 
 # --- the strict Klynge reader -------------------------------------------------------------

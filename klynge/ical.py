@@ -18,7 +18,16 @@ from icalendar.prop import vInline
 
 from klynge.ical_read import CANCELLED_MARK, POSTPONED_MARK, category_term, read_calendar
 from klynge.ical_tz import vtimezone
-from klynge.model import DEFAULT_TIMEZONE, Event, Item, Place, as_utc, category_label, utcnow
+from klynge.model import (
+    DEFAULT_TIMEZONE,
+    Event,
+    Item,
+    Place,
+    as_utc,
+    category_label,
+    is_http_url,
+    utcnow,
+)
 from klynge.render_guard import rendered
 
 __all__ = [
@@ -86,9 +95,9 @@ def _calendar_head(
     cal.add("x-wr-calname", vText(name))
     cal.add("x-wr-timezone", tzid)
     if description:
-        cal.add("description", description)
+        cal.add("description", vText(description))
         cal.add("x-wr-caldesc", vText(description))
-    if url:
+    if is_http_url(url):  # a feed's link is untrusted text (a CR/LF breaks the content line)
         cal.add("url", url, parameters={"VALUE": "URI"})
     cal.add("refresh-interval", refresh, parameters={"VALUE": "DURATION"})
     cal.add("x-published-ttl", vDuration(refresh))  # the older name Outlook and Apple read

@@ -55,7 +55,9 @@ def read_calendar(
     """
     try:
         cal = Calendar.from_ical(data)
-    except (ValueError, IndexError, KeyError, UnicodeDecodeError) as e:
+    except Exception as e:
+        # icalendar raises many kinds on hostile input (found by tests/fuzz/: a TypeError for
+        # CATEGORIES;VALUE=DATE), besides ValueError, IndexError, KeyError, UnicodeDecodeError.
         raise FeedError(f"The file is not an iCalendar file: {e}") from e
     if not isinstance(cal, Calendar) or cal.name != "VCALENDAR":
         raise FeedError("The file is not an iCalendar file: no VCALENDAR.")
@@ -76,6 +78,16 @@ def read_calendar(
     return list(events.values()), problems
 
 
+def _one(component: icalendar.Component, name: str, default: Any = None) -> Any:
+    """Return a property; the first when a producer repeated one that RFC 5545 allows once.
+
+    icalendar gives a list for a repeated property, which every reader below would trip on
+    (found by tests/fuzz/: two CONTACT lines raised AttributeError).
+    """
+    value = component.get(name, default)
+    return value[0] if isinstance(value, list) and value else value
+
+
 def _newer(event: Event, other: Event | None) -> bool:
     return other is None or (event.updated, event.sequence) > (other.updated, other.sequence)
 
@@ -83,8 +95,8 @@ def _newer(event: Event, other: Event | None) -> bool:
 def _read_one(
     component: icalendar.Component, default_tz: str, now: datetime, problems: list[str]
 ) -> Event | None:
-    uid = str(component.get("UID", "")).strip()
-    label = f"Event {uid or '(no UID)'} ({str(component.get('SUMMARY', '')).strip()[:60]})"
+    uid = str(_one(component, "UID", "")).strip()
+    label = f"Event {uid or '(no UID)'} ({str(_one(component, 'SUMMARY', '')).strip()[:60]})"
     if not uid:
         problems.append(f"{label} skipped: it has no UID.")
         return None
@@ -119,23 +131,23 @@ def _to_event(
             problems.append(f"{label}: {note}")
     if "EXDATE" in component or "RDATE" in component:
         problems.append(f"{label}: extra or excluded dates (RDATE/EXDATE) were ignored.")
-    updated = _utc(component.get("LAST-MODIFIED") or component.get("DTSTAMP"), default_tz)
+    updated = _utc(_one(component, "LAST-MODIFIED") or _one(component, "DTSTAMP"), default_tz)
     organizer, organizer_url = _read_organizer(component)
     return Event(
         id=uid if _URI_RE.match(uid) else "urn:x-ics:" + quote(uid, safe="@:/._-~+=!$&'()*,;"),
         title=title[:TITLE_MAX],
         updated=updated or now,
-        created=_utc(component.get("CREATED"), default_tz),
+        created=_utc(_one(component, "CREATED"), default_tz),
         category=_read_category(component),
         organizer=organizer,
         organizer_url=organizer_url,
-        url=_http(component.get("URL")),
-        sequence=max(0, int(component.get("SEQUENCE", 0))),
+        url=_http(_one(component, "URL")),
+        sequence=max(0, int(_one(component, "SEQUENCE", 0))),
         start=start,
         end=end,
         all_day=not isinstance(start, datetime),
         timezone=tzid,
-        description=_text_to_html(str(component.get("DESCRIPTION", "")))[:TEXT_MAX],
+        description=_text_to_html(str(_one(component, "DESCRIPTION", "")))[:TEXT_MAX],
         status=status,
         rrule=rule,
         place=_read_place(component),
@@ -143,7 +155,7 @@ def _to_event(
 
 
 def _read_times(component: icalendar.Component, default_tz: str) -> tuple[str, When, When | None]:
-    prop = component["DTSTART"]
+    prop = _one(component, "DTSTART")
     start = _moment(prop)
     if not isinstance(start, datetime):
         return default_tz, start, _read_end(component, start)
@@ -157,9 +169,9 @@ def _read_times(component: icalendar.Component, default_tz: str) -> tuple[str, W
 
 def _read_end(component: icalendar.Component, start: When) -> When | None:
     if "DTEND" in component:
-        end: When = _moment(component["DTEND"])
+        end: When = _moment(_one(component, "DTEND"))
     elif "DURATION" in component:
-        duration = getattr(component["DURATION"], "dt", None)
+        duration = getattr(_one(component, "DURATION"), "dt", None)
         if not isinstance(duration, timedelta):
             raise ValueError("the duration (DURATION) cannot be read.")
         end = start + duration
@@ -202,8 +214,8 @@ def _utc(prop: Any, default_tz: str) -> datetime | None:
 
 
 def _read_status(component: icalendar.Component) -> tuple[Any, str]:
-    status = str(component.get("STATUS", "CONFIRMED")).upper()
-    title = str(component.get("SUMMARY", "")).strip()
+    status = str(_one(component, "STATUS", "CONFIRMED")).upper()
+    title = str(_one(component, "SUMMARY", "")).strip()
     if status == "CANCELLED":
         return "cancelled", title.removeprefix(CANCELLED_MARK)
     if status == "TENTATIVE" and title.startswith(POSTPONED_MARK):
@@ -283,12 +295,12 @@ def _starts(rule: RepeatRule, start: When, tz: ZoneInfo, span: timedelta) -> Ite
 
 
 def _read_organizer(component: icalendar.Component) -> tuple[str, str]:
-    contact = component.get("CONTACT")
+    contact = _one(component, "CONTACT")
     if contact is not None:
         text = str(contact).strip()
         url = _http(contact.params.get("ALTREP"))
         return text.removesuffix(", " + url).strip() if url else text, url
-    organizer = component.get("ORGANIZER")
+    organizer = _one(component, "ORGANIZER")
     if organizer is not None:
         return str(organizer.params.get("CN", "")).strip(), ""
     return "", ""
@@ -320,8 +332,8 @@ def category_term(name: str) -> str:
 
 
 def _read_place(component: icalendar.Component) -> Place | None:
-    name = str(component.get("LOCATION", "")).strip()[:200]
-    geo = component.get("GEO")
+    name = str(_one(component, "LOCATION", "")).strip()[:200]
+    geo = _one(component, "GEO")
     lat = getattr(geo, "latitude", None)
     lon = getattr(geo, "longitude", None)
     if not name and lat is None:

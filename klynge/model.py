@@ -54,7 +54,9 @@ CATEGORIES: dict[str, tuple[str, str]] = {
 }
 
 _CATEGORY_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}$")
-_CONTROL_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+# Also what XML 1.0 cannot carry (surrogates, U+FFFE, U+FFFF): the feed writer drops those, and
+# a title of only U+FFFE became empty there, failing the whole village feed (tests/fuzz/).
+_CONTROL_RE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
 # Line and paragraph breaks of any kind: one-line fields (titles, places) get a space instead.
 _BREAK_RE = re.compile(r"\s*[\t\n\r\x0b\x0c\x1c-\x1e\x85\u2028\u2029]+\s*")
 _ALLOWED_TAGS = {"p", "br", "strong", "em", "b", "i", "u", "ul", "ol", "li", "a", "blockquote"}

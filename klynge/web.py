@@ -32,7 +32,7 @@ from aiohttp import web
 from babel.support import NullTranslations
 
 from klynge import i18n
-from klynge.errors import KlyngeError, StorageError, ValidationError
+from klynge.errors import BadRequest, KlyngeError, StorageError, ValidationError
 from klynge.i18n import N_
 from klynge.model import category_label
 
@@ -339,6 +339,22 @@ STORAGE_FAILED = N_(
     "Nothing was saved: the server could not write its data. Try again in a moment; "
     "if it keeps happening, tell the site's administrator."
 )
+
+
+FORM_UNREADABLE = N_(
+    "The form could not be read; send it as UTF-8 form data "
+    "(application/x-www-form-urlencoded or multipart/form-data)."
+)
+
+
+async def read_form(request: web.Request) -> Any:
+    """Return the request's form fields (a MultiDictProxy); refuse an unreadable body (400)."""
+    try:
+        return await request.post()
+    except (ValueError, LookupError) as e:
+        # aiohttp decodes the body with the charset the client named: bytes that are not in
+        # it, or an unknown charset, raised out of every form handler as a 500 (tests/fuzz/).
+        raise BadRequest(FORM_UNREADABLE) from e
 
 
 def wants_json(request: web.Request) -> bool:

@@ -11,7 +11,7 @@ from aiohttp import web
 from klynge.errors import Forbidden, ValidationError
 from klynge.i18n import N_
 from klynge.model import Place
-from klynge.web import gettext, render, safe_next
+from klynge.web import gettext, read_form, render, safe_next
 from node import auth
 from node.auth import hash_password, new_token, verify_password
 from node.keys import CONFIG, LIMITER, PINGER, STORE, now
@@ -56,7 +56,7 @@ async def login(request: web.Request) -> web.Response:
     nxt = safe_next(request.query.get("next") or "/admin")
     if request.method != "POST":
         return render(request, "login.html", {"next": nxt, "username": ""})
-    form = await request.post()
+    form = await read_form(request)
     username = str(form.get("username", "")).strip()
     password = str(form.get("password", ""))
     address = client_address(request)
@@ -110,7 +110,7 @@ async def users_page(request: web.Request) -> web.Response:
     errors: dict[str, str] = {}
     status = 200
     if request.method == "POST":
-        post = await request.post()
+        post = await read_form(request)
         form = {k: str(post.get(k, "")).strip() for k in ("username", "association", "admin")}
         try:
             await add_user(request, form, str(post.get("password", "")))
@@ -160,7 +160,7 @@ async def places_page(request: web.Request) -> web.Response:
     errors: dict[str, str] = {}
     status = 200
     if request.method == "POST":
-        post = await request.post()
+        post = await read_form(request)
         if post.get("delete"):
             await store.delete_place(str(post["delete"]))
             raise web.HTTPSeeOther("/admin/places")
@@ -218,7 +218,7 @@ async def tokens_page(request: web.Request) -> web.Response:
     store = request.app[STORE]
     shown = ""
     if request.method == "POST":
-        post = await request.post()
+        post = await read_form(request)
         if post.get("action") == "new":
             record, shown = new_token(user.username, now(request))
             await store.save_token(record)

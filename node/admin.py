@@ -18,7 +18,7 @@ from multidict import MultiDictProxy
 from klynge.errors import Forbidden, NotFound, ValidationError
 from klynge.i18n import N_
 from klynge.model import CATEGORIES, Event, Item, Notice, Place, new_id
-from klynge.web import gettext, render, request_lang
+from klynge.web import gettext, read_form, render, request_lang
 from node import accounts
 from node.api import edited, may_edit, save_edit
 from node.forms import (
@@ -160,7 +160,7 @@ async def new_entry(request: web.Request) -> web.Response:
     kind = _kind(request)
     if request.method != "POST":
         return _form(request, kind, None, {}, {})
-    post = await request.post()
+    post = await read_form(request)
     form, draft = _form_of(post, kind), _draft(post)
     if post.get("action") == "edit":
         return _form(request, kind, None, form, {}, draft=draft)
@@ -195,7 +195,7 @@ async def edit_entry(request: web.Request) -> web.Response:
     old = _own_item(request, user)
     if request.method != "POST":
         return _form(request, old.kind, old, _filled(request, old), {})
-    post = await request.post()
+    post = await read_form(request)
     form = _form_of(post, old.kind)
     if post.get("action") == "edit":
         return _form(request, old.kind, old, form, {})

@@ -161,6 +161,8 @@ def _network(value: str) -> Network:
 
 
 def _aggregators(value: Any) -> tuple[str, ...]:
+    if not isinstance(value, str | list | tuple):  # `aggregators = 0` raised TypeError (fuzz)
+        raise ConfigError("aggregators must be a list of http(s) URLs in node.toml")
     urls = split_urls(value) if isinstance(value, str) else tuple(value)
     for url in urls:
         if not isinstance(url, str) or not is_http_url(url):

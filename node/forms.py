@@ -85,7 +85,7 @@ def _day_after(text: str) -> str:
     # The form asks for the last day; iCalendar and the feed want the exclusive end.
     try:
         return (date.fromisoformat(text) + timedelta(days=1)).isoformat() if text else ""
-    except ValueError:
+    except (ValueError, OverflowError):  # 9999-12-31 has no day after (found by tests/fuzz/)
         return text  # the model reports it
 
 
@@ -118,13 +118,13 @@ def _rrule(form: Mapping[str, str], tz: str, all_day: bool) -> str:
         return form.get("rrule", "")
     try:
         last = date.fromisoformat(until)
-    except ValueError:
+        if all_day:
+            return f"FREQ=WEEKLY;UNTIL={last:%Y%m%d}"
+        # RFC 5545 §3.3.10: with a zoned DTSTART, UNTIL is given in UTC; take the day's local end.
+        end = localize(datetime(last.year, last.month, last.day, 23, 59, 59), zone(tz))
+        return f"FREQ=WEEKLY;UNTIL={end.astimezone(UTC):%Y%m%dT%H%M%SZ}"
+    except (ValueError, OverflowError):  # west of UTC, 9999-12-31 ends in year 10000
         return "FREQ=WEEKLY;UNTIL=invalid"  # the model names the rrule as unreadable
-    if all_day:
-        return f"FREQ=WEEKLY;UNTIL={last:%Y%m%d}"
-    # RFC 5545 §3.3.10: with a zoned DTSTART, UNTIL is given in UTC; take the day's local end.
-    end = localize(datetime(last.year, last.month, last.day, 23, 59, 59), zone(tz))
-    return f"FREQ=WEEKLY;UNTIL={end.astimezone(UTC):%Y%m%dT%H%M%SZ}"
 
 
 def event_form(event: Event, saved: Iterable[Place]) -> dict[str, str]:

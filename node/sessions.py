@@ -13,7 +13,7 @@ from aiohttp import web
 
 from klynge.errors import Forbidden, Unauthorized
 from klynge.i18n import N_
-from klynge.web import CSRF_TOKEN
+from klynge.web import CSRF_TOKEN, read_form
 from node.auth import (
     SESSION_COOKIE,
     SESSION_MAX_AGE,
@@ -59,7 +59,7 @@ async def session_middleware(request: web.Request, handler: Handler) -> web.Stre
         request[NEW_SESSION] = session
     _attach(request, session, user)
     if request.method == "POST":
-        form = await request.post()
+        form = await read_form(request)
         given = form.get("csrf_token")
         if not isinstance(given, str) or not csrf_ok(secret, session, given):
             raise Forbidden(CSRF_MESSAGE)

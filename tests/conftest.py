@@ -6,14 +6,25 @@ module-level dates are built from the frozen "today" too; `now` moves one test e
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from datetime import datetime
 
 import pytest
 import time_machine
 from clock_support import DEFAULT_NOW
+from hypothesis import settings
 
 _SESSION_TRAVEL = time_machine.travel(DEFAULT_NOW, tick=True)
+
+# Hypothesis budgets: "ci" keeps hypothesis' defaults (the fuzz tests in tests/fuzz/ name their
+# own modest counts); "fuzz" is `make fuzz`'s long budget, FUZZ_EXAMPLES per test and round
+# (tests/fuzz/session.py repeats rounds with fresh seeds for FUZZ_MINUTES).
+settings.register_profile("ci", print_blob=True)
+settings.register_profile(
+    "fuzz", max_examples=int(os.environ.get("FUZZ_EXAMPLES", "300")), print_blob=True
+)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
 def pytest_configure(config: pytest.Config) -> None:

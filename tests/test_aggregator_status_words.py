@@ -173,6 +173,10 @@ SENTENCES = [
         "feed ud af det",
     ),
     (
+        "not a usable feed: the feed could not be read (ValueError: embedded null character)",
+        "ikke et brugbart feed: feedet kunne ikke læses (ValueError: embedded null character)",
+    ),
+    (
         "not a usable feed: the document is XML but not an Atom or RSS feed (its root is <rdf>)",
         "ikke et brugbart feed: dokumentet er XML, men ikke et Atom- eller RSS-feed "
         "(dets rod er <rdf>)",
