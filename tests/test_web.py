@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
+from chromium_support import chromium
 
 from klynge.errors import NotFound, ValidationError
 from klynge.web import CSRF_TOKEN, LANG, error_middleware, gettext, render, safe_next, setup_web
@@ -413,35 +414,29 @@ AXE = Path(__file__).resolve().parent.parent / "node_modules" / "axe-core" / "ax
 
 @pytest.mark.browser
 async def test_pages_pass_axe_and_fit_320px(aiohttp_server: Any, template_dir: Path) -> None:
-    from playwright.async_api import async_playwright
-
     server = await aiohttp_server(make_app(template_dir))
     urls = [server.make_url("/page?error=Give+a+title."), server.make_url("/no-such-page")]
-    async with async_playwright() as p:
-        browser = await p.chromium.launch(executable_path="/usr/bin/chromium")
-        try:
-            for width in (320, 1280):
-                context = await browser.new_context(
-                    locale="da-DK", viewport={"width": width, "height": 800}
+    async with chromium() as browser:
+        for width in (320, 1280):
+            context = await browser.new_context(
+                locale="da-DK", viewport={"width": width, "height": 800}
+            )
+            page = await context.new_page()
+            for url in urls:
+                await page.goto(str(url))
+                assert await page.evaluate("document.documentElement.lang") == "da"
+                overflow = "document.documentElement.scrollWidth - window.innerWidth"
+                assert await page.evaluate(overflow) <= 0, f"horizontal scroll at {width}px"
+                await page.add_script_tag(path=str(AXE))
+                result = await page.evaluate(
+                    "axe.run(document, {runOnly: ['wcag2a', 'wcag2aa', 'best-practice']})"
                 )
-                page = await context.new_page()
-                for url in urls:
-                    await page.goto(str(url))
-                    assert await page.evaluate("document.documentElement.lang") == "da"
-                    overflow = "document.documentElement.scrollWidth - window.innerWidth"
-                    assert await page.evaluate(overflow) <= 0, f"horizontal scroll at {width}px"
-                    await page.add_script_tag(path=str(AXE))
-                    result = await page.evaluate(
-                        "axe.run(document, {runOnly: ['wcag2a', 'wcag2aa', 'best-practice']})"
-                    )
-                    problems = [(v["id"], v["nodes"][0]["html"]) for v in result["violations"]]
-                    assert problems == [], f"{url} at {width}px: {problems}"
-                font = await page.evaluate("getComputedStyle(document.body).fontSize")
-                assert float(font.removesuffix("px")) >= 18
-                await page.keyboard.press("Tab")
-                focused = await page.evaluate("document.activeElement.textContent")
-                assert focused == "Spring til indhold"
-                assert await page.locator(".skip-link").is_visible()
-                await context.close()
-        finally:
-            await browser.close()
+                problems = [(v["id"], v["nodes"][0]["html"]) for v in result["violations"]]
+                assert problems == [], f"{url} at {width}px: {problems}"
+            font = await page.evaluate("getComputedStyle(document.body).fontSize")
+            assert float(font.removesuffix("px")) >= 18
+            await page.keyboard.press("Tab")
+            focused = await page.evaluate("document.activeElement.textContent")
+            assert focused == "Spring til indhold"
+            assert await page.locator(".skip-link").is_visible()
+            await context.close()
