@@ -147,7 +147,7 @@ async def timed_get(client: Any, path: str) -> tuple[float, str]:
 
 
 async def test_hostile_villages_cost_only_themselves(
-    feed_server: FeedServer, tmp_path: Path, aiohttp_client: Any
+    feed_server: FeedServer, tmp_path: Path, aiohttp_client: Any, record_property: Any
 ) -> None:
     good = feed_server.set("/good.atom", feed("Vesterby", [event("Julefrokost", days=3)]))
     feed_server.routes["/mange.atom"] = gzipped(huge_feed())
@@ -173,12 +173,14 @@ async def test_hostile_villages_cost_only_themselves(
     longest, answered = await refresh_timing_healthz(client)
     # The bounds are 1 s on a quiet machine (the closing note quotes the figures);
     # here the suite runs beside other workers, so twice that still tells a stalled loop.
+    record_property("healthz_longest_s", round(longest, 3))  # read with --junitxml
     assert answered >= 5 and longest <= 2.0, (longest, answered)
 
     refresher = refresher_of(client)
     assert len(refresher.states[mange].content.entries) == 5000
     assert refresher.states[good].content.entries
     poster_time, _ = await timed_get(client, "/poster")
+    record_property("poster_s", round(poster_time, 3))
     assert poster_time <= 2.0, poster_time
     for path in (*OUTPUTS, "/feed.atom"):
         _, text = await timed_get(client, path)
