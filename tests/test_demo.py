@@ -23,8 +23,8 @@ from clock_support import local_today, service_env
 
 from klynge.demo_data import villages
 
-# Generous bounds for a loaded machine; the demo itself gives its services 60 s to answer.
-BANNER_LIMIT = 120.0
+# Generous bounds for a loaded machine; the demo itself waits while its services start.
+BANNER_LIMIT = 300.0
 EXIT_LIMIT = 5.0
 AGGREGATOR_LINE = re.compile(r"Cluster calendar \(residents\):\s+(http://127\.0\.0\.1:\d+)/")
 NODE_LINE = re.compile(r" node: (http://127\.0\.0\.1:\d+)/ ")
