@@ -248,8 +248,22 @@ def _last_error(log: Path) -> str:
     return lines[-1].removeprefix("klynge: error: ").strip() if lines else ""
 
 
+def _log_size(log: Path) -> int:
+    return log.stat().st_size if log.exists() else 0
+
+
+def _bound(svc: Service, logs: Path, mark: int) -> bool:
+    """Tell whether this start of `svc` says it serves its port (not some other program)."""
+    with (logs / f"{svc.name}.log").open("rb") as log:
+        log.seek(mark)
+        return f"Serving on {svc.url}/".encode() in log.read()
+
+
 def _wait_healthy(
-    services: list[Service], procs: list[subprocess.Popen[bytes]], logs: Path
+    services: list[Service],
+    procs: list[subprocess.Popen[bytes]],
+    logs: Path,
+    marks: dict[str, int],
 ) -> None:
     began = time.monotonic()
     noted = began
@@ -261,7 +275,11 @@ def _wait_healthy(
                 reason = _last_error(log)
                 why = f": {reason}" if reason else ""
                 raise KlyngeError(f"{svc.name} stopped at start{why} (log: {log})")
-        pending = [svc for svc in pending if not _healthy(svc.url)]
+        # A port asked of the OS can be taken by another program before the service binds
+        # it: only the service's own "Serving on" line proves that /healthz is its answer.
+        pending = [
+            svc for svc in pending if not (_bound(svc, logs, marks[svc.name]) and _healthy(svc.url))
+        ]
         if pending and time.monotonic() - noted >= WAITING_NOTE:
             noted = time.monotonic()
             names = ", ".join(svc.name for svc in pending)
@@ -359,8 +377,9 @@ def run(root: Path, base: int) -> int:
     signal.signal(signal.SIGINT, _raise_stop)
     procs: list[subprocess.Popen[bytes]] = []
     try:
+        marks = {svc.name: _log_size(logs / f"{svc.name}.log") for svc in services}
         procs = [_start(svc, logs) for svc in services]
-        _wait_healthy(services, procs, logs)
+        _wait_healthy(services, procs, logs, marks)
         _seed(root, services, tokens)
         print(_banner(services, root), flush=True)
         while all(proc.poll() is None for proc in procs):

@@ -57,7 +57,7 @@ LIMITS = Limits(
     max_compressed=2_000_000,
     max_decompressed=30_000_000,
     jitter=0,
-    parse_timeout=10,
+    parse_timeout=30,  # the 5,000 read entries take seconds; a loaded machine needs more
     max_entries=5000,
 )
 OUTPUTS = ("/", "/calendar", "/calendar?view=month", "/poster", "/api/events", "/calendar.ics")
@@ -159,7 +159,7 @@ async def test_hostile_villages_cost_only_themselves(
     )
     loop_url = feed_server.set("/loop.atom", village_feed("loekke", [endless]))
     crlf_url = feed_server.set("/crlf.atom", village_feed("linje", [crlf]))
-    slow_url = feed_server.set("/slow.atom", slow_feed(200))
+    slow_url = feed_server.set("/slow.atom", slow_feed(300))  # ~2 minutes of reading
     mange = feed_server.url("/mange.atom")
     sources = [
         Source(good, "Vesterby"),
@@ -195,7 +195,7 @@ async def test_hostile_villages_cost_only_themselves(
     loop_problems = " ".join(rows[loop_url]["problems"])
     assert rows[loop_url]["entries"] == 0 and "INTERVAL" in loop_problems  # refused in words
     assert rows[slow_url]["health"] in ("failing", "stale")
-    assert "took too long to read (more than 10 s)" in rows[slow_url]["last_error"]
+    assert "took too long to read (more than 30 s)" in rows[slow_url]["last_error"]
     assert rows[good]["health"] == "ok"
     status = await (await client.get("/status")).text()
     assert "feedet tog for lang tid at læse" in status.lower()
