@@ -75,7 +75,13 @@ class Scheduler:
             self.config.clock.now() + timedelta(seconds=self._jitter() + 1)
         ):
             return
-        await self.refresher.refresh_source(source)
+        try:
+            await self.refresher.refresh_source(source)
+        except asyncio.CancelledError:
+            # Shutdown cancels a poll in flight; APScheduler would log it as a traceback. The
+            # job ends here, at its own boundary: nothing waits for its result.
+            log.info("stopped polling %s: the aggregator is stopping", source.url)
+            return
         self.refresher.schedule_flush()
 
     def _jitter(self) -> float:
