@@ -60,6 +60,7 @@ LIMITS = Limits(
     parse_timeout=30,  # the 5,000 read entries take seconds; a loaded machine needs more
     max_entries=5000,
 )
+STALL = 10.0  # seconds: the quadratic poster and a parse on the loop took minutes
 OUTPUTS = ("/", "/calendar", "/calendar?view=month", "/poster", "/api/events", "/calendar.ics")
 
 
@@ -171,17 +172,18 @@ async def test_hostile_villages_cost_only_themselves(
     client = await start_aggregator(aiohttp_client, config_for(tmp_path, sources, limits=LIMITS))
 
     longest, answered = await refresh_timing_healthz(client)
-    # The bounds are 1 s on a quiet machine (the closing note quotes the figures);
-    # here the suite runs beside other workers, so twice that still tells a stalled loop.
-    record_property("healthz_longest_s", round(longest, 3))  # read with --junitxml
-    assert answered >= 5 and longest <= 2.0, (longest, answered)
+    # The times are recorded, not asserted tightly (a loaded machine is no benchmark; read
+    # them with --junitxml -o junit_family=xunit1): the bound tells a stalled loop, which
+    # took minutes before the fix, from a busy machine.
+    record_property("healthz_longest_s", round(longest, 3))
+    assert answered >= 5 and longest <= STALL, (longest, answered)
 
     refresher = refresher_of(client)
     assert len(refresher.states[mange].content.entries) == 5000
     assert refresher.states[good].content.entries
     poster_time, _ = await timed_get(client, "/poster")
     record_property("poster_s", round(poster_time, 3))
-    assert poster_time <= 2.0, poster_time
+    assert poster_time <= STALL, poster_time
     for path in (*OUTPUTS, "/feed.atom"):
         _, text = await timed_get(client, path)
         assert "Julefrokost" in text, path
