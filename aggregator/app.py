@@ -8,14 +8,14 @@ from functools import partial
 
 from aiohttp import web
 
-from aggregator import api, views
 from aggregator.config import AggregatorConfig
-from aggregator.fetcher import Fetcher, FetchLimits
 from aggregator.keys import CONFIG, OUTPUTS, REFRESHER, SCHEDULER
-from aggregator.outputs import Outputs, limit_malloc_arenas
-from aggregator.refresh import Refresher
-from aggregator.scheduler import Scheduler
-from aggregator.store import Store
+from aggregator.publish.outputs import Outputs, limit_malloc_arenas
+from aggregator.reader.fetcher import Fetcher, FetchLimits
+from aggregator.reader.refresh import Refresher
+from aggregator.reader.scheduler import Scheduler
+from aggregator.store.sources import Store
+from aggregator.web import api, routes
 from klynge.web import error_middleware, setup_web, stop_serving
 
 SWITCH_INTERVAL = 0.001
@@ -41,7 +41,7 @@ def create_app(config: AggregatorConfig, *, periodic: bool = True) -> web.Applic
     app[CONFIG] = config
     setup_web(app, package="aggregator", site_name=config.name, json_paths=("/ping",))
     api.add_routes(app)
-    views.add_routes(app)
+    routes.add_routes(app)
 
     async def services(app: web.Application) -> AsyncIterator[None]:
         store = Store(config.database_path)

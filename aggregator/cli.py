@@ -22,7 +22,7 @@ from klynge.errors import ConfigError
 from klynge.storage import DataDirLock, backup_data_dir
 
 if TYPE_CHECKING:
-    from aggregator.refresh import Outcome
+    from aggregator.reader.refresh import Outcome
 
 EXAMPLES = {
     "init": "klynge aggregator init ./klynge-agg --name 'Klynge Syd' --url https://syd.example.dk",
@@ -146,9 +146,9 @@ def cmd_refresh(args: argparse.Namespace) -> int:
 async def refresh_once(config: AggregatorConfig) -> list[Outcome]:
     """Run one polling pass over all sources and store the result."""
     from aggregator.app import fetch_limits
-    from aggregator.fetcher import Fetcher
-    from aggregator.refresh import Refresher
-    from aggregator.store import Store
+    from aggregator.reader.fetcher import Fetcher
+    from aggregator.reader.refresh import Refresher
+    from aggregator.store.sources import Store
 
     fetcher = Fetcher(fetch_limits(config))
     refresher = Refresher(config, Store(config.database_path), fetcher)

@@ -7,9 +7,9 @@ from datetime import datetime
 from aiohttp import web
 
 from aggregator.config import AggregatorConfig
-from aggregator.outputs import Outputs
-from aggregator.refresh import Refresher
-from aggregator.scheduler import Scheduler
+from aggregator.publish.outputs import Outputs
+from aggregator.reader.refresh import Refresher
+from aggregator.reader.scheduler import Scheduler
 
 CONFIG = web.AppKey("aggregator_config", AggregatorConfig)
 REFRESHER = web.AppKey("aggregator_refresher", Refresher)

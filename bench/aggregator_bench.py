@@ -88,7 +88,7 @@ def village_items(n: int, entries: int) -> list[Any]:
 
 def village_feed(n: int, base: str, entries: int = ENTRIES) -> bytes:
     """Return village `n`'s Klynge feed as its node would publish it."""
-    from klynge.feedwriter import FeedMeta, write_feed
+    from klynge.atom.writer import FeedMeta, write_feed
 
     meta = FeedMeta(
         id=f"urn:klynge:village-{n}",
@@ -204,7 +204,7 @@ def baseline_cpu(bodies: list[bytes]) -> tuple[float, float, float]:
     """Return CPU seconds of bare feedparser, of ElementTree and of our feedreader over `bodies`."""
     import feedparser
 
-    from klynge.feedreader import read_feed
+    from klynge.atom.reader import read_feed
 
     def cpu(func: Callable[[bytes], object]) -> float:
         t0 = time.process_time()

@@ -12,7 +12,7 @@ import aiohttp
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from aggregator.fetcher import Fetcher
+from aggregator.reader.fetcher import Fetcher
 
 ENTRY = (
     "<entry><title>Fællesspisning i forsamlingshuset</title>"

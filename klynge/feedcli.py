@@ -11,9 +11,9 @@ from pathlib import Path
 from typing import IO, Any
 
 from klynge import USER_AGENT
+from klynge.atom.reader import ParsedFeed, read_feed
 from klynge.cli import run_guarded
 from klynge.errors import BadRequest, FeedError, TooLarge
-from klynge.feedreader import ParsedFeed, read_feed
 from klynge.model import DEFAULT_TIMEZONE, Event, is_http_url
 
 MAX_BYTES = 10 * 1024 * 1024
@@ -72,7 +72,7 @@ def _run(args: argparse.Namespace) -> int:
     if args.command == "check":
         print(summary(parsed))
         return 1 if any(p.severity == "error" for p in parsed.problems) else 0
-    from klynge.ical import write_calendar
+    from klynge.ical.writer import write_calendar
 
     events = [item for item in parsed.items if isinstance(item, Event)]
     sys.stdout.buffer.write(

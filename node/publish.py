@@ -17,8 +17,8 @@ from typing import TypeVar
 
 from aiohttp import web
 
-from klynge.feedwriter import FeedMeta, write_feed
-from klynge.ical import write_calendar
+from klynge.atom.writer import FeedMeta, write_feed
+from klynge.ical.writer import write_calendar
 from klynge.model import Event, Item, Notice, Tombstone
 from klynge.render_guard import rendered
 from node.config import NodeConfig

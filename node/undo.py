@@ -3,7 +3,7 @@
 A restored entry keeps its id, gets a higher sequence and an `updated` later than its
 tombstone, and its tombstone leaves the feed. Aggregators that already applied the tombstone
 take the entry back, because a tombstone buries only copies updated at or before its `when`
-(aggregator/merge.py `_buried`, docs/feed-format.md).
+(aggregator/reader/merge.py `_buried`, docs/feed-format.md).
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ from urllib.parse import quote
 from aiohttp import web
 from markupsafe import Markup
 
-from klynge.ical import event_calendar, html_to_text
+from klynge.ical.writer import event_calendar, html_to_text
 from klynge.model import Event, Notice, Place, zone
 from klynge.recurrence import Occurrence, expand
 from klynge.render_guard import rendered

@@ -1,4 +1,4 @@
-"""Helpers for the aggregator tests: real feeds made with klynge.feedwriter, a real feed server."""
+"""Helpers for the aggregator tests: real feeds made with klynge.atom.writer, a real feed server."""
 
 from __future__ import annotations
 
@@ -17,11 +17,11 @@ from clock_support import utc_now
 
 from aggregator.app import create_app
 from aggregator.config import AggregatorConfig, Limits, Source
-from aggregator.fetcher import Fetcher, FetchLimits
 from aggregator.keys import OUTPUTS, REFRESHER
-from aggregator.refresh import Refresher
-from aggregator.store import Store
-from klynge.feedwriter import FeedMeta, write_feed
+from aggregator.reader.fetcher import Fetcher, FetchLimits
+from aggregator.reader.refresh import Refresher
+from aggregator.store.sources import Store
+from klynge.atom.writer import FeedMeta, write_feed
 from klynge.model import Event, Item, Notice, Place, Tombstone, new_id
 
 NOW = utc_now()

@@ -21,7 +21,7 @@ from aggregator_support import (
 from icalendar import Calendar
 
 from aggregator.config import Source
-from klynge.feedreader import read_feed
+from klynge.atom.reader import read_feed
 
 RECURRING = event("Strikkeklub", days=2, rrule="FREQ=WEEKLY;COUNT=4", category="culture")
 OSTERBY = [event("Loppemarked", category="market"), RECURRING, notice("Hjælpere søges")]

@@ -18,7 +18,7 @@ from serve_support import serving
 
 from aggregator import cli
 from aggregator.config import load_config
-from aggregator.store import Store
+from aggregator.store.sources import Store
 from klynge.errors import ConfigError
 from klynge.storage import DataDirLock
 

@@ -23,8 +23,8 @@ from icalendar import Calendar
 from aggregator.app import create_app as create_aggregator
 from aggregator.config import AggregatorConfig, Source
 from aggregator.keys import REFRESHER
-from aggregator.refresh import Refresher
-from klynge.feedreader import read_feed
+from aggregator.reader.refresh import Refresher
+from klynge.atom.reader import read_feed
 from node import cli as node_cli
 from node.app import create_app as create_node
 from node.config import load_config as load_node_config

@@ -30,7 +30,7 @@ from aiohttp import web
 from clock_support import utc_now
 
 from aggregator.config import Source
-from klynge.feedreader import read_feed
+from klynge.atom.reader import read_feed
 from klynge.model import FeedSource, Tombstone
 
 feed_server = support.feed_server  # a fixture

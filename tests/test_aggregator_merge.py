@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 import pytest
 from aggregator_support import NOW, event, notice
 
-from aggregator.merge import Content, apply_fetch, bind, merge_entries, safe_source
+from aggregator.reader.merge import Content, apply_fetch, bind, merge_entries, safe_source
 from klynge.model import FeedSource, Item, Tombstone
 
 A = FeedSource(id="urn:klynge:a", title="Østerby", self_url="http://a.example/feed.atom")

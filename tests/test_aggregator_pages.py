@@ -15,10 +15,10 @@ from aggregator_support import FeedServer, config_for, feed, refresher_of, start
 from clock_support import hostile_dates, local_today, utc_now
 from icalendar import Calendar
 
-from aggregator.calendar_view import LIST_DAYS
 from aggregator.config import Source
+from aggregator.web.calendar import LIST_DAYS
 from klynge.i18n import date_long, month_label, week_label
-from klynge.ical import html_to_text as ical_text
+from klynge.ical.writer import html_to_text as ical_text
 from klynge.model import Event, Notice, Place, new_id, zone
 
 feed_server = support.feed_server  # a fixture
@@ -499,7 +499,7 @@ async def test_busy_pages_stay_under_100_kb(w: World, client_for: Any) -> None:
 
 def _slow_day_cap(days: Any, lines: int) -> int:
     """The poster's first, quadratic day cap: the reference for the linear one."""
-    from aggregator.poster import poster_lines
+    from aggregator.web.poster import poster_lines
 
     cap = max((len(items) for _, items in days), default=0)
     while cap > 1 and poster_lines(days, cap) > lines:
@@ -510,7 +510,7 @@ def _slow_day_cap(days: Any, lines: int) -> int:
 def test_poster_day_cap_is_the_largest_cap_that_fits() -> None:
     import random
 
-    from aggregator.poster import day_cap
+    from aggregator.web.poster import day_cap
     from klynge.recurrence import Occurrence
 
     rng = random.Random(7)

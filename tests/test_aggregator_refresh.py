@@ -18,8 +18,8 @@ from aggregator_support import (
 from clock_support import utc_now
 
 from aggregator.config import Source
-from aggregator.state import backoff
-from aggregator.store import Store
+from aggregator.reader.state import backoff
+from aggregator.store.sources import Store
 
 feed_server = support.feed_server  # a fixture
 make_harness = support.make_harness  # a fixture
@@ -189,8 +189,8 @@ async def test_store_file_holds_one_document_per_source(
 
 
 def test_a_source_failing_for_a_day_is_stale_and_says_why(tmp_path: Path) -> None:
-    from aggregator.state import SourceState
-    from aggregator.status import summary
+    from aggregator.reader.state import SourceState
+    from aggregator.web.status import summary
 
     config = config_for(tmp_path, [])
     now = utc_now()
@@ -206,7 +206,7 @@ def test_a_source_failing_for_a_day_is_stale_and_says_why(tmp_path: Path) -> Non
 async def test_ics_and_plain_rss_sources(
     feed_server: FeedServer, tmp_path: Path, make_harness
 ) -> None:
-    from klynge.ical import write_calendar
+    from klynge.ical.writer import write_calendar
 
     ics = feed_server.set(
         "/kirke.ics",

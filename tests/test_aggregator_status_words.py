@@ -13,7 +13,7 @@ import pytest
 from aggregator_support import config_for, refresher_of, start_aggregator
 
 from aggregator.config import Source
-from aggregator.status_words import SHAPES, explain
+from aggregator.web.status_words import SHAPES, explain
 
 # (English sentence as the code writes it, its Danish words on /status)
 SENTENCES = [

@@ -12,7 +12,7 @@ from aggregator_support import FeedServer, config_for, event, feed, notice, star
 
 from aggregator.config import Source
 from aggregator.keys import REFRESHER
-from aggregator.store import DocumentStorage, Store, parse_tables
+from aggregator.store.sources import DocumentStorage, Store, parse_tables
 from klynge.errors import StorageError
 from klynge.storage import DurableStorage
 

@@ -27,10 +27,10 @@ from aiohttp.test_utils import TestClient
 from clock_support import utc_now
 from node_support import NodeDir, auth, make_node
 
-from aggregator import outputs
 from aggregator.config import AggregatorConfig, Source
-from aggregator.state import SourceState
-from aggregator.status import source_row
+from aggregator.publish import outputs
+from aggregator.reader.state import SourceState
+from aggregator.web.status import source_row
 from klynge.model import Event, FeedSource, Notice, Place, new_id
 from klynge.recurrence import expand
 from node.app import create_app

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from lxml import etree
 
-from klynge.feedreader import ParsedFeed, read_feed
-from klynge.feedwriter import ATOM_NS, GEORSS_NS, KLYNGE_NS, TOMBSTONE_NS, klynge_values
+from klynge.atom.reader import ParsedFeed, read_feed
+from klynge.atom.writer import ATOM_NS, GEORSS_NS, KLYNGE_NS, TOMBSTONE_NS, klynge_values
 from klynge.model import CATEGORIES, Event, Notice, Place
 
 ROOT = Path(__file__).parent.parent

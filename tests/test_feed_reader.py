@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from klynge.atom.reader import Problem, read_feed
 from klynge.errors import FeedError
-from klynge.feedreader import Problem, read_feed
 from klynge.model import Event, FeedSource, Notice
 
 DATA = Path(__file__).parent / "data"

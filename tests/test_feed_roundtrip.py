@@ -8,8 +8,8 @@ from zoneinfo import ZoneInfo
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from klynge.feedreader import read_feed
-from klynge.feedwriter import FeedMeta, write_feed
+from klynge.atom.reader import read_feed
+from klynge.atom.writer import FeedMeta, write_feed
 from klynge.model import (
     CATEGORIES,
     Event,

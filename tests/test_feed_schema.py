@@ -11,7 +11,7 @@ import feedparser
 import pytest
 from lxml import etree
 
-from klynge.feedwriter import FeedMeta, write_feed
+from klynge.atom.writer import FeedMeta, write_feed
 from klynge.model import Event, FeedSource, Notice, Place, Tombstone
 
 DATA = Path(__file__).parent / "data"

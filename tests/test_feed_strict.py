@@ -14,10 +14,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 from test_feed_roundtrip import META, SETTINGS, TOMBSTONES, events, notices
 
-from klynge.feed_entries import NotStrict
-from klynge.feed_xml import scan
-from klynge.feedreader import ParsedFeed, read_feed, read_strict
-from klynge.feedwriter import write_feed
+from klynge.atom.entries import NotStrict
+from klynge.atom.reader import ParsedFeed, read_feed, read_strict
+from klynge.atom.scan import scan
+from klynge.atom.writer import write_feed
 from klynge.model import Item, Tombstone
 
 DATA = Path(__file__).parent / "data"

@@ -15,7 +15,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 import klynge
-from aggregator.fetcher import Fetcher, FetchError, FetchLimits, FetchResult
+from aggregator.reader.fetcher import Fetcher, FetchError, FetchLimits, FetchResult
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 ServerFactory = Callable[..., Awaitable[TestServer]]

@@ -17,7 +17,9 @@ import pytest
 import recurring_ical_events
 
 from klynge.errors import FeedError
-from klynge.ical import category_term, read_calendar, vtimezone, write_calendar
+from klynge.ical.reader import category_term, read_calendar
+from klynge.ical.timezones import vtimezone
+from klynge.ical.writer import write_calendar
 from klynge.model import Event, Notice, Place, When, parse_when
 from klynge.recurrence import expand
 

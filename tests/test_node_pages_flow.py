@@ -19,8 +19,8 @@ from lxml import html as lxml_html
 from node_support import PASSWORD, NodeDir, auth, make_node
 from test_node_pages import SOON, ClientFactory, csrf, event_form, hidden_fields, login
 
-from aggregator.merge import Content, apply_fetch, bind, merge_entries
-from klynge.feedreader import read_feed
+from aggregator.reader.merge import Content, apply_fetch, bind, merge_entries
+from klynge.atom.reader import read_feed
 from klynge.i18n import date_long, package_msgids
 from klynge.model import Event, FeedSource
 from node.app import create_app

@@ -2,7 +2,7 @@
 
 The model refuses bad rules now, so the poisoned entries here are what an older, looser
 version let through: a valid Event that then carries its old raw rule text, as a store that
-trusts its own records (aggregator.records) would load it. The real output builders, a real
+trusts its own records (aggregator.store.records) would load it. The real output builders, a real
 node and a real aggregator (with its TinyDB file edited by hand) must still serve everything
 else.
 """
@@ -33,9 +33,9 @@ from clock_support import local_today, utc_now
 from node_support import Client, NodeDir, auth
 
 from aggregator.config import Source
+from klynge.atom.writer import FeedMeta, write_feed
 from klynge.errors import KlyngeError
-from klynge.feedwriter import FeedMeta, write_feed
-from klynge.ical import event_calendar, write_calendar
+from klynge.ical.writer import event_calendar, write_calendar
 from klynge.model import Event
 from klynge.recurrence import expand
 from klynge.render_guard import entry_label, rendered

@@ -22,7 +22,7 @@ from clock_support import local_today, utc_now
 from node_support import Client, NodeDir, auth
 
 from aggregator.config import Source
-from klynge.ical import read_calendar
+from klynge.ical.reader import read_calendar
 
 feed_server = support.feed_server  # a fixture
 SOON = local_today() + timedelta(days=7)

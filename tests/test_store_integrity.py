@@ -17,9 +17,9 @@ from clock_support import utc_now
 from node_support import KLYNGE, make_node
 from service_support import run_serve, service, wait_healthy
 
-from aggregator.state import SourceState
-from aggregator.store import Store as AggregatorStore
-from aggregator.store import state_record
+from aggregator.reader.state import SourceState
+from aggregator.store.sources import Store as AggregatorStore
+from aggregator.store.sources import state_record
 from klynge.model import Event, new_id
 from node.store import Store as NodeStore
 

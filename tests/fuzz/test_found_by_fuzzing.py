@@ -22,11 +22,11 @@ from aggregator import config as aggregator_config
 from aggregator.app import create_app as create_aggregator
 from aggregator.config import AggregatorConfig
 from klynge import feedcli
+from klynge.atom.reader import read_feed
 from klynge.config import read_toml
 from klynge.errors import ConfigError, FeedError
-from klynge.feedreader import read_feed
-from klynge.ical import write_calendar
-from klynge.ical_read import read_calendar
+from klynge.ical.reader import read_calendar
+from klynge.ical.writer import write_calendar
 from node.app import create_app
 from node.config import load_config as node_load_config
 from node.forms import event_input

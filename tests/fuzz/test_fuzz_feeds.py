@@ -21,10 +21,10 @@ from hypothesis import strategies as st
 from lxml import etree
 
 from klynge import feedcli
+from klynge.atom.reader import ParsedFeed, read_feed
+from klynge.atom.writer import FeedMeta, write_feed
 from klynge.errors import FeedError
-from klynge.feedreader import ParsedFeed, read_feed
-from klynge.feedwriter import FeedMeta, write_feed
-from klynge.ical import write_calendar
+from klynge.ical.writer import write_calendar
 from klynge.model import Event
 
 pytestmark = pytest.mark.fuzz

@@ -14,10 +14,10 @@ from fuzz_support import budget, hard_limit, hostile_text, rrule_text
 from hypothesis import event, example, given
 from hypothesis import strategies as st
 
+from klynge.atom.writer import FeedMeta, write_feed
 from klynge.errors import FeedError
-from klynge.feedwriter import FeedMeta, write_feed
-from klynge.ical import write_calendar
-from klynge.ical_read import read_calendar
+from klynge.ical.reader import read_calendar
+from klynge.ical.writer import write_calendar
 
 pytestmark = pytest.mark.fuzz
 

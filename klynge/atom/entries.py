@@ -1,7 +1,7 @@
 """Map entries to validated Events and Notices, with a Problem per bad field.
 
 An entry is read through an `EntryView`: feedparser's dict (`ParsedView`), or for a strict
-Klynge feed the element itself (`klynge.feed_xml.XmlView`); the mapping below is shared, so
+Klynge feed the element itself (`klynge.atom.scan.XmlView`); the mapping below is shared, so
 both readers give the same items.
 
 Everything read from a feed is untrusted: feedparser does not sanitise values of unknown
@@ -23,9 +23,9 @@ from xml.etree.ElementTree import Element
 
 import nh3
 
+from klynge.atom.scan import Problem, exact_text, parse_instant
+from klynge.atom.writer import ATOM_NS, KLYNGE_NS
 from klynge.errors import ValidationError
-from klynge.feed_xml import Problem, exact_text, parse_instant
-from klynge.feedwriter import ATOM_NS, KLYNGE_NS
 from klynge.model import CATEGORIES, Event, FeedSource, Item, Notice, Place, parse_when, zone
 from klynge.repeat_rule import optional_rule
 

@@ -18,8 +18,9 @@ from typing import Any
 
 from tinydb import Query, TinyDB
 
-from aggregator.merge import Content
-from aggregator.records import (
+from aggregator.reader.merge import Content
+from aggregator.reader.state import SourceState
+from aggregator.store.records import (
     item_from,
     item_record,
     source_from,
@@ -27,7 +28,6 @@ from aggregator.records import (
     tombstone_from,
     tombstone_record,
 )
-from aggregator.state import SourceState
 from klynge.errors import KlyngeError, ValidationError
 from klynge.model import Item
 from klynge.storage import META_TABLE, SCHEMA_VERSION, DurableStorage, Tables, invalid_record

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from aggregator.merge import Content
+from aggregator.reader.merge import Content
 
 Health = Literal["new", "ok", "failing", "stale"]
 

@@ -17,7 +17,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
 from aggregator.config import AggregatorConfig, Source
-from aggregator.refresh import Refresher
+from aggregator.reader.refresh import Refresher
 from klynge.clock import system_now
 
 log = logging.getLogger("klynge.aggregator")

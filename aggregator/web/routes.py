@@ -12,10 +12,12 @@ from typing import Any
 
 from aiohttp import web
 
-from aggregator import outputs
-from aggregator.calendar_view import calendar_context, cut_list
 from aggregator.keys import now
-from aggregator.pages import (
+from aggregator.publish import outputs
+from aggregator.web.board import noticeboard_context, status_context, subscribe_context
+from aggregator.web.calendar import calendar_context, cut_list
+from aggregator.web.event import event_context, event_ics
+from aggregator.web.pages import (
     Days,
     Filters,
     by_day,
@@ -25,9 +27,7 @@ from aggregator.pages import (
     occurrences_between,
     timezone_of,
 )
-from aggregator.pages_board import noticeboard_context, status_context, subscribe_context
-from aggregator.pages_event import event_context, event_ics
-from aggregator.poster import poster_context
+from aggregator.web.poster import poster_context
 from klynge.i18n import N_
 from klynge.web import render
 

@@ -13,9 +13,9 @@ from urllib.parse import urlencode
 from aiohttp import web
 from babel.dates import format_date
 
-from aggregator import outputs
 from aggregator.keys import CONFIG, REFRESHER, now
-from aggregator.merge import Merged
+from aggregator.publish import outputs
+from aggregator.reader.merge import Merged
 from klynge import i18n
 from klynge.model import CATEGORIES, Item, as_utc, zone
 from klynge.recurrence import Occurrence

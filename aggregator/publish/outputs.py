@@ -28,8 +28,9 @@ from xml.sax.saxutils import escape, quoteattr
 from aiohttp import web
 
 from aggregator.config import AggregatorConfig
-from aggregator.merge import Merged, is_upcoming
-from klynge import feedwriter, ical
+from aggregator.reader.merge import Merged, is_upcoming
+from klynge.atom.writer import FeedMeta, write_feed
+from klynge.ical.writer import write_calendar
 from klynge.model import (
     Event,
     FeedSource,
@@ -262,14 +263,14 @@ def build_feed(config: AggregatorConfig, merged: Merged) -> Cached:
     """Return the merged Klynge Atom feed: every entry and relayed tombstone with atom:source."""
     base = config.url.rstrip("/")
     updated = max((i.updated for i in merged.items), default=datetime(2026, 1, 1, tzinfo=UTC))
-    meta = feedwriter.FeedMeta(
+    meta = FeedMeta(
         id=f"{base}/feed.atom",
         title=config.name,
         self_url=f"{base}/feed.atom",
         updated=updated,
         alternate_url=f"{base}/",
     )
-    return cached(feedwriter.write_feed(meta, merged.items, merged.tombstones), ATOM)
+    return cached(write_feed(meta, merged.items, merged.tombstones), ATOM)
 
 
 def build_calendar(config: AggregatorConfig, merged: Merged, village: str, category: str) -> Cached:
@@ -280,7 +281,7 @@ def build_calendar(config: AggregatorConfig, merged: Merged, village: str, categ
     events = [event for event, end in ends if end >= cutoff]
     name = config.name if not village else f"{config.name}: {village}"
     url = f"{config.url.rstrip('/')}/calendar.ics"
-    body = ical.write_calendar(events, name=name, url=url, now=config.clock.now())
+    body = write_calendar(events, name=name, url=url, now=config.clock.now())
     return cached(body, ICS)
 
 

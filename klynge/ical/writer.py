@@ -1,7 +1,6 @@
-"""iCalendar output (RFC 5545 + RFC 7986) of events, and the entry point for reading .ics.
+"""iCalendar output (RFC 5545 + RFC 7986) of events.
 
-Only klynge.ical, klynge.ical_read and klynge.ical_tz know icalendar's types; the rest of
-Klynge sees model Events.
+Only the modules of klynge.ical know icalendar's types; the rest of Klynge sees model Events.
 """
 
 from __future__ import annotations
@@ -16,8 +15,8 @@ import icalendar
 from icalendar import Calendar, vDuration, vText
 from icalendar.prop import vInline
 
-from klynge.ical_read import CANCELLED_MARK, POSTPONED_MARK, category_term, read_calendar
-from klynge.ical_tz import vtimezone
+from klynge.ical.reader import CANCELLED_MARK, POSTPONED_MARK
+from klynge.ical.timezones import vtimezone
 from klynge.model import (
     DEFAULT_TIMEZONE,
     Event,
@@ -29,15 +28,6 @@ from klynge.model import (
     utcnow,
 )
 from klynge.render_guard import rendered
-
-__all__ = [
-    "category_term",
-    "event_calendar",
-    "html_to_text",
-    "read_calendar",
-    "vtimezone",
-    "write_calendar",
-]
 
 PRODID = "-//Klynge//Klynge landsbykalender//DA"
 _END = b"END:VCALENDAR\r\n"

@@ -9,7 +9,7 @@ from typing import Any
 
 from aiohttp import web
 
-from aggregator.pages import (
+from aggregator.web.pages import (
     Days,
     Filters,
     by_day,

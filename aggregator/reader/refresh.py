@@ -3,7 +3,7 @@
 Politeness and thrift: a 304 or a byte-identical body costs no parsing and no store write;
 a failing source keeps its last good entries and backs off exponentially (at most 6 hours);
 store writes are coalesced, so a pass over many changed sources is one file write.
-Untrusted work (parsing and validating a body) runs in `aggregator.parse_worker`: a body that
+Untrusted work (parsing and validating a body) runs in `aggregator.reader.parse_worker`: a body that
 takes too long or too much memory costs that source one fetch, never the aggregator.
 """
 
@@ -21,14 +21,15 @@ from functools import partial
 from typing import Any
 
 from aggregator.config import AggregatorConfig, Source
-from aggregator.fetcher import Fetcher, FetchError
-from aggregator.merge import Content, Merged, apply_fetch, bind, merge_entries
-from aggregator.outputs import release_memory
-from aggregator.parse_worker import JobFailed, ParseOverrun, ParseWorker
-from aggregator.state import SourceState, backoff
-from aggregator.store import Store, state_record
-from klynge import feedreader, ical
+from aggregator.publish.outputs import release_memory
+from aggregator.reader.fetcher import Fetcher, FetchError
+from aggregator.reader.merge import Content, Merged, apply_fetch, bind, merge_entries
+from aggregator.reader.parse_worker import JobFailed, ParseOverrun, ParseWorker
+from aggregator.reader.state import SourceState, backoff
+from aggregator.store.sources import Store, state_record
+from klynge.atom.reader import read_feed
 from klynge.errors import FeedError, StorageError
+from klynge.ical.reader import read_calendar
 from klynge.model import Event, FeedSource, Item, Tombstone, as_utc
 from klynge.recurrence import occurrences
 
@@ -374,7 +375,7 @@ def origin_for(source: Source, meta: FeedSource | None) -> FeedSource:
     """Return the provenance stamped on a source's entries: its own feed identity.
 
     The feed's id is the feed's claim; the self link is the URL this aggregator polls, which
-    no publisher can choose. Entries are told apart by both (aggregator.merge.origin_of), so
+    no publisher can choose. Entries are told apart by both (aggregator.reader.merge.origin_of), so
     a feed that copies another village's feed id still never merges with that village's
     entries, whichever of the two is polled first.
     """
@@ -393,15 +394,13 @@ def parse_body(
 ) -> Parsed:
     """Parse a fetched body as the source's kind says (untrusted: runs in the parse worker)."""
     if source.kind == "ics":
-        events, words = ical.read_calendar(
+        events, words = read_calendar(
             body, default_timezone=timezone, now=now, max_events=max_entries
         )
         limited = next((w for w in words if w.startswith("The calendar has ")), "")
         kept, dropped = _expandable(events)
         return Parsed(kept, (), None, (*words, *dropped), limited)
-    feed = feedreader.read_feed(
-        body, url=source.url, default_timezone=timezone, max_entries=max_entries
-    )
+    feed = read_feed(body, url=source.url, default_timezone=timezone, max_entries=max_entries)
     if not feed.complete:
         # A truncated or malformed document: what feedparser recovers may itself be cut short
         # and lacks atom:source and tombstones, so none of it is used.

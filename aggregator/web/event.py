@@ -12,10 +12,10 @@ from typing import Any
 from aiohttp import web
 from markupsafe import Markup
 
-from aggregator import outputs
 from aggregator.keys import now
-from aggregator.merge import Merged
-from aggregator.pages import (
+from aggregator.publish import outputs
+from aggregator.reader.merge import Merged
+from aggregator.web.pages import (
     day_month,
     event_path,
     lang_of,
@@ -25,9 +25,9 @@ from aggregator.pages import (
     timezone_of,
     weekday_name,
 )
-from klynge import ical
 from klynge.errors import NotFound
 from klynge.i18n import N_
+from klynge.ical.writer import event_calendar, html_to_text
 from klynge.model import Event, Notice, Place, sanitise_html
 from klynge.repeat_rule import DayPart, RepeatRule
 from klynge.web import gettext
@@ -161,7 +161,7 @@ def json_ld(event: Event, page_url: str) -> Markup:
     if event.end is not None:
         data["endDate"] = event.end.isoformat()
     if event.description:
-        data["description"] = ical.html_to_text(event.description)
+        data["description"] = html_to_text(event.description)
     if event.organizer:
         data["organizer"] = _organizer_ld(event)
     if event.place is not None and not event.place.is_empty():
@@ -249,6 +249,6 @@ async def event_context(request: web.Request) -> dict[str, Any]:
 async def event_ics(request: web.Request) -> web.Response:
     """Serve one event as an iCalendar file (exactly one VEVENT)."""
     _merged, event = await find_event(request)
-    body = ical.event_calendar(event, now=now(request))
+    body = event_calendar(event, now=now(request))
     headers = {"Content-Disposition": 'attachment; filename="event.ics"'}
     return web.Response(body=body, content_type="text/calendar", charset="utf-8", headers=headers)

@@ -29,7 +29,7 @@ from klynge.errors import FeedError
 T = TypeVar("T")
 MB = 1024 * 1024
 # Imported once in the forkserver, so that each new child starts in milliseconds.
-PRELOAD = ["aggregator.parse_worker", "aggregator.refresh"]
+PRELOAD = ["aggregator.reader.parse_worker", "aggregator.reader.refresh"]
 STOP_WAIT = 1.0  # seconds a killed child gets to be reaped
 
 

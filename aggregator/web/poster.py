@@ -13,7 +13,7 @@ import segno
 from aiohttp import web
 from markupsafe import Markup
 
-from aggregator.pages import (
+from aggregator.web.pages import (
     Days,
     by_day,
     day_month,

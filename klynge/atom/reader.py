@@ -1,6 +1,6 @@
 """Read Klynge, plain Atom and RSS 2.0 feeds into validated model items.
 
-Every document first goes through a defusedxml pass (`klynge.feed_xml`), which refuses what is
+Every document first goes through a defusedxml pass (`klynge.atom.scan`), which refuses what is
 not a feed and reads tombstones, `atom:source` and feed links. Then:
 
 * a **strict Klynge feed** (well-formed, the Klynge namespace bound to a prefix, and nothing
@@ -13,7 +13,7 @@ not a feed and reads tombstones, `atom:source` and feed links. Then:
   are not RFC 3339 …) is read by feedparser, with its sanitiser and relative-URI resolution off
   (the model sanitises HTML with nh3 and validates every field).
 
-Both readers feed the same mapping (`klynge.feed_entries.read_entry`), and the strict reader
+Both readers feed the same mapping (`klynge.atom.entries.read_entry`), and the strict reader
 steps aside (NotStrict) wherever it would not give what feedparser gives:
 tests/test_feed_strict.py reads feeds both ways and compares the items.
 """
@@ -30,8 +30,7 @@ from xml.etree.ElementTree import Element
 
 import feedparser
 
-from klynge.errors import FeedError
-from klynge.feed_entries import (
+from klynge.atom.entries import (
     Context,
     NotStrict,
     ParsedView,
@@ -43,7 +42,7 @@ from klynge.feed_entries import (
     strict_text,
     text_construct,
 )
-from klynge.feed_xml import (
+from klynge.atom.scan import (
     Outline,
     Problem,
     XmlEntry,
@@ -54,7 +53,8 @@ from klynge.feed_xml import (
     parse_instant,
     scan,
 )
-from klynge.feedwriter import ATOM_NS, KLYNGE_NS, TOMBSTONE_NS, FeedMeta
+from klynge.atom.writer import ATOM_NS, KLYNGE_NS, TOMBSTONE_NS, FeedMeta
+from klynge.errors import FeedError
 from klynge.model import DEFAULT_TIMEZONE, Item, Tombstone
 
 __all__ = ["FeedMeta", "ParsedFeed", "Problem", "read_feed"]

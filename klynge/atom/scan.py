@@ -19,8 +19,8 @@ from xml.parsers import expat
 import defusedxml.ElementTree as SafeET
 from defusedxml import DefusedXmlException
 
+from klynge.atom.writer import ATOM_NS, TOMBSTONE_NS
 from klynge.errors import FeedError, ValidationError
-from klynge.feedwriter import ATOM_NS, TOMBSTONE_NS
 from klynge.model import FeedSource, Tombstone
 
 RSS10_NS = "http://purl.org/rss/1.0/"

@@ -6,8 +6,8 @@ from datetime import datetime
 from typing import Any
 
 from aggregator.config import AggregatorConfig, Source
-from aggregator.refresh import Refresher
-from aggregator.state import SourceState
+from aggregator.reader.refresh import Refresher
+from aggregator.reader.state import SourceState
 from klynge.i18n import N_
 from klynge.model import format_when
 

@@ -10,9 +10,9 @@ from urllib.parse import parse_qsl
 
 from aiohttp import web
 
-from aggregator import outputs
 from aggregator.keys import CONFIG, OUTPUTS, REFRESHER, SCHEDULER
-from aggregator.status import source_rows
+from aggregator.publish import outputs
+from aggregator.web.status import source_rows
 from klynge.errors import BadRequest, NotFound, ValidationError
 from klynge.i18n import N_
 from klynge.model import YEARS

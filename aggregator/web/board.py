@@ -9,10 +9,10 @@ from urllib.parse import quote
 
 from aiohttp import web
 
-from aggregator import outputs
 from aggregator.keys import CONFIG, REFRESHER, now
-from aggregator.merge import Merged
-from aggregator.pages import (
+from aggregator.publish import outputs
+from aggregator.reader.merge import Merged
+from aggregator.web.pages import (
     categories_in_use,
     event_path,
     lang_of,
@@ -23,8 +23,8 @@ from aggregator.pages import (
     villages,
     webcal,
 )
-from aggregator.status import source_rows
-from aggregator.status_words import explain
+from aggregator.web.status import source_rows
+from aggregator.web.status_words import explain
 from klynge.i18n import N_
 from klynge.model import CATEGORIES, Event, Notice, category_label, zone
 

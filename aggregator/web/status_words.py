@@ -63,7 +63,7 @@ SHAPES: tuple[tuple[re.Pattern[str], str], ...] = tuple(
             N_("the feed reader stopped unexpectedly, so the feed was ignored"),
         ),
         (r"the aggregator is stopping", N_("the aggregator is stopping")),
-        # klynge/feedreader.py and klynge/ical_read.py: the entry limit (limits.max_entries)
+        # klynge/atom/reader.py and klynge/ical/reader.py: the entry limit (limits.max_entries)
         (
             r"The feed has more than (?P<limit>\d+) entries; only the first (?P=limit) were read\.",
             N_("The feed has more than %(limit)s entries; only the first %(limit)s were read."),
@@ -174,7 +174,7 @@ SHAPES: tuple[tuple[re.Pattern[str], str], ...] = tuple(
         ),
         (r"the URL is not valid", N_("the URL is not valid")),
         (r"the request failed \((?P<detail>.+)\)", N_("the request failed (%(detail)s)")),
-        # klynge/feed_xml.py, klynge/feedreader.py and klynge/ical_read.py
+        # klynge/atom/scan.py, klynge/atom/reader.py and klynge/ical/reader.py
         (r"the document is empty, not a feed", N_("the document is empty, not a feed")),
         (r"the document is HTML, not a feed", N_("the document is HTML, not a feed")),
         (

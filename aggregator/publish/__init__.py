@@ -1,0 +1,1 @@
+"""The documents the aggregator publishes: Atom, iCalendar, JSON and OPML."""

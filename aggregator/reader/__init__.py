@@ -1,0 +1,1 @@
+"""Ingest: fetch, parse, merge, refresh and schedule sources, and each source's state."""

@@ -1,0 +1,1 @@
+"""The aggregator's HTTP side: routes, pages, API, poster and status."""

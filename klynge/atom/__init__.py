@@ -1,0 +1,1 @@
+"""The Atom village feed format: writing, reading and scanning."""

@@ -1,0 +1,1 @@
+"""iCalendar: writing calendars, reading them, and their time zones."""
