@@ -1,8 +1,10 @@
 """Outbound HTTP for node and aggregator: one bounded client whose problems are Messages.
 
-This package is the only code that makes outbound requests with aiohttp (`klynge healthcheck`
-alone uses urllib, for its start-up cost: see there). Every server we call is someone else's:
-it may be slow, huge, a gzip bomb, a redirect loop or simply gone. `Client` therefore
+This package is the only code that makes outbound requests to other people's servers. (Two
+synchronous commands that talk only to our own services on loopback use urllib: `klynge
+healthcheck`, for its start-up cost, see there, and the `klynge demo` launcher.) Every server we
+call is someone else's: it may be slow, huge, a gzip bomb, a redirect loop or simply gone.
+`Client` therefore
 
 * gives each request one deadline over connect, every redirect and the whole body, because a
   per-read timeout alone lets a server that sends a byte a second hold us forever;
