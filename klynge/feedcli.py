@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import sys
-import urllib.error
-import urllib.request
 from collections import Counter
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
-from klynge import USER_AGENT
 from klynge.atom.reader import ParsedFeed, read_feed
 from klynge.cli import run_guarded
-from klynge.errors import BadRequest, FeedError, TooLarge
+from klynge.errors import BadRequest, FeedError, KlyngeError, TooLarge
 from klynge.model import DEFAULT_TIMEZONE, Event, is_http_url
+
+if TYPE_CHECKING:
+    from klynge.http import HttpError
 
 MAX_BYTES = 10 * 1024 * 1024
 TIMEOUT_SECONDS = 10
@@ -116,19 +117,52 @@ def load(source: str) -> bytes:
 
 
 def fetch(url: str) -> bytes:
-    """GET an http(s) URL with a 10 s timeout and a 10 MB cap, following http(s) redirects only."""
+    """GET an http(s) URL within 10 s in all and 10 MB, following 3 redirects to http(s) only."""
     if not is_http_url(url):
         raise BadRequest(f"only http:// and https:// URLs can be fetched, not {url!r}")
-    opener = urllib.request.build_opener(_HttpOnlyRedirects)
-    request = urllib.request.Request(url, headers={"User-Agent": USER_AGENT})
+    # Imported here: checking a file should not pay for loading aiohttp.
+    from klynge.http import Client, HttpError, Limits
+
+    async def get() -> bytes:
+        limits = Limits(
+            connect_timeout=TIMEOUT_SECONDS,
+            total_timeout=TIMEOUT_SECONDS,
+            max_compressed=MAX_BYTES,
+            max_decompressed=MAX_BYTES,
+            max_redirects=3,
+        )
+        async with Client(limits) as client:
+            return (await client.get(url)).body
+
     try:
-        with opener.open(request, timeout=TIMEOUT_SECONDS) as response:
-            return _read_capped(response, url)
-    except urllib.error.HTTPError as e:
-        raise FeedError(f"{url} answered HTTP {e.code} {e.reason}") from e
-    except (urllib.error.URLError, TimeoutError, OSError) as e:
-        reason = getattr(e, "reason", e)
-        raise FeedError(f"could not fetch {url}: {reason}") from e
+        return asyncio.run(get())
+    except HttpError as e:
+        raise _fetch_error(url, e) from e
+
+
+def _fetch_error(url: str, error: HttpError) -> KlyngeError:
+    """Say why `url` could not be fetched, in the command's own words for the usual cases."""
+    from klynge.http import problems
+
+    problem = error.problem
+    if problem.code in (
+        problems.TOO_LARGE,
+        problems.TOO_LARGE_DECLARED,
+        problems.TOO_LARGE_DECODED,
+    ):
+        return _too_large(url)
+    if problem.code == problems.STATUS:
+        return FeedError(f"{url} answered {problem.english()}")
+    if problem.code == problems.REDIRECT_NOT_HTTP:
+        location = problem.params["location"]
+        return FeedError(f"{url} redirects to {location!r}, which is not http(s)")
+    return FeedError(f"could not fetch {url}: {problem.english()}")
+
+
+def _too_large(name: str) -> TooLarge:
+    return TooLarge(
+        f"{name} is larger than {MAX_BYTES // (1024 * 1024)} MB; not a feed Klynge reads"
+    )
 
 
 def _read_capped(stream: IO[bytes] | Any, name: str) -> bytes:
@@ -137,27 +171,6 @@ def _read_capped(stream: IO[bytes] | Any, name: str) -> bytes:
     while chunk := stream.read(CHUNK):
         total += len(chunk)
         if total > MAX_BYTES:
-            raise TooLarge(
-                f"{name} is larger than {MAX_BYTES // (1024 * 1024)} MB; not a feed Klynge reads"
-            )
+            raise _too_large(name)
         chunks.append(chunk)
     return b"".join(chunks)
-
-
-class _HttpOnlyRedirects(urllib.request.HTTPRedirectHandler):
-    """Follow at most 3 redirects, and only to http(s) URLs."""
-
-    max_redirections = 3
-
-    def redirect_request(
-        self,
-        req: urllib.request.Request,
-        fp: IO[bytes],
-        code: int,
-        msg: str,
-        headers: Any,
-        newurl: str,
-    ) -> urllib.request.Request | None:
-        if not is_http_url(newurl):
-            raise FeedError(f"{req.full_url} redirects to {newurl!r}, which is not http(s)")
-        return super().redirect_request(req, fp, code, msg, headers, newurl)

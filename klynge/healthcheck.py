@@ -1,6 +1,9 @@
 """`klynge healthcheck URL`: exit 0 when the URL answers 2xx within 3 seconds, else 1.
 
 Container health checks and systemd watchdogs call this; it prints one line either way.
+It uses urllib, not the shared client `klynge.http`: it is a new process every 30 seconds on a
+Pi, reads only a status line from our own service, and starts in well under half the time
+without aiohttp (bench/healthcheck_bench.py).
 """
 
 from __future__ import annotations

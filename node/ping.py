@@ -1,11 +1,12 @@
 """Telling the aggregators: a WebSub-style publish ping after every change.
 
-The node's only outbound HTTP. A change only sets a flag per aggregator; one background task
-per aggregator waits for the debounce interval (a burst of edits gives one ping), then POSTs
-`hub.mode=publish&hub.url=<feed url>` to its /ping, retrying with exponential backoff. The
-tasks are separate so that an aggregator that hangs or is down never delays the others.
-Failures are logged and kept in the store for /admin/status. A lost ping is not fatal:
-aggregators also poll the feed with conditional GET.
+The node's only outbound HTTP so far, made with `klynge.http` (one deadline per attempt, no
+redirects followed, no cookies kept; failures worded from its messages). A change only sets a
+flag per aggregator; one background task per aggregator waits for the debounce interval (a
+burst of edits gives one ping), then POSTs `hub.mode=publish&hub.url=<feed url>` to its /ping,
+retrying with exponential backoff. The tasks are separate so that an aggregator that hangs or
+is down never delays the others. Failures are logged and kept in the store for /admin/status.
+A lost ping is not fatal: aggregators also poll the feed with conditional GET.
 """
 
 from __future__ import annotations
@@ -15,14 +16,13 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-import aiohttp
-
 from klynge import __version__
+from klynge.http import Client, HttpError, Limits
 from node.config import NodeConfig
 from node.store import Store
 
 log = logging.getLogger("node.ping")
-TIMEOUT = aiohttp.ClientTimeout(total=10, connect=5)
+LIMITS = Limits(connect_timeout=5, total_timeout=10)  # per attempt; the backoff waits between
 MAX_BACKOFF = 300.0
 
 
@@ -47,7 +47,8 @@ class Pinger:
         self.sent = 0
         self._pending: set[str] = set()  # aggregators with a change not yet pinged
         self._tasks: dict[str, asyncio.Task[None]] = {}
-        self._session: aiohttp.ClientSession | None = None
+        user_agent = f"Klynge-node/{__version__} (+{config.public_url})"
+        self._http = Client(LIMITS, user_agent=user_agent)
         store.listeners.append(self.notify)
 
     def notify(self) -> None:
@@ -77,14 +78,7 @@ class Pinger:
         for task in self._tasks.values():
             task.cancel()
         await asyncio.gather(*self._tasks.values(), return_exceptions=True)
-        if self._session is not None:
-            await self._session.close()
-
-    def _client(self) -> aiohttp.ClientSession:
-        if self._session is None or self._session.closed:
-            headers = {"User-Agent": f"Klynge-node/{__version__} (+{self.config.public_url})"}
-            self._session = aiohttp.ClientSession(timeout=TIMEOUT, headers=headers)
-        return self._session
+        await self._http.close()
 
     async def _deliver(self, url: str) -> None:
         delay = self.config.ping_backoff
@@ -105,14 +99,10 @@ class Pinger:
         """POST one ping; return (error or "", whether retrying may help)."""
         form = {"hub.mode": "publish", "hub.url": self.config.feed_url}
         try:
-            async with self._client().post(url, data=form, allow_redirects=False) as response:
-                if 200 <= response.status < 300:
-                    return "", False
-                # 4xx other than 429 will not change by retrying (e.g. 404: feed unknown there).
-                retry = response.status >= 500 or response.status == 429
-                return f"HTTP {response.status} {response.reason or ''}".strip(), retry
-        except (aiohttp.ClientError, TimeoutError, OSError) as e:
-            return f"{type(e).__name__}: {e}".rstrip(": "), True
+            await self._http.post_form(url, form)
+        except HttpError as e:
+            return e.problem.english(), _worth_retrying(e.server_status)
+        return "", False
 
     async def _succeeded(self, url: str) -> None:
         status = self.status[url]
@@ -141,3 +131,9 @@ class Pinger:
             await self.store.record_ping(entry)
         except Exception:  # the log must never break pinging
             log.exception("could not record the ping outcome")
+
+
+def _worth_retrying(status: int | None) -> bool:
+    """Say whether a failed ping may succeed later: network errors, 5xx and 429 may."""
+    # 4xx other than 429 will not change by retrying (e.g. 404: feed unknown there).
+    return status is None or status >= 500 or status == 429

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gzip
 import subprocess
 import sys
 from pathlib import Path
@@ -114,6 +115,10 @@ async def test_check_fetches_a_url_with_caps() -> None:
             await response.write(chunk)
         return response
 
+    async def packed(request: web.Request) -> web.Response:
+        body = gzip.compress((DATA / "village.atom").read_bytes())
+        return web.Response(body=body, headers={"Content-Encoding": "gzip"})
+
     async def to_file(request: web.Request) -> web.Response:
         raise web.HTTPFound("file:///etc/passwd")
 
@@ -123,6 +128,7 @@ async def test_check_fetches_a_url_with_caps() -> None:
     app = web.Application()
     app.router.add_get("/feed.atom", feed)
     app.router.add_get("/huge.atom", huge)
+    app.router.add_get("/packed.atom", packed)
     app.router.add_get("/sneaky.atom", to_file)
     app.router.add_get("/ftp.atom", to_ftp)
     server = TestServer(app, host="127.0.0.1")
@@ -132,6 +138,9 @@ async def test_check_fetches_a_url_with_caps() -> None:
         code, out, _ = await run_async("check", f"{base}/feed.atom")
         assert code == 0
         assert "entries: 3 events, 1 notices" in out
+        code, out, _ = await run_async("check", f"{base}/packed.atom")  # we accept gzip
+        assert code == 0
+        assert "entries: 3 events, 1 notices" in out
         code, _, err = await run_async("check", f"{base}/huge.atom")
         assert (code, err.strip()) == (
             1,
@@ -139,7 +148,7 @@ async def test_check_fetches_a_url_with_caps() -> None:
         )
         code, _, err = await run_async("check", f"{base}/sneaky.atom")
         assert (code, err.count("\n")) == (1, 1)
-        assert "Redirection to url 'file:///etc/passwd' is not allowed" in err
+        assert "sneaky.atom redirects to 'file:///etc/passwd', which is not http(s)" in err
         code, _, err = await run_async("check", f"{base}/ftp.atom")
         assert (code, err.count("\n")) == (1, 1)
         assert "redirects to 'ftp://127.0.0.1/feed.atom', which is not http(s)" in err

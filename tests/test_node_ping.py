@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import socket
 from collections.abc import Callable, Coroutine
 from dataclasses import replace
 from datetime import timedelta
@@ -30,11 +31,13 @@ class FakeAggregator:
     def __init__(self) -> None:
         self.pings: list[dict[str, str]] = []
         self.status = 202
+        self.user_agent = ""
         self.arrived = asyncio.Event()
         self.release = asyncio.Event()
         self.release.set()
 
     async def ping(self, request: web.Request) -> web.Response:
+        self.user_agent = request.headers["User-Agent"]
         form = await request.post()
         self.pings.append({k: str(v) for k, v in form.items()})
         self.arrived.set()
@@ -69,6 +72,7 @@ async def test_change_pings_the_aggregator_without_delaying_the_request(
     assert response.status == 201
     ping = await fake.next_ping()
     assert ping == {"hub.mode": "publish", "hub.url": "https://osterby.example.dk/feed.atom"}
+    assert fake.user_agent == "Klynge-node/0.1.0 (+https://osterby.example.dk)"
     fake.release.set()
     pinger = client.server.app[PINGER]
     await pinger.idle()
@@ -161,3 +165,22 @@ async def test_a_hanging_aggregator_does_not_hold_up_pings_to_the_others(
     hanging.release.set()
     await client.server.app[PINGER].idle()
     assert len(hanging.pings) == 2  # and it gets the news of the second change afterwards
+
+
+async def test_an_aggregator_that_is_down_is_retried_and_the_reason_kept(
+    tmp_path: Path, aiohttp_client: ClientFactory
+) -> None:
+    with socket.socket() as closed:  # bound, never listening: held, so no one else takes it
+        closed.bind(("127.0.0.1", 0))
+        node_dir = make_node(
+            tmp_path, aggregators=(f"http://127.0.0.1:{closed.getsockname()[1]}/",)
+        )
+        config = node_dir.config(ping_retries=2, ping_backoff=0.01)
+        client = await aiohttp_client(create_app(config, housekeeping=False))
+        await client.post("/api/events", json=EVENT, headers=auth(node_dir.token))
+        pinger = client.server.app[PINGER]
+        await asyncio.sleep(0)
+        await pinger.idle()
+    [failure] = client.server.app[STORE].ping_log()
+    assert failure["error"] == "could not connect: connection refused"
+    assert failure["attempts"] == 2  # a network error is worth a retry

@@ -1,35 +1,27 @@
 """The aggregator's only door to the outside: polite, bounded HTTP requests to sources.
 
 Every limit here exists because a source is a stranger's server: it may be slow, huge, a gzip
-bomb, a redirect loop or simply gone. Whatever happens, callers get a `FetchResult` or a
-`FetchError` whose message says in words what went wrong (shown on /status).
+bomb, a redirect loop or simply gone. The bounded request itself (one deadline, streamed size
+caps, few redirects, conditional GET, problems as messages) is `klynge.http`'s; this module
+holds the aggregator's policy: what a source is asked for, how many connections one host gets,
+and what a fetch means. Whatever happens, callers get a `FetchResult` or a `FetchError` whose
+message says in words what went wrong (shown on /status).
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import errno
-import zlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from http import HTTPStatus
-
-import aiohttp
-from yarl import URL
 
 import klynge
 from klynge.errors import KlyngeError
-from klynge.model import is_http_url
+from klynge.http import Client, HttpError, Limits
 
-REDIRECTS = frozenset({301, 302, 303, 307, 308})
-CHUNK = 64 * 1024
 # Politeness: a village node is a Raspberry Pi; several sources may share one host.
 CONNECTIONS_PER_HOST = 2
 CONNECTIONS = 50
 PING_TIMEOUT = 5.0
-# We do not advertise br/zstd: zlib is in the standard library and lets us cap the output.
-ACCEPT_ENCODING = "gzip, deflate"
 ACCEPT = (
     "application/atom+xml, application/rss+xml;q=0.9, text/calendar;q=0.9, "
     "application/xml;q=0.8, text/xml;q=0.8, */*;q=0.5"
@@ -75,311 +67,55 @@ class Fetcher:
     ) -> None:
         self.limits = limits
         self.user_agent = user_agent
-        self._session: aiohttp.ClientSession | None = None
+        self._http = Client(_client_limits(limits), user_agent=user_agent)
 
     async def fetch(self, url: str, *, etag: str = "", last_modified: str = "") -> FetchResult:
         """GET `url` conditionally and return its decompressed body; raise FetchError in words."""
-        headers = {"Accept": ACCEPT, "Accept-Encoding": ACCEPT_ENCODING}
-        if etag:
-            headers["If-None-Match"] = etag
-        if last_modified:
-            headers["If-Modified-Since"] = last_modified
-        # One deadline over connect, every redirect and the whole body: sock_read alone lets a
-        # server that sends one byte a second keep us forever.
-        async with self._guarded(self.limits.total_timeout):
-            return await self._follow(url, headers, etag, last_modified)
+        async with _in_words():
+            answer = await self._http.get(
+                url, etag=etag, last_modified=last_modified, accept=ACCEPT
+            )
+        return FetchResult(
+            not_modified=answer.not_modified,
+            body=answer.body,
+            etag=answer.etag,
+            last_modified=answer.last_modified,
+            final_url=answer.url,
+            status=answer.status,
+            content_type=answer.content_type,
+        )
 
     async def ping(self, url: str, feed_url: str) -> None:
         """POST a WebSub-style publish ping for `feed_url` to `url`; raise FetchError in words."""
-        _check_url(url)
-        seconds = min(PING_TIMEOUT, self.limits.total_timeout)
         form = {"hub.mode": "publish", "hub.url": feed_url}
-        async with self._guarded(seconds):
-            session = self._client()
-            async with session.post(url, data=form, allow_redirects=False) as resp:
-                if not 200 <= resp.status < 300:
-                    raise FetchError(_status_words(resp))
+        async with _in_words():
+            await self._http.post_form(
+                url, form, timeout=min(PING_TIMEOUT, self.limits.total_timeout)
+            )
 
     async def close(self) -> None:
         """Close the HTTP session and its connections; the fetcher may be used again after."""
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
-
-    def _client(self) -> aiohttp.ClientSession:
-        """Return the session, creating it inside the running loop on first use."""
-        if self._session is None or self._session.closed:
-            limits = self.limits
-            timeout = aiohttp.ClientTimeout(
-                total=limits.total_timeout,
-                sock_connect=limits.connect_timeout,
-                sock_read=limits.total_timeout,
-            )
-            self._session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(
-                    limit=CONNECTIONS, limit_per_host=CONNECTIONS_PER_HOST
-                ),
-                timeout=timeout,
-                headers={"User-Agent": self.user_agent},
-                # Sources must not track us, and one source's cookies must not reach another.
-                cookie_jar=aiohttp.DummyCookieJar(),
-                # We decompress ourselves to count wire bytes and cap the output.
-                auto_decompress=False,
-            )
-        return self._session
-
-    @contextlib.asynccontextmanager
-    async def _guarded(self, seconds: float) -> AsyncIterator[None]:
-        """Enforce a deadline and turn every network failure into a FetchError in words."""
-        try:
-            async with asyncio.timeout(seconds):
-                yield
-        except FetchError:
-            raise
-        except aiohttp.ConnectionTimeoutError as e:
-            wait = min(self.limits.connect_timeout, seconds)
-            raise FetchError(f"could not connect: timed out after {wait:g} s") from e
-        except TimeoutError as e:
-            raise FetchError(f"timed out after {seconds:g} s") from e
-        except Exception as e:  # a hostile server must never crash the caller
-            raise FetchError(_error_words(e)) from e
-
-    async def _follow(
-        self, url: str, headers: dict[str, str], etag: str, last_modified: str
-    ) -> FetchResult:
-        """Request `url`, following at most max_redirects redirects to http(s) URLs."""
-        _check_url(url)
-        session = self._client()
-        for _ in range(self.limits.max_redirects + 1):
-            async with session.get(url, headers=headers, allow_redirects=False) as resp:
-                if resp.status not in REDIRECTS:
-                    return await self._result(resp, etag, last_modified)
-                url = _redirect_target(resp)
-        raise FetchError(f"too many redirects (more than {self.limits.max_redirects})")
-
-    async def _result(
-        self, resp: aiohttp.ClientResponse, etag: str, last_modified: str
-    ) -> FetchResult:
-        """Turn a final response into a FetchResult, reading the body within the caps."""
-        headers = resp.headers
-        content_type = headers.get("Content-Type", "").strip()
-        if resp.status == 304:
-            # RFC 9110 §15.4.5: a 304 repeats the validators; keep ours if it does not.
-            return FetchResult(
-                not_modified=True,
-                body=b"",
-                etag=headers.get("ETag", etag),
-                last_modified=headers.get("Last-Modified", last_modified),
-                final_url=str(resp.url),
-                status=304,
-                content_type=content_type,
-            )
-        if not 200 <= resp.status < 300:
-            raise FetchError(_status_words(resp))
-        try:
-            body = await self._read_body(resp)
-        except BaseException:
-            resp.close()  # drop the connection rather than drain a hostile body
-            raise
-        return FetchResult(
-            not_modified=False,
-            body=body,
-            etag=headers.get("ETag", ""),
-            last_modified=headers.get("Last-Modified", ""),
-            final_url=str(resp.url),
-            status=resp.status,
-            content_type=content_type,
-        )
-
-    async def _read_body(self, resp: aiohttp.ClientResponse) -> bytes:
-        """Stream the body, capping the bytes on the wire and the bytes after decompression."""
-        cap = self.limits.max_compressed
-        declared = resp.content_length
-        if declared is not None and declared > cap:
-            raise FetchError(
-                f"the response is larger than {_size(cap)} (it declares {_size(declared)})"
-            )
-        decoder = _Decoder(resp.headers.get("Content-Encoding", ""), self.limits.max_decompressed)
-        received = 0
-        async for chunk in resp.content.iter_chunked(CHUNK):
-            received += len(chunk)
-            if received > cap:
-                raise FetchError(f"the response is larger than {_size(cap)}")
-            decoder.feed(chunk)
-        return decoder.finish()
+        await self._http.close()
 
 
-class _Decoder:
-    """Decodes a Content-Encoding incrementally; the output never grows past `cap` + 1 bytes."""
-
-    def __init__(self, content_encoding: str, cap: int) -> None:
-        self.coding = _coding(content_encoding)
-        self.cap = cap
-        self.parts: list[bytes] = []
-        self.size = 0
-        self.fed = False
-        self.pending = b""  # deflate only: the first bytes, until we can tell zlib from raw
-        self.inflater: zlib._Decompress | None = None
-        if self.coding == "gzip":
-            self.inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
-
-    def feed(self, data: bytes) -> None:
-        """Decode one chunk from the wire."""
-        if not data:
-            return
-        self.fed = True
-        if self.coding == "identity":
-            self._add(data)
-            return
-        if self.inflater is None:
-            data = self._start_deflate(data)
-        try:
-            self._inflate(data)
-        except zlib.error as e:
-            raise FetchError(f"the body is not valid {self.coding} ({e})") from e
-
-    def finish(self) -> bytes:
-        """Return the whole decoded body, checking the compressed stream was complete."""
-        complete = self.inflater is not None and self.inflater.eof
-        if self.fed and self.coding != "identity" and not complete:
-            raise FetchError(f"the body is not valid {self.coding}: it ends too early")
-        return b"".join(self.parts)
-
-    def _start_deflate(self, data: bytes) -> bytes:
-        """Pick zlib-wrapped or raw deflate once two bytes are known (servers send both)."""
-        data = self.pending + data
-        if len(data) < 2:
-            self.pending = data
-            return b""
-        self.pending = b""
-        wrapped = data[0] & 0x0F == 8 and (data[0] * 256 + data[1]) % 31 == 0  # RFC 1950 §2.2
-        self.inflater = zlib.decompressobj(zlib.MAX_WBITS if wrapped else -zlib.MAX_WBITS)
-        return data
-
-    def _inflate(self, data: bytes) -> None:
-        """Decompress `data` with max_length, so a bomb never allocates more than the cap."""
-        while data and self.inflater is not None:
-            if self.inflater.eof:
-                data = self._next_member(data)
-            self._add(self.inflater.decompress(data, self.cap - self.size + 1))
-            data = self.inflater.unconsumed_tail or self.inflater.unused_data
-
-    def _next_member(self, data: bytes) -> bytes:
-        """Start the next member of a multi-member gzip body (RFC 1952 §2.2)."""
-        if self.coding != "gzip":
-            raise FetchError(f"the body is not valid {self.coding}: data after the end")
-        self.inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
-        return data
-
-    def _add(self, out: bytes) -> None:
-        """Keep decoded bytes, refusing the body once it passes the cap."""
-        self.size += len(out)
-        if self.size > self.cap:
-            what = "" if self.coding == "identity" else " when decompressed"
-            raise FetchError(f"the response is larger than {_size(self.cap)}{what}")
-        if out:
-            self.parts.append(out)
-
-
-def _coding(content_encoding: str) -> str:
-    """Name the one compression we must undo: identity, gzip or deflate."""
-    codings = [c.strip().lower() for c in content_encoding.split(",")]
-    codings = [c for c in codings if c not in ("", "identity")]
-    if not codings:
-        return "identity"
-    if len(codings) == 1 and codings[0] in ("gzip", "x-gzip", "deflate"):
-        return "deflate" if codings[0] == "deflate" else "gzip"
-    shown = _printable(content_encoding, 40)
-    raise FetchError(
-        f"the server used a compression we do not accept ({shown}); we accept gzip and deflate"
+def _client_limits(limits: FetchLimits) -> Limits:
+    """Return the client's limits: the configured fetch limits and our politeness per host."""
+    return Limits(
+        connect_timeout=limits.connect_timeout,
+        total_timeout=limits.total_timeout,
+        max_compressed=limits.max_compressed,
+        max_decompressed=limits.max_decompressed,
+        max_redirects=limits.max_redirects,
+        connections=CONNECTIONS,
+        connections_per_host=CONNECTIONS_PER_HOST,
     )
 
 
-def _check_url(url: str) -> None:
-    """Refuse anything but an absolute http(s) URL with a host."""
-    if not is_http_url(url):
-        raise FetchError(f"only http and https URLs can be fetched, not {_printable(url)!r}")
-
-
-def _redirect_target(resp: aiohttp.ClientResponse) -> str:
-    """Return the absolute http(s) URL a redirect points to, or raise FetchError."""
-    location = resp.headers.get("Location", "")
-    if not location:
-        raise FetchError(f"HTTP {resp.status} redirect without a Location header")
+@contextlib.asynccontextmanager
+async def _in_words() -> AsyncIterator[None]:
+    """Turn the client's HttpError into the FetchError the refresh and /status expect."""
     try:
-        target = str(resp.url.join(URL(location)))
-    except ValueError as e:
-        raise FetchError(f"the server redirected to an invalid URL {_printable(location)!r}") from e
-    if not is_http_url(target):
-        raise FetchError(
-            f"the server redirected to a URL that is not http(s): {_printable(location)!r}"
-        )
-    return target
-
-
-def _status_words(resp: aiohttp.ClientResponse) -> str:
-    """Say an HTTP error status the standard way, e.g. "HTTP 500 Internal Server Error"."""
-    try:
-        phrase = HTTPStatus(resp.status).phrase
-    except ValueError:
-        phrase = _printable(resp.reason or "", 60)
-    return f"HTTP {resp.status} {phrase}".rstrip()
-
-
-def _error_words(exc: Exception) -> str:
-    """Describe a client, OS or protocol failure in words."""
-    if isinstance(exc, aiohttp.ClientConnectorDNSError):
-        return f"could not connect: the host name {exc.host} was not found"
-    if isinstance(exc, aiohttp.ClientConnectorCertificateError):
-        return f"could not connect: the TLS certificate is not valid ({exc.certificate_error})"
-    if isinstance(exc, aiohttp.ClientConnectorSSLError):
-        return "could not connect: the TLS handshake failed"
-    if isinstance(exc, aiohttp.ClientConnectorError):
-        return f"could not connect: {_os_words(exc.os_error)}"
-    if isinstance(exc, aiohttp.ServerDisconnectedError):
-        return "the server closed the connection without a complete answer"
-    if isinstance(exc, aiohttp.ClientPayloadError):
-        if "not completed" in str(exc):
-            return "the connection closed before the whole body arrived (truncated response)"
-        return f"the server sent a malformed body ({_printable(str(exc), 80)})"
-    if isinstance(exc, aiohttp.ClientResponseError):
-        return f"the server sent an invalid HTTP response ({_printable(exc.message, 80)})"
-    if isinstance(exc, aiohttp.InvalidURL):
-        return "the URL is not valid"
-    if isinstance(exc, OSError):
-        return f"network error: {_os_words(exc)}"
-    return f"the request failed ({type(exc).__name__}: {_printable(str(exc), 80)})"
-
-
-_ERRNO_WORDS = {
-    errno.ECONNREFUSED: "connection refused",
-    errno.ECONNRESET: "connection reset by the server",
-    errno.EHOSTUNREACH: "host unreachable",
-    errno.ENETUNREACH: "network unreachable",
-    errno.ETIMEDOUT: "timed out",
-}
-
-
-def _os_words(err: OSError) -> str:
-    """Name an OS-level network error; asyncio's "Multiple exceptions" hides the errno."""
-    if err.errno in _ERRNO_WORDS:
-        return _ERRNO_WORDS[err.errno]
-    text = str(err)
-    for number, words in _ERRNO_WORDS.items():
-        if f"[Errno {number}]" in text:
-            return words
-    return _printable(err.strerror or text, 80).lower() or type(err).__name__
-
-
-def _size(n: int) -> str:
-    """Say a byte count the way people read it: 5 MB, 100 kB, 512 bytes."""
-    for unit, factor in (("GB", 10**9), ("MB", 10**6), ("kB", 10**3)):
-        if n >= factor:
-            return f"{round(n / factor, 1):g} {unit}"
-    return f"{n} bytes"
-
-
-def _printable(text: str, limit: int = 200) -> str:
-    """Shorten server-supplied text and drop control characters before it reaches /status."""
-    clean = " ".join("".join(c if c.isprintable() else " " for c in text).split())
-    return clean if len(clean) <= limit else clean[: limit - 1] + "…"
+        yield
+    except HttpError as e:
+        # The Message stays reachable as the cause's `problem` (e.__cause__.problem).
+        raise FetchError(e.problem.english()) from e
