@@ -18,7 +18,7 @@ import logging
 from collections.abc import Callable, Iterable
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from functools import partial
 from typing import Any
 
@@ -32,8 +32,7 @@ from aggregator.store.sources import Store, state_record
 from klynge.atom.reader import read_feed
 from klynge.errors import FeedError, StorageError
 from klynge.ical.reader import read_calendar
-from klynge.model import Event, FeedSource, Item, Tombstone, as_utc
-from klynge.recurrence import occurrences
+from klynge.model import FeedSource, Item, Tombstone
 
 log = logging.getLogger("klynge.aggregator")
 
@@ -375,8 +374,7 @@ def parse_body(
             body, default_timezone=timezone, now=now, max_events=max_entries
         )
         limited = next((w for w in words if w.startswith("The calendar has ")), "")
-        kept, dropped = _expandable(events)
-        return Parsed(kept, (), None, (*words, *dropped), limited)
+        return Parsed(tuple(events), (), None, tuple(words), limited)
     feed = read_feed(body, url=source.url, default_timezone=timezone, max_entries=max_entries)
     if not feed.complete:
         # A truncated or malformed document: what feedparser recovers may itself be cut short
@@ -392,37 +390,8 @@ def parse_body(
     )
     cut = [p for p in feed.problems if p.field == "entries" and not p.entry_id]
     problems = tuple(_problem_words(p) for p in feed.problems if p not in cut)
-    items, dropped = _expandable(feed.items)
     limited = cut[0].message if cut else ""
-    return Parsed(items, feed.tombstones, meta, (*problems, *dropped), limited)
-
-
-def _expandable(items: Iterable[Item]) -> tuple[tuple[Item, ...], list[str]]:
-    """Drop the events whose repeat rule the outputs could not expand or write, saying why.
-
-    Run in the parse worker, so a rule that costs too much costs this one fetch; what passes
-    here can be expanded by every page and written into every output.
-    """
-    kept: list[Item] = []
-    dropped: list[str] = []
-    for item in items:
-        words = _rule_trouble(item)
-        if words:
-            dropped.append(f"entry {item.id} (rrule): {words}")
-        else:
-            kept.append(item)
-    return tuple(kept), dropped
-
-
-def _rule_trouble(item: Item) -> str:
-    if not isinstance(item, Event) or not item.rrule:
-        return ""
-    first = as_utc(item.start, item.timezone)
-    try:
-        occurrences(item, first, first + timedelta(days=1), limit=1)
-    except (ValueError, TypeError, OverflowError) as e:
-        return f"the repeat rule cannot be expanded ({e}), so it was ignored"
-    return ""
+    return Parsed(tuple(feed.items), feed.tombstones, meta, problems, limited)
 
 
 def _problem_words(problem: Any) -> str:
