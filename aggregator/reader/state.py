@@ -93,7 +93,12 @@ class SourceState:
         return self._good(now, polling) or news
 
     def failed(self, error: str, now: datetime, polling: Polling) -> bool:
-        """Count a failure and back off, keeping the last good entries; tell whether it is news."""
+        """Count a failure and back off, keeping the last good entries; tell whether it is news.
+
+        A failure is a fetch that failed, a body refused as not a usable feed, or a body whose
+        parsing overran its time or memory limit. A body cut at the entry limit is a success
+        (`limited`); a mass removal is `held_back`.
+        """
         news = self.with_error_message(error)
         self.schedule_next_check(now, polling)
         return news
