@@ -9,7 +9,8 @@ from functools import partial
 from aiohttp import web
 
 from aggregator.config import AggregatorConfig
-from aggregator.keys import CONFIG, OUTPUTS, REFRESHER, SCHEDULER
+from aggregator.keys import CONFIG, MERGED, OUTPUTS, REFRESHER, SCHEDULER
+from aggregator.publish.merged import MergedView
 from aggregator.publish.outputs import Outputs, limit_malloc_arenas
 from aggregator.reader.fetcher import Fetcher, FetchLimits
 from aggregator.reader.refresh import Refresher
@@ -47,14 +48,17 @@ def create_app(config: AggregatorConfig, *, periodic: bool = True) -> web.Applic
         store = Store(config.database_path)
         fetcher = Fetcher(fetch_limits(config))
         refresher = Refresher(config, store, fetcher)
-        outputs = Outputs(config, refresher.current)
-        refresher.on_change = outputs.invalidate
+        view = MergedView(ready=refresher.ready)
+        refresher.on_change = view.changed
+        outputs = Outputs(config, view.current)
+        view.on_change = outputs.invalidate
         await outputs.warm_up()
         await refresher.worker.start()  # the parse child; refresher.close() kills it
         refresher.start_loading()  # polls, pings and pages wait for it; /healthz does not
         refresher.on_load_error = partial(stop_serving, app)  # a bad record stops the service
         scheduler = Scheduler(config, refresher, periodic=periodic)
-        app[REFRESHER], app[OUTPUTS], app[SCHEDULER] = refresher, outputs, scheduler
+        app[REFRESHER], app[MERGED], app[OUTPUTS] = refresher, view, outputs
+        app[SCHEDULER] = scheduler
         scheduler.start()
         # Parsing runs in a thread; the loop waits for the GIL up to the switch interval at
         # each step. 1 ms instead of 5 ms shortened the longest loop stall during a full
@@ -67,6 +71,7 @@ def create_app(config: AggregatorConfig, *, periodic: bool = True) -> web.Applic
             sys.setswitchinterval(switch)
             await scheduler.shutdown()
             await refresher.close()
+            view.close()
             await fetcher.close()
             outputs.close()
 

@@ -7,12 +7,14 @@ from datetime import datetime
 from aiohttp import web
 
 from aggregator.config import AggregatorConfig
+from aggregator.publish.merged import MergedView
 from aggregator.publish.outputs import Outputs
 from aggregator.reader.refresh import Refresher
 from aggregator.reader.scheduler import Scheduler
 
 CONFIG = web.AppKey("aggregator_config", AggregatorConfig)
 REFRESHER = web.AppKey("aggregator_refresher", Refresher)
+MERGED = web.AppKey("aggregator_merged", MergedView)
 OUTPUTS = web.AppKey("aggregator_outputs", Outputs)
 SCHEDULER = web.AppKey("aggregator_scheduler", Scheduler)
 

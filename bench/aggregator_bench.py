@@ -224,7 +224,7 @@ async def full_refresh(config: Any, healthz_probe: bool) -> dict[str, float]:
     from aiohttp import web
 
     from aggregator.app import create_app
-    from aggregator.keys import OUTPUTS, REFRESHER
+    from aggregator.keys import MERGED, OUTPUTS, REFRESHER
 
     app = create_app(config, periodic=False)
     runner = web.AppRunner(app, access_log=None)
@@ -257,7 +257,7 @@ async def full_refresh(config: Any, healthz_probe: bool) -> dict[str, float]:
     figures["same_wall"], figures["same_cpu"] = time.perf_counter() - t0, time.process_time() - c0
     assert all(o.words.startswith("not modified") for o in outcomes)
     assert refresher.store.writes == writes  # nothing changed: no store write
-    figures["entries"] = len(refresher.merged().items)
+    figures["entries"] = len(app[MERGED].merged().items)
     figures["writes"] = writes
     figures["base"] = base  # type: ignore[assignment]
     return figures | {"_runner": runner, "_app": app, "_outputs": app[OUTPUTS]}  # type: ignore[dict-item]
@@ -297,7 +297,7 @@ from pathlib import Path
 from aiohttp import web
 from aggregator.app import create_app
 from aggregator.config import load_config
-from aggregator.keys import OUTPUTS, REFRESHER
+from aggregator.keys import MERGED, OUTPUTS, REFRESHER
 
 def rss():
     for line in open("/proc/self/status"):
@@ -321,7 +321,7 @@ async def main():
     load = time.perf_counter() - t0
     watcher.cancel()
     loaded = rss()
-    entries = len(app[REFRESHER].merged().items)
+    entries = len(app[MERGED].merged().items)
     await app[OUTPUTS].feed(); await app[OUTPUTS].calendar()
     built = rss()
     await runner.cleanup()

@@ -17,7 +17,8 @@ from clock_support import utc_now
 
 from aggregator.app import create_app
 from aggregator.config import AggregatorConfig, Limits, Source
-from aggregator.keys import OUTPUTS, REFRESHER
+from aggregator.keys import MERGED, OUTPUTS, REFRESHER
+from aggregator.publish.merged import MergedView
 from aggregator.reader.fetcher import Fetcher, FetchLimits
 from aggregator.reader.refresh import Refresher
 from aggregator.store.sources import Store
@@ -148,14 +149,16 @@ def config_for(tmp_path: Path, sources: Iterable[Source], **kwargs: Any) -> Aggr
 
 @dataclass
 class Harness:
-    """A Refresher wired to a real store and fetcher, for tests below the HTTP layer."""
+    """A Refresher wired to a real store, fetcher and merged view, for tests below HTTP."""
 
     refresher: Refresher
     fetcher: Fetcher
+    view: MergedView
 
     async def close(self) -> None:
         """Close everything."""
         await self.refresher.close()
+        self.view.close()
         await self.fetcher.close()
 
 
@@ -165,8 +168,10 @@ async def harness(config: AggregatorConfig) -> Harness:
 
     fetcher = Fetcher(fetch_limits(config))
     refresher = Refresher(config, Store(config.database_path), fetcher)
+    view = MergedView(ready=refresher.ready)
+    refresher.on_change = view.changed
     await refresher.load()
-    return Harness(refresher, fetcher)
+    return Harness(refresher, fetcher, view)
 
 
 @pytest.fixture
@@ -194,6 +199,11 @@ async def start_aggregator(
 def refresher_of(client: Any) -> Refresher:
     """Return the Refresher of a running aggregator test client."""
     return client.server.app[REFRESHER]
+
+
+def view_of(client: Any) -> MergedView:
+    """Return the merged view of a running aggregator test client."""
+    return client.server.app[MERGED]
 
 
 def outputs_of(client: Any) -> Any:

@@ -17,6 +17,7 @@ from aggregator_support import (
     outputs_of,
     refresher_of,
     start_aggregator,
+    view_of,
 )
 from icalendar import Calendar
 
@@ -132,7 +133,7 @@ async def test_ping_fetches_a_registered_feed(cluster: Any, feed_server: FeedSer
     assert resp.status == 202
 
     async def arrived() -> bool:
-        return "Nyt arrangement" in [i.title for i in refresher_of(cluster).merged().items]
+        return "Nyt arrangement" in [i.title for i in view_of(cluster).merged().items]
 
     await eventually(arrived)
     unknown = await cluster.post("/ping", data={"hub.mode": "publish", "hub.url": url + "x"})
@@ -215,14 +216,14 @@ async def test_periodic_polling_runs_one_job_per_source(
     client = await aiohttp_client(create_app(config))  # periodic: no ping, no explicit refresh
 
     async def polled() -> bool:
-        titles = {i.title for i in refresher_of(client).merged().items}
+        titles = {i.title for i in view_of(client).merged().items}
         return titles == {"Loppemarked", "Fodbold"}
 
     await eventually(polled)
     feed_server.set("/b.atom", feed("Vesterby", [event("Fodbold flyttet")]))
 
     async def polled_again() -> bool:
-        return "Fodbold flyttet" in {i.title for i in refresher_of(client).merged().items}
+        return "Fodbold flyttet" in {i.title for i in view_of(client).merged().items}
 
     await eventually(polled_again)
 

@@ -22,7 +22,7 @@ from icalendar import Calendar
 
 from aggregator.app import create_app as create_aggregator
 from aggregator.config import AggregatorConfig, Source
-from aggregator.keys import REFRESHER
+from aggregator.keys import MERGED, REFRESHER
 from aggregator.reader.refresh import Refresher
 from klynge.atom.reader import read_feed
 from node import cli as node_cli
@@ -333,5 +333,5 @@ async def test_cluster_of_clusters_keeps_provenance_and_one_copy(
     uuid = made.id.removeprefix("urn:uuid:")
     await osterby.api("PATCH", f"/api/events/{uuid}", {"title": "Fællesspisning med musik"})
     await b.app[REFRESHER].refresh_source(config.sources[1])
-    titles = [i.title for i in b.app[REFRESHER].merged().items]
+    titles = [i.title for i in b.app[MERGED].merged().items]
     assert titles.count("Fællesspisning med musik") == 1 and "Fællesspisning" not in titles

@@ -25,6 +25,7 @@ from aggregator_support import (
     notice,
     refresher_of,
     start_aggregator,
+    view_of,
 )
 from aiohttp import web
 from clock_support import utc_now
@@ -227,7 +228,7 @@ async def test_script_and_javascript_in_every_field_never_reach_an_output(
     row = await status_row(client, bad)
     # The entry with javascript: links is refused and /status says why; the rest is cleaned.
     assert any("Only http:// and https:// links" in p for p in row["problems"]), row
-    titles = sorted(i.title for i in refresher_of(client).merged().items)
+    titles = sorted(i.title for i in view_of(client).merged().items)
     assert titles == ["Julefrokost", "Juletræer til salg", "Koncert", "Opslag"]
     texts = await outputs_text(client)
     event_id = "55555555-5555-4555-8555-555555555555"
@@ -259,7 +260,7 @@ async def test_a_village_cannot_speak_for_another(
         "/c.atom", meta_feed.replace(b"urn:klynge:\xc3\xb8sterby", a_origin.id.encode())
     )
     await refresher.refresh_all()
-    merged = {i.title: i for i in refresher.merged().items}
+    merged = {i.title: i for i in view_of(client).merged().items}
     # The hijack is Ond's own entry (here deleted again by Ond's own tombstone), never Østerby's.
     assert "Juletræstænding" in merged and "Aflyst! Kom til Ond i stedet" not in merged
     assert merged["Juletræstænding"].source and merged["Juletræstænding"].source.self_url == a

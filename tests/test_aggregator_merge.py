@@ -1,9 +1,14 @@
-"""The merge rules as pure functions: provenance, one copy per entry, tombstones, held removals."""
+"""The merge rules as pure functions: provenance, one copy per entry, tombstones, held removals.
+
+What one fetch does to a source's content (`apply_fetch`) is one named table, `RULES`; the
+end-to-end counterparts, against real feed servers, are in tests/test_aggregator_refresh.py.
+"""
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 import pytest
@@ -110,38 +115,139 @@ def test_a_stale_tombstone_does_not_remove_a_newer_edit() -> None:
     assert merged.tombstones == ()  # the entry is back (an undo): its tombstone is not relayed
 
 
-def test_tombstones_older_than_30_days_are_dropped() -> None:
-    old = Tombstone("urn:uuid:old", NOW - timedelta(days=31))
-    fresh = Tombstone("urn:uuid:new", NOW - timedelta(days=29))
-    content = fetched([], A, tombs=[old, fresh])
-    assert list(content.tombstones) == ["urn:uuid:new"]
+# --- apply_fetch: what one good fetch does to a source's content ----------------------------
+
+E = [event(f"E{n}") for n in range(4)]
+KONCERT = event("Koncert", updated=NOW - timedelta(hours=2))
+MOVED = dataclasses.replace(KONCERT, title="Koncert (flyttet)", updated=NOW - timedelta(hours=1))
+RESEQUENCED = dataclasses.replace(KONCERT, title="Koncert (ny sekvens)", sequence=1)
+FEST = event("Fest", updated=NOW)
+SUMMER, SPRING = event("Sommerfest", days=-40), event("Forårsfest", days=-100)
+NOTE = notice("Opslag")
+DAY = timedelta(days=1)
 
 
-def test_vanished_past_entries_are_kept_90_days_without_a_hold() -> None:
+@dataclass(frozen=True)
+class Fetch:
+    """One good fetch of source A: its entries and tombstones, at a time."""
+
+    items: tuple[Item, ...] = ()
+    tombs: tuple[Tombstone, ...] = ()
+    at: datetime = NOW
+
+
+@dataclass(frozen=True)
+class Rule:
+    """Fetches applied in turn to a new source, and its content after the last one."""
+
+    fetches: tuple[Fetch, ...]
+    entries: tuple[str, ...]  # the titles kept
+    held: tuple[str, ...] = ()  # the titles whose removal waits for a confirming fetch
+    tombstones: tuple[str, ...] = ()  # the ids of the tombstones kept for relaying
+    flag: str = ""  # how the flag begins ("" for no flag)
+    seen: Mapping[str, datetime] = field(default_factory=dict)  # title -> first seen
+
+
+def deleted(item: Item, days: float = 0) -> Tombstone:
+    """Return a tombstone for `item`, deleted `days` from NOW."""
+    return Tombstone(item.id, NOW + timedelta(days=days))
+
+
+MASS = "This fetch would remove 3 of 4 upcoming entries"
+RULES: dict[str, Rule] = {
+    "a new source's entries are taken": Rule((Fetch((E[0], E[1])),), ("E0", "E1")),
+    "an edit replaces the entry": Rule(
+        (Fetch((KONCERT,)), Fetch((MOVED,))), ("Koncert (flyttet)",)
+    ),
+    "of two copies in one fetch the newest edit wins": Rule(
+        (Fetch((MOVED, KONCERT)),), ("Koncert (flyttet)",)
+    ),
+    "of two copies edited at the same time the higher sequence wins (first)": Rule(
+        (Fetch((RESEQUENCED, KONCERT)),), ("Koncert (ny sekvens)",)
+    ),
+    "of two copies edited at the same time the higher sequence wins (last)": Rule(
+        (Fetch((KONCERT, RESEQUENCED)),), ("Koncert (ny sekvens)",)
+    ),
+    "a tombstone removes its entry and is kept for relaying": Rule(
+        (Fetch(tuple(E[:3])), Fetch(tuple(E[:2]), (deleted(E[2]),))),
+        ("E0", "E1"),
+        tombstones=(E[2].id,),
+    ),
+    "a tombstone removes an entry of the same fetch": Rule(
+        (Fetch((E[0], E[1]), (deleted(E[1]),)),), ("E0",), tombstones=(E[1].id,)
+    ),
+    "a tombstone older than the edit does not remove it": Rule(
+        (Fetch((FEST,), (deleted(FEST, -1),)),), ("Fest",), tombstones=(FEST.id,)
+    ),
+    "tombstones older than 30 days are dropped": Rule(
+        (
+            Fetch(
+                (),
+                (
+                    Tombstone("urn:uuid:old", NOW - 31 * DAY),
+                    Tombstone("urn:uuid:new", NOW - 29 * DAY),
+                ),
+            ),
+        ),
+        (),
+        tombstones=("urn:uuid:new",),
+    ),
+    "a removal of half the upcoming entries applies at once": Rule(
+        (Fetch(tuple(E)), Fetch(tuple(E[:2]))), ("E0", "E1")
+    ),
+    "a removal of more than half is held back and flagged": Rule(
+        (Fetch(tuple(E)), Fetch(tuple(E[:1]))),
+        ("E0", "E1", "E2", "E3"),
+        held=("E1", "E2", "E3"),
+        flag=MASS,
+    ),
+    "notices count among the upcoming entries": Rule(
+        (Fetch((*E[:3], NOTE)), Fetch(tuple(E[:1]))),
+        ("E0", "E1", "E2", "Opslag"),
+        held=("E1", "E2", "Opslag"),
+        flag=MASS,
+    ),
+    "the next fetch confirms a held removal": Rule(
+        (Fetch(tuple(E)), Fetch(tuple(E[:1])), Fetch(tuple(E[:1]))), ("E0",)
+    ),
+    "entries that come back clear the hold": Rule(
+        (Fetch(tuple(E[:2])), Fetch(()), Fetch(tuple(E[:2]))), ("E0", "E1")
+    ),
+    "a vanished notice goes at once": Rule(
+        (Fetch((E[0], E[1], NOTE)), Fetch((E[0], E[1]))), ("E0", "E1")
+    ),
     # A village feed keeps 30 days of past events, calendars about 90 (design.md): an event
     # that leaves its village's feed after 30 days stays in our calendar until day 90.
-    recent, old = event("Sommerfest", days=-40), event("Forårsfest", days=-100)
-    coming = [event(f"E{n}") for n in range(2)]
-    first = fetched([recent, old, *coming], A)
-    second = fetched(coming, A, old=first)
-    assert not second.held
-    assert recent.id in second.entries and old.id not in second.entries
-    later = fetched(coming, A, old=second, now=NOW + timedelta(days=51))
-    assert recent.id not in later.entries
+    "a vanished past event is kept for 90 days, without a hold": Rule(
+        (Fetch((SUMMER, SPRING, E[0], E[1])), Fetch((E[0], E[1]))), ("E0", "E1", "Sommerfest")
+    ),
+    "a vanished past event goes after 90 days": Rule(
+        (
+            Fetch((SUMMER, E[0], E[1])),
+            Fetch((E[0], E[1])),
+            Fetch((E[0], E[1]), at=NOW + 51 * DAY),
+        ),
+        ("E0", "E1"),
+    ),
+    "an entry is first seen when first fetched, whatever its edits": Rule(
+        (Fetch((KONCERT,), at=NOW - 2 * DAY), Fetch((MOVED, E[0]))),
+        ("E0", "Koncert (flyttet)"),
+        seen={"Koncert (flyttet)": NOW - 2 * DAY, "E0": NOW},
+    ),
+}
 
 
-def test_mass_removal_is_held_once_then_applied() -> None:
-    events = [event(f"E{n}") for n in range(3)] + [notice()]
-    first = fetched(events, A)
-    held = fetched(events[:1], A, old=first)
-    assert len(held.entries) == 4 and len(held.held) == 3
-    assert held.flag.startswith("This fetch would remove 3 of 4 upcoming entries")
-    confirmed = fetched(events[:1], A, old=held)
-    assert list(confirmed.entries) == [events[0].id] and confirmed.flag == ""
-
-
-def test_first_seen_survives_updates() -> None:
-    ev = event()
-    first = fetched([ev], A, now=NOW - timedelta(days=2))
-    again = fetched([dataclasses.replace(ev, title="Ny titel")], A, old=first)
-    assert again.first_seen[ev.id] == NOW - timedelta(days=2)
+@pytest.mark.parametrize("rule", list(RULES.values()), ids=list(RULES))
+def test_apply_fetch(rule: Rule) -> None:
+    content = Content()
+    for one in rule.fetches:
+        content = fetched(list(one.items), A, content, tombs=one.tombs, now=one.at)
+    entries = content.entries
+    assert sorted(i.title for i in entries.values()) == sorted(rule.entries)
+    assert sorted(entries[i].title for i in content.held) == sorted(rule.held)
+    assert sorted(content.tombstones) == sorted(rule.tombstones)
+    assert content.flag.startswith(rule.flag) and bool(content.flag) == bool(rule.flag)
+    assert {i.source for i in entries.values()} <= {A}
+    first_seen = {entries[i].title: when for i, when in content.first_seen.items()}
+    assert first_seen.keys() == {i.title for i in entries.values()}
+    assert {t: first_seen[t] for t in rule.seen} == rule.seen

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from datetime import timedelta
+from email.utils import format_datetime
 from pathlib import Path
 
 import aggregator_support as support
@@ -15,6 +16,7 @@ from aggregator_support import (
     harness,
     notice,
 )
+from aiohttp import web
 from clock_support import utc_now
 
 from aggregator.config import Source
@@ -33,7 +35,7 @@ async def test_first_refresh_stores_entries_bound_to_the_source(
     h = await make_harness(config_for(tmp_path, [Source(url, "Østerby")]))
     [outcome] = await h.refresher.refresh_all()
     assert outcome.ok and outcome.changed
-    merged = h.refresher.merged()
+    merged = h.view.merged()
     assert {i.title for i in merged.items} == {"Loppemarked", "Hjælpere søges"}
     assert all(i.source and i.source.title == "Østerby" for i in merged.items)
     assert all(i.source and i.source.self_url == url for i in merged.items)
@@ -44,18 +46,59 @@ async def test_unchanged_source_costs_no_write_and_304_no_parse(
     feed_server: FeedServer, tmp_path: Path, make_harness
 ) -> None:
     url = feed_server.set("/a.atom", feed("A", [event()]))
-    h = await make_harness(config_for(tmp_path, [Source(url)]))
+    body = feed("B", [event()])
+
+    async def without_validators(request: web.Request) -> web.Response:
+        return web.Response(body=body, content_type="application/atom+xml")
+
+    plain = feed_server.set("/b.atom", b"", handler=without_validators)
+    h = await make_harness(config_for(tmp_path, [Source(url), Source(plain)]))
     await h.refresher.refresh_all()
     writes = h.refresher.store.writes
-    [outcome] = await h.refresher.refresh_all()
-    assert outcome.words == "not modified (304)"
-    assert h.refresher.store.writes == writes
+    words = {o.url: o.words for o in await h.refresher.refresh_all()}
     # A server without validators: the same bytes are recognised by their hash.
-    feed_server.routes["/a.atom"].status = 200
-    h.refresher.states[url].etag = ""
-    [outcome] = await h.refresher.refresh_all()
-    assert outcome.words == "unchanged"
+    assert words == {url: "not modified (304)", plain: "unchanged"}
     assert h.refresher.store.writes == writes
+
+
+async def test_a_304_keeps_the_new_validators_it_carries(
+    feed_server: FeedServer, tmp_path: Path
+) -> None:
+    # RFC 9110 §15.4.5: a 304 carries the validators to keep. This server changes both on
+    # every answer and answers 304 only to the newest ones.
+    body = feed("A", [event("Loppemarked")])
+    stamps = [format_datetime(utc_now() - timedelta(hours=h), usegmt=True) for h in (4, 3, 2, 1)]
+    asked: list[tuple[str, str]] = []
+
+    async def rotating(request: web.Request) -> web.Response:
+        asked.append(
+            (request.headers.get("If-None-Match", ""), request.headers.get("If-Modified-Since", ""))
+        )
+        n = len(asked)
+        headers = {"ETag": f'"v{n}"', "Last-Modified": stamps[n - 1]}
+        if n > 1 and asked[-1] == (f'"v{n - 1}"', stamps[n - 2]):
+            return web.Response(status=304, headers=headers)
+        return web.Response(body=body, content_type="application/atom+xml", headers=headers)
+
+    url = feed_server.set("/a.atom", b"", handler=rotating)
+    config = config_for(tmp_path, [Source(url)])
+    h = await harness(config)
+    try:
+        outcomes = [(await h.refresher.refresh_all())[0].words for _ in range(3)]
+        writes = h.refresher.store.writes
+    finally:
+        await h.close()
+    assert outcomes == ["1 entries", "not modified (304)", "not modified (304)"]
+    assert asked == [("", ""), ('"v1"', stamps[0]), ('"v2"', stamps[1])]
+    assert writes == 3  # the new validators are stored with each 304
+    h2 = await harness(config)
+    try:
+        state = h2.refresher.states[url]
+        assert (state.etag, state.last_modified) == ('"v3"', stamps[2])
+        [outcome] = await h2.refresher.refresh_all()
+        assert outcome.words == "not modified (304)" and asked[-1] == ('"v3"', stamps[2])
+    finally:
+        await h2.close()
 
 
 async def test_one_write_per_pass_for_many_changed_sources(
@@ -76,12 +119,12 @@ async def test_state_and_entries_survive_a_restart(feed_server: FeedServer, tmp_
     config = config_for(tmp_path, [Source(url, "A")])
     h = await harness(config)
     await h.refresher.refresh_all()
-    before = h.refresher.merged()
+    before = h.view.merged()
     etag = h.refresher.states[url].etag
     await h.close()
     h2 = await harness(config)
     try:
-        assert h2.refresher.merged() == before
+        assert h2.view.merged() == before
         assert h2.refresher.states[url].etag == etag
         [outcome] = await h2.refresher.refresh_all()
         assert outcome.words == "not modified (304)"
@@ -102,7 +145,7 @@ async def test_failing_source_keeps_entries_and_backs_off(
     state = h.refresher.states[url]
     assert not outcome.ok and "500" in outcome.words
     assert state.failures == 3 and "500" in state.last_error
-    assert [i.title for i in h.refresher.merged().items] == ["Generalforsamling"]
+    assert [i.title for i in h.view.merged().items] == ["Generalforsamling"]
     assert state.next_check is not None and state.last_attempt is not None
     assert state.next_check - state.last_attempt == timedelta(minutes=60)
     feed_server.routes["/a.atom"].status = 200
@@ -128,7 +171,7 @@ async def test_tombstone_removes_and_is_kept_for_relaying(
 
     feed_server.set("/a.atom", feed("A", [keep], [Tombstone(gone.id, utc_now())]))
     await h.refresher.refresh_all()
-    merged = h.refresher.merged()
+    merged = h.view.merged()
     assert [i.title for i in merged.items] == ["Bliver"]
     assert [t.id for t in merged.tombstones] == [gone.id]
     assert merged.tombstones[0].source and merged.tombstones[0].source.self_url == url
@@ -144,11 +187,11 @@ async def test_mass_removal_is_held_back_until_confirmed(
     feed_server.set("/a.atom", feed("A", events[:1]))  # three of four vanish, no tombstones
     [outcome] = await h.refresher.refresh_all()
     state = h.refresher.states[url]
-    assert len(h.refresher.merged().items) == 4
+    assert len(h.view.merged().items) == 4
     assert "would remove 3 of 4 upcoming entries" in state.content.flag
     assert "would remove 3 of 4" in outcome.words
     [outcome] = await h.refresher.refresh_all()  # the second fetch confirms it
-    assert [i.title for i in h.refresher.merged().items] == ["E0"]
+    assert [i.title for i in h.view.merged().items] == ["E0"]
     assert state.content.flag == "" and not state.content.held
 
 
@@ -161,14 +204,14 @@ async def test_small_removal_applies_at_once_and_a_return_clears_the_hold(
     await h.refresher.refresh_all()
     feed_server.set("/a.atom", feed("A", events[:2]))  # exactly half: not a mass removal
     await h.refresher.refresh_all()
-    assert sorted(i.title for i in h.refresher.merged().items) == ["E0", "E1"]
+    assert sorted(i.title for i in h.view.merged().items) == ["E0", "E1"]
     feed_server.set("/a.atom", feed("A", []))  # everything vanishes: held
     await h.refresher.refresh_all()
-    assert len(h.refresher.merged().items) == 2
+    assert len(h.view.merged().items) == 2
     feed_server.set("/a.atom", feed("A", events[:2]))  # it was a glitch: entries are back
     await h.refresher.refresh_all()
     state = h.refresher.states[url]
-    assert sorted(i.title for i in h.refresher.merged().items) == ["E0", "E1"]
+    assert sorted(i.title for i in h.view.merged().items) == ["E0", "E1"]
     assert state.content.flag == "" and not state.content.held
 
 
@@ -227,7 +270,7 @@ async def test_ics_and_plain_rss_sources(
     )
     outcomes = await h.refresher.refresh_all()
     assert all(o.ok for o in outcomes), outcomes
-    items = h.refresher.merged().items
+    items = h.view.merged().items
     by_title = {i.title: (i.kind, i.source.title if i.source else "") for i in items}
     assert by_title == {
         "Julegudstjeneste": ("event", "Sognet"),

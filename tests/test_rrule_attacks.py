@@ -17,7 +17,7 @@ import aggregator_support as support
 import icalendar
 import node_support
 import pytest
-from aggregator_support import FeedServer, config_for, refresher_of, start_aggregator
+from aggregator_support import FeedServer, config_for, refresher_of, start_aggregator, view_of
 from clock_support import local_today, utc_now
 from node_support import Client, NodeDir, auth
 
@@ -210,7 +210,7 @@ async def test_aggregator_refuses_each_bad_entry_and_serves_the_rest(
         await asyncio.sleep(0.05)
     (outcome,) = await asyncio.wait_for(task, ANSWER_WITHIN)
     assert outcome.ok
-    titles = {i.title for i in refresher_of(client).merged().items}
+    titles = {i.title for i in view_of(client).merged().items}
     assert titles == {"Strikkeklub"}
     for path in AGGREGATOR_OUTPUTS:
         response = await asyncio.wait_for(client.get(path), ANSWER_WITHIN)

@@ -1,8 +1,10 @@
-"""Refreshing sources: fetch, parse in a bounded child process, merge, store, invalidate.
+"""Refreshing sources: fetch, parse in a bounded child process, merge, mark.
 
 Politeness and thrift: a 304 or a byte-identical body costs no parsing and no store write;
 a failing source keeps its last good entries and backs off exponentially (at most 6 hours);
-store writes are coalesced, so a pass over many changed sources is one file write.
+store writes are coalesced, so a pass over many changed sources is one file write. What a
+fetch does to a source's health is `SourceState`'s; who is told of new content is the
+caller's (`on_change`: the merged view, aggregator.publish.merged).
 Untrusted work (parsing and validating a body) runs in `aggregator.reader.parse_worker`: a body that
 takes too long or too much memory costs that source one fetch, never the aggregator.
 """
@@ -16,22 +18,21 @@ import logging
 from collections.abc import Callable, Iterable
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from functools import partial
 from typing import Any
 
 from aggregator.config import AggregatorConfig, Source
 from aggregator.publish.outputs import release_memory
-from aggregator.reader.fetcher import Fetcher, FetchError
-from aggregator.reader.merge import Content, Merged, apply_fetch, bind, merge_entries
+from aggregator.reader.fetcher import Fetcher, FetchError, FetchResult
+from aggregator.reader.merge import Content, apply_fetch, bind
 from aggregator.reader.parse_worker import JobFailed, ParseOverrun, ParseWorker
-from aggregator.reader.state import SourceState, backoff
+from aggregator.reader.state import Polling, SourceState
 from aggregator.store.sources import Store, state_record
 from klynge.atom.reader import read_feed
 from klynge.errors import FeedError, StorageError
 from klynge.ical.reader import read_calendar
-from klynge.model import Event, FeedSource, Item, Tombstone, as_utc
-from klynge.recurrence import occurrences
+from klynge.model import FeedSource, Item, Tombstone
 
 log = logging.getLogger("klynge.aggregator")
 
@@ -71,13 +72,14 @@ class Refresher:
         store: Store,
         fetcher: Fetcher,
         *,
-        on_change: Callable[[], None] = lambda: None,
+        on_change: Callable[[str, Content], None] = lambda _url, _content: None,
         worker: ParseWorker | None = None,
     ) -> None:
         self.config = config
         self.store = store
         self.fetcher = fetcher
-        self.on_change = on_change
+        self.on_change = on_change  # told of a source's new content (url, content)
+        self.polling = Polling(config.poll_interval, config.limits.max_backoff)
         # Told when loading the stored states failed on a bad record (the app stops then).
         self.on_load_error: Callable[[StorageError], None] = lambda _error: None
         self.states: dict[str, SourceState] = {}
@@ -93,10 +95,6 @@ class Refresher:
         )
         self._parser: Executor = ThreadPoolExecutor(1, thread_name_prefix="klynge-parse")
         self._writer: Executor = ThreadPoolExecutor(1, thread_name_prefix="klynge-store")
-        self._merger: Executor = ThreadPoolExecutor(1, thread_name_prefix="klynge-merge")
-        self._merged: Merged | None = None
-        self._merging: tuple[int, asyncio.Future[Merged]] | None = None
-        self._generation = 0
         self._closed = False
         self._unfrozen = 0  # entries taken since the last gc.freeze()
         self._loading: asyncio.Task[None] | None = None
@@ -129,7 +127,7 @@ class Refresher:
             raise
         for source in self.config.sources:
             self.states[source.url] = stored.get(source.url) or SourceState(source.url)
-        self._changed()
+            self.on_change(source.url, self.states[source.url].content)
         gc.freeze()  # the imported modules and the stored entries: see `_settle`
 
     def _settle(self, entries: int) -> None:
@@ -163,45 +161,9 @@ class Refresher:
             await asyncio.gather(self._flush_task, return_exceptions=True)
         await self.flush()
         self._parser.shutdown(wait=True, cancel_futures=True)
-        self._merger.shutdown(wait=True, cancel_futures=True)
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(self._writer, self.store.close)
         self._writer.shutdown(wait=True)
-
-    # --- the merged view -----------------------------------------------------------------
-
-    def merged(self) -> Merged:
-        """Return the merged entries of all sources, merging here if needed (tests, CLI)."""
-        if self._merged is None:
-            self._merged = merge_entries(self.contents())
-        return self._merged
-
-    async def current(self) -> Merged:
-        """Return the merged entries, merging in a worker thread when something changed.
-
-        Merging 20,000 entries takes a few hundred milliseconds: never on the event loop.
-        """
-        await self.ready()
-        if self._merged is not None:
-            return self._merged
-        generation = self._generation
-        if self._merging is None or self._merging[0] != generation:
-            loop = asyncio.get_running_loop()
-            future = loop.run_in_executor(self._merger, merge_entries, self.contents())
-            self._merging = (generation, future)
-        merged = await asyncio.shield(self._merging[1])
-        if generation == self._generation:
-            self._merged = merged
-        return merged
-
-    def contents(self) -> list[Content]:
-        """Return each configured source's content, in configuration order."""
-        return [self.states[s.url].content for s in self.config.sources if s.url in self.states]
-
-    def _changed(self) -> None:
-        self._merged = None
-        self._generation += 1
-        self.on_change()
 
     # --- refreshing ----------------------------------------------------------------------
 
@@ -230,7 +192,7 @@ class Refresher:
             state.last_attempt = now
             try:
                 return await self._refresh(source, state, now)
-            except (FetchError, ParseOverrun) as e:
+            except (FetchError, ParseOverrun) as e:  # the last good entries are kept
                 return self._failed(state, e.message, now)
             except JobFailed as e:
                 log.error("parsing %s failed: %s", source.url, e.message)
@@ -252,10 +214,10 @@ class Refresher:
             source.url, etag=state.etag, last_modified=state.last_modified
         )
         if result.not_modified:
-            return self._unchanged(state, now, "not modified (304)")
+            return self._unchanged(state, result, now, "not modified (304)")
         digest = hashlib.blake2b(result.body, digest_size=16).hexdigest()
         if digest == state.body_hash:
-            return self._unchanged(state, now, "unchanged")
+            return self._unchanged(state, result, now, "unchanged")
         limit = self.config.limits.max_entries
         parsed = await self.worker.run(
             parse_body, result.body, source, self.config.timezone, now, limit
@@ -265,45 +227,57 @@ class Refresher:
         done = await loop.run_in_executor(
             self._parser, partial(settle, parsed, source, state.content, now)
         )
-        changed = done.changed or bool(state.failures) or done.problems != state.problems
-        changed = changed or parsed.limited != state.limited
-        state.limited = parsed.limited
-        # While a removal is held back, forget the validators: the next fetch must be a full
-        # GET so that it can confirm (or undo) the removal.
         held = bool(done.content.held)
-        state.etag, state.last_modified = ("", "") if held else (result.etag, result.last_modified)
-        state.body_hash = "" if held else digest
-        state.content, state.problems = done.content, done.problems
-        self._succeeded(state, now)
+        changed = self._took(state, done, parsed.limited, result, digest, now)
         if changed:
             self._settle(len(done.content.entries))
         if changed:
             self._mark(state.url)
-            self._changed()
+        if done.changed:
+            self.on_change(state.url, done.content)
         words = f"{len(done.content.entries)} entries"
         return Outcome(
-            source.url, True, changed, words + (f"; {done.content.flag}" if held else "")
+            source.url, True, done.changed, words + (f"; {done.content.flag}" if held else "")
         )
 
-    def _unchanged(self, state: SourceState, now: datetime, words: str) -> Outcome:
-        recovered = bool(state.failures)
-        self._succeeded(state, now)
-        if recovered:
+    def _took(
+        self,
+        state: SourceState,
+        done: Ingested,
+        limited: str,
+        result: FetchResult,
+        digest: str,
+        now: datetime,
+    ) -> bool:
+        content, problems = done.content, done.problems
+        if content.held:
+            return state.held_back(
+                now, self.polling, content=content, problems=problems, limited=limited
+            )
+        return state.succeeded(
+            now,
+            self.polling,
+            content=content,
+            problems=problems,
+            limited=limited,
+            etag=result.etag,
+            last_modified=result.last_modified,
+            body_hash=digest,
+        )
+
+    def _unchanged(
+        self, state: SourceState, result: FetchResult, now: datetime, words: str
+    ) -> Outcome:
+        news = state.not_modified(
+            now, self.polling, etag=result.etag, last_modified=result.last_modified
+        )
+        if news:
             self._mark(state.url)
         return Outcome(state.url, True, False, words)
 
-    def _succeeded(self, state: SourceState, now: datetime) -> None:
-        state.last_success, state.last_error, state.failures = now, "", 0
-        state.next_check = now + self.config.poll_interval
-
     def _failed(self, state: SourceState, words: str, now: datetime) -> Outcome:
-        first = state.failures == 0 or words != state.last_error
-        state.failures += 1
-        state.last_error = words
-        wait = backoff(state.failures, self.config.poll_interval, self.config.limits.max_backoff)
-        state.next_check = now + wait
-        if first:  # persist the change of health, not every repeat of the same failure
-            self._mark(state.url)
+        if state.failed(words, now, self.polling):
+            self._mark(state.url)  # a change of health, not every repeat of the same failure
         return Outcome(state.url, False, False, f"error: {words}")
 
     # --- writing -------------------------------------------------------------------------
@@ -368,7 +342,9 @@ def settle(parsed: Parsed, source: Source, old: Content, now: datetime) -> Inges
         parsed.items, parsed.tombstones, origin=origin, trust_source=source.kind == "aggregator"
     )
     content = apply_fetch(old, items, tombs, origin=origin, now=now)
-    return Ingested(content, parsed.problems, content != old)
+    changed = content != old
+    # The old object when nothing changed: SourceState then sees "no change" by identity.
+    return Ingested(content if changed else old, parsed.problems, changed)
 
 
 def origin_for(source: Source, meta: FeedSource | None) -> FeedSource:
@@ -398,8 +374,7 @@ def parse_body(
             body, default_timezone=timezone, now=now, max_events=max_entries
         )
         limited = next((w for w in words if w.startswith("The calendar has ")), "")
-        kept, dropped = _expandable(events)
-        return Parsed(kept, (), None, (*words, *dropped), limited)
+        return Parsed(tuple(events), (), None, tuple(words), limited)
     feed = read_feed(body, url=source.url, default_timezone=timezone, max_entries=max_entries)
     if not feed.complete:
         # A truncated or malformed document: what feedparser recovers may itself be cut short
@@ -415,37 +390,8 @@ def parse_body(
     )
     cut = [p for p in feed.problems if p.field == "entries" and not p.entry_id]
     problems = tuple(_problem_words(p) for p in feed.problems if p not in cut)
-    items, dropped = _expandable(feed.items)
     limited = cut[0].message if cut else ""
-    return Parsed(items, feed.tombstones, meta, (*problems, *dropped), limited)
-
-
-def _expandable(items: Iterable[Item]) -> tuple[tuple[Item, ...], list[str]]:
-    """Drop the events whose repeat rule the outputs could not expand or write, saying why.
-
-    Run in the parse worker, so a rule that costs too much costs this one fetch; what passes
-    here can be expanded by every page and written into every output.
-    """
-    kept: list[Item] = []
-    dropped: list[str] = []
-    for item in items:
-        words = _rule_trouble(item)
-        if words:
-            dropped.append(f"entry {item.id} (rrule): {words}")
-        else:
-            kept.append(item)
-    return tuple(kept), dropped
-
-
-def _rule_trouble(item: Item) -> str:
-    if not isinstance(item, Event) or not item.rrule:
-        return ""
-    first = as_utc(item.start, item.timezone)
-    try:
-        occurrences(item, first, first + timedelta(days=1), limit=1)
-    except (ValueError, TypeError, OverflowError) as e:
-        return f"the repeat rule cannot be expanded ({e}), so it was ignored"
-    return ""
+    return Parsed(tuple(feed.items), feed.tombstones, meta, problems, limited)
 
 
 def _problem_words(problem: Any) -> str:

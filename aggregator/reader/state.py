@@ -1,4 +1,10 @@
-"""Per-source polling state: validators, health in words, back-off, and the source's content."""
+"""Per-source polling state: validators, health in words, back-off, and the source's content.
+
+What can happen to a source is a method of `SourceState` (as in Miniflux's model.Feed): it
+succeeded, was held back, was not modified, or failed. Each sets the health and the next check
+and returns whether the change is worth writing to the store; a repeat of the same failure,
+or a 304 with the validators we sent, is not.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +15,18 @@ from typing import Any, Literal
 from aggregator.reader.merge import Content
 
 Health = Literal["new", "ok", "failing", "stale"]
+
+
+@dataclass(frozen=True)
+class Polling:
+    """How often a source is polled: every `interval`, backing off to at most `ceiling`."""
+
+    interval: timedelta
+    ceiling: timedelta
+
+    def wait(self, failures: int) -> timedelta:
+        """Return the wait before the next check after `failures` failures in a row."""
+        return backoff(failures, self.interval, self.ceiling)
 
 
 @dataclass
@@ -27,6 +45,107 @@ class SourceState:
     problems: tuple[str, ...] = ()
     limited: str = ""  # why only part of the last body was read (the entry limit), in words
     content: Content = field(default_factory=Content)
+
+    # --- what happens to a source ------------------------------------------------------------
+
+    def succeeded(
+        self,
+        now: datetime,
+        polling: Polling,
+        *,
+        content: Content,
+        problems: tuple[str, ...] = (),
+        limited: str = "",
+        etag: str = "",
+        last_modified: str = "",
+        body_hash: str = "",
+    ) -> bool:
+        """Take a good fetch's content, problems and validators; tell whether to write them."""
+        news = self._validators(etag, last_modified, body_hash)
+        return self._took(now, polling, content, problems, limited) or news
+
+    def held_back(
+        self,
+        now: datetime,
+        polling: Polling,
+        *,
+        content: Content,
+        problems: tuple[str, ...] = (),
+        limited: str = "",
+    ) -> bool:
+        """Take a good fetch whose removal of entries is held back, forgetting the validators.
+
+        `content` keeps the entries the fetch would remove (`Content.held`); the next fetch must
+        then be a full GET, so that it can confirm (or undo) the removal.
+        """
+        news = self._validators("", "", "")
+        return self._took(now, polling, content, problems, limited) or news
+
+    def not_modified(
+        self, now: datetime, polling: Polling, *, etag: str = "", last_modified: str = ""
+    ) -> bool:
+        """Take a 304 or an identical body, keeping the validators the response carries.
+
+        RFC 9110 §15.4.5: a 304 carries the validators the stored response is to be updated
+        with. While a removal is held back no validators are kept: the next fetch confirms it.
+        """
+        news = not self.content.held and self._validators(etag, last_modified, self.body_hash)
+        return self._good(now, polling) or news
+
+    def failed(self, error: str, now: datetime, polling: Polling) -> bool:
+        """Count a failure and back off, keeping the last good entries; tell whether it is news.
+
+        A failure is a fetch that failed, a body refused as not a usable feed, or a body whose
+        parsing overran its time or memory limit. A body cut at the entry limit is a success
+        (`limited`); a mass removal is `held_back`.
+        """
+        news = self.with_error_message(error)
+        self.schedule_next_check(now, polling)
+        return news
+
+    def with_error_message(self, message: str) -> bool:
+        """Count one more failure in a row; tell whether the source was healthy or said else."""
+        news = self.failures == 0 or message != self.last_error
+        self.failures += 1
+        self.last_error = message
+        return news
+
+    def reset_error_counter(self) -> bool:
+        """Forget the failures in a row; tell whether there were any."""
+        recovered = bool(self.failures or self.last_error)
+        self.failures, self.last_error = 0, ""
+        return recovered
+
+    def schedule_next_check(self, now: datetime, polling: Polling) -> None:
+        """Set the next check one poll interval on, or later after failures (`backoff`)."""
+        self.next_check = now + polling.wait(self.failures)
+
+    def _good(self, now: datetime, polling: Polling) -> bool:
+        self.last_success = now
+        recovered = self.reset_error_counter()
+        self.schedule_next_check(now, polling)
+        return recovered
+
+    def _took(
+        self,
+        now: datetime,
+        polling: Polling,
+        content: Content,
+        problems: tuple[str, ...],
+        limited: str,
+    ) -> bool:
+        # Identity, not equality: comparing thousands of entries would stall the event loop,
+        # and `refresh.settle` hands back the old Content when a fetch changed nothing.
+        news = content is not self.content or problems != self.problems or limited != self.limited
+        self.content, self.problems, self.limited = content, problems, limited
+        return self._good(now, polling) or news
+
+    def _validators(self, etag: str, last_modified: str, body_hash: str) -> bool:
+        news = (etag, last_modified, body_hash) != (self.etag, self.last_modified, self.body_hash)
+        self.etag, self.last_modified, self.body_hash = etag, last_modified, body_hash
+        return news
+
+    # --- reading it ------------------------------------------------------------------------
 
     def due(self, now: datetime) -> bool:
         """Tell whether a scheduled poll should fetch now (back-off respected)."""

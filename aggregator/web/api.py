@@ -10,7 +10,7 @@ from urllib.parse import parse_qsl
 
 from aiohttp import web
 
-from aggregator.keys import CONFIG, OUTPUTS, REFRESHER, SCHEDULER
+from aggregator.keys import CONFIG, MERGED, OUTPUTS, REFRESHER, SCHEDULER
 from aggregator.publish import outputs
 from aggregator.web.status import source_rows
 from klynge.errors import BadRequest, NotFound, ValidationError
@@ -83,7 +83,7 @@ async def api_events(request: web.Request) -> web.Response:
         _date(request, "from"), _date(request, "to"), config.timezone, config.clock.now()
     )
     village, category = _filters(request)
-    merged = await request.app[REFRESHER].current()
+    merged = await request.app[MERGED].current()
     loop = asyncio.get_running_loop()
     found = await loop.run_in_executor(None, outputs.occurrences, merged, lo, hi, village, category)
     body: dict[str, Any] = {
@@ -99,7 +99,7 @@ async def api_notices(request: web.Request) -> web.Response:
     config = request.app[CONFIG]
     village, category = _filters(request)
     notices = outputs.current_notices(
-        await request.app[REFRESHER].current(), config.clock.now(), village, category
+        await request.app[MERGED].current(), config.clock.now(), village, category
     )
     body = {"notices": rendered(notices, outputs.notice_json, "/api/notices")}
     return web.json_response(body, dumps=_dumps)

@@ -13,7 +13,7 @@ from urllib.parse import urlencode
 from aiohttp import web
 from babel.dates import format_date
 
-from aggregator.keys import CONFIG, REFRESHER, now
+from aggregator.keys import CONFIG, MERGED, now
 from aggregator.publish import outputs
 from aggregator.reader.merge import Merged
 from klynge import i18n
@@ -87,7 +87,7 @@ def by_day(found: Iterable[Occurrence], tz: str) -> Days:
 
 async def merged_of(request: web.Request) -> Merged:
     """Return the current merged view of the cluster."""
-    return await request.app[REFRESHER].current()
+    return await request.app[MERGED].current()
 
 
 async def occurrences_between(

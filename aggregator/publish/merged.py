@@ -1,0 +1,69 @@
+"""The merged view of the cluster: every source's content merged once per change, off the loop.
+
+The refresher tells the view of each source's new content (`changed`); the view merges again
+on the next read, in a worker thread, and tells the documents (`on_change`) to be rebuilt.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
+
+from aggregator.reader.merge import Content, Merged, merge_entries
+
+
+async def _at_once() -> None:
+    return None
+
+
+class MergedView:
+    """The cluster's merged entries, merged again after a source's content changed."""
+
+    def __init__(self, *, ready: Callable[[], Awaitable[None]] = _at_once) -> None:
+        self.ready = ready  # awaited before a merge: the stored contents are being loaded
+        self.on_change: Callable[[], None] = lambda: None
+        self._contents: dict[str, Content] = {}
+        self._merged: Merged | None = None
+        self._merging: tuple[int, asyncio.Future[Merged]] | None = None
+        self._generation = 0  # counts changes, so that a merge of older contents is not kept
+        self._merger = ThreadPoolExecutor(1, thread_name_prefix="klynge-merge")
+
+    def changed(self, url: str, content: Content) -> None:
+        """Take a source's new content: the next read merges again, the documents go stale."""
+        self._contents[url] = content
+        self._merged = None
+        self._generation += 1
+        self.on_change()
+
+    def contents(self) -> list[Content]:
+        """Return each source's content, in the order the sources were first told."""
+        return list(self._contents.values())
+
+    def merged(self) -> Merged:
+        """Return the merged entries, merging here if needed (tests, CLI, benchmarks)."""
+        if self._merged is None:
+            self._merged = merge_entries(self.contents())
+        return self._merged
+
+    async def current(self) -> Merged:
+        """Return the merged entries, merging in a worker thread when something changed.
+
+        Merging 20,000 entries takes a few hundred milliseconds: never on the event loop.
+        """
+        await self.ready()
+        if self._merged is not None:
+            return self._merged
+        generation = self._generation
+        if self._merging is None or self._merging[0] != generation:
+            loop = asyncio.get_running_loop()
+            future = loop.run_in_executor(self._merger, merge_entries, self.contents())
+            self._merging = (generation, future)
+        merged = await asyncio.shield(self._merging[1])
+        if generation == self._generation:
+            self._merged = merged
+        return merged
+
+    def close(self) -> None:
+        """Stop the merging thread."""
+        self._merger.shutdown(wait=True, cancel_futures=True)
