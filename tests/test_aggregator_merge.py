@@ -135,9 +135,10 @@ def test_mass_removal_is_held_once_then_applied() -> None:
     first = fetched(events, A)
     held = fetched(events[:1], A, old=first)
     assert len(held.entries) == 4 and len(held.held) == 3
-    assert held.flag.startswith("This fetch would remove 3 of 4 upcoming entries")
+    assert held.flag is not None
+    assert held.flag.english().startswith("This fetch would remove 3 of 4 upcoming entries")
     confirmed = fetched(events[:1], A, old=held)
-    assert list(confirmed.entries) == [events[0].id] and confirmed.flag == ""
+    assert list(confirmed.entries) == [events[0].id] and confirmed.flag is None
 
 
 def test_first_seen_survives_updates() -> None:

@@ -2,7 +2,7 @@
 
 Every limit here exists because a source is a stranger's server: it may be slow, huge, a gzip
 bomb, a redirect loop or simply gone. Whatever happens, callers get a `FetchResult` or a
-`FetchError` whose message says in words what went wrong (shown on /status).
+`FetchError` whose message (a code with parameters, below) says what went wrong on /status.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from yarl import URL
 
 import klynge
 from klynge.errors import KlyngeError
+from klynge.messages import Message, define
 from klynge.model import is_http_url
 
 REDIRECTS = frozenset({301, 302, 303, 307, 308})
@@ -34,6 +35,65 @@ ACCEPT = (
     "application/atom+xml, application/rss+xml;q=0.9, text/calendar;q=0.9, "
     "application/xml;q=0.8, text/xml;q=0.8, */*;q=0.5"
 )
+
+
+# What can go wrong, in English; Danish in aggregator/locale. A cause follows after ": ".
+CONNECT = define("fetch.connect", "could not connect")
+NETWORK = define("fetch.network", "network error")
+TIMED_OUT_AFTER = define("fetch.timed_out_after", "timed out after %(seconds)s s")
+TOO_MANY_REDIRECTS = define("fetch.too_many_redirects", "too many redirects (more than %(limit)s)")
+TOO_LARGE_DECLARED = define(
+    "fetch.too_large_declared", "the response is larger than %(cap)s (it declares %(size)s)"
+)
+TOO_LARGE = define("fetch.too_large", "the response is larger than %(cap)s")
+TOO_LARGE_DECODED = define(
+    "fetch.too_large_decoded", "the response is larger than %(cap)s when decompressed"
+)
+BAD_CODING = define("fetch.bad_coding", "the body is not valid %(coding)s (%(detail)s)")
+CODING_ENDS_EARLY = define(
+    "fetch.coding_ends_early", "the body is not valid %(coding)s: it ends too early"
+)
+CODING_TRAILING = define(
+    "fetch.coding_trailing", "the body is not valid %(coding)s: data after the end"
+)
+UNKNOWN_CODING = define(
+    "fetch.unknown_coding",
+    "the server used a compression we do not accept (%(coding)s); we accept gzip and deflate",
+)
+NOT_HTTP = define("fetch.not_http", "only http and https URLs can be fetched, not '%(url)s'")
+REDIRECT_NO_LOCATION = define(
+    "fetch.redirect_no_location", "HTTP %(status)s redirect without a Location header"
+)
+REDIRECT_INVALID = define(
+    "fetch.redirect_invalid", "the server redirected to an invalid URL '%(url)s'"
+)
+REDIRECT_NOT_HTTP = define(
+    "fetch.redirect_not_http", "the server redirected to a URL that is not http(s): '%(url)s'"
+)
+HTTP_STATUS = define("fetch.http_status", "HTTP %(status)s %(reason)s")
+HTTP_STATUS_BARE = define("fetch.http_status_bare", "HTTP %(status)s")
+HOST_NOT_FOUND = define("fetch.host_not_found", "the host name %(host)s was not found")
+BAD_CERTIFICATE = define("fetch.bad_certificate", "the TLS certificate is not valid (%(detail)s)")
+TLS_FAILED = define("fetch.tls_failed", "the TLS handshake failed")
+DISCONNECTED = define(
+    "fetch.disconnected", "the server closed the connection without a complete answer"
+)
+TRUNCATED = define(
+    "fetch.truncated",
+    "the connection closed before the whole body arrived (truncated response)",
+)
+MALFORMED_BODY = define("fetch.malformed_body", "the server sent a malformed body (%(detail)s)")
+INVALID_RESPONSE = define(
+    "fetch.invalid_response", "the server sent an invalid HTTP response (%(detail)s)"
+)
+INVALID_URL = define("fetch.invalid_url", "the URL is not valid")
+REQUEST_FAILED = define("fetch.request_failed", "the request failed (%(detail)s)")
+REFUSED = define("fetch.refused", "connection refused")
+RESET = define("fetch.reset", "connection reset by the server")
+HOST_UNREACHABLE = define("fetch.host_unreachable", "host unreachable")
+NETWORK_UNREACHABLE = define("fetch.network_unreachable", "network unreachable")
+TIMED_OUT = define("fetch.timed_out", "timed out")
+OS_ERROR = define("fetch.os_error", "%(reason)s")
 
 
 @dataclass(frozen=True)
@@ -61,7 +121,7 @@ class FetchResult:
 
 
 class FetchError(KlyngeError):
-    """A source could not be fetched; `message` says why in words for the /status page."""
+    """A source could not be fetched; `detail` says why, for the /status page."""
 
     status = 502
     code = "fetch"
@@ -138,9 +198,10 @@ class Fetcher:
             raise
         except aiohttp.ConnectionTimeoutError as e:
             wait = min(self.limits.connect_timeout, seconds)
-            raise FetchError(f"could not connect: timed out after {wait:g} s") from e
+            timed_out = Message(TIMED_OUT_AFTER, {"seconds": f"{wait:g}"})
+            raise FetchError(Message(CONNECT, cause=timed_out)) from e
         except TimeoutError as e:
-            raise FetchError(f"timed out after {seconds:g} s") from e
+            raise FetchError(Message(TIMED_OUT_AFTER, {"seconds": f"{seconds:g}"})) from e
         except Exception as e:  # a hostile server must never crash the caller
             raise FetchError(_error_words(e)) from e
 
@@ -155,7 +216,7 @@ class Fetcher:
                 if resp.status not in REDIRECTS:
                     return await self._result(resp, etag, last_modified)
                 url = _redirect_target(resp)
-        raise FetchError(f"too many redirects (more than {self.limits.max_redirects})")
+        raise FetchError(Message(TOO_MANY_REDIRECTS, {"limit": self.limits.max_redirects}))
 
     async def _result(
         self, resp: aiohttp.ClientResponse, etag: str, last_modified: str
@@ -197,14 +258,14 @@ class Fetcher:
         declared = resp.content_length
         if declared is not None and declared > cap:
             raise FetchError(
-                f"the response is larger than {_size(cap)} (it declares {_size(declared)})"
+                Message(TOO_LARGE_DECLARED, {"cap": _size(cap), "size": _size(declared)})
             )
         decoder = _Decoder(resp.headers.get("Content-Encoding", ""), self.limits.max_decompressed)
         received = 0
         async for chunk in resp.content.iter_chunked(CHUNK):
             received += len(chunk)
             if received > cap:
-                raise FetchError(f"the response is larger than {_size(cap)}")
+                raise FetchError(Message(TOO_LARGE, {"cap": _size(cap)}))
             decoder.feed(chunk)
         return decoder.finish()
 
@@ -236,13 +297,14 @@ class _Decoder:
         try:
             self._inflate(data)
         except zlib.error as e:
-            raise FetchError(f"the body is not valid {self.coding} ({e})") from e
+            detail = Message(BAD_CODING, {"coding": self.coding, "detail": str(e)})
+            raise FetchError(detail) from e
 
     def finish(self) -> bytes:
         """Return the whole decoded body, checking the compressed stream was complete."""
         complete = self.inflater is not None and self.inflater.eof
         if self.fed and self.coding != "identity" and not complete:
-            raise FetchError(f"the body is not valid {self.coding}: it ends too early")
+            raise FetchError(Message(CODING_ENDS_EARLY, {"coding": self.coding}))
         return b"".join(self.parts)
 
     def _start_deflate(self, data: bytes) -> bytes:
@@ -267,7 +329,7 @@ class _Decoder:
     def _next_member(self, data: bytes) -> bytes:
         """Start the next member of a multi-member gzip body (RFC 1952 §2.2)."""
         if self.coding != "gzip":
-            raise FetchError(f"the body is not valid {self.coding}: data after the end")
+            raise FetchError(Message(CODING_TRAILING, {"coding": self.coding}))
         self.inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
         return data
 
@@ -275,8 +337,8 @@ class _Decoder:
         """Keep decoded bytes, refusing the body once it passes the cap."""
         self.size += len(out)
         if self.size > self.cap:
-            what = "" if self.coding == "identity" else " when decompressed"
-            raise FetchError(f"the response is larger than {_size(self.cap)}{what}")
+            code = TOO_LARGE if self.coding == "identity" else TOO_LARGE_DECODED
+            raise FetchError(Message(code, {"cap": _size(self.cap)}))
         if out:
             self.parts.append(out)
 
@@ -290,85 +352,86 @@ def _coding(content_encoding: str) -> str:
     if len(codings) == 1 and codings[0] in ("gzip", "x-gzip", "deflate"):
         return "deflate" if codings[0] == "deflate" else "gzip"
     shown = _printable(content_encoding, 40)
-    raise FetchError(
-        f"the server used a compression we do not accept ({shown}); we accept gzip and deflate"
-    )
+    raise FetchError(Message(UNKNOWN_CODING, {"coding": shown}))
 
 
 def _check_url(url: str) -> None:
     """Refuse anything but an absolute http(s) URL with a host."""
     if not is_http_url(url):
-        raise FetchError(f"only http and https URLs can be fetched, not {_printable(url)!r}")
+        raise FetchError(Message(NOT_HTTP, {"url": _printable(url)}))
 
 
 def _redirect_target(resp: aiohttp.ClientResponse) -> str:
     """Return the absolute http(s) URL a redirect points to, or raise FetchError."""
     location = resp.headers.get("Location", "")
     if not location:
-        raise FetchError(f"HTTP {resp.status} redirect without a Location header")
+        raise FetchError(Message(REDIRECT_NO_LOCATION, {"status": resp.status}))
     try:
         target = str(resp.url.join(URL(location)))
     except ValueError as e:
-        raise FetchError(f"the server redirected to an invalid URL {_printable(location)!r}") from e
+        raise FetchError(Message(REDIRECT_INVALID, {"url": _printable(location)})) from e
     if not is_http_url(target):
-        raise FetchError(
-            f"the server redirected to a URL that is not http(s): {_printable(location)!r}"
-        )
+        raise FetchError(Message(REDIRECT_NOT_HTTP, {"url": _printable(location)}))
     return target
 
 
-def _status_words(resp: aiohttp.ClientResponse) -> str:
+def _status_words(resp: aiohttp.ClientResponse) -> Message:
     """Say an HTTP error status the standard way, e.g. "HTTP 500 Internal Server Error"."""
     try:
         phrase = HTTPStatus(resp.status).phrase
     except ValueError:
         phrase = _printable(resp.reason or "", 60)
-    return f"HTTP {resp.status} {phrase}".rstrip()
+    if not phrase:
+        return Message(HTTP_STATUS_BARE, {"status": resp.status})
+    return Message(HTTP_STATUS, {"status": resp.status, "reason": phrase})
 
 
-def _error_words(exc: Exception) -> str:
-    """Describe a client, OS or protocol failure in words."""
+def _error_words(exc: Exception) -> Message:
+    """Describe a client, OS or protocol failure."""
     if isinstance(exc, aiohttp.ClientConnectorDNSError):
-        return f"could not connect: the host name {exc.host} was not found"
+        return Message(CONNECT, cause=Message(HOST_NOT_FOUND, {"host": str(exc.host)}))
     if isinstance(exc, aiohttp.ClientConnectorCertificateError):
-        return f"could not connect: the TLS certificate is not valid ({exc.certificate_error})"
+        bad = Message(BAD_CERTIFICATE, {"detail": str(exc.certificate_error)})
+        return Message(CONNECT, cause=bad)
     if isinstance(exc, aiohttp.ClientConnectorSSLError):
-        return "could not connect: the TLS handshake failed"
+        return Message(CONNECT, cause=Message(TLS_FAILED))
     if isinstance(exc, aiohttp.ClientConnectorError):
-        return f"could not connect: {_os_words(exc.os_error)}"
+        return Message(CONNECT, cause=_os_words(exc.os_error))
     if isinstance(exc, aiohttp.ServerDisconnectedError):
-        return "the server closed the connection without a complete answer"
+        return Message(DISCONNECTED)
     if isinstance(exc, aiohttp.ClientPayloadError):
         if "not completed" in str(exc):
-            return "the connection closed before the whole body arrived (truncated response)"
-        return f"the server sent a malformed body ({_printable(str(exc), 80)})"
+            return Message(TRUNCATED)
+        return Message(MALFORMED_BODY, {"detail": _printable(str(exc), 80)})
     if isinstance(exc, aiohttp.ClientResponseError):
-        return f"the server sent an invalid HTTP response ({_printable(exc.message, 80)})"
+        return Message(INVALID_RESPONSE, {"detail": _printable(exc.message, 80)})
     if isinstance(exc, aiohttp.InvalidURL):
-        return "the URL is not valid"
+        return Message(INVALID_URL)
     if isinstance(exc, OSError):
-        return f"network error: {_os_words(exc)}"
-    return f"the request failed ({type(exc).__name__}: {_printable(str(exc), 80)})"
+        return Message(NETWORK, cause=_os_words(exc))
+    detail = f"{type(exc).__name__}: {_printable(str(exc), 80)}"
+    return Message(REQUEST_FAILED, {"detail": detail})
 
 
 _ERRNO_WORDS = {
-    errno.ECONNREFUSED: "connection refused",
-    errno.ECONNRESET: "connection reset by the server",
-    errno.EHOSTUNREACH: "host unreachable",
-    errno.ENETUNREACH: "network unreachable",
-    errno.ETIMEDOUT: "timed out",
+    errno.ECONNREFUSED: REFUSED,
+    errno.ECONNRESET: RESET,
+    errno.EHOSTUNREACH: HOST_UNREACHABLE,
+    errno.ENETUNREACH: NETWORK_UNREACHABLE,
+    errno.ETIMEDOUT: TIMED_OUT,
 }
 
 
-def _os_words(err: OSError) -> str:
+def _os_words(err: OSError) -> Message:
     """Name an OS-level network error; asyncio's "Multiple exceptions" hides the errno."""
     if err.errno in _ERRNO_WORDS:
-        return _ERRNO_WORDS[err.errno]
+        return Message(_ERRNO_WORDS[err.errno])
     text = str(err)
-    for number, words in _ERRNO_WORDS.items():
+    for number, code in _ERRNO_WORDS.items():
         if f"[Errno {number}]" in text:
-            return words
-    return _printable(err.strerror or text, 80).lower() or type(err).__name__
+            return Message(code)
+    reason = _printable(err.strerror or text, 80).lower() or type(err).__name__
+    return Message(OS_ERROR, {"reason": reason})
 
 
 def _size(n: int) -> str:

@@ -18,7 +18,6 @@ from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
-from typing import Any
 
 from aggregator.config import AggregatorConfig, Source
 from aggregator.publish.outputs import release_memory
@@ -27,9 +26,10 @@ from aggregator.reader.merge import Content, Merged, apply_fetch, bind, merge_en
 from aggregator.reader.parse_worker import JobFailed, ParseOverrun, ParseWorker
 from aggregator.reader.state import SourceState, backoff
 from aggregator.store.sources import Store, state_record
-from klynge.atom.reader import read_feed
+from klynge.atom.reader import Problem, read_feed
 from klynge.errors import FeedError, StorageError
-from klynge.ical.reader import read_calendar
+from klynge.ical.reader import TOO_MANY_EVENTS, read_calendar
+from klynge.messages import Message, define
 from klynge.model import Event, FeedSource, Item, Tombstone, as_utc
 from klynge.recurrence import occurrences
 
@@ -40,6 +40,30 @@ FLUSH_DELAY = 2.0  # seconds: writes of sources refreshed close together share o
 # Entries taken in between two gc.freeze() calls (see `_settle`): about 3 tracked objects each.
 FREEZE_EVERY = 1000
 
+# What a refresh says (CLI, logs, /status; Danish in aggregator/locale).
+NOT_MODIFIED = define("refresh.not_modified", "not modified (304)")
+UNCHANGED = define("refresh.unchanged", "unchanged")
+ENTRIES = define("refresh.entries", "%(n)s entry", "%(n)s entries", count="n")
+ENTRIES_HELD = define(
+    "refresh.entries_held", "%(n)s entry; %(flag)s", "%(n)s entries; %(flag)s", count="n"
+)
+ERROR = define("refresh.error", "error")
+NOT_USABLE = define("refresh.not_usable", "not a usable feed")
+COULD_NOT_READ = define("refresh.could_not_read", "could not be read (%(detail)s)")
+BROKEN_XML = define("refresh.broken_xml", "the document is not well-formed XML, so it was ignored.")
+BROKEN_XML_BECAUSE = define(
+    "refresh.broken_xml_because",
+    "the document is not well-formed XML, so it was ignored. %(cause)s",
+)
+IN_ENTRY = define("refresh.in_entry", "entry %(entry)s (%(field)s)")
+IN_ENTRY_BARE = define("refresh.in_entry_bare", "entry %(entry)s")
+IN_FEED = define("refresh.in_feed", "the feed (%(field)s)")
+IN_FEED_BARE = define("refresh.in_feed_bare", "the feed")
+RULE_UNEXPANDABLE = define(
+    "refresh.rule_unexpandable",
+    "the repeat rule cannot be expanded (%(detail)s), so it was ignored",
+)
+
 
 @dataclass(frozen=True)
 class Parsed:
@@ -48,8 +72,8 @@ class Parsed:
     items: tuple[Item, ...]
     tombstones: tuple[Tombstone, ...]
     meta: FeedSource | None  # the feed's own identity (None for .ics)
-    problems: tuple[str, ...]
-    limited: str = ""  # why only part of the body was read (the entry limit), in words
+    problems: tuple[Message, ...]
+    limited: Message | None = None  # why only part of the body was read (the entry limit)
 
 
 @dataclass(frozen=True)
@@ -59,7 +83,12 @@ class Outcome:
     url: str
     ok: bool
     changed: bool
-    words: str
+    message: Message
+
+    @property
+    def words(self) -> str:
+        """Return the outcome in English (the CLI and logs speak English)."""
+        return self.message.english()
 
 
 class Refresher:
@@ -231,15 +260,16 @@ class Refresher:
             try:
                 return await self._refresh(source, state, now)
             except (FetchError, ParseOverrun) as e:
-                return self._failed(state, e.message, now)
+                return self._failed(state, e.detail, now)
             except JobFailed as e:
                 log.error("parsing %s failed: %s", source.url, e.message)
-                return self._failed(state, f"could not be read ({e.message})", now)
+                return self._failed(state, Message(COULD_NOT_READ, {"detail": e.message}), now)
             except FeedError as e:
-                return self._failed(state, f"not a usable feed: {e.message}", now)
+                return self._failed(state, Message(NOT_USABLE, cause=e.detail), now)
             except Exception as e:  # a bug or an unforeseen input must not stop the others
                 log.exception("refreshing %s failed", source.url)
-                return self._failed(state, f"could not be read ({type(e).__name__}: {e})", now)
+                detail = f"{type(e).__name__}: {e}"
+                return self._failed(state, Message(COULD_NOT_READ, {"detail": detail}), now)
 
     def state(self, source: Source) -> SourceState:
         """Return a source's state, creating it for a new source (a stand-in while loading)."""
@@ -252,10 +282,10 @@ class Refresher:
             source.url, etag=state.etag, last_modified=state.last_modified
         )
         if result.not_modified:
-            return self._unchanged(state, now, "not modified (304)")
+            return self._unchanged(state, now, Message(NOT_MODIFIED))
         digest = hashlib.blake2b(result.body, digest_size=16).hexdigest()
         if digest == state.body_hash:
-            return self._unchanged(state, now, "unchanged")
+            return self._unchanged(state, now, Message(UNCHANGED))
         limit = self.config.limits.max_entries
         parsed = await self.worker.run(
             parse_body, result.body, source, self.config.timezone, now, limit
@@ -280,12 +310,12 @@ class Refresher:
         if changed:
             self._mark(state.url)
             self._changed()
-        words = f"{len(done.content.entries)} entries"
-        return Outcome(
-            source.url, True, changed, words + (f"; {done.content.flag}" if held else "")
-        )
+        count = {"n": len(done.content.entries)}
+        flag = done.content.flag
+        words = Message(ENTRIES_HELD, {**count, "flag": flag}) if flag else Message(ENTRIES, count)
+        return Outcome(source.url, True, changed, words)
 
-    def _unchanged(self, state: SourceState, now: datetime, words: str) -> Outcome:
+    def _unchanged(self, state: SourceState, now: datetime, words: Message) -> Outcome:
         recovered = bool(state.failures)
         self._succeeded(state, now)
         if recovered:
@@ -293,10 +323,10 @@ class Refresher:
         return Outcome(state.url, True, False, words)
 
     def _succeeded(self, state: SourceState, now: datetime) -> None:
-        state.last_success, state.last_error, state.failures = now, "", 0
+        state.last_success, state.last_error, state.failures = now, None, 0
         state.next_check = now + self.config.poll_interval
 
-    def _failed(self, state: SourceState, words: str, now: datetime) -> Outcome:
+    def _failed(self, state: SourceState, words: Message, now: datetime) -> Outcome:
         first = state.failures == 0 or words != state.last_error
         state.failures += 1
         state.last_error = words
@@ -304,7 +334,7 @@ class Refresher:
         state.next_check = now + wait
         if first:  # persist the change of health, not every repeat of the same failure
             self._mark(state.url)
-        return Outcome(state.url, False, False, f"error: {words}")
+        return Outcome(state.url, False, False, Message(ERROR, cause=words))
 
     # --- writing -------------------------------------------------------------------------
 
@@ -352,7 +382,7 @@ class Ingested:
     """A source's new content after a good fetch, and whether it differs from the old."""
 
     content: Content
-    problems: tuple[str, ...]
+    problems: tuple[Message, ...]
     changed: bool
 
 
@@ -397,15 +427,17 @@ def parse_body(
         events, words = read_calendar(
             body, default_timezone=timezone, now=now, max_events=max_entries
         )
-        limited = next((w for w in words if w.startswith("The calendar has ")), "")
+        limited = next((w for w in words if w.code == TOO_MANY_EVENTS), None)
         kept, dropped = _expandable(events)
         return Parsed(kept, (), None, (*words, *dropped), limited)
     feed = read_feed(body, url=source.url, default_timezone=timezone, max_entries=max_entries)
     if not feed.complete:
         # A truncated or malformed document: what feedparser recovers may itself be cut short
         # and lacks atom:source and tombstones, so none of it is used.
-        cause = next((p.message for p in feed.problems if p.field == "feed"), "")
-        raise FeedError(f"the document is not well-formed XML, so it was ignored. {cause}".strip())
+        cause = next((p.message for p in feed.problems if p.field == "feed"), None)
+        if cause is None:
+            raise FeedError(Message(BROKEN_XML))
+        raise FeedError(Message(BROKEN_XML_BECAUSE, {"cause": cause}))
     meta = FeedSource(
         id=feed.meta.id,
         title=feed.meta.title,
@@ -416,39 +448,44 @@ def parse_body(
     cut = [p for p in feed.problems if p.field == "entries" and not p.entry_id]
     problems = tuple(_problem_words(p) for p in feed.problems if p not in cut)
     items, dropped = _expandable(feed.items)
-    limited = cut[0].message if cut else ""
+    limited = cut[0].message if cut else None
     return Parsed(items, feed.tombstones, meta, (*problems, *dropped), limited)
 
 
-def _expandable(items: Iterable[Item]) -> tuple[tuple[Item, ...], list[str]]:
+def _expandable(items: Iterable[Item]) -> tuple[tuple[Item, ...], list[Message]]:
     """Drop the events whose repeat rule the outputs could not expand or write, saying why.
 
     Run in the parse worker, so a rule that costs too much costs this one fetch; what passes
     here can be expanded by every page and written into every output.
     """
     kept: list[Item] = []
-    dropped: list[str] = []
+    dropped: list[Message] = []
     for item in items:
         words = _rule_trouble(item)
         if words:
-            dropped.append(f"entry {item.id} (rrule): {words}")
+            dropped.append(Message(IN_ENTRY, {"entry": item.id, "field": "rrule"}, words))
         else:
             kept.append(item)
     return tuple(kept), dropped
 
 
-def _rule_trouble(item: Item) -> str:
+def _rule_trouble(item: Item) -> Message | None:
     if not isinstance(item, Event) or not item.rrule:
-        return ""
+        return None
     first = as_utc(item.start, item.timezone)
     try:
         occurrences(item, first, first + timedelta(days=1), limit=1)
     except (ValueError, TypeError, OverflowError) as e:
-        return f"the repeat rule cannot be expanded ({e}), so it was ignored"
-    return ""
+        return Message(RULE_UNEXPANDABLE, {"detail": str(e)})
+    return None
 
 
-def _problem_words(problem: Any) -> str:
-    where = f"entry {problem.entry_id}" if problem.entry_id else "the feed"
-    field = f" ({problem.field})" if problem.field else ""
-    return f"{where}{field}: {problem.message}"
+def _problem_words(problem: Problem) -> Message:
+    """Say where a feed problem is ("entry X (field)"), with the problem as its cause."""
+    where: dict[str, str | int | float | Message] = {"field": problem.field}
+    if problem.entry_id:
+        where["entry"] = problem.entry_id
+        code = IN_ENTRY if problem.field else IN_ENTRY_BARE
+    else:
+        code = IN_FEED if problem.field else IN_FEED_BARE
+    return Message(code, where, problem.message)

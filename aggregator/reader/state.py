@@ -1,4 +1,4 @@
-"""Per-source polling state: validators, health in words, back-off, and the source's content."""
+"""Per-source polling state: validators, health, problems as messages, back-off, content."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from aggregator.reader.merge import Content
+from klynge.messages import Message
 
 Health = Literal["new", "ok", "failing", "stale"]
 
@@ -21,11 +22,11 @@ class SourceState:
     body_hash: str = ""
     last_success: datetime | None = None
     last_attempt: datetime | None = None
-    last_error: str = ""
+    last_error: Message | None = None
     failures: int = 0
     next_check: datetime | None = None
-    problems: tuple[str, ...] = ()
-    limited: str = ""  # why only part of the last body was read (the entry limit), in words
+    problems: tuple[Message, ...] = ()
+    limited: Message | None = None  # why only part of the last body was read (the entry limit)
     content: Content = field(default_factory=Content)
 
     def due(self, now: datetime) -> bool:
@@ -51,12 +52,16 @@ class SourceState:
             "body_hash": self.body_hash,
             "last_success": _iso(self.last_success),
             "last_attempt": _iso(self.last_attempt),
-            "last_error": self.last_error,
+            "last_error": _json(self.last_error),
             "failures": self.failures,
             "next_check": _iso(self.next_check),
-            "problems": list(self.problems),
-            "limited": self.limited,
+            "problems": [p.to_json() for p in self.problems],
+            "limited": _json(self.limited),
         }
+
+
+def _json(message: Message | None) -> dict[str, Any] | None:
+    return message.to_json() if message is not None else None
 
 
 def _iso(value: datetime | None) -> str | None:
