@@ -330,7 +330,7 @@ def _parse_time(
     try:
         return parse_when(text, tz=tz, all_day=all_day)
     except ValueError as e:
-        errors[name] = str(e)
+        errors[name] = problem_of(e)
         return None
 
 
@@ -356,7 +356,9 @@ def _parse_expiry(value: str | None, tz: str, errors: FieldErrors) -> datetime |
     except ValueError as e:
         # The form asks for a date: a fixed msgid, so it shows in Danish, and no talk of times
         # for "1.12.2026"; a longer text was meant as a date and time (the API allows both).
-        errors["expires"] = str(e) if len(text) > 10 and "not a valid" in str(e) else BAD_DATE
+        errors["expires"] = (
+            problem_of(e) if len(text) > 10 and "not a valid" in str(e) else BAD_DATE
+        )
         return None
     assert isinstance(parsed, datetime)
     return parsed
