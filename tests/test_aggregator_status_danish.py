@@ -165,8 +165,14 @@ async def test_status_reads_fully_in_danish(
     page = _reader_text(await (await client.get("/status")).text())
     for message in messages:
         assert message.render("da") in page or message in _problems_beyond_the_first(rows)
-    leftovers = {(code, run) for code in used for run in _english_fragments(code) if run in page}
-    assert not leftovers, sorted(leftovers)
+    assert not _leftovers(used, page), sorted(_leftovers(used, page))
+    # The check can fail: the English page is full of what it looks for.
+    english = _reader_text(await (await client.get("/status?lang=en")).text())
+    assert len(_leftovers(used, english)) >= 20
+
+
+def _leftovers(codes: set[str], page: str) -> set[tuple[str, str]]:
+    return {(code, run) for code in codes for run in _english_fragments(code) if run in page}
     assert "(1 fejl i træk," in page, page
     assert "(3 fejl i træk," in page, page  # gone: fetched alone twice, and with the rest
 

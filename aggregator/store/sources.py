@@ -120,9 +120,9 @@ def _state_or_refuse(path: Path, key: str, doc: dict[str, Any]) -> SourceState:
     except _GARBLED as e:
         url = doc.get("url")
         record = f"{TABLE}/{key}" + (f" ({url})" if isinstance(url, str) else "")
-        reason = getattr(e, "message", None) or (
-            f"missing {e}" if isinstance(e, KeyError) else str(e)
-        )
+        reason: Message | str = e.detail if isinstance(e, KlyngeError) else str(e)
+        if isinstance(e, KeyError):
+            reason = f"missing {e}"
         raise invalid_record(path, record, reason, check_tables) from e
 
 
