@@ -102,7 +102,7 @@ def summary(parsed: ParsedFeed) -> str:
     ]
     for problem in parsed.problems:
         entry = problem.entry_id or "(feed)"
-        lines.append(f"{problem.severity} {entry} {problem.field}: {problem.message}")
+        lines.append(f"{problem.severity} {entry} {problem.field}: {problem.message.english()}")
     return "\n".join(lines)
 
 

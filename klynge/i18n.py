@@ -13,7 +13,7 @@ import importlib.util
 import io
 import re
 import sys
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import date, datetime, time
 from functools import cache
 from pathlib import Path
@@ -32,12 +32,14 @@ LANG_NAMES = {"da": "Dansk", "en": "English"}
 SERVICE_PACKAGES = ("klynge", "node", "aggregator")
 
 # Python call names whose string argument is a msgid, with the argument's position (1-based):
-# `_("…")`, `N_("…")`, `translate(lang, "…")`, `gettext(request, "…")` (klynge.web.gettext).
+# `_("…")`, `N_("…")`, `translate(lang, "…")`, `gettext(request, "…")` (klynge.web.gettext),
+# `define("code", "…", "plural…", count=…)` (klynge.messages; the plural is in the same entry).
 PY_KEYWORDS: dict[str, tuple[int, ...] | None] = {
     "_": None,
     "N_": None,
     "translate": (2,),
     "gettext": (2,),
+    "define": (2,),
 }
 TEMPLATE_KEYWORDS = ("_", "gettext", "ngettext")
 _ACCEPT_RE = re.compile(r"^\s*([A-Za-z]{1,8}(?:-[A-Za-z0-9]{1,8})*|\*)\s*(?:;\s*q=([0-9.]+))?")
@@ -141,11 +143,19 @@ def translate(lang: str, msgid: str, **params: Any) -> str:
 
 
 def translate_fields(
-    lang: str, fields: dict[str, str], tr: NullTranslations | None = None
+    lang: str, fields: Mapping[str, Any], tr: NullTranslations | None = None
 ) -> dict[str, str]:
-    """Translate every message of a field -> message map (e.g. ValidationError.fields)."""
-    cat = tr or catalogue(normalise_lang(lang) or DEFAULT_LANG)
-    return {name: cat.gettext(message) for name, message in fields.items()}
+    """Say every message of a field -> message map (ValidationError.fields) in `lang`.
+
+    A `klynge.messages.Message` renders itself; a plain msgid is looked up in `tr`.
+    """
+    cat = tr or catalogue(normalise_lang(lang) or DEFAULT_LANG, SERVICE_PACKAGES)
+    return {name: _say(message, lang, cat) for name, message in fields.items()}
+
+
+def _say(message: Any, lang: str, cat: NullTranslations) -> str:
+    render = getattr(message, "render", None)
+    return str(render(lang)) if callable(render) else cat.gettext(str(message))
 
 
 # --- dates and times in Danish and English (babel, CLDR data) ------------------------------

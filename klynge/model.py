@@ -18,7 +18,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import nh3
 
 from klynge.clock import system_now
-from klynge.errors import ValidationError
+from klynge.errors import InvalidValue, ValidationError
+from klynge.messages import Message, define
 from klynge.repeat_rule import RepeatRule, optional_rule
 from klynge.rrules import naive_start, wall_starts, wall_until
 
@@ -29,6 +30,52 @@ SHORT_MAX = 200
 URL_MAX = 2_000
 MAX_OCCURRENCES = 500
 MAX_RRULE_SPAN = timedelta(days=5 * 366)
+
+# Every field problem the model names (Danish in klynge/locale).
+UNKNOWN_ZONE = define(
+    "model.unknown_zone", "Unknown time zone '%(zone)s'; use an IANA name like Europe/Copenhagen."
+)
+BAD_DATE = define("model.bad_date", "This is not a valid date (YYYY-MM-DD).")
+NO_TIME = define(
+    "model.no_time", "Give a time as well (YYYY-MM-DDTHH:MM), or mark the event all-day."
+)
+BAD_DATETIME = define("model.bad_datetime", "This is not a valid date and time (YYYY-MM-DDTHH:MM).")
+MAX_200 = define("model.max_200", "At most 200 characters.")
+HALF_POINT = define("model.half_point", "Give both latitude and longitude, or neither.")
+BAD_LAT = define("model.bad_lat", "Latitude must be a number from -90 to 90.")
+BAD_LON = define("model.bad_lon", "Longitude must be a number from -180 to 180.")
+DELETED_OFFSET = define("model.deleted_offset", "The deletion time needs a time zone offset.")
+BAD_ID = define("model.bad_id", "The id must be a URI without spaces, e.g. urn:uuid:…")
+NO_TITLE = define("model.no_title", "Give a title.")
+LONG_TITLE = define("model.long_title", "The title is too long; at most 200 characters.")
+BAD_CATEGORY = define(
+    "model.bad_category", "A category is a short word of a-z, 0-9 and '-' (e.g. sport)."
+)
+NOT_HTTP = define("model.not_http", "Only http:// and https:// links are allowed.")
+MAX_20000 = define("model.max_20000", "At most 20000 characters.")
+UPDATED_OFFSET = define("model.updated_offset", "The update time needs a time zone offset.")
+BAD_SEQUENCE = define("model.bad_sequence", "The sequence must be a whole number.")
+NEGATIVE_SEQUENCE = define("model.negative_sequence", "The sequence cannot be negative.")
+BAD_STATUS = define("model.bad_status", "Status must be confirmed, cancelled or postponed.")
+BAD_ZONE = define("model.bad_zone", "Unknown time zone; use an IANA name like Europe/Copenhagen.")
+ALLDAY_START = define(
+    "model.allday_start", "An all-day event starts on a date (YYYY-MM-DD) without a time."
+)
+ALLDAY_END = define(
+    "model.allday_end", "An all-day event ends on a date (YYYY-MM-DD) without a time."
+)
+NO_START = define("model.no_start", "Give a start date and time.")
+BAD_END = define("model.bad_end", "Give an end date and time, or leave the end empty.")
+LAST_BEFORE_FIRST = define("model.last_before_first", "The last day is before the first day.")
+END_BEFORE_START = define("model.end_before_start", "The end is before the start.")
+BAD_EXPIRES = define("model.bad_expires", "Give the expiry as a date and time.")
+BAD_RELATED = define("model.bad_related", "The related entry must be an id such as urn:uuid:…")
+BAD_YEAR = define("model.bad_year", "Give a year from 1900 to 2200.")
+ENDLESS = define(
+    "model.endless", "A repeating event needs an end: a number of times or an end date."
+)
+RULE_BEFORE_START = define("model.rule_before_start", "The repeat rule ends before the first date.")
+RULE_TOO_LONG = define("model.rule_too_long", "A repeating event may run for at most five years.")
 
 STATUSES = ("confirmed", "cancelled", "postponed")
 Status = Literal["confirmed", "cancelled", "postponed"]
@@ -103,13 +150,11 @@ def clean_text(text: str) -> str:
 def zone(name: str) -> ZoneInfo:
     """Return the IANA zone `name` or raise ValueError with a clear message."""
     if not name or len(name) > 64 or ".." in name or name.startswith("/"):
-        raise ValueError(f"Unknown time zone {name!r}; use an IANA name like Europe/Copenhagen.")
+        raise InvalidValue(Message(UNKNOWN_ZONE, {"zone": name[:64]}))
     try:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError, OSError) as e:
-        raise ValueError(
-            f"Unknown time zone {name!r}; use an IANA name like Europe/Copenhagen."
-        ) from e
+        raise InvalidValue(Message(UNKNOWN_ZONE, {"zone": name})) from e
 
 
 def is_http_url(value: str) -> bool:
@@ -134,13 +179,13 @@ def parse_when(value: str, *, tz: str, all_day: bool) -> When:
         try:
             return date.fromisoformat(text[:10]) if len(text) >= 10 else date.fromisoformat(text)
         except ValueError as e:
-            raise ValueError("This is not a valid date (YYYY-MM-DD).") from e
+            raise InvalidValue(Message(BAD_DATE)) from e
     if len(text) == 10:
-        raise ValueError("Give a time as well (YYYY-MM-DDTHH:MM), or mark the event all-day.")
+        raise InvalidValue(Message(NO_TIME))
     try:
         parsed = datetime.fromisoformat(text.replace("Z", "+00:00").replace(" ", "T", 1))
     except ValueError as e:
-        raise ValueError("This is not a valid date and time (YYYY-MM-DDTHH:MM).") from e
+        raise InvalidValue(Message(BAD_DATETIME)) from e
     tzinfo = zone(tz)
     if parsed.tzinfo is None:
         return localize(parsed, tzinfo)
@@ -175,12 +220,12 @@ class Place:
     lon: float | None = None
 
     def __post_init__(self) -> None:
-        errors: dict[str, str] = {}
+        errors: dict[str, Message] = {}
         for name in ("name", "street", "postcode", "locality"):
             value = clean_text(getattr(self, name))
             object.__setattr__(self, name, value)
             if len(value) > SHORT_MAX:
-                errors[name] = "At most 200 characters."  # a fixed msgid: SHORT_MAX
+                errors[name] = Message(MAX_200)  # a fixed msgid: SHORT_MAX
         errors.update(_check_coordinates(self.lat, self.lon))
         if errors:
             raise ValidationError(errors)
@@ -201,15 +246,15 @@ class Place:
         return not (self.full or self.lat is not None)
 
 
-def _check_coordinates(lat: float | None, lon: float | None) -> dict[str, str]:
+def _check_coordinates(lat: float | None, lon: float | None) -> dict[str, Message]:
     if (lat is None) != (lon is None):
-        return {"lat": "Give both latitude and longitude, or neither."}
+        return {"lat": Message(HALF_POINT)}
     if lat is None or lon is None:
         return {}
     if isinstance(lat, bool) or not isinstance(lat, int | float) or not -90 <= lat <= 90:
-        return {"lat": "Latitude must be a number from -90 to 90."}
+        return {"lat": Message(BAD_LAT)}
     if isinstance(lon, bool) or not isinstance(lon, int | float) or not -180 <= lon <= 180:
-        return {"lon": "Longitude must be a number from -180 to 180."}
+        return {"lon": Message(BAD_LON)}
     return {}
 
 
@@ -235,40 +280,40 @@ class Tombstone:
     def __post_init__(self) -> None:
         errors = _check_id(self.id)
         if self.deleted.tzinfo is None:
-            errors["deleted"] = "The deletion time needs a time zone offset."
+            errors["deleted"] = Message(DELETED_OFFSET)
         if errors:
             raise ValidationError(errors)
 
 
-def _check_id(value: str) -> dict[str, str]:
+def _check_id(value: str) -> dict[str, Message]:
     if not value or len(value) > 500 or any(c.isspace() for c in value):
-        return {"id": "The id must be a URI without spaces, e.g. urn:uuid:…"}
+        return {"id": Message(BAD_ID)}
     return {}
 
 
-def _check_title(title: str) -> dict[str, str]:
+def _check_title(title: str) -> dict[str, Message]:
     if not title:
-        return {"title": "Give a title."}
+        return {"title": Message(NO_TITLE)}
     if len(title) > TITLE_MAX:
-        return {"title": "The title is too long; at most 200 characters."}  # TITLE_MAX
+        return {"title": Message(LONG_TITLE)}  # TITLE_MAX
     return {}
 
 
-def _check_category(term: str) -> dict[str, str]:
+def _check_category(term: str) -> dict[str, Message]:
     if term and not _CATEGORY_RE.match(term):
-        return {"category": "A category is a short word of a-z, 0-9 and '-' (e.g. sport)."}
+        return {"category": Message(BAD_CATEGORY)}
     return {}
 
 
-def _check_url(name: str, value: str) -> dict[str, str]:
+def _check_url(name: str, value: str) -> dict[str, Message]:
     if value and not is_http_url(value):
-        return {name: "Only http:// and https:// links are allowed."}
+        return {name: Message(NOT_HTTP)}
     return {}
 
 
-def _check_text(name: str, value: str) -> dict[str, str]:
+def _check_text(name: str, value: str) -> dict[str, Message]:
     if len(value) > TEXT_MAX:
-        return {name: "At most 20000 characters."}  # TEXT_MAX
+        return {name: Message(MAX_20000)}  # TEXT_MAX
     return {}
 
 
@@ -293,7 +338,7 @@ class Entry:
         object.__setattr__(self, "organizer", clean_text(self.organizer))
         object.__setattr__(self, "category", clean_text(self.category).lower())
 
-    def _common_errors(self) -> dict[str, str]:
+    def _common_errors(self) -> dict[str, Message]:
         errors = _check_id(self.id)
         errors.update(_check_title(self.title))
         errors.update(_check_category(self.category))
@@ -301,13 +346,13 @@ class Entry:
         errors.update(_check_url("link", self.link))
         errors.update(_check_url("url", self.url))
         if len(self.organizer) > SHORT_MAX:
-            errors["organizer"] = "At most 200 characters."
+            errors["organizer"] = Message(MAX_200)
         if self.updated.tzinfo is None:
-            errors["updated"] = "The update time needs a time zone offset."
+            errors["updated"] = Message(UPDATED_OFFSET)
         if isinstance(self.sequence, bool) or not isinstance(self.sequence, int):
-            errors["sequence"] = "The sequence must be a whole number."
+            errors["sequence"] = Message(BAD_SEQUENCE)
         elif self.sequence < 0:
-            errors["sequence"] = "The sequence cannot be negative."
+            errors["sequence"] = Message(NEGATIVE_SEQUENCE)
         return errors
 
 
@@ -334,12 +379,12 @@ class Event(Entry):
         errors.update(self._rule_errors())
         errors.update(_check_text("description", self.description))
         if self.status not in STATUSES:
-            errors["status"] = "Status must be confirmed, cancelled or postponed."
+            errors["status"] = Message(BAD_STATUS)
         errors.update(self._time_errors())
         if errors:
             raise ValidationError(errors)
 
-    def _rule_errors(self) -> dict[str, str]:
+    def _rule_errors(self) -> dict[str, Message]:
         rule: object = self.rrule
         if rule is None or isinstance(rule, RepeatRule):
             return {}
@@ -350,32 +395,32 @@ class Event(Entry):
             return dict(e.fields)
         return {}
 
-    def _time_errors(self) -> dict[str, str]:
+    def _time_errors(self) -> dict[str, Message]:
         try:
             zone(self.timezone)
         except ValueError:
             # A fixed msgid (translatable); zone()'s own message names the zone for the CLI.
-            return {"timezone": "Unknown time zone; use an IANA name like Europe/Copenhagen."}
+            return {"timezone": Message(BAD_ZONE)}
         errors = self._start_end_errors() or _year_errors(start=self.start, end=self.end)
         if not errors and self.rrule is not None:
             errors.update(_check_rrule(self.rrule, self.start))
         return errors
 
-    def _start_end_errors(self) -> dict[str, str]:
+    def _start_end_errors(self) -> dict[str, Message]:
         if self.all_day:
             if isinstance(self.start, datetime) or not isinstance(self.start, date):
-                return {"start": "An all-day event starts on a date (YYYY-MM-DD) without a time."}
+                return {"start": Message(ALLDAY_START)}
             if self.end is not None and (
                 isinstance(self.end, datetime) or not isinstance(self.end, date)
             ):
-                return {"end": "An all-day event ends on a date (YYYY-MM-DD) without a time."}
+                return {"end": Message(ALLDAY_END)}
         else:
             if not isinstance(self.start, datetime) or self.start.tzinfo is None:
-                return {"start": "Give a start date and time."}
+                return {"start": Message(NO_START)}
             if self.end is not None and (
                 not isinstance(self.end, datetime) or self.end.tzinfo is None
             ):
-                return {"end": "Give an end date and time, or leave the end empty."}
+                return {"end": Message(BAD_END)}
             # Via UTC: converting to the same zone is a no-op in Python, which would keep a
             # nonexistent wall time (a DST gap) and compare ambiguous ones by wall clock.
             object.__setattr__(self, "start", _in_zone(self.start, self.timezone))
@@ -383,8 +428,8 @@ class Event(Entry):
                 object.__setattr__(self, "end", _in_zone(self.end, self.timezone))
         if self.end is not None and not _later(self.end, self.start):
             if self.all_day:
-                return {"end": "The last day is before the first day."}
-            return {"end": "The end is before the start."}
+                return {"end": Message(LAST_BEFORE_FIRST)}
+            return {"end": Message(END_BEFORE_START)}
         return {}
 
     @property
@@ -423,11 +468,11 @@ class Notice(Entry):
         if self.expires is not None and (
             not isinstance(self.expires, datetime) or self.expires.tzinfo is None
         ):
-            errors["expires"] = "Give the expiry as a date and time."
+            errors["expires"] = Message(BAD_EXPIRES)
         else:
             errors.update(_year_errors(expires=self.expires))
         if self.related and _check_id(self.related):
-            errors["related"] = "The related entry must be an id such as urn:uuid:…"
+            errors["related"] = Message(BAD_RELATED)
         if errors:
             raise ValidationError(errors)
 
@@ -436,9 +481,9 @@ Item = Event | Notice
 YEARS = range(1900, 2201)  # dates far outside overflow date arithmetic in every output
 
 
-def _year_errors(**values: When | None) -> dict[str, str]:
+def _year_errors(**values: When | None) -> dict[str, Message]:
     return {
-        name: "Give a year from 1900 to 2200."
+        name: Message(BAD_YEAR)
         for name, value in values.items()
         if value is not None and value.year not in YEARS
     }
@@ -461,17 +506,17 @@ def as_utc(value: When, tz: str = DEFAULT_TIMEZONE) -> datetime:
     return localize(datetime(value.year, value.month, value.day), zone(tz)).astimezone(UTC)
 
 
-def _check_rrule(rule: RepeatRule, start: When) -> dict[str, str]:
+def _check_rrule(rule: RepeatRule, start: When) -> dict[str, Message]:
     """Check the series a (well-formed) rule makes from `start`: bounded, at most five years."""
     if rule.count is None and rule.until is None:
-        return {"rrule": "A repeating event needs an end: a number of times or an end date."}
+        return {"rrule": Message(ENDLESS)}
     starts = _series_starts(rule, start)
     until = wall_until(rule, _tz_of(start))
     if until is not None and until < naive_start(start):
-        return {"rrule": "The repeat rule ends before the first date."}
+        return {"rrule": Message(RULE_BEFORE_START)}
     too_few = rule.count is not None and len(starts) < rule.count  # also rules that never match
     if too_few or (until is not None and until - naive_start(start) > MAX_RRULE_SPAN):
-        return {"rrule": "A repeating event may run for at most five years."}
+        return {"rrule": Message(RULE_TOO_LONG)}
     return {}
 
 

@@ -25,7 +25,7 @@ from datetime import UTC, date, datetime
 from typing import Any, Literal
 
 from klynge.errors import ValidationError
-from klynge.i18n import N_
+from klynge.messages import Message, define
 
 Freq = Literal["DAILY", "WEEKLY", "MONTHLY", "YEARLY"]
 Until = date | datetime  # a date, a naive (floating) date-time, or an aware UTC date-time
@@ -47,40 +47,77 @@ _NUMBER_RE = re.compile(r"^[+-]?\d{1,4}$")
 _DAY_RE = re.compile(r"^([+-]?\d{1,2})?(MO|TU|WE|TH|FR|SA|SU)$")
 _UNTIL_RE = re.compile(r"^(\d{8})(?:T(\d{6})(Z?))?$")
 
-UNREADABLE = N_("The repeat rule cannot be read; write it like FREQ=WEEKLY;COUNT=10.")
-CHARACTERS = N_("A repeat rule may only contain letters, digits and = ; , + -.")
-TOO_LONG = N_("The repeat rule is too long; at most 500 characters.")
-NO_FREQ = N_("Say how often it repeats: FREQ=DAILY, WEEKLY, MONTHLY or YEARLY.")
-TOO_OFTEN = N_("Repeat at most daily.")
-TWICE = N_("Each part of the repeat rule may be given only once.")
-UNKNOWN = N_(
+# Each constant is a message code (Danish in klynge/locale).
+UNREADABLE = define(
+    "rrule.unreadable", "The repeat rule cannot be read; write it like FREQ=WEEKLY;COUNT=10."
+)
+CHARACTERS = define(
+    "rrule.characters", "A repeat rule may only contain letters, digits and = ; , + -."
+)
+TOO_LONG = define("rrule.too_long", "The repeat rule is too long; at most 500 characters.")
+NO_FREQ = define(
+    "rrule.no_freq", "Say how often it repeats: FREQ=DAILY, WEEKLY, MONTHLY or YEARLY."
+)
+TOO_OFTEN = define("rrule.too_often", "Repeat at most daily.")
+TWICE = define("rrule.twice", "Each part of the repeat rule may be given only once.")
+UNKNOWN = define(
+    "rrule.unknown",
     "The repeat rule has a part Klynge does not know; use FREQ, INTERVAL, COUNT, UNTIL, "
-    "BYDAY, BYMONTHDAY, BYMONTH, BYYEARDAY, BYWEEKNO, BYSETPOS or WKST."
+    "BYDAY, BYMONTHDAY, BYMONTH, BYYEARDAY, BYWEEKNO, BYSETPOS or WKST.",
 )
-TIME_OF_DAY = N_(
+TIME_OF_DAY = define(
+    "rrule.time_of_day",
     "A repeat rule cannot set times of day (BYHOUR, BYMINUTE, BYSECOND); "
-    "the event's start gives the time."
+    "the event's start gives the time.",
 )
-BAD_INTERVAL = N_("INTERVAL must be a whole number from 1 to 1000.")
-BAD_COUNT = N_("COUNT must be a whole number from 1 to 500.")
-TOO_MANY = N_("At most 500 repetitions.")
-BOTH_ENDS = N_("Give either a number of times (COUNT) or an end date (UNTIL), not both.")
-BAD_UNTIL = N_("UNTIL must be a date like 20271231 or a time like 20271231T235959Z.")
-BAD_YEAR = N_("Give a year from 1900 to 2200.")
-BAD_WKST = N_("WKST must be a weekday: MO, TU, WE, TH, FR, SA or SU.")
-BAD_BYDAY = N_("BYDAY must list weekdays like MO,WE, or with a number like 1SU or -1FR.")
-NUMBERED_DAY = N_("A BYDAY with a number (like 1SU) needs FREQ=MONTHLY or FREQ=YEARLY.")
-NUMBERED_WEEKNO = N_("A BYDAY with a number cannot be combined with BYWEEKNO.")
-WEEKLY_MONTHDAY = N_("BYMONTHDAY cannot be used with FREQ=WEEKLY.")
-YEARLY_ONLY = N_("BYYEARDAY and BYWEEKNO need FREQ=YEARLY.")
-LONE_SETPOS = N_("BYSETPOS needs another BY part (such as BYDAY) to choose from.")
+BAD_INTERVAL = define("rrule.bad_interval", "INTERVAL must be a whole number from 1 to 1000.")
+BAD_COUNT = define("rrule.bad_count", "COUNT must be a whole number from 1 to 500.")
+TOO_MANY = define("rrule.too_many", "At most 500 repetitions.")
+BOTH_ENDS = define(
+    "rrule.both_ends", "Give either a number of times (COUNT) or an end date (UNTIL), not both."
+)
+BAD_UNTIL = define(
+    "rrule.bad_until", "UNTIL must be a date like 20271231 or a time like 20271231T235959Z."
+)
+BAD_YEAR = define("rrule.bad_year", "Give a year from 1900 to 2200.")
+BAD_WKST = define("rrule.bad_wkst", "WKST must be a weekday: MO, TU, WE, TH, FR, SA or SU.")
+BAD_BYDAY = define(
+    "rrule.bad_byday", "BYDAY must list weekdays like MO,WE, or with a number like 1SU or -1FR."
+)
+NUMBERED_DAY = define(
+    "rrule.numbered_day", "A BYDAY with a number (like 1SU) needs FREQ=MONTHLY or FREQ=YEARLY."
+)
+NUMBERED_WEEKNO = define(
+    "rrule.numbered_weekno", "A BYDAY with a number cannot be combined with BYWEEKNO."
+)
+WEEKLY_MONTHDAY = define("rrule.weekly_monthday", "BYMONTHDAY cannot be used with FREQ=WEEKLY.")
+YEARLY_ONLY = define("rrule.yearly_only", "BYYEARDAY and BYWEEKNO need FREQ=YEARLY.")
+LONE_SETPOS = define(
+    "rrule.lone_setpos", "BYSETPOS needs another BY part (such as BYDAY) to choose from."
+)
 # (lowest, highest) of each numbered list; 0 is never allowed (RFC 5545 §3.3.10).
 RANGES: dict[str, tuple[int, int, str]] = {
-    "BYMONTH": (1, 12, N_("BYMONTH must list months from 1 to 12.")),
-    "BYWEEKNO": (-53, 53, N_("BYWEEKNO must list weeks from 1 to 53 or -53 to -1.")),
-    "BYYEARDAY": (-366, 366, N_("BYYEARDAY must list days from 1 to 366 or -366 to -1.")),
-    "BYMONTHDAY": (-31, 31, N_("BYMONTHDAY must list days from 1 to 31 or -31 to -1.")),
-    "BYSETPOS": (-366, 366, N_("BYSETPOS must list positions from 1 to 366 or -366 to -1.")),
+    "BYMONTH": (1, 12, define("rrule.range_bymonth", "BYMONTH must list months from 1 to 12.")),
+    "BYWEEKNO": (
+        -53,
+        53,
+        define("rrule.range_byweekno", "BYWEEKNO must list weeks from 1 to 53 or -53 to -1."),
+    ),
+    "BYYEARDAY": (
+        -366,
+        366,
+        define("rrule.range_byyearday", "BYYEARDAY must list days from 1 to 366 or -366 to -1."),
+    ),
+    "BYMONTHDAY": (
+        -31,
+        31,
+        define("rrule.range_bymonthday", "BYMONTHDAY must list days from 1 to 31 or -31 to -1."),
+    ),
+    "BYSETPOS": (
+        -366,
+        366,
+        define("rrule.range_bysetpos", "BYSETPOS must list positions from 1 to 366 or -366 to -1."),
+    ),
 }
 DayPart = tuple[int, str]  # (ordinal or 0, weekday code), e.g. (1, "SU") for 1SU
 
@@ -109,7 +146,7 @@ class RepeatRule:
     def __post_init__(self) -> None:
         message = _list_problem(self) or _normalise(self) or _problem(self)
         if message:
-            raise ValidationError({"rrule": message})
+            raise ValidationError({"rrule": Message(message)})
         object.__setattr__(self, "_text", _canonical(self))
 
     def __str__(self) -> str:
@@ -148,8 +185,8 @@ def rule_text(rule: RepeatRule | None) -> str:
     return "" if rule is None else rule.text
 
 
-def _refuse(message: str) -> ValidationError:
-    return ValidationError({"rrule": message})
+def _refuse(code: str) -> ValidationError:
+    return ValidationError({"rrule": Message(code)})
 
 
 def _parts(body: str) -> dict[str, str]:

@@ -27,12 +27,68 @@ from tinydb import TinyDB
 from tinydb.storages import Storage
 
 from klynge.errors import DataDirLocked, StorageError
+from klynge.messages import Message, define
 
 SCHEMA_VERSION = 1
 META_TABLE = "_meta"
 LOCK_NAME = ".lock"
 
 Tables = dict[str, dict[str, Any]]
+
+# What can be wrong with a data file, and what to do (Danish in klynge/locale).
+CANNOT_READ = define("storage.cannot_read", "cannot read %(path)s: %(reason)s")
+CANNOT_WRITE = define("storage.cannot_write", "cannot write %(path)s: %(reason)s")
+LONE_BACKUP = define(
+    "storage.lone_backup",
+    "%(path)s is missing but its backup %(bak)s exists; "
+    "restore it with: cp %(bak)s %(path)s  (or remove %(bak)s to start empty)",
+)
+NEWER = define(
+    "storage.newer",
+    "%(path)s was written by a newer Klynge (schema %(schema)s; this version reads up "
+    "to %(max)s). Upgrade Klynge, or restore a backup made by this version.",
+)
+DAMAGED = define("storage.damaged", "%(path)s is damaged (not a complete Klynge JSON database)")
+NOT_OURS = define(
+    "storage.not_ours",
+    "%(path)s is not a Klynge database (it has no schema record: Klynge did not write it)",
+)
+INVALID_RECORD = define(
+    "storage.invalid_record", "%(path)s: the record %(record)s is not valid (%(reason)s)"
+)
+WITH_ADVICE = define("storage.with_advice", "%(problem)s; %(advice)s")
+NO_BACKUP = define(
+    "storage.no_backup", "there is no backup %(bak)s. Restore it from your own backup copy."
+)
+BACKUP_UNREADABLE = define(
+    "storage.backup_unreadable", "its backup %(bak)s cannot be read (%(reason)s)."
+)
+BACKUP_DAMAGED = define(
+    "storage.backup_damaged",
+    "its backup %(bak)s is damaged too. Restore from your own backup copy.",
+)
+BACKUP_GOOD = define(
+    "storage.backup_good",
+    "its backup %(bak)s looks good (the version before the last write). "
+    "Stop the service and restore it with: cp %(bak)s %(path)s",
+)
+CANNOT_BACK_UP = define("storage.cannot_back_up", "cannot back up %(path)s: %(reason)s")
+CANNOT_WRITE_BACKUP = define(
+    "storage.cannot_write_backup", "cannot write backup %(path)s: %(reason)s"
+)
+NOT_TOML = define("storage.not_toml", "cannot back up %(path)s: it is not valid TOML (%(detail)s)")
+NO_DATA_DIR = define("storage.no_data_dir", "data directory %(path)s does not exist")
+SAME_DIR = define("storage.same_dir", "the backup directory must differ from the data directory")
+IN_USE_BY = define(
+    "storage.in_use_by", "data directory %(path)s is in use by process %(pid)s; stop it first"
+)
+IN_USE = define(
+    "storage.in_use", "data directory %(path)s is in use by another process; stop it first"
+)
+
+
+def _os_error(code: str, path: Path, e: OSError) -> StorageError:
+    return StorageError(Message(code, {"path": str(path), "reason": str(e.strerror or e)}))
 
 
 def backup_path(path: Path) -> Path:
@@ -54,7 +110,7 @@ class DurableStorage(Storage):
             self._refuse_lone_backup()
             return None
         except OSError as e:
-            raise StorageError(f"cannot read {self.path}: {e.strerror}") from e
+            raise _os_error(CANNOT_READ, self.path, e) from e
         tables = _parse(raw)
         if tables is None:
             raise StorageError(_damaged_message(self.path))
@@ -83,16 +139,13 @@ class DurableStorage(Storage):
                 raise
             _fsync_dir(self.path.parent)
         except OSError as e:
-            raise StorageError(f"cannot write {self.path}: {e.strerror or e}") from e
+            raise _os_error(CANNOT_WRITE, self.path, e) from e
 
     def _refuse_lone_backup(self) -> None:
         bak = backup_path(self.path)
         if bak.exists():
             # A lone backup means the main file was removed by hand: refuse to start empty.
-            raise StorageError(
-                f"{self.path} is missing but its backup {bak} exists; "
-                f"restore it with: cp {bak} {self.path}  (or remove {bak} to start empty)"
-            )
+            raise StorageError(Message(LONE_BACKUP, {"path": str(self.path), "bak": str(bak)}))
 
     def _keep_backup(self) -> None:
         # A hard link makes `.bak` the current version without a moment where the main file
@@ -140,38 +193,38 @@ def _check_schema(path: Path, tables: Tables) -> None:
     meta = tables.get(META_TABLE, {}).get("1", {})
     schema = meta.get("schema", 1) if isinstance(meta, dict) else 1
     if not isinstance(schema, int) or schema > SCHEMA_VERSION:
+        found = str(schema)[:40]
         raise StorageError(
-            f"{path} was written by a newer Klynge (schema {schema}; this version reads up "
-            f"to {SCHEMA_VERSION}). Upgrade Klynge, or restore a backup made by this version."
+            Message(NEWER, {"path": str(path), "schema": found, "max": SCHEMA_VERSION})
         )
 
 
-def _damaged_message(path: Path) -> str:
-    return _with_backup_advice(path, f"{path} is damaged (not a complete Klynge JSON database)")
+def _damaged_message(path: Path) -> Message:
+    return _with_backup_advice(path, Message(DAMAGED, {"path": str(path)}))
 
 
-def _not_ours_message(path: Path) -> str:
-    head = f"{path} is not a Klynge database (it has no schema record: Klynge did not write it)"
-    return _with_backup_advice(path, head)
+def _not_ours_message(path: Path) -> Message:
+    return _with_backup_advice(path, Message(NOT_OURS, {"path": str(path)}))
 
 
 def _with_backup_advice(
-    path: Path, head: str, check: Callable[[Tables], object] | None = None
-) -> str:
+    path: Path, head: Message, check: Callable[[Tables], object] | None = None
+) -> Message:
     """Return `head` followed by what the backup holds and how to restore it."""
+    return Message(WITH_ADVICE, {"problem": head, "advice": _backup_advice(path, check)})
+
+
+def _backup_advice(path: Path, check: Callable[[Tables], object] | None) -> Message:
     bak = backup_path(path)
     try:
         bak_raw = bak.read_bytes()
     except FileNotFoundError:
-        return f"{head}; there is no backup {bak}. Restore it from your own backup copy."
+        return Message(NO_BACKUP, {"bak": str(bak)})
     except OSError as e:
-        return f"{head}; its backup {bak} cannot be read ({e.strerror})."
+        return Message(BACKUP_UNREADABLE, {"bak": str(bak), "reason": str(e.strerror or e)})
     if not _backup_good(bak_raw, check):
-        return f"{head}; its backup {bak} is damaged too. Restore from your own backup copy."
-    return (
-        f"{head}; its backup {bak} looks good (the version before the last write). "
-        f"Stop the service and restore it with: cp {bak} {path}"
-    )
+        return Message(BACKUP_DAMAGED, {"bak": str(bak)})
+    return Message(BACKUP_GOOD, {"bak": str(bak), "path": str(path)})
 
 
 def _backup_good(raw: bytes, check: Callable[[Tables], object] | None) -> bool:
@@ -188,15 +241,16 @@ def _backup_good(raw: bytes, check: Callable[[Tables], object] | None) -> bool:
 
 
 def invalid_record(
-    path: Path, record: str, reason: str, check: Callable[[Tables], object]
+    path: Path, record: str, reason: Message | str, check: Callable[[Tables], object]
 ) -> StorageError:
     """Return the error for a stored record that does not validate: file, record, backup.
 
     `check` validates a whole file's tables the way loading does; it is run on the backup to
     say whether restoring it helps.
     """
-    reason = " ".join(reason.split())  # one line on stderr
-    head = f"{path}: the record {record} is not valid ({reason})"
+    if isinstance(reason, str):
+        reason = " ".join(reason.split())  # one line on stderr
+    head = Message(INVALID_RECORD, {"path": str(path), "record": record, "reason": reason})
     return StorageError(_with_backup_advice(path, head, check))
 
 
@@ -240,7 +294,7 @@ def backup_database(db_path: Path, dest_path: Path) -> None:
         # so whichever version we opened is complete.
         raw = db_path.read_bytes()
     except OSError as e:
-        raise StorageError(f"cannot back up {db_path}: {e.strerror}") from e
+        raise _os_error(CANNOT_BACK_UP, db_path, e) from e
     tables = _parse(raw)
     if tables is None:
         raise StorageError(_damaged_message(db_path))
@@ -249,7 +303,7 @@ def backup_database(db_path: Path, dest_path: Path) -> None:
     try:
         _atomic_copy(raw, dest_path)
     except OSError as e:
-        raise StorageError(f"cannot write backup {dest_path}: {e.strerror}") from e
+        raise _os_error(CANNOT_WRITE_BACKUP, dest_path, e) from e
 
 
 def _backup_config(path: Path, dest_path: Path) -> None:
@@ -257,16 +311,16 @@ def _backup_config(path: Path, dest_path: Path) -> None:
     try:
         tomllib.loads(raw.decode())
     except (ValueError, UnicodeDecodeError) as e:
-        raise StorageError(f"cannot back up {path}: it is not valid TOML ({e})") from e
+        raise StorageError(Message(NOT_TOML, {"path": str(path), "detail": str(e)})) from e
     _atomic_copy(raw, dest_path)
 
 
 def backup_data_dir(data_dir: Path, dest_dir: Path) -> list[Path]:
     """Back up every database (*.json) and config (*.toml) file of a data directory."""
     if not data_dir.is_dir():
-        raise StorageError(f"data directory {data_dir} does not exist")
+        raise StorageError(Message(NO_DATA_DIR, {"path": str(data_dir)}))
     if dest_dir.resolve() == data_dir.resolve():
-        raise StorageError("the backup directory must differ from the data directory")
+        raise StorageError(Message(SAME_DIR))
     dest_dir.mkdir(parents=True, exist_ok=True)
     copied = []
     for path in sorted(data_dir.iterdir()):
@@ -293,7 +347,7 @@ class DataDirLock:
     def acquire(self) -> None:
         """Take the lock or raise DataDirLocked naming the process that holds it."""
         if not self.data_dir.is_dir():
-            raise StorageError(f"data directory {self.data_dir} does not exist")
+            raise StorageError(Message(NO_DATA_DIR, {"path": str(self.data_dir)}))
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
             # flock dies with its process, so a lock file left by `kill -9` never blocks.
@@ -301,10 +355,8 @@ class DataDirLock:
         except BlockingIOError:
             holder = os.read(fd, 32).decode(errors="replace").strip()
             os.close(fd)
-            who = f"process {holder}" if holder.isdigit() else "another process"
-            raise DataDirLocked(
-                f"data directory {self.data_dir} is in use by {who}; stop it first"
-            ) from None
+            where = {"path": str(self.data_dir), "pid": holder}
+            raise DataDirLocked(Message(IN_USE_BY if holder.isdigit() else IN_USE, where)) from None
         os.ftruncate(fd, 0)
         os.write(fd, f"{os.getpid()}\n".encode())
         self._fd = fd

@@ -20,7 +20,7 @@ import hashlib
 import json
 import logging
 import mimetypes
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,8 +32,9 @@ from aiohttp import web
 from babel.support import NullTranslations
 
 from klynge import i18n
-from klynge.errors import BadRequest, KlyngeError, StorageError, ValidationError
+from klynge.errors import BadRequest, KlyngeError, StorageError, error_json
 from klynge.i18n import N_
+from klynge.messages import Message, as_message, define
 from klynge.model import category_label
 
 log = logging.getLogger("klynge.web")
@@ -324,20 +325,27 @@ def fatal_error(app: web.Application) -> KlyngeError | None:
 # --- errors ----------------------------------------------------------------------------------
 
 _HTTP_CODES = {
-    400: ("bad_request", N_("The request could not be understood.")),
-    401: ("unauthorized", N_("Please log in first.")),
-    403: ("forbidden", N_("You may not do that.")),
-    404: ("not_found", N_("The page was not found.")),
-    405: ("method_not_allowed", N_("That method is not allowed here.")),
-    409: ("conflict", N_("That conflicts with what is already there.")),
-    413: ("too_large", N_("The request is too large.")),
-    415: ("unsupported_media_type", N_("Send JSON (Content-Type: application/json).")),
-    429: ("too_many_requests", N_("Too many attempts; wait a little and try again.")),
+    400: ("bad_request", define("web.bad_request", "The request could not be understood.")),
+    401: ("unauthorized", define("web.unauthorized", "Please log in first.")),
+    403: ("forbidden", define("web.forbidden", "You may not do that.")),
+    404: ("not_found", define("web.not_found", "The page was not found.")),
+    405: ("method_not_allowed", define("web.method", "That method is not allowed here.")),
+    409: ("conflict", define("web.conflict", "That conflicts with what is already there.")),
+    413: ("too_large", define("web.too_large", "The request is too large.")),
+    415: (
+        "unsupported_media_type",
+        define("web.media_type", "Send JSON (Content-Type: application/json)."),
+    ),
+    429: (
+        "too_many_requests",
+        define("web.too_many", "Too many attempts; wait a little and try again."),
+    ),
 }
-_INTERNAL = ("internal", N_("Something went wrong on our side. Please try again later."))
-STORAGE_FAILED = N_(
+INTERNAL = define("web.internal", "Something went wrong on our side. Please try again later.")
+STORAGE_FAILED = define(
+    "web.storage_failed",
     "Nothing was saved: the server could not write its data. Try again in a moment; "
-    "if it keeps happening, tell the site's administrator."
+    "if it keeps happening, tell the site's administrator. (%(reason)s)",
 )
 
 
@@ -380,27 +388,25 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         # The details (file, OS reason) are for whoever runs the node: log them, and tell the
         # volunteer in their language that nothing was kept and what to do.
         log.error("Storage failed on %s %s: %s", request.method, request.path, e.message)
-        text = i18n.translate(request_lang(request), STORAGE_FAILED)
-        return error_response(request, e.status, e.code, f"{text} ({e.message})", {})
+        failed = Message(STORAGE_FAILED, {"reason": e.detail})
+        return error_response(request, e.status, e.code, failed)
     except KlyngeError as e:
-        # A ValidationError without its own message gets one rebuilt from translated fields.
-        joined = "; ".join(f"{k}: {v}" for k, v in e.fields.items())
-        rebuild = isinstance(e, ValidationError) and bool(e.fields) and e.message == joined
-        return error_response(request, e.status, e.code, e.message, e.fields, validation=rebuild)
+        return error_response(request, e.status, e.code, e.detail, e.fields)
     except web.HTTPException as e:
         if e.status < 400:
             raise
         return _http_error(request, e)
     except Exception:
         log.exception("Unhandled error on %s %s", request.method, request.path)
-        return error_response(request, 500, *_INTERNAL, {})
+        return error_response(request, 500, "internal", Message(INTERNAL))
 
 
 def _http_error(request: web.Request, e: web.HTTPException) -> web.Response:
-    code, message = _HTTP_CODES.get(e.status, (f"http_{e.status}", e.reason))
+    code, words = _HTTP_CODES.get(e.status, (f"http_{e.status}", ""))
+    message = Message(words) if words else as_message(e.reason)
     if e.text and e.text != f"{e.status}: {e.reason}":
-        message = e.text  # a handler's own words, e.g. HTTPBadRequest(text="...")
-    response = error_response(request, e.status, code, message, {})
+        message = as_message(e.text)  # a handler's own words, e.g. HTTPBadRequest(text="...")
+    response = error_response(request, e.status, code, message)
     for name in ("Allow", "WWW-Authenticate", "Retry-After"):
         if name in e.headers:
             response.headers[name] = e.headers[name]
@@ -411,28 +417,18 @@ def error_response(
     request: web.Request,
     status: int,
     code: str,
-    message: str,
-    fields: dict[str, str],
-    *,
-    validation: bool = False,
+    detail: Message,
+    fields: Mapping[str, Message] | None = None,
 ) -> web.Response:
     """Return an error as the pinned JSON shape or as error.html, in the request's language."""
     lang = request_lang(request)
-    tr = _state(request).translations(lang) if WEB_STATE in request.config_dict else None
-    tr = tr or i18n.catalogue(lang)
-    fields = i18n.translate_fields(lang, fields, tr)
-    if validation and fields:
-        message = "; ".join(f"{name}: {text}" for name, text in fields.items())
-    else:
-        message = tr.gettext(message)
+    body = error_json(code, detail, fields or {}, lang)
     if wants_json(request) or WEB_STATE not in request.config_dict:
-        body: dict[str, Any] = {"code": code, "message": message}
-        if fields:
-            body["fields"] = fields
         response = web.json_response({"error": body}, status=status, dumps=_dumps)
         response.headers["Vary"] = "Accept-Language, Cookie"
         return response
-    context = {"status": status, "code": code, "message": message, "fields": fields}
+    message = body["message"]
+    context = {"status": status, "code": code, "message": message, "fields": body.get("fields", {})}
     try:
         return render(request, "error.html", context, status=status)
     except Exception:  # a broken template must not hide the original error

@@ -9,9 +9,9 @@ from urllib.parse import quote
 from aiohttp import web
 
 from klynge.errors import Forbidden, ValidationError
-from klynge.i18n import N_
+from klynge.i18n import N_, translate_fields
 from klynge.model import Place
-from klynge.web import gettext, read_form, render, safe_next
+from klynge.web import gettext, read_form, render, request_lang, safe_next
 from node import auth
 from node.auth import hash_password, new_token, verify_password
 from node.keys import CONFIG, LIMITER, PINGER, STORE, now
@@ -116,7 +116,7 @@ async def users_page(request: web.Request) -> web.Response:
             await add_user(request, form, str(post.get("password", "")))
             raise web.HTTPSeeOther("/admin/users?added=1")
         except ValidationError as e:
-            errors, status = e.fields, 422
+            errors, status = translate_fields(request_lang(request), e.fields), 422
     context = {"users": request.app[STORE].users(), "form": form, "errors": errors}
     return render(request, "users.html", context, status=status)
 
@@ -172,7 +172,7 @@ async def places_page(request: web.Request) -> web.Response:
             await store.save_place(_place(form))
             raise web.HTTPSeeOther("/admin/places")
         except ValidationError as e:
-            errors, status = e.fields, 422
+            errors, status = translate_fields(request_lang(request), e.fields), 422
     context = {
         "places": store.places(),
         "config_places": request.app[CONFIG].places,

@@ -9,6 +9,7 @@ a script get the same validation and the same feed. A filled-in form first shows
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
@@ -16,7 +17,8 @@ from aiohttp import web
 from multidict import MultiDictProxy
 
 from klynge.errors import Forbidden, NotFound, ValidationError
-from klynge.i18n import N_
+from klynge.i18n import N_, translate_fields
+from klynge.messages import Message
 from klynge.model import CATEGORIES, Event, Item, Notice, Place, new_id
 from klynge.web import gettext, read_form, render, request_lang
 from node import accounts
@@ -272,7 +274,7 @@ def _form(
     kind: str,
     item: Item | None,
     form: dict[str, str],
-    errors: dict[str, str],
+    errors: Mapping[str, Message | str],
     *,
     status: int = 200,
     draft: str = "",
@@ -284,7 +286,7 @@ def _form(
         errors = {"title": N_("Give a title."), **errors}
     # Translated before moving: two messages may land on one input and are joined.
     explained = explain_errors(errors, form)
-    translated = {name: _t(request, message) for name, message in explained.items()}
+    translated = translate_fields(request_lang(request), explained)
     context = {
         "item": item,
         "form": form,

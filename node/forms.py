@@ -10,6 +10,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from klynge.i18n import N_
+from klynge.messages import Message
 from klynge.model import Event, Notice, Place, localize, zone
 
 NEW_PLACE = "__new__"
@@ -205,9 +206,11 @@ def last_day_shown(expires: datetime, tz: str) -> date:
     return local.date()
 
 
-def explain_errors(errors: Mapping[str, str], form: Mapping[str, str]) -> dict[str, str]:
+def explain_errors(
+    errors: Mapping[str, Message | str], form: Mapping[str, str]
+) -> dict[str, Message | str]:
     """Replace model messages the form's own fields can say better (before translation)."""
-    explained = dict(errors)
+    explained: dict[str, Message | str] = dict(errors)
     if "rrule" in explained and _repeats_before_start(form):
         # The model can only say the rule yields no dates; the volunteer picked a day.
         explained["rrule"] = N_(

@@ -7,8 +7,9 @@ from dataclasses import asdict, dataclass
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
-from klynge.errors import ValidationError
+from klynge.errors import FieldErrors, ValidationError, problem_of
 from klynge.i18n import N_
+from klynge.messages import Message
 from klynge.model import (
     Event,
     Item,
@@ -243,13 +244,13 @@ def build_event(
     values: Mapping[str, Any], stamp: Stamp, *, default_tz: str, places: Iterable[Place]
 ) -> Event:
     """Build a validated Event from input values (API JSON or a form), or raise per field."""
-    errors: dict[str, str] = {}
+    errors: FieldErrors = {}
     tz = values.get("timezone") or default_tz
     all_day = bool(values.get("all_day", False))
     try:
         zone(tz)
     except ValueError as e:
-        raise ValidationError({"timezone": str(e)}) from e
+        raise ValidationError({"timezone": problem_of(e)}) from e
     start = _parse_time(values, "start", tz, all_day, errors, required=True)
     end = _parse_time(values, "end", tz, all_day, errors, required=False)
     place = _parse_location(values.get("location"), places, errors)
@@ -270,7 +271,7 @@ def build_event(
     )
 
 
-def _parse_rule(text: Any, errors: dict[str, str]) -> RepeatRule | None:
+def _parse_rule(text: Any, errors: FieldErrors) -> RepeatRule | None:
     """Parse the repeat rule at the edge (klynge.repeat_rule); its message goes in `errors`."""
     try:
         return optional_rule(text) if isinstance(text, str) else None
@@ -281,7 +282,7 @@ def _parse_rule(text: Any, errors: dict[str, str]) -> RepeatRule | None:
 
 def build_notice(values: Mapping[str, Any], stamp: Stamp, *, default_tz: str) -> Notice:
     """Build a validated Notice from input values (API JSON or a form), or raise per field."""
-    errors: dict[str, str] = {}
+    errors: FieldErrors = {}
     expires = _parse_expiry(values.get("expires"), default_tz, errors)
     _check_scripts(values, "body", errors)
     related = values.get("related") or ""
@@ -314,7 +315,7 @@ def _parse_time(
     name: str,
     tz: str,
     all_day: bool,
-    errors: dict[str, str],
+    errors: FieldErrors,
     *,
     required: bool,
 ) -> date | datetime | None:
@@ -329,7 +330,7 @@ def _parse_time(
     try:
         return parse_when(text, tz=tz, all_day=all_day)
     except ValueError as e:
-        errors[name] = str(e)
+        errors[name] = problem_of(e)
         return None
 
 
@@ -339,7 +340,7 @@ def _year_ok(text: str) -> bool:
     return not year.isdigit() or FIRST_YEAR <= int(year) <= LAST_YEAR
 
 
-def _parse_expiry(value: str | None, tz: str, errors: dict[str, str]) -> datetime | None:
+def _parse_expiry(value: str | None, tz: str, errors: FieldErrors) -> datetime | None:
     text = (value or "").strip()
     if not text:
         return None
@@ -355,13 +356,15 @@ def _parse_expiry(value: str | None, tz: str, errors: dict[str, str]) -> datetim
     except ValueError as e:
         # The form asks for a date: a fixed msgid, so it shows in Danish, and no talk of times
         # for "1.12.2026"; a longer text was meant as a date and time (the API allows both).
-        errors["expires"] = str(e) if len(text) > 10 and "not a valid" in str(e) else BAD_DATE
+        errors["expires"] = (
+            problem_of(e) if len(text) > 10 and "not a valid" in str(e) else BAD_DATE
+        )
         return None
     assert isinstance(parsed, datetime)
     return parsed
 
 
-def _parse_location(value: Any, places: Iterable[Place], errors: dict[str, str]) -> Place | None:
+def _parse_location(value: Any, places: Iterable[Place], errors: FieldErrors) -> Place | None:
     if value is None or value == "":
         return None
     if isinstance(value, str):
@@ -388,13 +391,13 @@ def _place_value(key: str, value: Any) -> Any:
     return value
 
 
-def _place_message(error: Exception) -> str:
+def _place_message(error: Exception) -> Message:
     if isinstance(error, ValidationError):
-        return "; ".join(f"{k}: {v}" for k, v in error.fields.items())
-    return str(error)
+        return error.detail  # "lat: …; lon: …", said in the reader's language
+    return problem_of(error)
 
 
-def _saved_place(name: str, places: Iterable[Place], errors: dict[str, str]) -> Place | None:
+def _saved_place(name: str, places: Iterable[Place], errors: FieldErrors) -> Place | None:
     wanted = name.strip().casefold()
     places = tuple(places)
     for place in places:
@@ -405,7 +408,7 @@ def _saved_place(name: str, places: Iterable[Place], errors: dict[str, str]) -> 
     return None
 
 
-def _check_scripts(values: Mapping[str, Any], name: str, errors: dict[str, str]) -> None:
+def _check_scripts(values: Mapping[str, Any], name: str, errors: FieldErrors) -> None:
     # The model sanitises HTML anyway; refusing scripts outright tells the sender plainly.
     text = str(values.get(name) or "").lower()
     if any(marker in text for marker in _DANGEROUS):

@@ -107,7 +107,7 @@ async def test_refresh_polls_once_and_prints_a_line_per_source(
     code, out, _ = await asyncio.to_thread(run, ["refresh", str(data)], capsys)
     lines = out.strip().splitlines()
     assert code == 0 and len(lines) == 2
-    assert lines[0].startswith("ok") and "1 entries" in lines[0]
+    assert lines[0].startswith("ok") and lines[0].endswith(": 1 entry")
     assert lines[1].startswith("FAIL") and "404" in lines[1]
     store = Store(data / "aggregator.json")
     try:

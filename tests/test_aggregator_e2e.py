@@ -283,7 +283,7 @@ async def test_stopped_node_keeps_its_entries_and_recovers(three_villages: Clust
     row = next(s for s in sources if s["url"] == osterby.feed_url)
     assert row["health"] == "failing" and row["failures"] == 1
     assert "could not connect" in row["last_error"] or "refused" in row["last_error"]
-    assert "keeping its last 1 good entries" in row["summary"]
+    assert "keeping its last 1 good entry)" in row["summary"]
     status = await (await three_villages.get("/status")).text()
     assert row["last_error"] in status.replace("&#39;", "'")
     await osterby.start()

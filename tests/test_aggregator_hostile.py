@@ -285,7 +285,7 @@ async def test_a_feed_that_drops_everything_is_held_back(
     feed_server.set("/bad.atom", feed("Ond", []))
     await refresh_watching_healthz(client)
     row = await status_row(client, bad)
-    assert row["held_back"] == 1 and "would remove 1 of 1 upcoming entries" in row["summary"]
+    assert row["held_back"] == 1 and "would remove 1 of 1 upcoming entry;" in row["summary"]
     assert "would remove 1 of 1" in await (await client.get("/status")).text()
     titles = [e["title"] for e in (await (await client.get("/api/events")).json())["events"]]
     assert sorted(titles) == ["Julefrokost", "Nytårskur"]

@@ -20,8 +20,11 @@ from aiohttp import web
 from clock_support import utc_now
 
 from aggregator.config import Source
+from aggregator.reader.merge import HELD_BACK
 from aggregator.reader.state import backoff
 from aggregator.store.sources import Store
+from klynge.http.problems import STATUS_BARE
+from klynge.messages import Message
 
 feed_server = support.feed_server  # a fixture
 make_harness = support.make_harness  # a fixture
@@ -88,7 +91,7 @@ async def test_a_304_keeps_the_new_validators_it_carries(
         writes = h.refresher.store.writes
     finally:
         await h.close()
-    assert outcomes == ["1 entries", "not modified (304)", "not modified (304)"]
+    assert outcomes == ["1 entry", "not modified (304)", "not modified (304)"]
     assert asked == [("", ""), ('"v1"', stamps[0]), ('"v2"', stamps[1])]
     assert writes == 3  # the new validators are stored with each 304
     h2 = await harness(config)
@@ -144,13 +147,14 @@ async def test_failing_source_keeps_entries_and_backs_off(
         [outcome] = await h.refresher.refresh_all()
     state = h.refresher.states[url]
     assert not outcome.ok and "500" in outcome.words
-    assert state.failures == 3 and "500" in state.last_error
+    assert state.failures == 3 and state.last_error is not None
+    assert state.last_error.params["status"] == 500
     assert [i.title for i in h.view.merged().items] == ["Generalforsamling"]
     assert state.next_check is not None and state.last_attempt is not None
     assert state.next_check - state.last_attempt == timedelta(minutes=60)
     feed_server.routes["/a.atom"].status = 200
     [outcome] = await h.refresher.refresh_all()
-    assert outcome.ok and state.failures == 0 and state.last_error == ""
+    assert outcome.ok and state.failures == 0 and state.last_error is None
 
 
 def test_backoff_doubles_up_to_six_hours() -> None:
@@ -188,11 +192,12 @@ async def test_mass_removal_is_held_back_until_confirmed(
     [outcome] = await h.refresher.refresh_all()
     state = h.refresher.states[url]
     assert len(h.view.merged().items) == 4
-    assert "would remove 3 of 4 upcoming entries" in state.content.flag
+    assert state.content.flag == Message(HELD_BACK, {"gone": 3, "total": 4})
+    assert "would remove 3 of 4 upcoming entries" in state.content.flag.english()
     assert "would remove 3 of 4" in outcome.words
     [outcome] = await h.refresher.refresh_all()  # the second fetch confirms it
     assert [i.title for i in h.view.merged().items] == ["E0"]
-    assert state.content.flag == "" and not state.content.held
+    assert state.content.flag is None and not state.content.held
 
 
 async def test_small_removal_applies_at_once_and_a_return_clears_the_hold(
@@ -212,7 +217,7 @@ async def test_small_removal_applies_at_once_and_a_return_clears_the_hold(
     await h.refresher.refresh_all()
     state = h.refresher.states[url]
     assert sorted(i.title for i in h.view.merged().items) == ["E0", "E1"]
-    assert state.content.flag == "" and not state.content.held
+    assert state.content.flag is None and not state.content.held
 
 
 async def test_store_file_holds_one_document_per_source(
@@ -237,13 +242,23 @@ def test_a_source_failing_for_a_day_is_stale_and_says_why(tmp_path: Path) -> Non
 
     config = config_for(tmp_path, [])
     now = utc_now()
-    state = SourceState("http://a.example/feed.atom", failures=3, last_error="HTTP 503")
+    state = SourceState(
+        "http://a.example/feed.atom",
+        failures=3,
+        last_error=Message(STATUS_BARE, {"status": 503}),
+    )
     state.last_success = now - timedelta(hours=23)
     assert state.health(now, config.limits.stale_after) == "failing"
     state.last_success = now - timedelta(hours=25)
     assert state.health(now, config.limits.stale_after) == "stale"
     words = summary(state, now, config)
-    assert words == "Stale: HTTP 503 (3 failures in a row, last success 25 h ago)."
+    assert words.english() == "Stale: HTTP 503 (3 failures in a row, last success 25 h ago)."
+    assert words.render("da") == (
+        "Forældet: serveren svarede med fejlen HTTP 503 (3 fejl i træk, "
+        "sidst hentet med held for 25 timer siden)."
+    )
+    state.failures = 1
+    assert "(1 failure in a row," in summary(state, now, config).english()
 
 
 async def test_ics_and_plain_rss_sources(

@@ -74,3 +74,34 @@ async def test_stored_entries_load_in_the_background_and_refreshes_wait_for_them
     assert {i.title for i in merged.items} == {"Loppemarked", "Opslag"}
     [outcome] = await refresher.refresh_all()
     assert outcome.ok and outcome.words == "not modified (304)"  # the stored ETag was loaded
+
+
+def test_stored_problems_keep_codes_and_old_sentences_still_load() -> None:
+    from aggregator.reader.state import SourceState
+    from aggregator.store.sources import state_from, state_record
+    from klynge.http.problems import TIMEOUT
+    from klynge.messages import LEGACY, Message
+
+    failing = SourceState(
+        "https://a.example/feed.atom",
+        failures=2,
+        last_error=Message(TIMEOUT, {"seconds": 30}),
+        problems=(Message(LEGACY, {"text": "entry x (title): Give a title."}),),
+    )
+    record = state_record(failing)
+    assert record["last_error"] == {
+        "code": "http.timeout",
+        "params": {"seconds": 30},
+        "message": "timed out after 30 s",
+    }
+    again = state_from(json.loads(json.dumps(record)))
+    assert again.last_error == failing.last_error and again.problems == failing.problems
+    assert again.limited is None and again.content.flag is None
+    # A document written before codes: English sentences and "" for nothing.
+    old = {**record, "last_error": "timed out", "problems": ["entry x: bad"], "limited": ""}
+    old |= {"flag": "This fetch would remove 3 of 4 upcoming entries; …"}
+    loaded = state_from(old)
+    assert loaded.last_error == Message(LEGACY, {"text": "timed out"})
+    assert loaded.last_error.render("da") == "tiden løb ud"  # a sentence the catalogue knows
+    assert [p.english() for p in loaded.problems] == ["entry x: bad"]
+    assert loaded.limited is None and loaded.content.flag is not None

@@ -7,9 +7,11 @@ from pathlib import Path
 
 import pytest
 
+from klynge.atom.entries import NO_UPDATED
 from klynge.atom.reader import Problem, read_feed
 from klynge.errors import FeedError
-from klynge.model import Event, FeedSource, Notice
+from klynge.messages import Message
+from klynge.model import NOT_HTTP, Event, FeedSource, Notice
 
 DATA = Path(__file__).parent / "data"
 HEAD = (
@@ -230,7 +232,7 @@ def test_javascript_urls_drop_the_entry_with_a_problem(element: str, field: str)
         Problem(
             "urn:uuid:00000000-0000-4000-8000-000000000001",
             field,
-            "Only http:// and https:// links are allowed.",
+            Message(NOT_HTTP),
         ),
     )
 
@@ -278,9 +280,7 @@ def test_missing_updated_uses_the_feed_time_with_a_warning() -> None:
     parsed = read_feed(HEAD + body.encode() + b"</feed>")
     (notice,) = parsed.items
     assert notice.updated == datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
-    assert parsed.problems == (
-        Problem("urn:x", "updated", "The entry has no updated time; used the feed's.", "warning"),
-    )
+    assert parsed.problems == (Problem("urn:x", "updated", Message(NO_UPDATED), "warning"),)
 
 
 def test_unknown_elements_are_ignored() -> None:

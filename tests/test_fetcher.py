@@ -170,8 +170,17 @@ async def test_fetch_error_is_a_klynge_error_with_json_shape(
     server = await serve(feed=feed)
     with pytest.raises(klynge.errors.KlyngeError) as caught:
         await fetcher.fetch(url(server, "feed"))
+    message = "HTTP 500 Internal Server Error"
     assert caught.value.to_json() == {
-        "error": {"code": "fetch", "message": "HTTP 500 Internal Server Error"}
+        "error": {
+            "code": "fetch",
+            "message": message,
+            "detail": {
+                "code": "http.status",
+                "params": {"status": 500, "phrase": "Internal Server Error"},
+                "message": message,
+            },
+        }
     }
 
 

@@ -265,7 +265,11 @@ async def test_error_status_carries_the_status(serve: Serve, client: Client) -> 
         "message": "HTTP 503 Service Unavailable",
     }
     assert caught.value.to_json() == {
-        "error": {"code": "http", "message": "HTTP 503 Service Unavailable"}
+        "error": {
+            "code": "http",
+            "message": "HTTP 503 Service Unavailable",
+            "detail": caught.value.problem.to_json(),
+        }
     }
 
 

@@ -28,7 +28,7 @@ def event(**fields: object) -> Event:
 def errors_of(**fields: object) -> dict[str, str]:
     with pytest.raises(ValidationError) as caught:
         event(**fields)
-    return caught.value.fields
+    return {name: message.english() for name, message in caught.value.fields.items()}
 
 
 @pytest.mark.parametrize(

@@ -82,7 +82,7 @@ def accepted(text: str) -> RepeatRule | None:
     try:
         return parse_rrule(text)
     except ValidationError as e:
-        assert set(e.fields) == {"rrule"} and e.fields["rrule"].endswith("."), e.fields
+        assert set(e.fields) == {"rrule"} and e.fields["rrule"].english().endswith("."), e.fields
         return None
 
 

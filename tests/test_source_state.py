@@ -21,6 +21,7 @@ from clock_support import DEFAULT_NOW
 
 from aggregator.reader.merge import Content
 from aggregator.reader.state import Polling, SourceState
+from klynge.messages import LEGACY, Message
 from klynge.model import FeedSource
 
 NOW = DEFAULT_NOW.astimezone(UTC)
@@ -33,11 +34,20 @@ L1, L2 = (format_datetime(NOW - timedelta(hours=h), usegmt=True) for h in (2, 1)
 
 GOOD = Content(ORIGIN, {FIRST.id: FIRST}, {FIRST.id: NOW - timedelta(days=1)})
 NEWER = Content(ORIGIN, {FIRST.id: FIRST, SECOND.id: SECOND}, {FIRST.id: NOW, SECOND.id: NOW})
+
+
+def words(text: str) -> Message:
+    """Return a message with these words (the table is about what happens, not the wording)."""
+    return Message(LEGACY, {"text": text})
+
+
 HELD = dataclasses.replace(
-    GOOD, held=frozenset({FIRST.id}), flag="This fetch would remove 1 of 1 upcoming entries; …"
+    GOOD,
+    held=frozenset({FIRST.id}),
+    flag=words("This fetch would remove 1 of 1 upcoming entries; …"),
 )
-PROBLEM = "entry urn:uuid:x (start): Give a start date and time."
-LIMITED = "The feed has more than 5000 entries; only the first 5000 were read."
+PROBLEM = words("entry urn:uuid:x (start): Give a start date and time.")
+LIMITED = words("The feed has more than 5000 entries; only the first 5000 were read.")
 
 HEALTHY = SourceState(
     URL,
@@ -50,7 +60,7 @@ HEALTHY = SourceState(
     content=GOOD,
 )
 FAILING = dataclasses.replace(
-    HEALTHY, last_success=NOW - 45 * MINUTE, last_error="HTTP 500", failures=2
+    HEALTHY, last_success=NOW - 45 * MINUTE, last_error=words("HTTP 500"), failures=2
 )
 HOLDING = dataclasses.replace(HEALTHY, etag="", last_modified="", body_hash="", content=HELD)
 
@@ -84,13 +94,13 @@ def not_modified(etag: str, last_modified: str) -> Any:
     return lambda s: s.not_modified(NOW, POLLING, etag=etag, last_modified=last_modified)
 
 
-def failed(error: str) -> Any:
+def failed(error: Message) -> Any:
     """Return a failed fetch (an HTTP error, a refused or overrunning body)."""
     return lambda s: s.failed(error, NOW, POLLING)
 
 
 GOOD_NOW = {"last_success": NOW, "next_check": NOW + 15 * MINUTE}
-RECOVERED = {**GOOD_NOW, "failures": 0, "last_error": ""}
+RECOVERED = {**GOOD_NOW, "failures": 0, "last_error": None}
 
 CASES: dict[str, Case] = {
     "the first success of a new source takes content and validators": Case(
@@ -147,26 +157,28 @@ CASES: dict[str, Case] = {
     ),
     "a failure keeps the last good entries and waits one interval": Case(
         HEALTHY,
-        failed("HTTP 500"),
-        {"failures": 1, "last_error": "HTTP 500", "next_check": NOW + 15 * MINUTE},
+        failed(words("HTTP 500")),
+        {"failures": 1, "last_error": words("HTTP 500"), "next_check": NOW + 15 * MINUTE},
         write=True,
     ),
     "the same failure again backs off and is not written": Case(
-        FAILING, failed("HTTP 500"), {"failures": 3, "next_check": NOW + 60 * MINUTE}, False
+        FAILING, failed(words("HTTP 500")), {"failures": 3, "next_check": NOW + 60 * MINUTE}, False
     ),
     "another failure is written": Case(
         FAILING,
-        failed("the feed took too long to read (more than 30 s), so it was ignored"),
+        failed(words("the feed took too long to read (more than 30 s), so it was ignored")),
         {
             "failures": 3,
-            "last_error": "the feed took too long to read (more than 30 s), so it was ignored",
+            "last_error": words(
+                "the feed took too long to read (more than 30 s), so it was ignored"
+            ),
             "next_check": NOW + 60 * MINUTE,
         },
         write=True,
     ),
     "a long run of failures waits at most the ceiling": Case(
         dataclasses.replace(FAILING, failures=9),
-        failed("HTTP 500"),
+        failed(words("HTTP 500")),
         {"failures": 10, "next_check": NOW + timedelta(hours=6)},
         write=False,
     ),
@@ -187,6 +199,6 @@ def test_the_next_check_follows_the_failures_in_a_row() -> None:
     for _ in range(6):
         state.schedule_next_check(NOW, POLLING)
         checks.append((state.next_check - NOW) // MINUTE if state.next_check else None)
-        state.with_error_message("HTTP 503")
+        state.with_error_message(words("HTTP 503"))
     assert checks == [15, 15, 30, 60, 120, 240]
     assert state.reset_error_counter() and not state.reset_error_counter()

@@ -17,6 +17,8 @@ from aiohttp.test_utils import TestClient
 from chromium_support import chromium
 
 from klynge.errors import NotFound, ValidationError
+from klynge.messages import Message
+from klynge.model import END_BEFORE_START, NO_TITLE
 from klynge.web import CSRF_TOKEN, LANG, error_middleware, gettext, render, safe_next, setup_web
 
 CPH = ZoneInfo("Europe/Copenhagen")
@@ -64,7 +66,7 @@ async def page(request: web.Request) -> web.Response:
 
 
 async def api_invalid(request: web.Request) -> web.Response:
-    raise ValidationError({"title": "Give a title.", "end": "The end is before the start."})
+    raise ValidationError({"title": Message(NO_TITLE), "end": Message(END_BEFORE_START)})
 
 
 async def bad_words(request: web.Request) -> web.Response:
@@ -203,14 +205,23 @@ async def test_switch_link_keeps_query_but_drops_lang(client: TestClient[Any, An
 async def test_api_error_is_the_pinned_json_shape(client: TestClient[Any, Any]) -> None:
     response = await client.get("/api/invalid")
     assert response.status == 422
-    body = await response.json()
-    assert body == {
-        "error": {
-            "code": "invalid",
-            "message": "title: Skriv en titel.; end: Slutningen er før starten.",
-            "fields": {"title": "Skriv en titel.", "end": "Slutningen er før starten."},
-        }
+    body = (await response.json())["error"]
+    assert set(body) == {"code", "message", "fields", "field_details", "detail"}
+    assert {k: body[k] for k in ("code", "message", "fields")} == {
+        "code": "invalid",
+        "message": "title: Skriv en titel.; end: Slutningen er før starten.",
+        "fields": {"title": "Skriv en titel.", "end": "Slutningen er før starten."},
     }
+    assert body["field_details"] == {
+        "title": {"code": "model.no_title", "params": {}, "message": "Give a title."},
+        "end": {
+            "code": "model.end_before_start",
+            "params": {},
+            "message": "The end is before the start.",
+        },
+    }
+    assert body["detail"]["code"] == "errors.and"
+    assert body["detail"]["message"] == "title: Give a title.; end: The end is before the start."
     english = await client.get("/api/invalid", headers={"Accept-Language": "en"})
     assert (await english.json())["error"]["fields"]["title"] == "Give a title."
 
@@ -218,7 +229,12 @@ async def test_api_error_is_the_pinned_json_shape(client: TestClient[Any, Any]) 
 async def test_own_messages_are_kept_and_translated(client: TestClient[Any, Any]) -> None:
     bad = await client.get("/api/bad")
     assert bad.status == 400
-    assert (await bad.json())["error"] == {"code": "bad_request", "message": "Skriv en titel."}
+    plain = {"code": "legacy.text", "params": {"text": "Give a title."}, "message": "Give a title."}
+    assert (await bad.json())["error"] == {
+        "code": "bad_request",
+        "message": "Skriv en titel.",
+        "detail": plain,
+    }
     custom = (await (await client.get("/api/custom")).json())["error"]
     assert custom["message"] == "Slutningen er før starten."
     assert custom["fields"] == {"title": "Skriv en titel."}
@@ -233,10 +249,12 @@ async def test_unknown_api_route_is_json_404(client: TestClient[Any, Any]) -> No
 async def test_json_when_the_client_asks_for_it(client: TestClient[Any, Any]) -> None:
     response = await client.get("/missing", headers={"Accept": "application/json"})
     assert response.status == 404
-    assert (await response.json())["error"] == {
+    error = (await response.json())["error"]
+    assert {k: error[k] for k in ("code", "message")} == {
         "code": "not_found",
         "message": "Siden blev ikke fundet.",
     }
+    assert error["detail"]["message"] == "The page was not found."
 
 
 async def test_html_404_in_danish(client: TestClient[Any, Any]) -> None:

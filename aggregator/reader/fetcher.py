@@ -117,5 +117,4 @@ async def _in_words() -> AsyncIterator[None]:
     try:
         yield
     except HttpError as e:
-        # The Message stays reachable as the cause's `problem` (e.__cause__.problem).
-        raise FetchError(e.problem.english()) from e
+        raise FetchError(e.problem) from e

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TypeVar
 
+from klynge.messages import Message, define
 from klynge.model import Event, FeedSource, Item, Notice, Tombstone, clean_text, is_http_url
 
 _Sourced = TypeVar("_Sourced", bound=Event | Notice | Tombstone)
@@ -30,6 +31,14 @@ TOMBSTONE_DAYS = 30  # design.md: tombstones stay in a feed for 30 days
 PAST_DAYS = 90  # design.md: calendars keep about 90 days of past events
 # Ids of entries that several origins publish under one atom:id are derived in this namespace.
 SHARED_ID_NAMESPACE = uuid.UUID("6f1d7a52-3c1e-4b8e-9a47-0d5c2b6e8f13")
+HELD_BACK = define(
+    "merge.held_back",
+    "This fetch would remove %(gone)s of %(total)s upcoming entry; "
+    "it is kept until the next fetch confirms the removal.",
+    "This fetch would remove %(gone)s of %(total)s upcoming entries; "
+    "they are kept until the next fetch confirms the removal.",
+    count="total",
+)
 
 
 @dataclass(frozen=True)
@@ -41,7 +50,7 @@ class Content:
     first_seen: Mapping[str, datetime] = field(default_factory=dict)
     tombstones: Mapping[str, Tombstone] = field(default_factory=dict)
     held: frozenset[str] = frozenset()  # ids whose removal waits for a confirming fetch
-    flag: str = ""  # why a removal is held back, in words
+    flag: Message | None = None  # why a removal is held back
 
     def upcoming(self, now: datetime) -> int:
         """Return how many entries are still upcoming at `now`."""
@@ -178,19 +187,17 @@ def _recently_ended(item: Item, now: datetime) -> bool:
     return now - timedelta(days=PAST_DAYS) < item.series_end() <= now
 
 
-def _hold_back(old: Content, vanished: list[str], now: datetime) -> tuple[frozenset[str], str]:
+def _hold_back(
+    old: Content, vanished: list[str], now: datetime
+) -> tuple[frozenset[str], Message | None]:
     """Return the vanished upcoming ids to keep for now (a suspected mass removal) and why."""
     if old.held:
-        return frozenset(), ""  # this second fetch confirms the removal
+        return frozenset(), None  # this second fetch confirms the removal
     gone = [i for i in vanished if is_upcoming(old.entries[i], now)]
     total = old.upcoming(now)
     if not gone or len(gone) * 2 <= total:
-        return frozenset(), ""
-    flag = (
-        f"This fetch would remove {len(gone)} of {total} upcoming entries; "
-        "they are kept until the next fetch confirms the removal."
-    )
-    return frozenset(gone), flag
+        return frozenset(), None
+    return frozenset(gone), Message(HELD_BACK, {"gone": len(gone), "total": total})
 
 
 def _keep_tombstones(tombs: Mapping[str, Tombstone], now: datetime) -> dict[str, Tombstone]:

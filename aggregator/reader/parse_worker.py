@@ -25,6 +25,7 @@ from multiprocessing.process import BaseProcess
 from typing import Any, TypeVar
 
 from klynge.errors import FeedError
+from klynge.messages import Message, define
 
 T = TypeVar("T")
 MB = 1024 * 1024
@@ -33,26 +34,34 @@ PRELOAD = ["aggregator.reader.parse_worker", "aggregator.reader.refresh"]
 STOP_WAIT = 1.0  # seconds a killed child gets to be reaped
 
 
-class ParseOverrun(Exception):
-    """A job ran over its time or memory limit; `message` says which, in words."""
+TOO_SLOW = define(
+    "parse.too_slow", "the feed took too long to read (more than %(seconds)s s), so it was ignored"
+)
+TOO_BIG = define(
+    "parse.too_big",
+    "the feed needed too much memory to read (more than %(mb)s MB), so it was ignored",
+)
+CRASHED = define("parse.crashed", "the feed reader stopped unexpectedly, so the feed was ignored")
+STOPPING = define("parse.stopping", "the aggregator is stopping")
 
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
+
+class ParseOverrun(Exception):
+    """A job ran over its time or memory limit; `detail` says which (`message` in English)."""
+
+    def __init__(self, detail: Message) -> None:
+        super().__init__(detail.english())
+        self.detail = detail
+        self.message = detail.english()
 
 
 def too_slow(seconds: float) -> ParseOverrun:
     """Return the overrun for a job that took longer than `seconds`."""
-    return ParseOverrun(
-        f"the feed took too long to read (more than {seconds:g} s), so it was ignored"
-    )
+    return ParseOverrun(Message(TOO_SLOW, {"seconds": f"{seconds:g}"}))
 
 
 def too_big(megabytes: int) -> ParseOverrun:
     """Return the overrun for a job that needed more than `megabytes` of memory."""
-    return ParseOverrun(
-        f"the feed needed too much memory to read (more than {megabytes} MB), so it was ignored"
-    )
+    return ParseOverrun(Message(TOO_BIG, {"mb": megabytes}))
 
 
 class JobFailed(Exception):
@@ -89,7 +98,7 @@ class ParseWorker:
         """Run `job(*args)` in the child; raise ParseOverrun, or what the job raised."""
         async with self._lock:
             if self._closed:
-                raise ParseOverrun("the aggregator is stopping")
+                raise ParseOverrun(Message(STOPPING))
             loop = asyncio.get_running_loop()
             reply = loop.run_in_executor(self._io, self._call, job, args)
             try:
@@ -160,10 +169,10 @@ def _unpack(status: str, value: Any, memory_mb: int) -> Any:
     if status == "memory":
         raise too_big(memory_mb)
     if status == "feed":
-        raise FeedError(str(value))
+        raise FeedError(value if isinstance(value, Message) else str(value))
     if status == "error":
         raise JobFailed(str(value))
-    raise ParseOverrun("the feed reader stopped unexpectedly, so the feed was ignored")
+    raise ParseOverrun(Message(CRASHED))
 
 
 def serve_jobs(conn: Connection, memory_mb: int) -> None:
@@ -183,12 +192,12 @@ def serve_jobs(conn: Connection, memory_mb: int) -> None:
 
 
 def _answer(job: Callable[..., Any], args: tuple[Any, ...]) -> tuple[str, Any]:
-    # Errors travel as words: an exception object may not survive pickling.
+    # Errors travel as messages or words: an exception object may not survive pickling.
     try:
         return ("ok", job(*args))
     except MemoryError:
         return ("memory", None)
     except FeedError as e:
-        return ("feed", e.message)
+        return ("feed", e.detail)
     except Exception as e:
         return ("error", f"{type(e).__name__}: {e}")

@@ -20,7 +20,6 @@ from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
-from typing import Any
 
 from aggregator.config import AggregatorConfig, Source
 from aggregator.publish.outputs import release_memory
@@ -29,9 +28,10 @@ from aggregator.reader.merge import Content, apply_fetch, bind
 from aggregator.reader.parse_worker import JobFailed, ParseOverrun, ParseWorker
 from aggregator.reader.state import Polling, SourceState
 from aggregator.store.sources import Store, state_record
-from klynge.atom.reader import read_feed
+from klynge.atom.reader import Problem, read_feed
 from klynge.errors import FeedError, StorageError
-from klynge.ical.reader import read_calendar
+from klynge.ical.reader import TOO_MANY_EVENTS, read_calendar
+from klynge.messages import Message, define
 from klynge.model import FeedSource, Item, Tombstone
 
 log = logging.getLogger("klynge.aggregator")
@@ -41,6 +41,26 @@ FLUSH_DELAY = 2.0  # seconds: writes of sources refreshed close together share o
 # Entries taken in between two gc.freeze() calls (see `_settle`): about 3 tracked objects each.
 FREEZE_EVERY = 1000
 
+# What a refresh says (CLI, logs, /status; Danish in aggregator/locale).
+NOT_MODIFIED = define("refresh.not_modified", "not modified (304)")
+UNCHANGED = define("refresh.unchanged", "unchanged")
+ENTRIES = define("refresh.entries", "%(n)s entry", "%(n)s entries", count="n")
+ENTRIES_HELD = define(
+    "refresh.entries_held", "%(n)s entry; %(flag)s", "%(n)s entries; %(flag)s", count="n"
+)
+ERROR = define("refresh.error", "error")
+NOT_USABLE = define("refresh.not_usable", "not a usable feed")
+COULD_NOT_READ = define("refresh.could_not_read", "could not be read (%(detail)s)")
+BROKEN_XML = define("refresh.broken_xml", "the document is not well-formed XML, so it was ignored.")
+BROKEN_XML_BECAUSE = define(
+    "refresh.broken_xml_because",
+    "the document is not well-formed XML, so it was ignored. %(cause)s",
+)
+IN_ENTRY = define("refresh.in_entry", "entry %(entry)s (%(field)s)")
+IN_ENTRY_BARE = define("refresh.in_entry_bare", "entry %(entry)s")
+IN_FEED = define("refresh.in_feed", "the feed (%(field)s)")
+IN_FEED_BARE = define("refresh.in_feed_bare", "the feed")
+
 
 @dataclass(frozen=True)
 class Parsed:
@@ -49,8 +69,8 @@ class Parsed:
     items: tuple[Item, ...]
     tombstones: tuple[Tombstone, ...]
     meta: FeedSource | None  # the feed's own identity (None for .ics)
-    problems: tuple[str, ...]
-    limited: str = ""  # why only part of the body was read (the entry limit), in words
+    problems: tuple[Message, ...]
+    limited: Message | None = None  # why only part of the body was read (the entry limit)
 
 
 @dataclass(frozen=True)
@@ -60,7 +80,12 @@ class Outcome:
     url: str
     ok: bool
     changed: bool
-    words: str
+    message: Message
+
+    @property
+    def words(self) -> str:
+        """Return the outcome in English (the CLI and logs speak English)."""
+        return self.message.english()
 
 
 class Refresher:
@@ -193,15 +218,16 @@ class Refresher:
             try:
                 return await self._refresh(source, state, now)
             except (FetchError, ParseOverrun) as e:  # the last good entries are kept
-                return self._failed(state, e.message, now)
+                return self._failed(state, e.detail, now)
             except JobFailed as e:
                 log.error("parsing %s failed: %s", source.url, e.message)
-                return self._failed(state, f"could not be read ({e.message})", now)
+                return self._failed(state, Message(COULD_NOT_READ, {"detail": e.message}), now)
             except FeedError as e:
-                return self._failed(state, f"not a usable feed: {e.message}", now)
+                return self._failed(state, Message(NOT_USABLE, cause=e.detail), now)
             except Exception as e:  # a bug or an unforeseen input must not stop the others
                 log.exception("refreshing %s failed", source.url)
-                return self._failed(state, f"could not be read ({type(e).__name__}: {e})", now)
+                detail = f"{type(e).__name__}: {e}"
+                return self._failed(state, Message(COULD_NOT_READ, {"detail": detail}), now)
 
     def state(self, source: Source) -> SourceState:
         """Return a source's state, creating it for a new source (a stand-in while loading)."""
@@ -214,10 +240,10 @@ class Refresher:
             source.url, etag=state.etag, last_modified=state.last_modified
         )
         if result.not_modified:
-            return self._unchanged(state, result, now, "not modified (304)")
+            return self._unchanged(state, result, now, Message(NOT_MODIFIED))
         digest = hashlib.blake2b(result.body, digest_size=16).hexdigest()
         if digest == state.body_hash:
-            return self._unchanged(state, result, now, "unchanged")
+            return self._unchanged(state, result, now, Message(UNCHANGED))
         limit = self.config.limits.max_entries
         parsed = await self.worker.run(
             parse_body, result.body, source, self.config.timezone, now, limit
@@ -235,16 +261,20 @@ class Refresher:
             self._mark(state.url)
         if done.changed:
             self.on_change(state.url, done.content)
-        words = f"{len(done.content.entries)} entries"
-        return Outcome(
-            source.url, True, done.changed, words + (f"; {done.content.flag}" if held else "")
+        count = {"n": len(done.content.entries)}
+        flag = done.content.flag
+        words = (
+            Message(ENTRIES_HELD, {**count, "flag": flag})
+            if held and flag
+            else Message(ENTRIES, count)
         )
+        return Outcome(source.url, True, done.changed, words)
 
     def _took(
         self,
         state: SourceState,
         done: Ingested,
-        limited: str,
+        limited: Message | None,
         result: FetchResult,
         digest: str,
         now: datetime,
@@ -266,7 +296,7 @@ class Refresher:
         )
 
     def _unchanged(
-        self, state: SourceState, result: FetchResult, now: datetime, words: str
+        self, state: SourceState, result: FetchResult, now: datetime, words: Message
     ) -> Outcome:
         news = state.not_modified(
             now, self.polling, etag=result.etag, last_modified=result.last_modified
@@ -275,10 +305,10 @@ class Refresher:
             self._mark(state.url)
         return Outcome(state.url, True, False, words)
 
-    def _failed(self, state: SourceState, words: str, now: datetime) -> Outcome:
+    def _failed(self, state: SourceState, words: Message, now: datetime) -> Outcome:
         if state.failed(words, now, self.polling):
             self._mark(state.url)  # a change of health, not every repeat of the same failure
-        return Outcome(state.url, False, False, f"error: {words}")
+        return Outcome(state.url, False, False, Message(ERROR, cause=words))
 
     # --- writing -------------------------------------------------------------------------
 
@@ -326,7 +356,7 @@ class Ingested:
     """A source's new content after a good fetch, and whether it differs from the old."""
 
     content: Content
-    problems: tuple[str, ...]
+    problems: tuple[Message, ...]
     changed: bool
 
 
@@ -373,14 +403,16 @@ def parse_body(
         events, words = read_calendar(
             body, default_timezone=timezone, now=now, max_events=max_entries
         )
-        limited = next((w for w in words if w.startswith("The calendar has ")), "")
+        limited = next((w for w in words if w.code == TOO_MANY_EVENTS), None)
         return Parsed(tuple(events), (), None, tuple(words), limited)
     feed = read_feed(body, url=source.url, default_timezone=timezone, max_entries=max_entries)
     if not feed.complete:
         # A truncated or malformed document: what feedparser recovers may itself be cut short
         # and lacks atom:source and tombstones, so none of it is used.
-        cause = next((p.message for p in feed.problems if p.field == "feed"), "")
-        raise FeedError(f"the document is not well-formed XML, so it was ignored. {cause}".strip())
+        cause = next((p.message for p in feed.problems if p.field == "feed"), None)
+        if cause is None:
+            raise FeedError(Message(BROKEN_XML))
+        raise FeedError(Message(BROKEN_XML_BECAUSE, {"cause": cause}))
     meta = FeedSource(
         id=feed.meta.id,
         title=feed.meta.title,
@@ -390,11 +422,16 @@ def parse_body(
     )
     cut = [p for p in feed.problems if p.field == "entries" and not p.entry_id]
     problems = tuple(_problem_words(p) for p in feed.problems if p not in cut)
-    limited = cut[0].message if cut else ""
+    limited = cut[0].message if cut else None
     return Parsed(tuple(feed.items), feed.tombstones, meta, problems, limited)
 
 
-def _problem_words(problem: Any) -> str:
-    where = f"entry {problem.entry_id}" if problem.entry_id else "the feed"
-    field = f" ({problem.field})" if problem.field else ""
-    return f"{where}{field}: {problem.message}"
+def _problem_words(problem: Problem) -> Message:
+    """Say where a feed problem is ("entry X (field)"), with the problem as its cause."""
+    where: dict[str, str | int | float | Message] = {"field": problem.field}
+    if problem.entry_id:
+        where["entry"] = problem.entry_id
+        code = IN_ENTRY if problem.field else IN_ENTRY_BARE
+    else:
+        code = IN_FEED if problem.field else IN_FEED_BARE
+    return Message(code, where, problem.message)

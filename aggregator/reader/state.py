@@ -1,4 +1,4 @@
-"""Per-source polling state: validators, health in words, back-off, and the source's content.
+"""Per-source polling state: validators, health, problems as messages, back-off, content.
 
 What can happen to a source is a method of `SourceState` (as in Miniflux's model.Feed): it
 succeeded, was held back, was not modified, or failed. Each sets the health and the next check
@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from aggregator.reader.merge import Content
+from klynge.messages import Message
 
 Health = Literal["new", "ok", "failing", "stale"]
 
@@ -39,11 +40,11 @@ class SourceState:
     body_hash: str = ""
     last_success: datetime | None = None
     last_attempt: datetime | None = None
-    last_error: str = ""
+    last_error: Message | None = None
     failures: int = 0
     next_check: datetime | None = None
-    problems: tuple[str, ...] = ()
-    limited: str = ""  # why only part of the last body was read (the entry limit), in words
+    problems: tuple[Message, ...] = ()
+    limited: Message | None = None  # why only part of the last body was read (the entry limit)
     content: Content = field(default_factory=Content)
 
     # --- what happens to a source ------------------------------------------------------------
@@ -54,8 +55,8 @@ class SourceState:
         polling: Polling,
         *,
         content: Content,
-        problems: tuple[str, ...] = (),
-        limited: str = "",
+        problems: tuple[Message, ...] = (),
+        limited: Message | None = None,
         etag: str = "",
         last_modified: str = "",
         body_hash: str = "",
@@ -70,8 +71,8 @@ class SourceState:
         polling: Polling,
         *,
         content: Content,
-        problems: tuple[str, ...] = (),
-        limited: str = "",
+        problems: tuple[Message, ...] = (),
+        limited: Message | None = None,
     ) -> bool:
         """Take a good fetch whose removal of entries is held back, forgetting the validators.
 
@@ -92,7 +93,7 @@ class SourceState:
         news = not self.content.held and self._validators(etag, last_modified, self.body_hash)
         return self._good(now, polling) or news
 
-    def failed(self, error: str, now: datetime, polling: Polling) -> bool:
+    def failed(self, error: Message, now: datetime, polling: Polling) -> bool:
         """Count a failure and back off, keeping the last good entries; tell whether it is news.
 
         A failure is a fetch that failed, a body refused as not a usable feed, or a body whose
@@ -103,7 +104,7 @@ class SourceState:
         self.schedule_next_check(now, polling)
         return news
 
-    def with_error_message(self, message: str) -> bool:
+    def with_error_message(self, message: Message) -> bool:
         """Count one more failure in a row; tell whether the source was healthy or said else."""
         news = self.failures == 0 or message != self.last_error
         self.failures += 1
@@ -113,7 +114,7 @@ class SourceState:
     def reset_error_counter(self) -> bool:
         """Forget the failures in a row; tell whether there were any."""
         recovered = bool(self.failures or self.last_error)
-        self.failures, self.last_error = 0, ""
+        self.failures, self.last_error = 0, None
         return recovered
 
     def schedule_next_check(self, now: datetime, polling: Polling) -> None:
@@ -131,8 +132,8 @@ class SourceState:
         now: datetime,
         polling: Polling,
         content: Content,
-        problems: tuple[str, ...],
-        limited: str,
+        problems: tuple[Message, ...],
+        limited: Message | None,
     ) -> bool:
         # Identity, not equality: comparing thousands of entries would stall the event loop,
         # and `refresh.settle` hands back the old Content when a fetch changed nothing.
@@ -170,12 +171,16 @@ class SourceState:
             "body_hash": self.body_hash,
             "last_success": _iso(self.last_success),
             "last_attempt": _iso(self.last_attempt),
-            "last_error": self.last_error,
+            "last_error": _json(self.last_error),
             "failures": self.failures,
             "next_check": _iso(self.next_check),
-            "problems": list(self.problems),
-            "limited": self.limited,
+            "problems": [p.to_json() for p in self.problems],
+            "limited": _json(self.limited),
         }
+
+
+def _json(message: Message | None) -> dict[str, Any] | None:
+    return message.to_json() if message is not None else None
 
 
 def _iso(value: datetime | None) -> str | None:

@@ -29,6 +29,7 @@ from aggregator.store.records import (
     tombstone_record,
 )
 from klynge.errors import KlyngeError, ValidationError
+from klynge.messages import Message, optional
 from klynge.model import Item
 from klynge.storage import META_TABLE, SCHEMA_VERSION, DurableStorage, Tables, invalid_record
 
@@ -45,7 +46,7 @@ def state_record(state: SourceState) -> dict[str, Any]:
         "entries": _pack([_entry(content, i, item) for i, item in content.entries.items()]),
         "tombstones": [tombstone_record(t) for t in content.tombstones.values()],
         "held": sorted(content.held),
-        "flag": content.flag,
+        "flag": content.flag.to_json() if content.flag is not None else None,
     }
 
 
@@ -90,7 +91,7 @@ def state_from(doc: dict[str, Any]) -> SourceState:
         first_seen=first_seen,
         tombstones={t.id: t for t in tombs},
         held=frozenset(doc.get("held", [])),
-        flag=doc.get("flag", ""),
+        flag=optional(doc.get("flag")),
     )
     return SourceState(
         url=doc["url"],
@@ -99,11 +100,11 @@ def state_from(doc: dict[str, Any]) -> SourceState:
         body_hash=doc.get("body_hash", ""),
         last_success=_time(doc.get("last_success")),
         last_attempt=_time(doc.get("last_attempt")),
-        last_error=doc.get("last_error", ""),
+        last_error=optional(doc.get("last_error")),
         failures=int(doc.get("failures", 0)),
         next_check=_time(doc.get("next_check")),
-        problems=tuple(doc.get("problems", [])),
-        limited=doc.get("limited", ""),
+        problems=tuple(Message.from_json(p) for p in doc.get("problems", [])),
+        limited=optional(doc.get("limited")),
         content=content,
     )
 
@@ -119,9 +120,9 @@ def _state_or_refuse(path: Path, key: str, doc: dict[str, Any]) -> SourceState:
     except _GARBLED as e:
         url = doc.get("url")
         record = f"{TABLE}/{key}" + (f" ({url})" if isinstance(url, str) else "")
-        reason = getattr(e, "message", None) or (
-            f"missing {e}" if isinstance(e, KeyError) else str(e)
-        )
+        reason: Message | str = e.detail if isinstance(e, KlyngeError) else str(e)
+        if isinstance(e, KeyError):
+            reason = f"missing {e}"
         raise invalid_record(path, record, reason, check_tables) from e
 
 

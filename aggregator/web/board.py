@@ -24,8 +24,8 @@ from aggregator.web.pages import (
     webcal,
 )
 from aggregator.web.status import source_rows
-from aggregator.web.status_words import explain
 from klynge.i18n import N_
+from klynge.messages import Message, define, optional
 from klynge.model import CATEGORIES, Event, Notice, category_label, zone
 
 # Health words on /status; "held back" when a fetch would delete too much (design.md).
@@ -36,6 +36,13 @@ STATE_WORDS = {
     "stale": N_("stale"),
     "held": N_("held back"),
 }
+FAILURES = define("status.failures", "%(n)s failure in a row", "%(n)s failures in a row", count="n")
+HELD_BACK = define(
+    "status.held_back",
+    "%(n)s deletion waits for the next fetch to confirm it.",
+    "%(n)s deletions wait for the next fetch to confirm them.",
+    count="n",
+)
 
 
 @dataclass(frozen=True)
@@ -148,13 +155,22 @@ def source_view(row: dict[str, Any], tz: str) -> dict[str, Any]:
     }
 
 
-def in_words(row: dict[str, Any], lang: str) -> dict[str, str]:
-    """Return a source's summary, last error, hold-back flag and limit in the reader's language."""
+def in_words(row: dict[str, Any], lang: str) -> dict[str, Any]:
+    """Return a source's health messages (a row's `messages`) in the reader's language."""
+    said = row["messages"]
+
+    def words(key: str) -> str:
+        message = optional(said[key])
+        return message.render(lang) if message is not None else ""
+
     return {
-        "summary_words": explain(row["summary"], lang),
-        "last_error_words": explain(row["last_error"], lang),
-        "flag_words": explain(row["flag"], lang),
-        "limited_words": explain(row["limited"], lang),
+        "summary_words": words("summary"),
+        "last_error_words": words("last_error"),
+        "flag_words": words("flag"),
+        "limited_words": words("limited"),
+        "problems_words": [Message.from_json(p).render(lang) for p in said["problems"]],
+        "failures_words": Message(FAILURES, {"n": row["failures"]}).render(lang),
+        "held_back_words": Message(HELD_BACK, {"n": row["held_back"]}).render(lang),
     }
 
 

@@ -1,76 +1,137 @@
-"""Source health for /status and /api/sources, with problems named in words."""
+"""Source health for /status and /api/sources: a summary and the problems, as messages."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from aggregator.config import AggregatorConfig, Source
 from aggregator.reader.refresh import Refresher
 from aggregator.reader.state import SourceState
 from klynge.i18n import N_
+from klynge.messages import Message, Param, define, text
 from klynge.model import format_when
 
 # The health words, translated on /status.
 HEALTH_WORDS = (N_("new"), N_("ok"), N_("failing"), N_("stale"))
+
+# The summary of a source's health (Danish in aggregator/locale).
+NOT_FETCHED = define("status.not_fetched", "Not fetched yet.")
+OK = define("status.ok", "OK: %(n)s entry.", "OK: %(n)s entries.", count="n")
+OK_NOTE = define("status.ok_note", "OK: %(n)s entry. %(note)s", "OK: %(n)s entries. %(note)s", "n")
+TWO_NOTES = define("status.two_notes", "%(first)s %(second)s")
+FAILING = define(
+    "status.failing",
+    "Failing: %(error)s (%(n)s failure in a row, %(since)s%(kept)s).",
+    "Failing: %(error)s (%(n)s failures in a row, %(since)s%(kept)s).",
+    count="n",
+)
+STALE = define(
+    "status.stale",
+    "Stale: %(error)s (%(n)s failure in a row, %(since)s%(kept)s).",
+    "Stale: %(error)s (%(n)s failures in a row, %(since)s%(kept)s).",
+    count="n",
+)
+NEVER_FETCHED = define("status.never_fetched", "never fetched successfully")
+LAST_SUCCESS = define("status.last_success", "last success %(ago)s ago")
+KEPT = define(
+    "status.kept",
+    "; keeping its last %(count)s good entry",
+    "; keeping its last %(count)s good entries",
+    count="count",
+)
+SECONDS = define("status.seconds", "%(n)s s")
+MINUTES = define("status.minutes", "%(n)s min")
+HOURS = define("status.hours", "%(n)s h")
 
 
 def _iso(value: datetime | None) -> str | None:
     return format_when(value) if value else None
 
 
-def summary(state: SourceState, now: datetime, config: AggregatorConfig) -> str:
+def summary(state: SourceState, now: datetime, config: AggregatorConfig) -> Message:
     """Return one sentence on a source's health, naming the problem if there is one."""
     health = state.health(now, config.limits.stale_after)
     count = len(state.content.entries)
     if health == "new":
-        return "Not fetched yet."
+        return Message(NOT_FETCHED)
     if health == "ok":
-        notes = " ".join(n for n in (state.content.flag, state.limited) if n)
-        return f"OK: {count} entries. {notes}" if notes else f"OK: {count} entries."
+        notes = [n for n in (state.content.flag, state.limited) if n is not None]
+        if not notes:
+            return Message(OK, {"n": count})
+        note = notes[0]
+        if len(notes) == 2:
+            note = Message(TWO_NOTES, {"first": notes[0], "second": notes[1]})
+        return Message(OK_NOTE, {"n": count, "note": note})
     since = (
-        "never fetched successfully"
+        Message(NEVER_FETCHED)
         if state.last_success is None
-        else (f"last success {_ago(now - state.last_success)} ago")
+        else Message(LAST_SUCCESS, {"ago": _ago(now - state.last_success)})
     )
-    kept = f"; keeping its last {count} good entries" if count else ""
-    stale = "Stale" if health == "stale" else "Failing"
-    return f"{stale}: {state.last_error} ({state.failures} failures in a row, {since}{kept})."
+    kept: Message | str = Message(KEPT, {"count": count}) if count else ""
+    error = state.last_error or text("")
+    params: dict[str, Param] = {"error": error, "n": state.failures, "since": since, "kept": kept}
+    return Message(STALE if health == "stale" else FAILING, params)
 
 
-def _ago(delta: Any) -> str:
+def _ago(delta: timedelta) -> Message:
     seconds = int(delta.total_seconds())
     if seconds < 120:
-        return f"{seconds} s"
+        return Message(SECONDS, {"n": seconds})
     if seconds < 7200:
-        return f"{seconds // 60} min"
-    return f"{seconds // 3600} h"
+        return Message(MINUTES, {"n": seconds // 60})
+    return Message(HOURS, {"n": seconds // 3600})
+
+
+def messages(state: SourceState, now: datetime, config: AggregatorConfig) -> dict[str, Any]:
+    """Return a source's summary, last error, hold-back flag, limit and problems as messages."""
+    return {
+        "summary": summary(state, now, config),
+        "last_error": state.last_error,
+        "flag": state.content.flag,
+        "limited": state.limited,
+        "problems": list(state.problems[:20]),
+    }
+
+
+def _english(value: Message | list[Message] | None) -> str | list[str]:
+    if isinstance(value, list):
+        return [m.english() for m in value]
+    return value.english() if value is not None else ""
+
+
+def _json(value: Message | list[Message] | None) -> Any:
+    if isinstance(value, list):
+        return [m.to_json() for m in value]
+    return value.to_json() if value is not None else None
 
 
 def source_row(
     source: Source, state: SourceState, config: AggregatorConfig, now: datetime
 ) -> dict[str, Any]:
-    """Return one source's health as a JSON-ready dict."""
+    """Return one source's health as a JSON-ready dict: English words, and codes under messages."""
     content = state.content
     origin = content.origin
+    said = messages(state, now, config)
     return {
         "url": source.url,
         "name": source.name or (origin.title if origin else "") or source.url,
         "kind": source.kind,
         "health": state.health(now, config.limits.stale_after),
-        "summary": summary(state, now, config),
+        "summary": _english(said["summary"]),
         "last_success": _iso(state.last_success),
         "last_attempt": _iso(state.last_attempt),
-        "last_error": state.last_error,
+        "last_error": _english(said["last_error"]),
         "failures": state.failures,
         "next_check": _iso(state.next_check),
         "entries": len(content.entries),
         "upcoming": content.upcoming(now),
         "tombstones": len(content.tombstones),
         "held_back": len(content.held),
-        "flag": content.flag,
-        "limited": state.limited,
-        "problems": list(state.problems[:20]),
+        "flag": _english(said["flag"]),
+        "limited": _english(said["limited"]),
+        "problems": _english(said["problems"]),
+        "messages": {key: _json(value) for key, value in said.items()},
     }
 
 

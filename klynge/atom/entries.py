@@ -25,13 +25,31 @@ import nh3
 
 from klynge.atom.scan import Problem, exact_text, parse_instant
 from klynge.atom.writer import ATOM_NS, KLYNGE_NS
-from klynge.errors import ValidationError
-from klynge.model import CATEGORIES, Event, FeedSource, Item, Notice, Place, parse_when, zone
+from klynge.errors import ValidationError, problem_of
+from klynge.messages import Message, define
+from klynge.model import (
+    BAD_SEQUENCE,
+    CATEGORIES,
+    Event,
+    FeedSource,
+    Item,
+    Notice,
+    Place,
+    parse_when,
+    zone,
+)
 from klynge.repeat_rule import optional_rule
 
 _A = f"{{{ATOM_NS}}}"
 _TAG_LIKE = re.compile(r"<[A-Za-z/!?]")
 _TITLE_FROM_BODY = 100
+
+UNKNOWN_KIND = define(
+    "entry.unknown_kind", "Unknown kind '%(kind)s'; a Klynge entry is an event or a notice."
+)
+BAD_ALLDAY = define("entry.bad_allday", "allday must be true or false.")
+NO_ID = define("entry.no_id", "The entry has no id, guid or link.")
+NO_UPDATED = define("entry.no_updated", "The entry has no updated time; used the feed's.")
 
 
 @dataclass(frozen=True)
@@ -199,7 +217,7 @@ def read_entry(
         builder = Notice
         errors.update(_notice_fields(view, ctx, fields))
     else:
-        message = f"Unknown kind {kind!r}; a Klynge entry is an event or a notice."
+        message = Message(UNKNOWN_KIND, {"kind": kind[:60]})
         return None, [*problems, Problem(entry_id, "kind", message)]
     return _build(builder, fields, errors, entry_id, problems)
 
@@ -207,7 +225,7 @@ def read_entry(
 def _build(
     builder: type[Event] | type[Notice],
     fields: dict[str, Any],
-    errors: dict[str, str],
+    errors: dict[str, Message],
     entry_id: str,
     problems: list[Problem],
 ) -> tuple[Item | None, list[Problem]]:
@@ -223,8 +241,8 @@ def _build(
 
 def _common(
     view: EntryView, ctx: Context, entry_id: str, problems: list[Problem]
-) -> tuple[dict[str, Any], dict[str, str]]:
-    errors: dict[str, str] = {}
+) -> tuple[dict[str, Any], dict[str, Message]]:
+    errors: dict[str, Message] = {}
     author, author_url = view.author()
     fields: dict[str, Any] = {
         "id": entry_id,
@@ -242,22 +260,22 @@ def _common(
         try:
             fields["sequence"] = int(sequence)
         except ValueError:
-            errors["sequence"] = "The sequence must be a whole number."
+            errors["sequence"] = Message(BAD_SEQUENCE)
     return fields, errors
 
 
-def _event_fields(view: EntryView, ctx: Context, fields: dict[str, Any]) -> dict[str, str]:
-    errors: dict[str, str] = {}
+def _event_fields(view: EntryView, ctx: Context, fields: dict[str, Any]) -> dict[str, Message]:
+    errors: dict[str, Message] = {}
     tz = view.k("tzid") or ctx.default_timezone
     fields["timezone"] = tz
     try:
         zone(tz)
     except ValueError as e:
-        errors["timezone"] = str(e)
+        errors["timezone"] = problem_of(e)
         tz = ctx.default_timezone
     all_day_text = view.k("allday").lower() or "false"
     if all_day_text not in ("true", "false", "1", "0"):
-        errors["all_day"] = "allday must be true or false."
+        errors["all_day"] = Message(BAD_ALLDAY)
     all_day = all_day_text in ("true", "1")
     fields["all_day"] = all_day
     for name in ("start", "end"):
@@ -266,7 +284,7 @@ def _event_fields(view: EntryView, ctx: Context, fields: dict[str, Any]) -> dict
             try:
                 fields[name] = parse_when(value, tz=tz, all_day=all_day)
             except ValueError as e:
-                errors[name] = str(e)
+                errors[name] = problem_of(e)
     fields["status"] = view.k("status").lower() or "confirmed"
     try:  # parsed here, at the edge: an entry with a bad rule is refused in words
         fields["rrule"] = optional_rule(view.k("rrule"))
@@ -279,7 +297,7 @@ def _event_fields(view: EntryView, ctx: Context, fields: dict[str, Any]) -> dict
     return errors
 
 
-def _notice_fields(view: EntryView, ctx: Context, fields: dict[str, Any]) -> dict[str, str]:
+def _notice_fields(view: EntryView, ctx: Context, fields: dict[str, Any]) -> dict[str, Message]:
     fields["body"] = _html(view)
     fields["related"] = view.k("related")
     expires = view.k("expires")
@@ -288,11 +306,11 @@ def _notice_fields(view: EntryView, ctx: Context, fields: dict[str, Any]) -> dic
     try:
         fields["expires"] = parse_when(expires, tz=ctx.default_timezone, all_day=False)
     except ValueError as e:
-        return {"expires": str(e)}
+        return {"expires": problem_of(e)}
     return {}
 
 
-def _place(view: EntryView) -> tuple[Place | None, dict[str, str]]:
+def _place(view: EntryView) -> tuple[Place | None, dict[str, Message]]:
     texts = {
         "name": view.k("location"),
         "street": view.k("street"),
@@ -319,7 +337,7 @@ def _plain_notice(
     entry_id = view.entry_id() or link.strip()
     problems: list[Problem] = []
     if not entry_id:
-        return None, [Problem("", "id", "The entry has no id, guid or link.")]
+        return None, [Problem("", "id", Message(NO_ID))]
     body = _html(view)
     title = view.title()
     if not title:  # RSS 2.0 allows items with only a description
@@ -343,9 +361,7 @@ def _updated(view: EntryView, ctx: Context, entry_id: str, problems: list[Proble
     if updated is not None:
         return updated
     fallback = ctx.feed_updated or datetime.now(UTC).replace(microsecond=0)
-    problems.append(
-        Problem(entry_id, "updated", "The entry has no updated time; used the feed's.", "warning")
-    )
+    problems.append(Problem(entry_id, "updated", Message(NO_UPDATED), "warning"))
     return fallback
 
 

@@ -55,9 +55,21 @@ from klynge.atom.scan import (
 )
 from klynge.atom.writer import ATOM_NS, KLYNGE_NS, TOMBSTONE_NS, FeedMeta
 from klynge.errors import FeedError
+from klynge.messages import Message, define
 from klynge.model import DEFAULT_TIMEZONE, Item, Tombstone
 
 __all__ = ["FeedMeta", "ParsedFeed", "Problem", "read_feed"]
+
+TOO_MANY_ENTRIES = define(
+    "feed.too_many_entries",
+    "The feed has more than %(limit)s entries; only the first %(limit)s were read.",
+)
+UNREADABLE = define("feed.unreadable", "the feed could not be read (%(detail)s)")
+RECOVERED = define(
+    "feed.recovered",
+    "The feed is not well-formed XML (%(cause)s); read what could be recovered.",
+)
+FEEDPARSER_SAYS = define("feed.feedparser_says", "feedparser reports: %(detail)s")
 
 Flavour = Literal["klynge", "atom", "rss"]
 _A = f"{{{ATOM_NS}}}"
@@ -123,8 +135,7 @@ def read_feed(
 
 def too_many_entries(limit: int) -> Problem:
     """Return the warning for a feed with more than `limit` entries."""
-    message = f"The feed has more than {limit} entries; only the first {limit} were read."
-    return Problem("", "entries", message, "warning")
+    return Problem("", "entries", Message(TOO_MANY_ENTRIES, {"limit": limit}), "warning")
 
 
 def read_with_feedparser(
@@ -174,7 +185,7 @@ def _feedparser(data: bytes, outline: Outline | None) -> Any:
         # character reference to a lone surrogate, non-UTF-8 bytes in the declared encoding).
         if outline is None:
             raise not_a_feed(data) from e
-        raise FeedError(f"the feed could not be read ({type(e).__name__}: {e})") from e
+        raise FeedError(Message(UNREADABLE, {"detail": f"{type(e).__name__}: {e}"})) from e
 
 
 # --- the strict Klynge reader -------------------------------------------------------------
@@ -290,10 +301,10 @@ def _feed_problems(parsed: Any, outline: Outline | None) -> list[Problem]:
     problems = list(outline.problems) if outline is not None else []
     if outline is None:
         cause = parsed.get("bozo_exception")
-        message = f"The feed is not well-formed XML ({cause}); read what could be recovered."
+        message = Message(RECOVERED, {"cause": str(cause)})
         problems.append(Problem("", "feed", message, "warning"))
     elif parsed.get("bozo"):
-        message = f"feedparser reports: {parsed.get('bozo_exception')}"
+        message = Message(FEEDPARSER_SAYS, {"detail": str(parsed.get("bozo_exception"))})
         problems.append(Problem("", "feed", message, "warning"))
     return problems
 

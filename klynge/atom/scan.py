@@ -21,6 +21,7 @@ from defusedxml import DefusedXmlException
 
 from klynge.atom.writer import ATOM_NS, TOMBSTONE_NS
 from klynge.errors import FeedError, ValidationError
+from klynge.messages import Message, define
 from klynge.model import FeedSource, Tombstone
 
 RSS10_NS = "http://purl.org/rss/1.0/"
@@ -29,6 +30,19 @@ XHTML_NS = "http://www.w3.org/1999/xhtml"
 
 _A = f"{{{ATOM_NS}}}"
 _DELETED = f"{{{TOMBSTONE_NS}}}deleted-entry"
+# Why a document is no feed, and what is wrong inside one (Danish in klynge/locale).
+EMPTY = define("feed.empty", "the document is empty, not a feed")
+HTML = define("feed.html", "the document is HTML, not a feed")
+DTD = define("feed.dtd", "the feed contains a DTD/entity declaration, which Klynge refuses")
+NOT_XML = define("feed.not_xml", "the document is not XML, so not a feed")
+NOT_WELL_FORMED = define(
+    "feed.not_well_formed", "the document is not well-formed XML and no feed could be recovered"
+)
+OTHER_ROOT = define(
+    "feed.other_root", "the document is XML but not an Atom or RSS feed (its root is <%(root)s>)"
+)
+TOMBSTONE_WHEN = define("feed.tombstone_when", "A tombstone needs a valid `when` time.")
+
 _HTML_START = re.compile(rb"^\s*(<!--.*?-->\s*)*<(!doctype\s+html|html[\s>])", re.I | re.S)
 
 
@@ -38,7 +52,7 @@ class Problem:
 
     entry_id: str
     field: str
-    message: str
+    message: Message
     severity: Literal["error", "warning"] = "error"
 
 
@@ -72,13 +86,13 @@ def scan(data: bytes) -> Outline | None:
     external entity (any DTD is refused), or XML with another root element.
     """
     if not data.strip():
-        raise FeedError("the document is empty, not a feed")
+        raise FeedError(Message(EMPTY))
     if _HTML_START.match(data[:2048]):
-        raise FeedError("the document is HTML, not a feed")
+        raise FeedError(Message(HTML))
     try:
         root = SafeET.fromstring(data, forbid_dtd=True, forbid_entities=True, forbid_external=True)
     except DefusedXmlException as e:
-        raise FeedError("the feed contains a DTD/entity declaration, which Klynge refuses") from e
+        raise FeedError(Message(DTD)) from e
     except (ParseError, ValueError, LookupError):
         # expat refuses multi-byte encodings and unknown or malformed encoding names with
         # ValueError/LookupError (`as_utf8` has transcoded every encoding Python can read).
@@ -189,8 +203,8 @@ def not_a_feed(data: bytes) -> FeedError:
     """Return the error for bytes that neither the XML pass nor feedparser could read."""
     head = data.lstrip()[:1]
     if head != b"<":
-        return FeedError("the document is not XML, so not a feed")
-    return FeedError("the document is not well-formed XML and no feed could be recovered")
+        return FeedError(Message(NOT_XML))
+    return FeedError(Message(NOT_WELL_FORMED))
 
 
 def _outline(root: Element) -> Outline:
@@ -200,9 +214,9 @@ def _outline(root: Element) -> Outline:
     if tag == "rss" or tag == f"{{{RDF_NS}}}RDF":
         return _rss_outline(root)
     if tag in ("html", f"{{{XHTML_NS}}}html"):
-        raise FeedError("the document is HTML, not a feed")
+        raise FeedError(Message(HTML))
     name = tag.rsplit("}", 1)[-1]
-    raise FeedError(f"the document is XML but not an Atom or RSS feed (its root is <{name}>)")
+    raise FeedError(Message(OTHER_ROOT, {"root": name}))
 
 
 def _atom_outline(root: Element) -> Outline:
@@ -248,7 +262,7 @@ def _read_tombstone(element: Element, outline: Outline) -> None:
     try:
         deleted = parse_instant(element.get("when") or "")
     except ValueError:
-        outline.problems.append(Problem(ref, "when", "A tombstone needs a valid `when` time."))
+        outline.problems.append(Problem(ref, "when", Message(TOMBSTONE_WHEN)))
         return
     try:
         tombstone = Tombstone(id=ref, deleted=deleted, source=_source(element.find(f"{_A}source")))

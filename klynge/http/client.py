@@ -22,6 +22,7 @@ from klynge.http.problems import (
     REDIRECT_NOT_HTTP,
     REDIRECTS,
     STATUS,
+    STATUS_BARE,
     TIMEOUT,
     HttpError,
     describe,
@@ -228,5 +229,7 @@ def _status_error(resp: aiohttp.ClientResponse) -> HttpError:
         phrase = HTTPStatus(resp.status).phrase
     except ValueError:
         phrase = printable(resp.reason or "", 60)
+    if not phrase:
+        return HttpError(Message(STATUS_BARE, {"status": resp.status}), server_status=resp.status)
     problem = Message(STATUS, {"status": resp.status, "phrase": phrase})
     return HttpError(problem, server_status=resp.status)

@@ -36,6 +36,7 @@ INVALID_RESPONSE = define(
 INVALID_URL = define("http.invalid_url", "the URL is not valid")
 FAILED = define("http.failed", "the request failed (%(kind)s: %(detail)s)")
 STATUS = define("http.status", "HTTP %(status)s %(phrase)s")
+STATUS_BARE = define("http.status_bare", "HTTP %(status)s")  # a status with no known phrase
 NO_LOCATION = define("http.no_location", "HTTP %(status)s redirect without a Location header")
 BAD_LOCATION = define("http.bad_location", "the server redirected to an invalid URL %(location)r")
 REDIRECT_NOT_HTTP = define(
@@ -68,7 +69,7 @@ class HttpError(KlyngeError):
     code = "http"
 
     def __init__(self, problem: Message, *, server_status: int | None = None) -> None:
-        super().__init__(problem.english())
+        super().__init__(problem)
         self.problem = problem
         self.server_status = server_status
 

@@ -14,7 +14,8 @@ from zoneinfo import ZoneInfo
 import icalendar
 from icalendar import Calendar
 
-from klynge.errors import FeedError, ValidationError
+from klynge.errors import FeedError, InvalidValue, ValidationError, problem_of
+from klynge.messages import Message, define
 from klynge.model import (
     CATEGORIES,
     DEFAULT_TIMEZONE,
@@ -39,6 +40,27 @@ REBASE_AFTER = timedelta(days=365)  # older open-ended series start again at a r
 REBASE_LIMIT = 100_000  # a daily series over the longest span that has twin years (klynge.rrules)
 _URI_RE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:\S+$")
 
+# What an .ics source can get wrong (Danish in klynge/locale); an event's note is its cause.
+NOT_ICAL = define("ical.not_ical", "The file is not an iCalendar file: %(detail)s")
+NO_VCALENDAR = define("ical.no_vcalendar", "The file is not an iCalendar file: no VCALENDAR.")
+TOO_MANY_EVENTS = define(
+    "ical.too_many_events",
+    "The calendar has %(total)s events, more than the limit of %(limit)s; "
+    "only the first %(limit)s were read.",
+)
+EVENT = define("ical.event", "Event %(uid)s (%(summary)s)")
+SKIPPED = define("ical.skipped", "Event %(uid)s (%(summary)s) skipped")
+NO_UID = define("ical.no_uid", "it has no UID.")
+CHANGED_OCCURRENCE = define(
+    "ical.changed_occurrence", "a changed single occurrence (RECURRENCE-ID) was ignored."
+)
+EXTRA_DATES = define("ical.extra_dates", "extra or excluded dates (RDATE/EXDATE) were ignored.")
+NO_START = define("ical.no_start", "it has no start (DTSTART).")
+BAD_DURATION = define("ical.bad_duration", "the duration (DURATION) cannot be read.")
+MIXED_TIMES = define("ical.mixed_times", "the start and end are not both dates or both date-times.")
+BAD_MOMENT = define("ical.bad_moment", "a time (DTSTART/DTEND) is not a date or date-time.")
+BOUNDED = define("ical.bounded", "the open-ended repeat rule was bounded at %(date)s (18 months).")
+
 
 def read_calendar(
     data: bytes,
@@ -46,8 +68,8 @@ def read_calendar(
     default_timezone: str = DEFAULT_TIMEZONE,
     now: datetime | None = None,
     max_events: int | None = None,
-) -> tuple[list[Event], list[str]]:
-    """Return the events of an .ics source and the problems met, in words.
+) -> tuple[list[Event], list[Message]]:
+    """Return the events of an .ics source and the problems met.
 
     Raises FeedError when the bytes are not an iCalendar file at all. Recurrences are not
     expanded here; open-ended ones are bounded 18 months ahead. `max_events` reads only the
@@ -58,18 +80,16 @@ def read_calendar(
     except Exception as e:
         # icalendar raises many kinds on hostile input (found by tests/fuzz/: a TypeError for
         # CATEGORIES;VALUE=DATE), besides ValueError, IndexError, KeyError, UnicodeDecodeError.
-        raise FeedError(f"The file is not an iCalendar file: {e}") from e
+        raise FeedError(Message(NOT_ICAL, {"detail": str(e)[:200]})) from e
     if not isinstance(cal, Calendar) or cal.name != "VCALENDAR":
-        raise FeedError("The file is not an iCalendar file: no VCALENDAR.")
+        raise FeedError(Message(NO_VCALENDAR))
     when = now or utcnow()
     events: dict[str, Event] = {}
-    problems: list[str] = []
+    problems: list[Message] = []
     components = cal.walk("VEVENT")
     if max_events is not None and len(components) > max_events:
-        problems.append(
-            f"The calendar has {len(components)} events, more than the limit of {max_events}; "
-            f"only the first {max_events} were read."
-        )
+        limit = {"total": len(components), "limit": max_events}
+        problems.append(Message(TOO_MANY_EVENTS, limit))
         components = components[:max_events]
     for component in components:
         event = _read_one(component, default_timezone, when, problems)
@@ -93,22 +113,22 @@ def _newer(event: Event, other: Event | None) -> bool:
 
 
 def _read_one(
-    component: icalendar.Component, default_tz: str, now: datetime, problems: list[str]
+    component: icalendar.Component, default_tz: str, now: datetime, problems: list[Message]
 ) -> Event | None:
     uid = str(_one(component, "UID", "")).strip()
-    label = f"Event {uid or '(no UID)'} ({str(_one(component, 'SUMMARY', '')).strip()[:60]})"
+    label = {"uid": uid or "(no UID)", "summary": str(_one(component, "SUMMARY", "")).strip()[:60]}
     if not uid:
-        problems.append(f"{label} skipped: it has no UID.")
+        problems.append(Message(SKIPPED, label, Message(NO_UID)))
         return None
     if "RECURRENCE-ID" in component:
-        problems.append(f"{label}: a changed single occurrence (RECURRENCE-ID) was ignored.")
+        problems.append(Message(EVENT, label, Message(CHANGED_OCCURRENCE)))
         return None
     try:
         return _to_event(component, uid, default_tz, now, problems, label)
     except ValidationError as e:
-        problems.append(f"{label} skipped: {e.message}")
+        problems.append(Message(SKIPPED, label, e.detail))
     except (ValueError, TypeError, KeyError, OverflowError) as e:
-        problems.append(f"{label} skipped: {e}")
+        problems.append(Message(SKIPPED, label, problem_of(e)))
     return None
 
 
@@ -117,20 +137,20 @@ def _to_event(
     uid: str,
     default_tz: str,
     now: datetime,
-    problems: list[str],
-    label: str,
+    problems: list[Message],
+    label: dict[str, str],
 ) -> Event:
     if "DTSTART" not in component:
-        raise ValueError("it has no start (DTSTART).")
+        raise InvalidValue(Message(NO_START))
     tzid, start, end = _read_times(component, default_tz)
     status, title = _read_status(component)
     rule = _read_rule(component)
     if rule is not None:
         rule, start, end, note = bound_rule(rule, start, end, tzid, now)
         if note:
-            problems.append(f"{label}: {note}")
+            problems.append(Message(EVENT, label, note))
     if "EXDATE" in component or "RDATE" in component:
-        problems.append(f"{label}: extra or excluded dates (RDATE/EXDATE) were ignored.")
+        problems.append(Message(EVENT, label, Message(EXTRA_DATES)))
     updated = _utc(_one(component, "LAST-MODIFIED") or _one(component, "DTSTAMP"), default_tz)
     organizer, organizer_url = _read_organizer(component)
     return Event(
@@ -173,19 +193,19 @@ def _read_end(component: icalendar.Component, start: When) -> When | None:
     elif "DURATION" in component:
         duration = getattr(_one(component, "DURATION"), "dt", None)
         if not isinstance(duration, timedelta):
-            raise ValueError("the duration (DURATION) cannot be read.")
+            raise InvalidValue(Message(BAD_DURATION))
         end = start + duration
     else:
         return None
     if type(end) is not type(start):
-        raise ValueError("the start and end are not both dates or both date-times.")
+        raise InvalidValue(Message(MIXED_TIMES))
     return None if end == start else end  # a zero-length event has no end in the model
 
 
 def _moment(prop: Any) -> When:
     value = getattr(prop, "dt", None)
     if not isinstance(value, date):
-        raise ValueError("a time (DTSTART/DTEND) is not a date or date-time.")
+        raise InvalidValue(Message(BAD_MOMENT))
     return value
 
 
@@ -238,18 +258,18 @@ REBASE_CHECK = timedelta(days=5 * 366)  # a rule must show a second date this so
 
 def bound_rule(
     rule: RepeatRule, start: When, end: When | None, tzid: str, now: datetime
-) -> tuple[RepeatRule, When, When | None, str]:
+) -> tuple[RepeatRule, When, When | None, Message | None]:
     """Return the rule bounded 18 months ahead, an old open-ended series moved to a recent start.
 
     The model accepts only bounded series of at most five years (design.md: rrule is bounded).
     """
     if rule.count is not None:
-        return rule, start, end, ""
+        return rule, start, end, None
     horizon = now + HORIZON
-    note = ""
+    note = None
     if rule.until is None or _until_after(rule.until, horizon, tzid):
         rule = replace(rule, until=_until_value(horizon, start))
-        note = f"the open-ended repeat rule was bounded at {horizon:%Y-%m-%d} (18 months)."
+        note = Message(BOUNDED, {"date": f"{horizon:%Y-%m-%d}"})
     if as_utc(start, tzid) < now - REBASE_AFTER:
         start, end = _rebase(rule, start, end, tzid, now - timedelta(days=90))
     return rule, start, end, note

@@ -64,7 +64,7 @@ def accepted_or_refused(data: bytes) -> ParsedFeed | None:
             assert e.message.strip()
             event("refused")
             return None
-    assert all(problem.message.strip() for problem in parsed.problems)
+    assert all(problem.message.english().strip() for problem in parsed.problems)
     event(f"read {parsed.flavour}, {'some' if parsed.items else 'no'} items")
     return parsed
 

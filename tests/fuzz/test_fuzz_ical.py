@@ -133,7 +133,7 @@ def read_or_refused(data: bytes) -> None:
             assert e.message.strip()
             event("refused")
             return
-        assert all(problem.strip() for problem in problems)
+        assert all(problem.english().strip() for problem in problems)
         event(f"read {min(len(events), 2)}+ events" if events else "read, no events")
         calendar = write_calendar(events, name="ICS", now=NOW)
         feed = write_feed(META, events)
