@@ -151,7 +151,7 @@ async def refresh_once(config: AggregatorConfig) -> list[Outcome]:
     from aggregator.store.sources import Store
 
     fetcher = Fetcher(fetch_limits(config))
-    refresher = Refresher(config, Store(config.database_path), fetcher)
+    refresher = Refresher(config, Store(config.data_dir), fetcher)
     try:
         await refresher.load()
         return list(await refresher.refresh_all())

@@ -82,7 +82,6 @@ class Scheduler:
             # job ends here, at its own boundary: nothing waits for its result.
             log.info("stopped polling %s: the aggregator is stopping", source.url)
             return
-        self.refresher.schedule_flush()
 
     def _jitter(self) -> float:
         return min(self.config.limits.jitter, self.config.poll_interval.total_seconds() / 2)
@@ -110,7 +109,6 @@ class Scheduler:
                 await self.refresher.refresh_source(source)
             finally:
                 state.fetching = False
-            self.refresher.schedule_flush()
             if not state.again:
                 return
             delay = self.config.limits.ping_interval
