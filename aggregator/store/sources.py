@@ -224,7 +224,8 @@ class Store:
         for record in records:
             name = self._files.get(record["url"]) or file_name(record["url"])
             path = self.directory / name
-            _discard(path)  # not in the index: left over from a crash, or its document lost
+            if record["url"] not in self._files:
+                _discard(path)  # the index does not name it: left over from a crash
             _database(path).table(TABLE).insert(Document(record, doc_id=DOC_ID))
             self.writes += 1
             names[record["url"]] = name
