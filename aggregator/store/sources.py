@@ -12,8 +12,8 @@ added again gets its entries back) but are neither loaded nor written.
 A damaged source file sets that source aside (an error line naming the file and its backup;
 the file is left as it is, the source starts empty and is not written until the next start),
 so the other sources still load; a damaged index stops the service, as a damaged database
-always did. The only module here, with `migrate`, that touches TinyDB, which is not
-thread-safe: the caller runs every method on one thread.
+always did. The only module that imports TinyDB, which is not thread-safe: the caller runs
+every method of a Store on one thread (the refresher's store thread).
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from tinydb import TinyDB
-from tinydb.table import Document
+from tinydb.table import Document, Table
 
 from aggregator.reader.merge import Content
 from aggregator.reader.state import SourceState
@@ -204,12 +204,8 @@ class Store:
         """Write one source's state and entries to its own file (one file write)."""
         if state.url in self.set_aside:
             return  # its damaged file stays as it is, for the operator to restore
-        self.save_record(state_record(state))
-
-    def save_record(self, record: dict[str, Any]) -> None:
-        """Write one source document (from `state_record`); a new source is then indexed."""
-        url = record["url"]
-        name = self._files.get(url)
+        record = state_record(state)
+        name = self._files.get(state.url)
         if name is not None:
             table = _database(self.directory / name).table(TABLE)
             if table.update(_replace_with(record), doc_ids=[DOC_ID]):
@@ -240,7 +236,7 @@ class Store:
         if self._index is not None:
             self._index.close()
 
-    def _index_table(self) -> Any:
+    def _index_table(self) -> Table:
         if self._index is None:
             self._index = _database(self.index_path)
         return self._index.table(INDEX_TABLE)
