@@ -219,26 +219,23 @@ class Refresher:
         await self.ready()
         lock = self._locks.setdefault(source.url, asyncio.Lock())
         async with lock:
-            outcome = await self._attempt(source)
-            await self._written(source.url)
-        return outcome
-
-    async def _attempt(self, source: Source) -> Outcome:
-        state = self.state(source)
-        now = self.config.clock.now()
-        state.last_attempt = now
-        try:
-            return await self._refresh(source, state, now)
-        except (FetchError, ParseOverrun) as e:
-            return self._failed(state, e.message, now)
-        except JobFailed as e:
-            log.error("parsing %s failed: %s", source.url, e.message)
-            return self._failed(state, f"could not be read ({e.message})", now)
-        except FeedError as e:
-            return self._failed(state, f"not a usable feed: {e.message}", now)
-        except Exception as e:  # a bug or an unforeseen input must not stop the others
-            log.exception("refreshing %s failed", source.url)
-            return self._failed(state, f"could not be read ({type(e).__name__}: {e})", now)
+            state = self.state(source)
+            now = self.config.clock.now()
+            state.last_attempt = now
+            try:
+                return await self._refresh(source, state, now)
+            except (FetchError, ParseOverrun) as e:
+                return self._failed(state, e.message, now)
+            except JobFailed as e:
+                log.error("parsing %s failed: %s", source.url, e.message)
+                return self._failed(state, f"could not be read ({e.message})", now)
+            except FeedError as e:
+                return self._failed(state, f"not a usable feed: {e.message}", now)
+            except Exception as e:  # a bug or an unforeseen input must not stop the others
+                log.exception("refreshing %s failed", source.url)
+                return self._failed(state, f"could not be read ({type(e).__name__}: {e})", now)
+            finally:
+                await self._written(source.url)  # on disk before the outcome is told
 
     def state(self, source: Source) -> SourceState:
         """Return a source's state, creating it for a new source (a stand-in while loading)."""
