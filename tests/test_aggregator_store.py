@@ -46,16 +46,17 @@ def state_of(url: str, title: str = "Loppemarked") -> SourceState:
 def test_file_names_are_safe_and_distinct_for_any_url(tmp_path: Path) -> None:
     names = [file_name(url) for url in ODD_URLS]
     assert all(FILE_NAME.fullmatch(name) for name in names) and len(set(names)) == len(names)
+    saved = {url: state_of(url, title=f"Titel {len(url)}") for url in ODD_URLS}
     store = Store(tmp_path)
-    for url in ODD_URLS:
-        store.save(state_of(url, title=f"Titel {len(url)}"))
+    for state in saved.values():
+        store.save(state)
     store.close()
     listed = sorted(p.name for p in (tmp_path / "store").iterdir())
     assert listed == sorted([*names, "index.json", "index.json.bak"])
     loaded = Store(tmp_path).load()
     assert sorted(loaded) == sorted(ODD_URLS)
     for url, state in loaded.items():
-        assert state_record(state) == state_record(state_of(url, title=f"Titel {len(url)}"))
+        assert state_record(state) == state_record(saved[url])
 
 
 def test_only_configured_sources_load_and_others_keep_their_files(tmp_path: Path) -> None:
