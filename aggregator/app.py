@@ -45,7 +45,7 @@ def create_app(config: AggregatorConfig, *, periodic: bool = True) -> web.Applic
     routes.add_routes(app)
 
     async def services(app: web.Application) -> AsyncIterator[None]:
-        store = Store(config.database_path)
+        store = Store(config.data_dir)
         fetcher = Fetcher(fetch_limits(config))
         refresher = Refresher(config, store, fetcher)
         view = MergedView(ready=refresher.ready)

@@ -19,7 +19,7 @@ from aggregator.config import (
 )
 from klynge.cli import port_number, run_guarded, serve
 from klynge.errors import ConfigError
-from klynge.storage import DataDirLock, backup_data_dir
+from klynge.storage import DataDirLock
 
 if TYPE_CHECKING:
     from aggregator.reader.refresh import Outcome
@@ -66,7 +66,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     refresh = _sub(sub, "refresh", "poll every source once, then exit")
     refresh.add_argument("dir", type=Path)
-    backup = _sub(sub, "backup", "copy the database and config consistently")
+    backup = _sub(sub, "backup", "copy the store and config consistently, also while serving")
     backup.add_argument("dir", type=Path)
     backup.add_argument("dest", type=Path)
     return parser
@@ -151,7 +151,7 @@ async def refresh_once(config: AggregatorConfig) -> list[Outcome]:
     from aggregator.store.sources import Store
 
     fetcher = Fetcher(fetch_limits(config))
-    refresher = Refresher(config, Store(config.database_path), fetcher)
+    refresher = Refresher(config, Store(config.data_dir), fetcher)
     try:
         await refresher.load()
         return list(await refresher.refresh_all())
@@ -161,9 +161,16 @@ async def refresh_once(config: AggregatorConfig) -> list[Outcome]:
 
 
 def cmd_backup(args: argparse.Namespace) -> int:
-    """Copy the data directory's database and config to DEST."""
-    for path in backup_data_dir(args.dir, args.dest):
-        print(f"Backed up {path}")
+    """Copy the data directory's config, store index and source files to DEST."""
+    from aggregator.store.backup import backup_aggregator
+
+    copied = backup_aggregator(args.dir, args.dest)
+    for path in copied:
+        if path.parent == args.dest:
+            print(f"Backed up {path}")
+    stored = [p for p in copied if p.parent != args.dest]  # the index and the source files
+    if stored:
+        print(f"Backed up {stored[-1].parent}: the index and {len(stored) - 1} source files")
     return 0
 
 

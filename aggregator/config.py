@@ -20,7 +20,6 @@ from klynge.errors import ConfigError
 from klynge.model import DEFAULT_TIMEZONE, is_http_url, zone
 
 CONFIG_NAME = "aggregator.toml"
-DATABASE_NAME = "aggregator.json"
 KINDS = ("node", "aggregator", "atom", "ics")
 Kind = Literal["node", "aggregator", "atom", "ics"]
 
@@ -96,11 +95,6 @@ class AggregatorConfig:
         urls = [s.url for s in self.sources]
         if len(set(urls)) != len(urls):
             raise ConfigError("a source URL is listed twice in aggregator.toml")
-
-    @property
-    def database_path(self) -> Path:
-        """Return the path of the aggregator's TinyDB file."""
-        return self.data_dir / DATABASE_NAME
 
     def source(self, url: str) -> Source | None:
         """Return the configured source with this URL, if any."""

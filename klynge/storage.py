@@ -277,6 +277,12 @@ def _fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
+def rename_durably(source: Path, dest: Path) -> None:
+    """Rename a file atomically, the rename itself made to survive power loss."""
+    os.replace(source, dest)
+    _fsync_dir(dest.parent)
+
+
 def _atomic_copy(raw: bytes, dest: Path) -> None:
     tmp = _write_temp(dest, raw)
     try:

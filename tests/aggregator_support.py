@@ -167,7 +167,7 @@ async def harness(config: AggregatorConfig) -> Harness:
     from aggregator.app import fetch_limits
 
     fetcher = Fetcher(fetch_limits(config))
-    refresher = Refresher(config, Store(config.database_path), fetcher)
+    refresher = Refresher(config, Store(config.data_dir), fetcher)
     view = MergedView(ready=refresher.ready)
     refresher.on_change = view.changed
     await refresher.load()

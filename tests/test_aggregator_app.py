@@ -227,9 +227,9 @@ async def test_periodic_polling_runs_one_job_per_source(
 
     await eventually(polled_again)
 
-    async def saved() -> bool:  # written behind, coalesced, within a few seconds
-        path = config.database_path
-        return path.exists() and "Fodbold flyttet" in path.read_text(encoding="utf-8")
+    async def saved() -> bool:  # written right after the change, to the source's own file
+        path = refresher_of(client).store.path_of(b)
+        return path is not None and "Fodbold flyttet" in path.read_text(encoding="utf-8")
 
     await eventually(saved)
 

@@ -109,7 +109,7 @@ async def test_refresh_polls_once_and_prints_a_line_per_source(
     assert code == 0 and len(lines) == 2
     assert lines[0].startswith("ok") and lines[0].endswith(": 1 entry")
     assert lines[1].startswith("FAIL") and "404" in lines[1]
-    store = Store(data / "aggregator.json")
+    store = Store(data)
     try:
         titles = [i.title for s in store.load().values() for i in s.content.entries.values()]
     finally:
@@ -126,7 +126,7 @@ def test_refresh_refuses_a_data_dir_in_use(tmp_path: Path, capsys: Any) -> None:
 
 def test_backup_copies_config_and_database(tmp_path: Path, capsys: Any) -> None:
     data = init(tmp_path, capsys)
-    Store(data / "aggregator.json").close()
+    Store(data).close()
     code, out, _ = run(["backup", str(data), str(tmp_path / "copy")], capsys)
     assert code == 0 and "aggregator.toml" in out
     assert (tmp_path / "copy" / "aggregator.toml").read_text() == (

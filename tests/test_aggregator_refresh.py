@@ -42,7 +42,7 @@ async def test_first_refresh_stores_entries_bound_to_the_source(
     assert {i.title for i in merged.items} == {"Loppemarked", "Hjælpere søges"}
     assert all(i.source and i.source.title == "Østerby" for i in merged.items)
     assert all(i.source and i.source.self_url == url for i in merged.items)
-    assert h.refresher.store.writes == 1
+    assert h.refresher.store.writes == 2  # the source's file, then the index naming it
 
 
 async def test_unchanged_source_costs_no_write_and_304_no_parse(
@@ -87,13 +87,15 @@ async def test_a_304_keeps_the_new_validators_it_carries(
     config = config_for(tmp_path, [Source(url)])
     h = await harness(config)
     try:
-        outcomes = [(await h.refresher.refresh_all())[0].words for _ in range(3)]
-        writes = h.refresher.store.writes
+        outcomes = [(await h.refresher.refresh_all())[0].words]
+        first = h.refresher.store.writes  # the new source's file and the index
+        outcomes += [(await h.refresher.refresh_all())[0].words for _ in range(2)]
+        writes = h.refresher.store.writes - first
     finally:
         await h.close()
     assert outcomes == ["1 entry", "not modified (304)", "not modified (304)"]
     assert asked == [("", ""), ('"v1"', stamps[0]), ('"v2"', stamps[1])]
-    assert writes == 3  # the new validators are stored with each 304
+    assert writes == 2  # the new validators are stored with each 304
     h2 = await harness(config)
     try:
         state = h2.refresher.states[url]
@@ -104,16 +106,24 @@ async def test_a_304_keeps_the_new_validators_it_carries(
         await h2.close()
 
 
-async def test_one_write_per_pass_for_many_changed_sources(
+async def test_a_changed_source_writes_its_own_file_only(
     feed_server: FeedServer, tmp_path: Path, make_harness
 ) -> None:
     urls = [feed_server.set(f"/v{n}.atom", feed(f"V{n}", [event(f"E{n}")])) for n in range(5)]
     h = await make_harness(config_for(tmp_path, [Source(u) for u in urls]))
     await h.refresher.refresh_all()
-    assert h.refresher.store.writes == 1  # five new sources, one file write
+    store = h.refresher.store
+    assert store.writes == 10  # five new sources: each its file, then the index
+    before = {p.name: (p.stat().st_mtime_ns, p.read_bytes()) for p in store.directory.iterdir()}
     feed_server.set("/v2.atom", feed("V2", [event("E2 changed")]))
     await h.refresher.refresh_all()
-    assert h.refresher.store.writes == 2  # one changed source, one write; four 304s, none
+    assert store.writes == 11  # one changed source, one write; four 304s, none
+    changed = store.path_of(urls[2])
+    assert changed is not None and b"E2 changed" in changed.read_bytes()
+    after = {p.name: (p.stat().st_mtime_ns, p.read_bytes()) for p in store.directory.iterdir()}
+    # Its file changed and its backup (the version before) came; nothing else was touched.
+    assert {n for n in after if before.get(n) != after[n]} == {changed.name, changed.name + ".bak"}
+    assert after[changed.name + ".bak"][1] == before[changed.name][1]
 
 
 async def test_state_and_entries_survive_a_restart(feed_server: FeedServer, tmp_path: Path) -> None:
@@ -228,7 +238,7 @@ async def test_store_file_holds_one_document_per_source(
     h = await make_harness(config)
     await h.refresher.refresh_all()
     await h.refresher.close()
-    store = Store(config.database_path)
+    store = Store(config.data_dir)
     try:
         assert sorted(store.load()) == sorted(urls)
     finally:

@@ -1,7 +1,9 @@
-"""`klynge node backup` while the node serves writes, then a restore into a fresh directory."""
+"""`klynge node backup` and `klynge aggregator backup` while the service writes, then a restore
+into a fresh directory."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import shutil
 import subprocess
@@ -10,10 +12,21 @@ import threading
 import time
 import urllib.request
 from pathlib import Path
+from typing import Any
 
+import aggregator_support as support
+import aiohttp
 import feedparser
+from aggregator_support import FeedServer, config_for, event, eventually, feed, start_aggregator
 from clock_support import service_env
 from serve_support import start_serving, stop_process
+from service_support import service, wait_healthy
+
+from aggregator.config import Source, load_config, save_config
+from aggregator.store.sources import Store
+from klynge.model import new_id
+
+feed_server = support.feed_server  # a fixture
 
 KLYNGE = [sys.executable, "-m", "klynge.cli"]
 
@@ -117,3 +130,89 @@ def test_backup_while_serving_writes_then_restore(tmp_path: Path) -> None:
         restored.stop()
     assert _ids_in_feed(feed) == set(acknowledged)
     assert feed == original_feed
+
+
+# --- the aggregator: a file per source, written while the backup runs ---------------------
+
+VILLAGES, ENTRIES = 4, 3
+
+
+async def test_aggregator_backup_while_it_writes_then_restore(
+    tmp_path: Path, feed_server: FeedServer, aiohttp_client: Any
+) -> None:
+    ids = [[new_id() for _ in range(ENTRIES)] for _ in range(VILLAGES)]
+
+    def publish(round_no: int) -> list[str]:
+        return [
+            feed_server.set(f"/v{n}.atom", feed(f"V{n}", [
+                event(f"V{n} E{k} runde {round_no}", id=ids[n][k]) for k in range(ENTRIES)]))
+            for n in range(VILLAGES)
+        ]  # fmt: skip
+
+    urls = publish(0)
+    config = config_for(tmp_path, [Source(u) for u in urls])
+    save_config(config)
+    data = config.data_dir
+    backups: list[Path] = []
+    with service("aggregator", data) as running:
+        await wait_healthy(running)
+        async with aiohttp.ClientSession() as session:
+
+            async def ping_all() -> None:
+                for url in urls:
+                    form = {"hub.mode": "publish", "hub.url": url}
+                    async with session.post(f"{running.base}/ping", data=form) as response:
+                        assert response.status == 202
+
+            await ping_all()
+            await eventually(lambda: _stored_rounds(data, {0}), limit=30)
+            for round_no in range(1, 6):  # every backup runs while the pings' writes go on
+                publish(round_no)
+                await ping_all()
+                backups.append(tmp_path / f"backup-{round_no}")
+                await asyncio.to_thread(
+                    _klynge, "aggregator", "backup", str(data), str(backups[-1])
+                )
+            publish(9)
+            await ping_all()
+            await eventually(lambda: _stored_rounds(data, {9}), limit=30)
+            quiet = tmp_path / "backup-quiet"
+            await asyncio.to_thread(_klynge, "aggregator", "backup", str(data), str(quiet))
+    seen: set[int] = set()
+    for backup in backups:
+        rounds = _rounds(backup)  # one round per source: no source's file is torn
+        assert sorted(rounds) == sorted(urls), backup
+        seen |= set(rounds.values())
+    assert len(seen) > 1, "the backups did not run while the sources were written"
+    assert _files(quiet / "store") == _files(data / "store")
+    assert (quiet / "aggregator.toml").read_bytes() == (data / "aggregator.toml").read_bytes()
+
+    restored = Path(shutil.copytree(quiet, tmp_path / "restored"))
+    client = await start_aggregator(aiohttp_client, load_config(restored, env={}))
+    events = await (await client.get("/api/events")).json()
+    assert {e["title"] for e in events["events"]} == {
+        f"V{n} E{k} runde 9" for n in range(VILLAGES) for k in range(ENTRIES)
+    }
+
+
+def _rounds(data: Path) -> dict[str, int]:
+    """Return each stored source's round, failing if a source mixes two."""
+    states = Store(data).load()
+    rounds = {}
+    for url, state in states.items():
+        found = {int(i.title.rsplit(" ", 1)[1]) for i in state.content.entries.values()}
+        assert len(found) == 1 and len(state.content.entries) == ENTRIES, (url, found)
+        rounds[url] = found.pop()
+    return rounds
+
+
+async def _stored_rounds(data: Path, wanted: set[int]) -> bool:
+    index = data / "store" / "index.json"
+    if not index.exists():
+        return False
+    rounds = _rounds(data)
+    return len(rounds) == VILLAGES and set(rounds.values()) == wanted
+
+
+def _files(directory: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in directory.iterdir() if not p.name.endswith(".bak")}

@@ -174,14 +174,13 @@ async def test_an_aggregator_leaves_out_a_stored_entry_with_an_old_rule(
     first = await start_aggregator(aiohttp_client, config)
     await refresher_of(first).refresh_all()
     await first.close()  # saves and releases the data directory
-    path = config.database_path
+    path = refresher_of(first).store.path_of(url)
+    assert path is not None
     data = json.loads(path.read_text())
-    for doc in data["sources"].values():
-        entries = json.loads(doc["entries"])
-        for entry in entries:
+    for doc in data["source"].values():
+        for entry in doc["entries"]:
             if entry["title"] == "Giftpille":
                 entry["rrule"] = OLD_RULE
-        doc["entries"] = json.dumps(entries)
     path.write_text(json.dumps(data))
     feed_server.routes.clear()  # the village is down: only the store can answer now
     with caplog.at_level(logging.ERROR, "klynge.aggregator"):

@@ -5,6 +5,7 @@ files in tmp_path, real service processes."""
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 from collections.abc import Callable
 from dataclasses import replace
@@ -12,14 +13,15 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 from clock_support import utc_now
 from node_support import KLYNGE, make_node
 from service_support import run_serve, service, wait_healthy
 
+from aggregator.reader.merge import Content
 from aggregator.reader.state import SourceState
 from aggregator.store.sources import Store as AggregatorStore
-from aggregator.store.sources import state_record
 from klynge.model import Event, new_id
 from node.store import Store as NodeStore
 
@@ -108,27 +110,80 @@ async def test_node_says_when_the_backup_is_bad_too(tmp_path: Path) -> None:
     assert files(db) == before
 
 
-def cluster(tmp_path: Path) -> Path:
-    """An aggregator whose aggregator.json holds one source's state, and a good .bak."""
+def init_cluster(tmp_path: Path) -> Path:
+    """An aggregator data directory with aggregator.toml only."""
     directory = tmp_path / "klynge"
     subprocess.run(
         [KLYNGE, "aggregator", "init", str(directory), "--name", "Klyngen",
          "--url", "http://klynge.test"],
         check=True, capture_output=True, timeout=60,
     )  # fmt: skip
-    db = directory / "aggregator.json"
-    store = AggregatorStore(db)
-    store.save([state_record(SourceState("http://osterby.test/feed.atom"))])
-    store.save([state_record(SourceState("http://osterby.test/feed.atom", failures=1))])
+    return directory
+
+
+OSTERBY, VESTERBY = "http://osterby.test/feed.atom", "http://vesterby.test/feed.atom"
+
+
+def stored(url: str, title: str) -> SourceState:
+    """A source's state with one upcoming event."""
+    moment = utc_now()
+    item = Event(id=new_id(), title=title, updated=moment, start=moment + timedelta(days=2),
+                 timezone="Europe/Copenhagen")  # fmt: skip
+    return SourceState(url, content=Content(entries={item.id: item}, first_seen={item.id: moment}))
+
+
+def cluster(tmp_path: Path) -> AggregatorStore:
+    """An aggregator with two sources stored, each file with a good .bak, and the index."""
+    directory = init_cluster(tmp_path)
+    with (directory / "aggregator.toml").open("a") as toml:
+        toml.write(f'[[sources]]\nurl = "{OSTERBY}"\n\n[[sources]]\nurl = "{VESTERBY}"\n')
+    store = AggregatorStore(directory)
+    for url, title in ((OSTERBY, "Loppemarked"), (VESTERBY, "Fodbold")):
+        store.save(stored(url, title))
+        store.save(replace(stored(url, title), failures=1))
+    store.save(stored("http://third.test/feed.atom", "Tredje"))  # the index gets a .bak
     store.close()
-    return db
+    return store
 
 
 def source(tables: dict[str, Any]) -> dict[str, Any]:
     return next(iter(tables["sources"].values()))
 
 
-AGGREGATOR_CASES: list[tuple[str, Garble, list[str]]] = [
+def refuses(directory: Path, db: Path, words: list[str]) -> None:
+    """Assert `serve DIRECTORY` stops with one line naming `db`, its good backup and `words`."""
+    before = files(db)
+    # The stored states load in the background (healthz answers meanwhile): the service stops
+    # as soon as loading finds the bad record, without writing.
+    line = one_error_line(run_serve("aggregator", directory))
+    assert str(db) in line
+    for word in words:
+        assert word in line
+    assert f"its backup {db}.bak looks good" in line and f"cp {db}.bak {db}" in line
+    assert files(db) == before
+
+
+INDEX_CASES: list[tuple[str, Garble, list[str]]] = [
+    ("an empty object", lambda t: t.clear(), ["is not a Klynge database"]),
+    ("a source without its file", lambda t: source(t).pop("file"),
+     ["the record sources/1 ", "file"]),
+    ("a file outside the store", lambda t: source(t).update(file="../aggregator.toml"),
+     ["the record sources/1 ", "../aggregator.toml"]),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("garble", "words"), [c[1:] for c in INDEX_CASES],
+                         ids=[c[0] for c in INDEX_CASES])  # fmt: skip
+def test_aggregator_refuses_to_start_on_a_bad_index(
+    tmp_path: Path, garble: Garble, words: list[str]
+) -> None:
+    store = cluster(tmp_path)
+    rewrite(store.index_path, garble)
+    refuses(store.data_dir, store.index_path, words)
+
+
+V1 = Path(__file__).parent / "data" / "aggregator-store-v1" / "data"
+OLD_CASES: list[tuple[str, Garble, list[str]]] = [
     ("an empty object", lambda t: t.clear(), ["is not a Klynge database"]),
     ("failures that are words", lambda t: source(t).update(failures="mange"),
      ["the record sources/1 (http://osterby.test/feed.atom)", "mange"]),
@@ -138,22 +193,40 @@ AGGREGATOR_CASES: list[tuple[str, Garble, list[str]]] = [
 ]  # fmt: skip
 
 
-@pytest.mark.parametrize(("garble", "words"), [c[1:] for c in AGGREGATOR_CASES],
-                         ids=[c[0] for c in AGGREGATOR_CASES])  # fmt: skip
-def test_aggregator_refuses_to_start_on_a_bad_file(
+@pytest.mark.parametrize(("garble", "words"), [c[1:] for c in OLD_CASES],
+                         ids=[c[0] for c in OLD_CASES])  # fmt: skip
+def test_aggregator_refuses_to_migrate_a_bad_old_file(
     tmp_path: Path, garble: Garble, words: list[str]
 ) -> None:
-    db = cluster(tmp_path)
+    directory = Path(shutil.copytree(V1, tmp_path / "klynge"))
+    db = directory / "aggregator.json"
     rewrite(db, garble)
-    before = files(db)
-    # The stored states load in the background (healthz answers meanwhile): the service stops
-    # as soon as loading finds the bad record, without writing.
-    line = one_error_line(run_serve("aggregator", db.parent))
-    assert str(db) in line
-    for word in words:
-        assert word in line
-    assert f"its backup {db}.bak looks good" in line and f"cp {db}.bak {db}" in line
-    assert files(db) == before
+    refuses(directory, db, words)
+    assert not (directory / "store").exists()  # nothing was moved
+
+
+async def test_a_damaged_source_file_leaves_the_others_serving(tmp_path: Path) -> None:
+    store = cluster(tmp_path)
+    bad = store.path_of(VESTERBY)
+    assert bad is not None
+    rewrite(bad, lambda t: t["source"]["1"].update(failures="mange"))
+    before = files(bad)
+    with service("aggregator", store.data_dir) as running:
+        await wait_healthy(running)
+        async with (
+            aiohttp.ClientSession() as session,
+            session.get(f"{running.base}/api/events") as response,
+        ):
+            titles = {e["title"] for e in (await response.json())["events"]}
+        assert running.proc.poll() is None
+        running.proc.terminate()
+        assert running.proc.stderr is not None
+        log = running.proc.stderr.read().decode()
+    assert titles == {"Loppemarked"}
+    [line] = [x for x in log.splitlines() if "mange" in x]
+    assert f"{bad}: the record source/1 ({VESTERBY}) is not valid" in line
+    assert f"its backup {bad}.bak looks good" in line and f"cp {bad}.bak {bad}" in line
+    assert files(bad) == before  # set aside: not written over, whatever the polls did
 
 
 async def test_brand_new_data_directories_start(tmp_path: Path) -> None:
@@ -162,9 +235,7 @@ async def test_brand_new_data_directories_start(tmp_path: Path) -> None:
         [KLYNGE, "node", "init", str(node), "--name", "Østerby", "--url", "http://osterby.test"],
         check=True, capture_output=True, timeout=60,
     )  # fmt: skip
-    agg = cluster(tmp_path).parent
-    (agg / "aggregator.json").unlink()
-    (agg / "aggregator.json.bak").unlink()
+    agg = init_cluster(tmp_path)
     with service("node", node) as a, service("aggregator", agg) as b:
         await wait_healthy(a)
         await wait_healthy(b)

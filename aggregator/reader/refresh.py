@@ -2,9 +2,10 @@
 
 Politeness and thrift: a 304 or a byte-identical body costs no parsing and no store write;
 a failing source keeps its last good entries and backs off exponentially (at most 6 hours);
-store writes are coalesced, so a pass over many changed sources is one file write. What a
-fetch does to a source's health is `SourceState`'s; who is told of new content is the
-caller's (`on_change`: the merged view, aggregator.publish.merged).
+a source whose state or entries changed is written at once, to its own file, in the store's
+thread (aggregator.store.sources). What a fetch does to a source's health is `SourceState`'s;
+who is told of new content is the caller's (`on_change`: the merged view,
+aggregator.publish.merged).
 Untrusted work (parsing and validating a body) runs in `aggregator.reader.parse_worker`: a body that
 takes too long or too much memory costs that source one fetch, never the aggregator.
 """
@@ -15,7 +16,7 @@ import asyncio
 import gc
 import hashlib
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
@@ -27,7 +28,7 @@ from aggregator.reader.fetcher import Fetcher, FetchError, FetchResult
 from aggregator.reader.merge import Content, apply_fetch, bind
 from aggregator.reader.parse_worker import JobFailed, ParseOverrun, ParseWorker
 from aggregator.reader.state import Polling, SourceState
-from aggregator.store.sources import Store, state_record
+from aggregator.store.sources import Store
 from klynge.atom.reader import Problem, read_feed
 from klynge.errors import FeedError, StorageError
 from klynge.ical.reader import TOO_MANY_EVENTS, read_calendar
@@ -37,7 +38,6 @@ from klynge.model import FeedSource, Item, Tombstone
 log = logging.getLogger("klynge.aggregator")
 
 PARALLEL_FETCHES = 8  # a pass fetches this many sources at once (hosts are limited by the fetcher)
-FLUSH_DELAY = 2.0  # seconds: writes of sources refreshed close together share one file write
 # Entries taken in between two gc.freeze() calls (see `_settle`): about 3 tracked objects each.
 FREEZE_EVERY = 1000
 
@@ -109,8 +109,7 @@ class Refresher:
         self.on_load_error: Callable[[StorageError], None] = lambda _error: None
         self.states: dict[str, SourceState] = {}
         self._locks: dict[str, asyncio.Lock] = {}
-        self._dirty: set[str] = set()
-        self._flush_task: asyncio.Task[int] | None = None
+        self._writing: dict[str, asyncio.Future[None]] = {}  # a source's write in the store thread
         # Untrusted bodies are parsed in a child process, bounded in time and memory; what
         # is parsed is then bound and applied in one thread (CPU-bound: more threads would
         # only contend for the GIL); another owns the store, because TinyDB is not thread-safe.
@@ -146,7 +145,8 @@ class Refresher:
         """Load stored states (off the loop) and add fresh ones for new sources."""
         loop = asyncio.get_running_loop()
         try:
-            stored = await loop.run_in_executor(self._writer, _load_and_trim, self.store)
+            urls = [source.url for source in self.config.sources]
+            stored = await loop.run_in_executor(self._writer, _load_and_trim, self.store, urls)
         except StorageError as e:
             self.on_load_error(e)
             raise
@@ -172,19 +172,14 @@ class Refresher:
             gc.freeze()
 
     async def close(self) -> None:
-        """Stop the parsing child at once, write pending changes, stop the threads (once)."""
+        """Stop the parsing child at once, finish the writes under way, stop the threads (once)."""
         if self._closed:
             return
         self._closed = True
         await self.worker.close()  # a parse stuck in a loop must not hold the shutdown
         if self._loading is not None:
-            (failed,) = await asyncio.gather(self._loading, return_exceptions=True)
-            if failed is not None:
-                self._dirty.clear()  # nothing was loaded: writing would duplicate documents
-        if self._flush_task is not None and not self._flush_task.done():
-            self._flush_task.cancel()
-            await asyncio.gather(self._flush_task, return_exceptions=True)
-        await self.flush()
+            await asyncio.gather(self._loading, return_exceptions=True)
+        await asyncio.gather(*self._writing.values(), return_exceptions=True)
         self._parser.shutdown(wait=True, cancel_futures=True)
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(self._writer, self.store.close)
@@ -193,7 +188,7 @@ class Refresher:
     # --- refreshing ----------------------------------------------------------------------
 
     async def refresh_all(self, *, due_only: bool = False) -> list[Outcome]:
-        """Refresh every source (or only those due), a few at a time, then write once."""
+        """Refresh every source (or only those due), a few at a time."""
         await self.ready()
         gate = asyncio.Semaphore(PARALLEL_FETCHES)
         now = self.config.clock.now()
@@ -204,7 +199,6 @@ class Refresher:
 
         chosen = [s for s in self.config.sources if not due_only or self.state(s).due(now)]
         outcomes = await asyncio.gather(*(one(s) for s in chosen))
-        await self.flush()
         return list(outcomes)
 
     async def refresh_source(self, source: Source) -> Outcome:
@@ -228,6 +222,8 @@ class Refresher:
                 log.exception("refreshing %s failed", source.url)
                 detail = f"{type(e).__name__}: {e}"
                 return self._failed(state, Message(COULD_NOT_READ, {"detail": detail}), now)
+            finally:
+                await self._written(source.url)  # on disk before the outcome is told
 
     def state(self, source: Source) -> SourceState:
         """Return a source's state, creating it for a new source (a stand-in while loading)."""
@@ -313,30 +309,26 @@ class Refresher:
     # --- writing -------------------------------------------------------------------------
 
     def _mark(self, url: str) -> None:
-        self._dirty.add(url)
-
-    def schedule_flush(self, delay: float = FLUSH_DELAY) -> None:
-        """Write pending changes after `delay` seconds, together with any that follow."""
-        if self._flush_task is None or self._flush_task.done():
-            self._flush_task = asyncio.get_running_loop().create_task(self._flush_later(delay))
-
-    async def _flush_later(self, delay: float) -> int:
-        await asyncio.sleep(delay)
-        return await self.flush()
-
-    async def flush(self) -> int:
-        """Write every source changed since the last flush, in one file write; return how many."""
-        await self.ready()
-        if not self._dirty:
-            return 0
-        urls, self._dirty = sorted(self._dirty), set()
-        snapshot = [_snapshot(self.states[u]) for u in urls if u in self.states]
+        """Start writing the source's state and entries now, in the store's one thread."""
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._writer, partial(_save, self.store, snapshot))
+        snapshot = _snapshot(self.states[url])
+        self._writing[url] = loop.run_in_executor(self._writer, self.store.save, snapshot)
+
+    async def _written(self, url: str) -> None:
+        """Wait for the source's write, if one was started; a failed write is logged."""
+        future = self._writing.pop(url, None)
+        if future is None:
+            return
+        try:
+            await future
+        except StorageError as e:
+            # The disk is full or gone: the source stays served from memory, and its next
+            # change is written again (what a restart misses meanwhile, a fetch brings back).
+            log.error("could not store %s: %s", url, e.message)
 
 
-def _load_and_trim(store: Store) -> dict[str, SourceState]:
-    states = store.load()
+def _load_and_trim(store: Store, urls: Sequence[str]) -> dict[str, SourceState]:
+    states = store.load(urls)
     # Loading parses the whole file and every source's entries: give the transient heap back.
     release_memory()
     return states
@@ -345,10 +337,6 @@ def _load_and_trim(store: Store) -> dict[str, SourceState]:
 def _snapshot(state: SourceState) -> SourceState:
     # Scalars are copied now; the content is immutable, so serialising it later is safe.
     return SourceState(**{k: getattr(state, k) for k in state.__dataclass_fields__})
-
-
-def _save(store: Store, states: Iterable[SourceState]) -> int:
-    return store.save([state_record(s) for s in states])
 
 
 @dataclass(frozen=True)

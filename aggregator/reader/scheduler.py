@@ -19,6 +19,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from aggregator.config import AggregatorConfig, Source
 from aggregator.reader.refresh import Refresher
 from klynge.clock import system_now
+from klynge.errors import StorageError
 
 log = logging.getLogger("klynge.aggregator")
 FIRST_POLL_SPREAD = 30.0  # seconds over which the first polls after start are spread
@@ -81,8 +82,10 @@ class Scheduler:
             # Shutdown cancels a poll in flight; APScheduler would log it as a traceback. The
             # job ends here, at its own boundary: nothing waits for its result.
             log.info("stopped polling %s: the aggregator is stopping", source.url)
+        except StorageError:
+            # The stored states did not load: the app reports that once and stops (a poll that
+            # came first must not log it again as a traceback).
             return
-        self.refresher.schedule_flush()
 
     def _jitter(self) -> float:
         return min(self.config.limits.jitter, self.config.poll_interval.total_seconds() / 2)
@@ -110,7 +113,6 @@ class Scheduler:
                 await self.refresher.refresh_source(source)
             finally:
                 state.fetching = False
-            self.refresher.schedule_flush()
             if not state.again:
                 return
             delay = self.config.limits.ping_interval

@@ -1,22 +1,33 @@
-"""The aggregator's store: one TinyDB document per source (state, entries, tombstones).
+"""The aggregator's store: one TinyDB file per source, and an index that names the files.
 
-The only module here that touches TinyDB. One document per source means a changed source
-costs one document update; `save` writes any number of changed sources in one file write
-(TinyDB rewrites the whole file on every write, design.md), and unchanged sources are never
-written. TinyDB is not thread-safe: the caller runs `load` and `save` on one thread.
+`DIR/store/index.json` maps each source URL to its file, `DIR/store/<hash of the URL>.json`
+holds that source's state, entries and tombstones as one document. TinyDB rewrites a whole
+file on every write (design.md), so a changed source costs a write of its own data only,
+whatever the other sources hold (bench/storage_bench.py). Every file is written by
+`klynge.storage` (temp file, fsync, rename, the previous version kept as `.bak`). A new
+source's file is written before the index names it: a file the index does not name is left
+over from a crash and is replaced. Sources no longer configured keep their files (a source
+added again gets its entries back) but are neither loaded nor written.
+
+A damaged source file sets that source aside (an error line naming the file and its backup;
+the file is left as it is, the source starts empty and is not written until the next start),
+so the other sources still load; a damaged index stops the service, as a damaged database
+always did. The only module that imports TinyDB, which is not thread-safe: the caller runs
+every method of a Store on one thread (the refresher's store thread).
 """
 
 from __future__ import annotations
 
-import json
+import hashlib
 import logging
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, MutableMapping
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from tinydb import Query, TinyDB
+from tinydb import TinyDB
+from tinydb.table import Document, Table
 
 from aggregator.reader.merge import Content
 from aggregator.reader.state import SourceState
@@ -28,13 +39,23 @@ from aggregator.store.records import (
     tombstone_from,
     tombstone_record,
 )
-from klynge.errors import KlyngeError, ValidationError
+from klynge.errors import KlyngeError, StorageError, ValidationError
 from klynge.messages import Message, optional
 from klynge.model import Item
-from klynge.storage import META_TABLE, SCHEMA_VERSION, DurableStorage, Tables, invalid_record
+from klynge.storage import DurableStorage, Tables, backup_path, invalid_record
 
-TABLE = "sources"
+STORE_DIR = "store"  # inside the data directory
+INDEX_NAME = "index.json"
+INDEX_TABLE = "sources"  # in the index: one document {url, file} per source
+TABLE = "source"  # in a source's file: its one document, id 1
+DOC_ID = 1
+FILE_NAME = re.compile(r"[0-9a-f]{32}\.json")  # what the index may name: nothing else is opened
 log = logging.getLogger("klynge.aggregator")
+
+
+def file_name(url: str) -> str:
+    """Return the name of a source's file: a hash, so any URL gives a safe, fixed-length name."""
+    return hashlib.blake2b(url.encode(), digest_size=16).hexdigest() + ".json"
 
 
 def state_record(state: SourceState) -> dict[str, Any]:
@@ -43,7 +64,7 @@ def state_record(state: SourceState) -> dict[str, Any]:
     return {
         **state.scalars(),
         "origin": source_record(content.origin),
-        "entries": _pack([_entry(content, i, item) for i, item in content.entries.items()]),
+        "entries": [_entry(content, i, item) for i, item in content.entries.items()],
         "tombstones": [tombstone_record(t) for t in content.tombstones.values()],
         "held": sorted(content.held),
         "flag": content.flag.to_json() if content.flag is not None else None,
@@ -57,20 +78,12 @@ def _entry(content: Content, entry_id: str, item: Item) -> dict[str, Any]:
     return {**record, "first_seen": content.first_seen[entry_id].isoformat()}
 
 
-def _pack(entries: list[dict[str, Any]]) -> str:
-    # The entries go in as one JSON string per source: TinyDB encodes the whole file in one
-    # C call that holds the GIL, and a long string encodes about twice as fast as the same
-    # data as objects (measured: 55 against 96 ms at 10,000 entries), so the event loop
-    # stalls less; the per-source encoding here is short and lets the loop run in between.
-    return json.dumps(entries, ensure_ascii=False, separators=(",", ":"))
-
-
 def state_from(doc: dict[str, Any]) -> SourceState:
-    """Return the SourceState of a document made by `state_record`."""
+    """Return the SourceState of a document made by `state_record` (the one way states load)."""
     origin = source_from(doc.get("origin"))
     entries, first_seen = {}, {}
-    raw_entries = doc.get("entries", "[]")
-    for raw in json.loads(raw_entries) if isinstance(raw_entries, str) else raw_entries:
+    for raw in doc.get("entries", []):
+        raw = dict(raw)
         seen = datetime.fromisoformat(raw.pop("first_seen"))
         try:
             item = item_from(raw)
@@ -109,172 +122,166 @@ def state_from(doc: dict[str, Any]) -> SourceState:
     )
 
 
-# Whatever a garbled field makes the conversions raise (a missing key, a wrong type, a date
-# that is not one, entries that are not JSON).
-_GARBLED = (KeyError, TypeError, ValueError, AttributeError, KlyngeError)
-
-
-def _state_or_refuse(path: Path, key: str, doc: dict[str, Any]) -> SourceState:
-    try:
-        return state_from(doc)
-    except _GARBLED as e:
-        url = doc.get("url")
-        record = f"{TABLE}/{key}" + (f" ({url})" if isinstance(url, str) else "")
-        reason: Message | str = e.detail if isinstance(e, KlyngeError) else str(e)
-        if isinstance(e, KeyError):
-            reason = f"missing {e}"
-        raise invalid_record(path, record, reason, check_tables) from e
-
-
-def check_tables(tables: Tables) -> None:
-    """Validate every source record of an aggregator file the way loading does."""
-    for doc in tables.get(TABLE, {}).values():
-        state_from(dict(doc))
-
-
 def _time(value: str | None) -> datetime | None:
     return datetime.fromisoformat(value) if value else None
 
 
-class DocumentStorage(DurableStorage):
-    """DurableStorage that encodes the file one document at a time: the same bytes.
-
-    json.dumps of the whole file is one C call that holds the GIL: 55 ms at 10,000 entries and
-    100-115 ms at 20,000 (measured), an event-loop stall during every write. Encoding it per
-    source document takes about the same CPU in calls of at most 0.2 ms each.
-    """
-
-    def encode(self, payload: Tables) -> bytes:
-        """Return the file's bytes, as json.dumps with compact separators would give them."""
-        tables = []
-        for name, table in payload.items():
-            docs = ",".join(f"{_dumps(str(key))}:{_dumps(doc)}" for key, doc in table.items())
-            tables.append(f"{_dumps(name)}:{{{docs}}}")
-        return ("{" + ",".join(tables) + "}").encode()
-
-    def read(self) -> Tables | None:
-        """Return the stored tables, parsed one document at a time.
-
-        json.loads of the whole file holds the GIL for 40 ms at 10,000 entries and 80-90 ms
-        at 20,000 (measured), at start-up and at every write (TinyDB reads before it writes).
-        Anything unexpected (a missing, damaged or newer file) is left to DurableStorage,
-        which reads it whole and says what is wrong.
-        """
-        try:
-            text = self.path.read_bytes().decode()
-            tables = parse_tables(text)
-        except (OSError, ValueError):
-            return super().read()
-        meta = tables.get(META_TABLE, {}).get("1")
-        if not isinstance(meta, dict) or meta.get("schema") != SCHEMA_VERSION:
-            return super().read()  # no schema record, or a newer one: it says which
-        return tables
+# Whatever a garbled field makes the conversions raise (a missing key, a wrong type, a date
+# that is not one).
+GARBLED = (KeyError, TypeError, ValueError, AttributeError, KlyngeError)
 
 
-def _dumps(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+def refusal(
+    path: Path, record: str, error: Exception, check: Callable[[Tables], object]
+) -> StorageError:
+    """Return the one-line StorageError for a stored record that does not load."""
+    reason: Message | str = error.detail if isinstance(error, KlyngeError) else str(error)
+    if isinstance(error, KeyError):
+        reason = f"missing {error}"
+    return invalid_record(path, record, reason, check)
 
 
-_DECODER = json.JSONDecoder()
-_SPACE = re.compile(r"[ \t\n\r]*")
+def check_source_tables(tables: Tables) -> None:
+    """Validate a source file's document the way loading does."""
+    for doc in tables.get(TABLE, {}).values():
+        state_from(dict(doc))
 
 
-def parse_tables(text: str) -> Tables:
-    """Parse a TinyDB file (an object of objects of documents) with one call per document."""
-    reader = _Reader(text)
-    tables: Tables = {}
-    for name in reader.members():
-        tables[name] = {key: reader.value() for key in reader.members()}
-    if text[reader.pos :].strip():
-        raise ValueError("data after the tables")
-    return tables
+def check_index_tables(tables: Tables) -> None:
+    """Validate an index file's documents the way loading does."""
+    for doc in tables.get(INDEX_TABLE, {}).values():
+        _index_entry(dict(doc))
 
 
-class _Reader:
-    """A cursor over JSON text that reads object members and whole values."""
-
-    def __init__(self, text: str) -> None:
-        self.text, self.pos = text, 0
-
-    def char(self, expected: str) -> bool:
-        """Skip white space and `expected`; tell whether it was there."""
-        self.pos = _skip(self.text, self.pos)
-        if self.text.startswith(expected, self.pos):
-            self.pos += 1
-            return True
-        return False
-
-    def value(self) -> Any:
-        """Return the JSON value at the cursor (one json call)."""
-        value, self.pos = _DECODER.raw_decode(self.text, _skip(self.text, self.pos))
-        return value
-
-    def members(self) -> Iterator[str]:
-        """Yield the keys of the object at the cursor; the caller reads each value."""
-        if not self.char("{"):
-            raise ValueError("expected an object")
-        if self.char("}"):
-            return
-        while True:
-            key = self.value()
-            if not isinstance(key, str) or not self.char(":"):
-                raise ValueError("expected a key")
-            yield key
-            if self.char("}"):
-                return
-            if not self.char(","):
-                raise ValueError("expected , or }")
+def _index_entry(doc: dict[str, Any]) -> tuple[str, str]:
+    url, name = doc["url"], doc["file"]
+    if not isinstance(url, str) or not isinstance(name, str) or not FILE_NAME.fullmatch(name):
+        raise ValueError(f"file {name!r} is not a source file name")
+    return url, name
 
 
-def _skip(text: str, pos: int) -> int:
-    match = _SPACE.match(text, pos)
-    return match.end() if match else pos
+def _replace_with(record: dict[str, Any]) -> Callable[[MutableMapping[str, Any]], None]:
+    def replace(doc: MutableMapping[str, Any]) -> None:
+        doc.clear()
+        doc.update(record)
 
-
-def open_store_database(path: Path) -> TinyDB:
-    """Open the aggregator's TinyDB file, checking it is readable right away."""
-    db = TinyDB(path, storage=DocumentStorage)
-    db.tables()  # Fail at start-up, not at the first refresh, on a damaged or newer file.
-    return db
+    return replace
 
 
 class Store:
-    """Per-source state and entries in `DIR/aggregator.json`."""
+    """Per-source state and entries in `DIR/store/`, one TinyDB file per source."""
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
+    def __init__(self, data_dir: Path) -> None:
+        self.data_dir = data_dir
+        self.directory = data_dir / STORE_DIR
+        self.index_path = self.directory / INDEX_NAME
         self.writes = 0  # file writes since opening, for tests and the benchmark
-        self._db = open_store_database(path)
-        self._table = self._db.table(TABLE)
-        self._doc_ids: dict[str, int] = {}
+        self.set_aside: dict[str, StorageError] = {}  # sources whose file did not load
+        self._files: dict[str, str] = {}  # source URL -> file name, as in the index
+        self._index: TinyDB | None = None
 
-    def load(self) -> dict[str, SourceState]:
-        """Return every stored source's state, keyed by URL; refuse a record that is bad."""
+    def load(self, urls: Iterable[str] | None = None) -> dict[str, SourceState]:
+        """Return the stored states of `urls` (default: all), migrating an old data directory."""
+        from aggregator.store.migrate import migrate
+
+        migrated = migrate(self)
+        self._read_index()
+        wanted = list(self._files) if urls is None else [u for u in urls if u in self._files]
+        if migrated is not None:
+            return {url: migrated[url] for url in wanted if url in migrated}
         states = {}
-        for doc in self._table.all():
-            state = _state_or_refuse(self.path, str(doc.doc_id), dict(doc))
-            states[state.url] = state
-            self._doc_ids[state.url] = doc.doc_id
+        for url in wanted:
+            state = self._load_source(url)
+            if state is not None:
+                states[url] = state
         return states
 
-    def save(self, records: Iterable[dict[str, Any]]) -> int:
-        """Write the given source documents (from `state_record`) in at most two file writes."""
-        new, changed = [], []
+    def path_of(self, url: str) -> Path | None:
+        """Return the file holding a stored source, None for a source never stored."""
+        name = self._files.get(url)
+        return None if name is None else self.directory / name
+
+    def save(self, state: SourceState) -> None:
+        """Write one source's state and entries to its own file (one file write)."""
+        if state.url in self.set_aside:
+            return  # its damaged file stays as it is, for the operator to restore
+        record = state_record(state)
+        name = self._files.get(state.url)
+        if name is not None:
+            table = _database(self.directory / name).table(TABLE)
+            if table.update(_replace_with(record), doc_ids=[DOC_ID]):
+                self.writes += 1
+                return
+        self.save_new([record])
+
+    def save_new(self, records: Iterable[dict[str, Any]]) -> None:
+        """Write the files of sources not yet indexed, then index them in one write."""
+        self.directory.mkdir(exist_ok=True)
+        names = {}
         for record in records:
-            doc_id = self._doc_ids.get(record["url"])
-            if doc_id is None:
-                new.append(record)
-            else:
-                changed.append((record, Query().url == record["url"]))
-        if changed:
-            self._table.update_multiple(changed)
+            name = self._files.get(record["url"]) or file_name(record["url"])
+            path = self.directory / name
+            if record["url"] not in self._files:
+                _discard(path)  # the index does not name it: left over from a crash
+            _database(path).table(TABLE).insert(Document(record, doc_id=DOC_ID))
             self.writes += 1
-        if new:
-            ids = self._table.insert_multiple(new)
-            self._doc_ids.update({r["url"]: i for r, i in zip(new, ids, strict=True)})
+            names[record["url"]] = name
+        fresh = [{"url": u, "file": n} for u, n in names.items() if u not in self._files]
+        if fresh:
+            self._index_table().insert_multiple(fresh)
             self.writes += 1
-        return len(new) + len(changed)
+        self._files.update(names)
 
     def close(self) -> None:
-        """Close the database file."""
-        self._db.close()
+        """Close the index (source files are opened for each read and write)."""
+        if self._index is not None:
+            self._index.close()
+
+    def _index_table(self) -> Table:
+        if self._index is None:
+            self._index = _database(self.index_path)
+        return self._index.table(INDEX_TABLE)
+
+    def _read_index(self) -> None:
+        table = self._index_table()
+        for doc in table.all():
+            try:
+                url, name = _index_entry(dict(doc))
+            except GARBLED as e:
+                record = f"{INDEX_TABLE}/{doc.doc_id}"
+                raise refusal(self.index_path, record, e, check_index_tables) from e
+            self._files[url] = name
+
+    def _load_source(self, url: str) -> SourceState | None:
+        path = self.directory / self._files[url]
+        try:
+            return _read_source(path, url)
+        except StorageError as e:
+            # One source's damaged file must not take the others down: it is set aside.
+            log.error("%s", e.message)
+            self.set_aside[url] = e
+            return None
+
+
+def _read_source(path: Path, url: str) -> SourceState | None:
+    """Return the state in a source's file (None if it has none) or raise StorageError."""
+    doc = _database(path).table(TABLE).get(doc_id=DOC_ID)
+    if doc is None:
+        return None  # written by nobody yet: the source starts as new
+    record = f"{TABLE}/{DOC_ID} ({url})"
+    try:
+        state = state_from(dict(doc))
+        if state.url != url:
+            raise ValueError(f"it holds {state.url}")
+    except GARBLED as e:
+        raise refusal(path, record, e, check_source_tables) from e
+    return state
+
+
+def _database(path: Path) -> TinyDB:
+    return TinyDB(path, storage=DurableStorage)
+
+
+def _discard(path: Path) -> None:
+    for stale in (path, backup_path(path)):
+        stale.unlink(missing_ok=True)
