@@ -10,7 +10,6 @@ takes too long or too much memory costs that source one fetch, never the aggrega
 from __future__ import annotations
 
 import asyncio
-import gc
 import hashlib
 import logging
 from collections.abc import Callable, Iterable
@@ -21,7 +20,6 @@ from functools import partial
 from typing import Any
 
 from aggregator.config import AggregatorConfig, Source
-from aggregator.publish.outputs import release_memory
 from aggregator.reader.fetcher import Fetcher, FetchError
 from aggregator.reader.merge import Content, Merged, apply_fetch, bind, merge_entries
 from aggregator.reader.parse_worker import JobFailed, ParseOverrun, ParseWorker
@@ -37,8 +35,6 @@ log = logging.getLogger("klynge.aggregator")
 
 PARALLEL_FETCHES = 8  # a pass fetches this many sources at once (hosts are limited by the fetcher)
 FLUSH_DELAY = 2.0  # seconds: writes of sources refreshed close together share one file write
-# Entries taken in between two gc.freeze() calls (see `_settle`): about 3 tracked objects each.
-FREEZE_EVERY = 1000
 
 
 @dataclass(frozen=True)
@@ -98,7 +94,6 @@ class Refresher:
         self._merging: tuple[int, asyncio.Future[Merged]] | None = None
         self._generation = 0
         self._closed = False
-        self._unfrozen = 0  # entries taken since the last gc.freeze()
         self._loading: asyncio.Task[None] | None = None
 
     def start_loading(self) -> None:
@@ -123,30 +118,13 @@ class Refresher:
         """Load stored states (off the loop) and add fresh ones for new sources."""
         loop = asyncio.get_running_loop()
         try:
-            stored = await loop.run_in_executor(self._writer, _load_and_trim, self.store)
+            stored = await loop.run_in_executor(self._writer, self.store.load)
         except StorageError as e:
             self.on_load_error(e)
             raise
         for source in self.config.sources:
             self.states[source.url] = stored.get(source.url) or SourceState(source.url)
         self._changed()
-        gc.freeze()  # the imported modules and the stored entries: see `_settle`
-
-    def _settle(self, entries: int) -> None:
-        """Move long-lived objects out of the cyclic collector's sight now and then.
-
-        A full collection walks every tracked object with the GIL held, in whatever thread
-        triggers it; it triggers whenever the heap has grown by a quarter, so during a full
-        refresh (measured, 200 feeds, 2 cores): collections of 42-69 ms in the parse thread,
-        the event loop's longest stalls (57-64 ms). Entries are acyclic and still freed by
-        reference counting when frozen; only cyclic garbage alive at the moment of a freeze
-        (a few dozen objects) would never be collected, hence freezing only every
-        FREEZE_EVERY new entries, which a steady state of polling rarely reaches.
-        """
-        self._unfrozen += entries
-        if self._unfrozen >= FREEZE_EVERY:
-            self._unfrozen = 0
-            gc.freeze()
 
     async def close(self) -> None:
         """Stop the parsing child at once, write pending changes, stop the threads (once)."""
@@ -276,8 +254,6 @@ class Refresher:
         state.content, state.problems = done.content, done.problems
         self._succeeded(state, now)
         if changed:
-            self._settle(len(done.content.entries))
-        if changed:
             self._mark(state.url)
             self._changed()
         words = f"{len(done.content.entries)} entries"
@@ -329,13 +305,6 @@ class Refresher:
         snapshot = [_snapshot(self.states[u]) for u in urls if u in self.states]
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._writer, partial(_save, self.store, snapshot))
-
-
-def _load_and_trim(store: Store) -> dict[str, SourceState]:
-    states = store.load()
-    # Loading parses the whole file and every source's entries: give the transient heap back.
-    release_memory()
-    return states
 
 
 def _snapshot(state: SourceState) -> SourceState:
