@@ -23,6 +23,7 @@ import logging
 import multiprocessing
 import signal
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from typing import Any
@@ -41,6 +42,8 @@ PRELOAD = [*parse_worker.PRELOAD, "aggregator.publish.build_worker"]
 
 # What the parent sends for a view: per entry the child's slot number or the entry itself.
 Refs = list[int | Item]
+# What to build: the configuration, the document's key and the serving process's `now`.
+Job = tuple[AggregatorConfig, Key, datetime]
 
 
 class BuildFailed(Exception):
@@ -79,13 +82,15 @@ class DocumentWorker:
         async with self._lock:
             await asyncio.get_running_loop().run_in_executor(self._io, self._ensure_child)
 
-    async def build(self, config: AggregatorConfig, merged: Merged, key: Key) -> bytes:
+    async def build(
+        self, config: AggregatorConfig, merged: Merged, key: Key, now: datetime
+    ) -> bytes:
         """Return the document `key` built from `merged` in the child; raise BuildFailed."""
         async with self._lock:
             if self._closed:
                 raise BuildFailed("the aggregator is stopping")
             loop = asyncio.get_running_loop()
-            reply = loop.run_in_executor(self._io, self._call, config, merged, key)
+            reply = loop.run_in_executor(self._io, self._call, (config, key, now), merged)
             try:
                 status, value = await asyncio.wait_for(asyncio.shield(reply), self.timeout)
             except TimeoutError:
@@ -96,19 +101,19 @@ class DocumentWorker:
             raise BuildFailed(str(value))
         return value  # type: ignore[no-any-return]
 
-    def _call(self, config: AggregatorConfig, merged: Merged, key: Key) -> tuple[str, Any]:
+    def _call(self, job: Job, merged: Merged) -> tuple[str, Any]:
         kills = self._kills
-        reply = self._exchange(config, merged, key)
+        reply = self._exchange(job, merged)
         if reply[0] == "died" and kills == self._kills and not self._closed:
             log.warning("the document builder stopped unexpectedly; starting a new one")
-            reply = self._exchange(config, merged, key)  # a fresh child, sent the whole view
+            reply = self._exchange(job, merged)  # a fresh child, sent the whole view
         return reply
 
-    def _exchange(self, config: AggregatorConfig, merged: Merged, key: Key) -> tuple[str, Any]:
+    def _exchange(self, job: Job, merged: Merged) -> tuple[str, Any]:
         try:
             conn = self._ensure_child()
             view = self._delta(merged)
-            conn.send((config, key, view))
+            conn.send((job, view))
             self._holds(merged)
             reply: tuple[str, Any] = conn.recv()
         except (EOFError, OSError):
@@ -179,19 +184,20 @@ def serve_builds(conn: Connection) -> None:
     tombstones: tuple[Tombstone, ...] = ()
     while True:
         try:
-            config, key, view = conn.recv()
+            (config, key, now), view = conn.recv()
         except (EOFError, OSError):
             return
         if view is not None:
             refs, tombstones = view
             held = tuple(held[r] if isinstance(r, int) else r for r in refs)
-        conn.send(_answer(config, Merged(held, tombstones), key))
+        conn.send(_answer((config, key, now), Merged(held, tombstones)))
 
 
-def _answer(config: AggregatorConfig, merged: Merged, key: Key) -> tuple[str, Any]:
+def _answer(job: Job, merged: Merged) -> tuple[str, Any]:
     # Errors travel as words: an exception object may not survive pickling.
+    config, key, now = job
     try:
-        return ("ok", build(config, merged, key))
+        return ("ok", build(config, merged, key, now))
     except Exception as e:  # a bug must cost this document, not the child
         log.exception("building %s failed", "/".join(key))
         return ("error", f"{type(e).__name__}: {e}")

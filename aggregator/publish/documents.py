@@ -58,12 +58,16 @@ def content_type(key: Key) -> str:
     return ATOM if key[0] == "feed" else ICS
 
 
-def build(config: AggregatorConfig, merged: Merged, key: Key) -> bytes:
-    """Return the document named by `key`: the merged feed or a (filtered) calendar."""
+def build(config: AggregatorConfig, merged: Merged, key: Key, now: datetime) -> bytes:
+    """Return the document named by `key`: the merged feed or a (filtered) calendar.
+
+    `now` comes from the serving process's clock (config.clock), which a child process
+    started by a forkserver does not share when a test travels in time.
+    """
     if key[0] == "feed":
         return build_feed(config, merged)
     _, village, category = key
-    return build_calendar(config, merged, village, category)
+    return build_calendar(config, merged, village, category, now)
 
 
 def build_feed(config: AggregatorConfig, merged: Merged) -> bytes:
@@ -80,15 +84,17 @@ def build_feed(config: AggregatorConfig, merged: Merged) -> bytes:
     return write_feed(meta, merged.items, merged.tombstones)
 
 
-def build_calendar(config: AggregatorConfig, merged: Merged, village: str, category: str) -> bytes:
-    """Return the cluster's events (recent and coming) as one iCalendar file."""
-    cutoff = config.clock.now() - CALENDAR_PAST
+def build_calendar(
+    config: AggregatorConfig, merged: Merged, village: str, category: str, now: datetime
+) -> bytes:
+    """Return the cluster's events (recent and coming) at `now` as one iCalendar file."""
+    cutoff = now - CALENDAR_PAST
     chosen = [e for e in merged.events if matches(e, village, category)]
     ends = rendered(chosen, lambda e: (e, e.series_end()), "the calendar")
     events = [event for event, end in ends if end >= cutoff]
     name = config.name if not village else f"{config.name}: {village}"
     url = f"{config.url.rstrip('/')}/calendar.ics"
-    return write_calendar(events, name=name, url=url, now=config.clock.now())
+    return write_calendar(events, name=name, url=url, now=now)
 
 
 def build_opml(config: AggregatorConfig, sources: Iterable[tuple[str, str, str]]) -> bytes:
@@ -141,4 +147,4 @@ def warm_up() -> None:
     tomb = Tombstone(id="urn:uuid:00000000-0000-4000-8000-000000000002", deleted=now)
     merged = Merged((event, notice), (replace(tomb, source=source),))
     build_feed(config, merged)
-    build_calendar(config, merged, "", "")
+    build_calendar(config, merged, "", "", now)

@@ -91,7 +91,8 @@ class Outputs:
     async def _build(self, key: Key) -> Cached:
         merged = await self.merged()
         self.builds += 1
-        return cached(await self.worker.build(self.config, merged, key), content_type(key))
+        body = await self.worker.build(self.config, merged, key, self.config.clock.now())
+        return cached(body, content_type(key))
 
     async def feed(self) -> Cached:
         """Return the merged Atom feed."""
