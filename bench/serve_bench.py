@@ -364,6 +364,37 @@ def template(tree: Tree, root: Path, feeds: list[str]) -> Path:
     return data
 
 
+def pickle_costs(size: int) -> dict[str, float]:
+    """Time pickling the merged view of `size` entries whole, and as a one-village delta.
+
+    The document worker (aggregator.publish.build_worker) is sent the whole view when its
+    child starts and a delta (slot numbers, and the changed village's entries) on a change.
+    """
+    import pickle
+    from dataclasses import replace
+
+    from aggregator.reader.merge import Merged
+    from bench.aggregator_bench import village_items
+    from klynge.model import FeedSource
+
+    items: list[Any] = []
+    for n in range(size // ENTRIES):
+        source = FeedSource(id=f"urn:klynge:village-{n}", title=f"Landsby {n}")
+        items += [replace(item, source=source) for item in village_items(n, ENTRIES)]
+    merged = Merged(tuple(items))
+    t0 = time.process_time()
+    whole = pickle.dumps(merged, protocol=pickle.HIGHEST_PROTOCOL)
+    t1 = time.process_time()
+    pickle.loads(whole)
+    t2 = time.process_time()
+    delta = [*items[:ENTRIES], *range(ENTRIES, len(items))]
+    t3 = time.process_time()
+    small = pickle.dumps(delta, protocol=pickle.HIGHEST_PROTOCOL)
+    t4 = time.process_time()
+    return {"dumps": t1 - t0, "loads": t2 - t1, "mb": len(whole) / 1e6,
+            "delta_dumps": t4 - t3, "delta_kb": len(small) / 1e3}  # fmt: skip
+
+
 def main() -> None:
     """Run both trees at every size, RUNS times, and print the table."""
     args = _arguments()
@@ -385,6 +416,12 @@ def main() -> None:
                 check_tree(tree)
             results = run_all(trees, args, root, feed_dir, feeds_base)
     report(trees, args.sizes, results)
+    for size in args.sizes:
+        cost = pickle_costs(size)
+        print(f"pickling the merged view of {size} entries: whole {cost['mb']:.1f} MB, "
+              f"dumps {cost['dumps']:.2f} s + loads {cost['loads']:.2f} s CPU; one village "
+              f"changed (the delta) {cost['delta_kb']:.0f} kB, dumps "
+              f"{1000 * cost['delta_dumps']:.0f} ms")  # fmt: skip
 
 
 def run_all(
