@@ -415,6 +415,7 @@ def main() -> None:
             for tree in trees:
                 check_tree(tree)
             results = run_all(trees, args, root, feed_dir, feeds_base)
+    print("\nall sizes:")
     report(trees, args.sizes, results)
     for size in args.sizes:
         cost = pickle_costs(size)
@@ -442,6 +443,7 @@ def run_all(
                       f"full refresh {figures['full_wall']:.2f} s, "
                       f"one change {figures['one_wall']:.2f} s", flush=True)  # fmt: skip
                 shutil.rmtree(data, ignore_errors=True)
+        report(trees, [size], results)  # each size's table as soon as it is measured
     return results
 
 

@@ -103,15 +103,17 @@ class DocumentWorker:
 
     def _call(self, job: Job, merged: Merged) -> tuple[str, Any]:
         kills = self._kills
-        reply = self._exchange(job, merged)
+        reply = self._exchange(job, merged, kills)
         if reply[0] == "died" and kills == self._kills and not self._closed:
             log.warning("the document builder stopped unexpectedly; starting a new one")
-            reply = self._exchange(job, merged)  # a fresh child, sent the whole view
+            reply = self._exchange(job, merged, kills)  # a fresh child, sent the whole view
         return reply
 
-    def _exchange(self, job: Job, merged: Merged) -> tuple[str, Any]:
+    def _exchange(self, job: Job, merged: Merged, kills: int) -> tuple[str, Any]:
         try:
             conn = self._ensure_child()
+            if kills != self._kills:  # timed out or closed before the child was there
+                raise EOFError
             view = self._delta(merged)
             conn.send((job, view))
             self._holds(merged)
