@@ -1,59 +1,38 @@
 """The aggregator's published documents: built once per change, served as cached bytes.
 
-`/feed.atom`, `/calendar.ics` (per filter) and `/sources.opml` are built in a worker thread on
-the first request after a change and then served from memory with a strong ETag, so a 304
-costs no building at all (design.md: aiohttp answers 304s about 2.5x faster than 200s).
+`/feed.atom` and `/calendar.ics` (per filter) are built in the document worker's child process
+(aggregator.publish.build_worker) on the first request after a change, and then served from
+memory with a strong ETag, so a 304 costs no building at all (design.md: aiohttp answers 304s
+about 2.5x faster than 200s). `/sources.opml` is small and built here.
 """
 
 from __future__ import annotations
 
 import asyncio
-import ctypes
-import ctypes.util
-import gc
 import hashlib
-import logging
-import re
-import time
-import unicodedata
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable
-from concurrent.futures import Executor, ThreadPoolExecutor
-from dataclasses import dataclass, replace
-from datetime import UTC, date, datetime, timedelta
-from functools import partial
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
 from typing import Any
-from xml.sax.saxutils import escape, quoteattr
 
 from aiohttp import web
 
 from aggregator.config import AggregatorConfig
+from aggregator.publish import documents
+from aggregator.publish.build_worker import DocumentWorker
+from aggregator.publish.documents import Key, content_type
+from aggregator.publish.documents import matches as matches
+from aggregator.publish.documents import slug as slug
+from aggregator.publish.documents import village_of as village_of
 from aggregator.reader.merge import Merged, is_upcoming
-from klynge.atom.writer import FeedMeta, write_feed
-from klynge.ical.writer import write_calendar
-from klynge.model import (
-    Event,
-    FeedSource,
-    Item,
-    Notice,
-    Place,
-    Tombstone,
-    as_utc,
-    format_when,
-    zone,
-)
+from klynge.model import Event, Item, Notice, Place, as_utc, format_when, zone
 from klynge.recurrence import Occurrence, expand
-from klynge.render_guard import rendered
-from klynge.repeat_rule import parse_rrule, rule_text
+from klynge.repeat_rule import rule_text
 
-log = logging.getLogger("klynge.aggregator")
-CALENDAR_PAST = timedelta(days=90)  # design.md: keep about 90 days of past events in the ICS
 HORIZON = timedelta(days=548)  # 18 months of occurrences in the views and the JSON API
 SERIES_LIMIT = 500
 FILTER_CACHE = 32  # filtered calendars kept in memory (each key is village x category)
-ATOM = "application/atom+xml"
-ICS = "text/calendar"
-OPML = "text/x-opml"
 
 
 @dataclass(frozen=True)
@@ -65,51 +44,38 @@ class Cached:
     content_type: str
 
 
-def slug(text: str) -> str:
-    """Return a URL-friendly key for a village name (`Østerby` -> `osterby`)."""
-    text = text.lower().replace("æ", "ae").replace("ø", "o").replace("å", "aa")
-    text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
-    return re.sub(r"[^a-z0-9]+", "-", text).strip("-")
-
-
-def village_of(item: Item) -> FeedSource:
-    """Return the FeedSource an entry comes from (every merged entry has one)."""
-    return item.source or FeedSource(id="")
-
-
-def matches(item: Item, village: str, category: str) -> bool:
-    """Tell whether an entry passes the `village` (key or name) and `category` filters."""
-    if category and item.category != category.lower():
-        return False
-    if not village:
-        return True
-    source = village_of(item)
-    return village in (slug(source.title), source.title, source.id)
-
-
 class Outputs:
-    """Builds and caches the published documents for the current merged view."""
+    """Builds (in the document worker) and caches the published documents of the merged view."""
 
-    def __init__(self, config: AggregatorConfig, merged: Callable[[], Awaitable[Merged]]) -> None:
+    def __init__(
+        self,
+        config: AggregatorConfig,
+        merged: Callable[[], Awaitable[Merged]],
+        worker: DocumentWorker | None = None,
+    ) -> None:
         self.config = config
         self.merged = merged
+        self.worker = worker or DocumentWorker()
         self.builds = 0  # documents built since start, for tests and the benchmark
-        self._cache: OrderedDict[tuple[str, ...], asyncio.Future[Cached]] = OrderedDict()
-        self._builder: Executor = ThreadPoolExecutor(1, thread_name_prefix="klynge-build")
+        self._cache: OrderedDict[Key, asyncio.Future[Cached]] = OrderedDict()
 
     def invalidate(self) -> None:
         """Forget every built document (the merged view changed)."""
         self._cache.clear()
 
-    def close(self) -> None:
-        """Stop the builder thread."""
-        self._builder.shutdown(wait=False, cancel_futures=True)
+    async def start(self) -> None:
+        """Start the document worker's child now, before the app serves."""
+        await self.worker.start()
 
-    async def get(self, key: tuple[str, ...], build: Callable[[Merged], Cached]) -> Cached:
-        """Return the cached document for `key`, building it off the loop when needed."""
+    async def close(self) -> None:
+        """Stop the document worker's child at once."""
+        await self.worker.close()
+
+    async def get(self, key: Key) -> Cached:
+        """Return the cached document for `key`, building it in the worker when needed."""
         future = self._cache.get(key)
         if future is None:
-            future = asyncio.ensure_future(self._build(build))
+            future = asyncio.ensure_future(self._build(key))
             self._cache[key] = future
             while len(self._cache) > FILTER_CACHE + 3:
                 self._cache.popitem(last=False)
@@ -122,125 +88,29 @@ class Outputs:
                 del self._cache[key]  # a failed build is not cached
             raise
 
-    async def _build(self, build: Callable[[Merged], Cached]) -> Cached:
+    async def _build(self, key: Key) -> Cached:
         merged = await self.merged()
         self.builds += 1
-        job = partial(_build_and_trim, build, merged)
-        return await asyncio.get_running_loop().run_in_executor(self._builder, job)
-
-    async def warm_up(self) -> None:
-        """Build a one-entry feed and calendar off the loop, before any data is loaded.
-
-        The first build imports modules lazily and fills library caches; made in the middle
-        of a big build, those long-lived objects pin the allocator's arenas of its garbage:
-        measured 13.5 MB kept after building the calendar of 20,000 entries, 2.5 MB after a
-        warm-up.
-        """
-        loop = asyncio.get_running_loop()
-        await loop.run_in_executor(self._builder, partial(warm_up, self.config))
+        body = await self.worker.build(self.config, merged, key, self.config.clock.now())
+        return cached(body, content_type(key))
 
     async def feed(self) -> Cached:
         """Return the merged Atom feed."""
-        return await self.get(("feed",), lambda m: build_feed(self.config, m))
+        return await self.get(("feed",))
 
     async def calendar(self, village: str = "", category: str = "") -> Cached:
         """Return the iCalendar file of the cluster, or of one village and/or category."""
-        return await self.get(
-            ("ics", village, category), lambda m: build_calendar(self.config, m, village, category)
-        )
-
-
-def _build_and_trim(build: Callable[[Merged], Cached], merged: Merged) -> Cached:
-    # A build makes hundreds of thousands of short-lived objects (icalendar components, lxml
-    # proxies) that live until it ends: the cyclic collector then runs full collections over
-    # them with the GIL held, measured 74-222 ms each while building the feed and calendar of
-    # 10,000 entries, the event loop stalled meanwhile. They die by reference count when the
-    # build ends, so the collector is paused for the build.
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        doc = build(merged)
-    finally:
-        if was_enabled:
-            gc.enable()
-    # What the build left in reference cycles is all in the youngest generation now (nothing
-    # was collected meanwhile): collect just that, then give the heap back.
-    started = time.perf_counter()
-    gc.collect(0)
-    log.debug("collected a build's cycles in %.0f ms", 1000 * (time.perf_counter() - started))
-    release_memory()
-    return doc
-
-
-def warm_up(config: AggregatorConfig) -> None:
-    """Build the feed and calendar of one made-up event, notice and tombstone (see Outputs)."""
-    now = config.clock.now()
-    source = FeedSource(id="urn:klynge:warm-up", title="Warm-up", updated=now)
-    event = Event(
-        id="urn:uuid:00000000-0000-4000-8000-000000000000",
-        title="Warm-up",
-        updated=now,
-        start=now + timedelta(days=1),
-        end=now + timedelta(days=1, hours=2),
-        description="<p>Warm-up</p>",
-        rrule=parse_rrule("FREQ=WEEKLY;COUNT=2"),
-        place=Place(name="Hus", street="Vej 1", postcode="8000", locality="By"),
-        link="https://warm-up.example/e",
-        source=source,
-    )
-    notice = Notice(
-        id="urn:uuid:00000000-0000-4000-8000-000000000001",
-        title="Warm-up",
-        updated=now,
-        body="<p>Warm-up</p>",
-        expires=now + timedelta(days=1),
-        source=source,
-    )
-    tomb = Tombstone(id="urn:uuid:00000000-0000-4000-8000-000000000002", deleted=now)
-    merged = Merged((event, notice), (replace(tomb, source=source),))
-    build_feed(config, merged)
-    build_calendar(config, merged, "", "")
-
-
-def release_memory() -> None:
-    """Hand freed heap back to the OS (glibc keeps it otherwise).
-
-    Building the feed of 20,000 entries peaks at about +210 MB of lxml/feedgen objects; once
-    freed, glibc keeps the pages: measured 347 MB RSS after the build, 137 MB after a trim.
-    """
-    if _LIBC is not None:
-        _LIBC.malloc_trim(0)  # ctypes releases the GIL during the call
-
-
-M_ARENA_MAX = -8  # glibc's mallopt parameter
-
-
-def limit_malloc_arenas() -> None:
-    """Make every thread allocate from glibc's main arena; call before starting threads.
-
-    glibc gives each thread that allocates its own arena, which malloc_trim cannot shrink as
-    well: with stores loaded and documents built in worker threads, measured 90 MB RSS loaded
-    and 146-150 MB built at 20,000 entries; with one arena 76 and 126 MB (the GIL serialises
-    nearly all allocation anyway).
-    """
-    if _LIBC is not None and hasattr(_LIBC, "mallopt"):
-        _LIBC.mallopt(M_ARENA_MAX, 1)
-
-
-def _glibc() -> Any:
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        return libc if hasattr(libc, "malloc_trim") else None
-    except OSError:
-        return None
-
-
-_LIBC = _glibc()
+        return await self.get(("ics", village, category))
 
 
 def cached(body: bytes, content_type: str) -> Cached:
     """Return a Cached document with a content-derived strong ETag."""
     return Cached(body, f'"{hashlib.blake2b(body, digest_size=12).hexdigest()}"', content_type)
+
+
+def build_opml(config: AggregatorConfig, sources: Iterable[tuple[str, str, str]]) -> Cached:
+    """Return the polled feeds as an OPML 2.0 subscription list (url, title, kind)."""
+    return cached(documents.build_opml(config, sources), documents.OPML)
 
 
 def respond(request: web.Request, doc: Cached, *, max_age: int = 60) -> web.Response:
@@ -257,47 +127,6 @@ def _etags(header: str) -> set[str]:
 
 def _mime(doc: Cached) -> str:
     return f"{doc.content_type}; charset=utf-8"
-
-
-def build_feed(config: AggregatorConfig, merged: Merged) -> Cached:
-    """Return the merged Klynge Atom feed: every entry and relayed tombstone with atom:source."""
-    base = config.url.rstrip("/")
-    updated = max((i.updated for i in merged.items), default=datetime(2026, 1, 1, tzinfo=UTC))
-    meta = FeedMeta(
-        id=f"{base}/feed.atom",
-        title=config.name,
-        self_url=f"{base}/feed.atom",
-        updated=updated,
-        alternate_url=f"{base}/",
-    )
-    return cached(write_feed(meta, merged.items, merged.tombstones), ATOM)
-
-
-def build_calendar(config: AggregatorConfig, merged: Merged, village: str, category: str) -> Cached:
-    """Return the cluster's events (recent and coming) as one iCalendar file."""
-    cutoff = config.clock.now() - CALENDAR_PAST
-    chosen = [e for e in merged.events if matches(e, village, category)]
-    ends = rendered(chosen, lambda e: (e, e.series_end()), "the calendar")
-    events = [event for event, end in ends if end >= cutoff]
-    name = config.name if not village else f"{config.name}: {village}"
-    url = f"{config.url.rstrip('/')}/calendar.ics"
-    body = write_calendar(events, name=name, url=url, now=config.clock.now())
-    return cached(body, ICS)
-
-
-def build_opml(config: AggregatorConfig, sources: Iterable[tuple[str, str, str]]) -> Cached:
-    """Return the polled feeds as an OPML 2.0 subscription list (url, title, kind)."""
-    outlines = "".join(
-        f"    <outline type={quoteattr('rss')} text={quoteattr(title)} "
-        f"title={quoteattr(title)} xmlUrl={quoteattr(url)} category={quoteattr(kind)}/>\n"
-        for url, title, kind in sources
-    )
-    body = (
-        '<?xml version="1.0" encoding="utf-8"?>\n<opml version="2.0">\n'
-        f"  <head><title>{escape(config.name)}</title></head>\n"
-        f"  <body>\n{outlines}  </body>\n</opml>\n"
-    )
-    return cached(body.encode(), OPML)
 
 
 # --- JSON -------------------------------------------------------------------------------

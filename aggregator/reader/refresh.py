@@ -13,17 +13,15 @@ takes too long or too much memory costs that source one fetch, never the aggrega
 from __future__ import annotations
 
 import asyncio
-import gc
 import hashlib
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
 
 from aggregator.config import AggregatorConfig, Source
-from aggregator.publish.outputs import release_memory
 from aggregator.reader.fetcher import Fetcher, FetchError, FetchResult
 from aggregator.reader.merge import Content, apply_fetch, bind
 from aggregator.reader.parse_worker import JobFailed, ParseOverrun, ParseWorker
@@ -38,8 +36,6 @@ from klynge.model import FeedSource, Item, Tombstone
 log = logging.getLogger("klynge.aggregator")
 
 PARALLEL_FETCHES = 8  # a pass fetches this many sources at once (hosts are limited by the fetcher)
-# Entries taken in between two gc.freeze() calls (see `_settle`): about 3 tracked objects each.
-FREEZE_EVERY = 1000
 
 # What a refresh says (CLI, logs, /status; Danish in aggregator/locale).
 NOT_MODIFIED = define("refresh.not_modified", "not modified (304)")
@@ -120,7 +116,6 @@ class Refresher:
         self._parser: Executor = ThreadPoolExecutor(1, thread_name_prefix="klynge-parse")
         self._writer: Executor = ThreadPoolExecutor(1, thread_name_prefix="klynge-store")
         self._closed = False
-        self._unfrozen = 0  # entries taken since the last gc.freeze()
         self._loading: asyncio.Task[None] | None = None
 
     def start_loading(self) -> None:
@@ -146,30 +141,13 @@ class Refresher:
         loop = asyncio.get_running_loop()
         try:
             urls = [source.url for source in self.config.sources]
-            stored = await loop.run_in_executor(self._writer, _load_and_trim, self.store, urls)
+            stored = await loop.run_in_executor(self._writer, self.store.load, urls)
         except StorageError as e:
             self.on_load_error(e)
             raise
         for source in self.config.sources:
             self.states[source.url] = stored.get(source.url) or SourceState(source.url)
             self.on_change(source.url, self.states[source.url].content)
-        gc.freeze()  # the imported modules and the stored entries: see `_settle`
-
-    def _settle(self, entries: int) -> None:
-        """Move long-lived objects out of the cyclic collector's sight now and then.
-
-        A full collection walks every tracked object with the GIL held, in whatever thread
-        triggers it; it triggers whenever the heap has grown by a quarter, so during a full
-        refresh (measured, 200 feeds, 2 cores): collections of 42-69 ms in the parse thread,
-        the event loop's longest stalls (57-64 ms). Entries are acyclic and still freed by
-        reference counting when frozen; only cyclic garbage alive at the moment of a freeze
-        (a few dozen objects) would never be collected, hence freezing only every
-        FREEZE_EVERY new entries, which a steady state of polling rarely reaches.
-        """
-        self._unfrozen += entries
-        if self._unfrozen >= FREEZE_EVERY:
-            self._unfrozen = 0
-            gc.freeze()
 
     async def close(self) -> None:
         """Stop the parsing child at once, finish the writes under way, stop the threads (once)."""
@@ -252,8 +230,6 @@ class Refresher:
         held = bool(done.content.held)
         changed = self._took(state, done, parsed.limited, result, digest, now)
         if changed:
-            self._settle(len(done.content.entries))
-        if changed:
             self._mark(state.url)
         if done.changed:
             self.on_change(state.url, done.content)
@@ -325,13 +301,6 @@ class Refresher:
             # The disk is full or gone: the source stays served from memory, and its next
             # change is written again (what a restart misses meanwhile, a fetch brings back).
             log.error("could not store %s: %s", url, e.message)
-
-
-def _load_and_trim(store: Store, urls: Sequence[str]) -> dict[str, SourceState]:
-    states = store.load(urls)
-    # Loading parses the whole file and every source's entries: give the transient heap back.
-    release_memory()
-    return states
 
 
 def _snapshot(state: SourceState) -> SourceState:
