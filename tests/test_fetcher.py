@@ -177,7 +177,14 @@ async def test_fetch_error_is_a_klynge_error_with_json_shape(
             "message": message,
             "detail": {
                 "code": "http.status",
-                "params": {"status": 500, "phrase": "Internal Server Error"},
+                "params": {
+                    "status": 500,
+                    "phrase": {
+                        "code": "http.phrase.500",
+                        "params": {},
+                        "message": "Internal Server Error",
+                    },
+                },
                 "message": message,
             },
         }

@@ -261,9 +261,16 @@ async def test_error_status_carries_the_status(serve: Serve, client: Client) -> 
     assert caught.value.server_status == 503
     assert caught.value.problem.to_json() == {
         "code": "http.status",
-        "params": {"status": 503, "phrase": "Service Unavailable"},
+        "params": {
+            "status": 503,
+            "phrase": {"code": "http.phrase.503", "params": {}, "message": "Service Unavailable"},
+        },
         "message": "HTTP 503 Service Unavailable",
     }
+    # The reason phrase is a message too, so a Danish page says it in Danish.
+    assert caught.value.problem.render("da") == (
+        "serveren svarede med fejlen HTTP 503 (tjenesten er utilgængelig)"
+    )
     assert caught.value.to_json() == {
         "error": {
             "code": "http",

@@ -19,6 +19,7 @@ from klynge.http.problems import (
     CONNECT,
     NO_LOCATION,
     NOT_HTTP,
+    PHRASES,
     REDIRECT_NOT_HTTP,
     REDIRECTS,
     STATUS,
@@ -231,5 +232,8 @@ def _status_error(resp: aiohttp.ClientResponse) -> HttpError:
         phrase = printable(resp.reason or "", 60)
     if not phrase:
         return HttpError(Message(STATUS_BARE, {"status": resp.status}), server_status=resp.status)
-    problem = Message(STATUS, {"status": resp.status, "phrase": phrase})
+    known = PHRASES.get(resp.status)
+    problem = Message(
+        STATUS, {"status": resp.status, "phrase": Message(known) if known else phrase}
+    )
     return HttpError(problem, server_status=resp.status)

@@ -37,6 +37,24 @@ INVALID_URL = define("http.invalid_url", "the URL is not valid")
 FAILED = define("http.failed", "the request failed (%(kind)s: %(detail)s)")
 STATUS = define("http.status", "HTTP %(status)s %(phrase)s")
 STATUS_BARE = define("http.status_bare", "HTTP %(status)s")  # a status with no known phrase
+# The reason phrases a source most often answers with, so that a Danish page says them in
+# Danish (RFC 9110 §15); any other status keeps the standard English phrase.
+PHRASES = {
+    400: define("http.phrase.400", "Bad Request"),
+    401: define("http.phrase.401", "Unauthorized"),
+    403: define("http.phrase.403", "Forbidden"),
+    404: define("http.phrase.404", "Not Found"),
+    405: define("http.phrase.405", "Method Not Allowed"),
+    406: define("http.phrase.406", "Not Acceptable"),
+    408: define("http.phrase.408", "Request Timeout"),
+    410: define("http.phrase.410", "Gone"),
+    429: define("http.phrase.429", "Too Many Requests"),
+    500: define("http.phrase.500", "Internal Server Error"),
+    501: define("http.phrase.501", "Not Implemented"),
+    502: define("http.phrase.502", "Bad Gateway"),
+    503: define("http.phrase.503", "Service Unavailable"),
+    504: define("http.phrase.504", "Gateway Timeout"),
+}
 NO_LOCATION = define("http.no_location", "HTTP %(status)s redirect without a Location header")
 BAD_LOCATION = define("http.bad_location", "the server redirected to an invalid URL %(location)r")
 REDIRECT_NOT_HTTP = define(
