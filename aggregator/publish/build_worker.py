@@ -25,9 +25,9 @@ import signal
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from multiprocessing.connection import Connection
-from multiprocessing.process import BaseProcess
 from typing import Any
 
+from aggregator.child import Child
 from aggregator.config import AggregatorConfig
 from aggregator.publish.documents import Key, build, warm_up
 from aggregator.reader import parse_worker
@@ -37,7 +37,6 @@ from klynge.model import Item, Tombstone
 log = logging.getLogger("klynge.aggregator")
 
 BUILD_TIMEOUT = 300.0  # seconds; 20,000 entries take a few here, a Pi core is 3-5x slower
-STOP_WAIT = 1.0  # seconds a killed child gets to be reaped
 PRELOAD = [*parse_worker.PRELOAD, "aggregator.publish.build_worker"]
 
 # What the parent sends for a view: per entry the child's slot number or the entry itself.
@@ -59,28 +58,32 @@ class DocumentWorker:
 
     def __init__(self, *, timeout: float = BUILD_TIMEOUT) -> None:
         self.timeout = timeout
-        self._context = multiprocessing.get_context("forkserver")
-        self._context.set_forkserver_preload(PRELOAD)
-        self._process: BaseProcess | None = None
-        self._conn: Connection | None = None
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload(PRELOAD)
+        self._child = Child(context, serve_builds, (), "klynge-build")
         self._view: Merged | None = None  # the view the child holds
         self._slots: dict[int, int] = {}  # id() of each entry the child holds -> its slot
         self._lock = asyncio.Lock()
         # The pipe and the child belong to this thread: blocking I/O never runs on the loop.
         self._io = ThreadPoolExecutor(1, thread_name_prefix="klynge-build-io")
         self._closed = False
+        self._started_with = 0  # the child whose view `_view` is
         self._kills = 0  # children killed on purpose (overrun, shutdown): not restarted then
-        self.started = 0  # children started so far (a restart after a death counts)
+
+    @property
+    def started(self) -> int:
+        """Return how many children were started so far (a restart after a death counts)."""
+        return self._child.started
 
     @property
     def pid(self) -> int | None:
         """Return the child's process id, if one runs."""
-        return self._process.pid if self._process is not None else None
+        return self._child.pid
 
     async def start(self) -> None:
         """Start the child now (else the first build does)."""
         async with self._lock:
-            await asyncio.get_running_loop().run_in_executor(self._io, self._ensure_child)
+            await asyncio.get_running_loop().run_in_executor(self._io, self._connection)
 
     async def build(
         self, config: AggregatorConfig, merged: Merged, key: Key, now: datetime
@@ -111,7 +114,7 @@ class DocumentWorker:
 
     def _exchange(self, job: Job, merged: Merged, kills: int) -> tuple[str, Any]:
         try:
-            conn = self._ensure_child()
+            conn = self._connection()
             if kills != self._kills:  # timed out or closed before the child was there
                 raise EOFError
             view = self._delta(merged)
@@ -136,38 +139,20 @@ class DocumentWorker:
             self._view = merged
             self._slots = {id(item): n for n, item in enumerate(merged.items)}
 
-    def _ensure_child(self) -> Connection:
-        if self._process is not None and self._process.is_alive() and self._conn is not None:
-            return self._conn
-        self._reap()
-        parent, child = self._context.Pipe()
-        process = self._context.Process(
-            target=serve_builds, args=(child,), name="klynge-build", daemon=True
-        )
-        process.start()
-        child.close()
-        self._process, self._conn = process, parent
-        self.started += 1
-        return parent
+    def _connection(self) -> Connection:
+        conn = self._child.connection()
+        if self._child.started != self._started_with:  # a new child holds nothing
+            self._started_with = self._child.started
+            self._view, self._slots = None, {}
+        return conn
 
     def _signal_kill(self) -> None:
         self._kills += 1
-        process = self._process
-        if process is not None:
-            with contextlib.suppress(ValueError, OSError):
-                process.kill()
+        self._child.kill()
 
     def _reap(self) -> None:
-        process, conn = self._process, self._conn
-        self._process = self._conn = None
+        self._child.reap()
         self._view, self._slots = None, {}  # a new child holds nothing
-        if process is not None:
-            with contextlib.suppress(ValueError, OSError):
-                process.kill()
-                process.join(STOP_WAIT)
-                process.close()
-        if conn is not None:
-            conn.close()
 
     async def close(self) -> None:
         """Kill the child, whatever it is doing, and stop the I/O thread (without waiting)."""

@@ -21,9 +21,9 @@ import signal
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from multiprocessing.connection import Connection
-from multiprocessing.process import BaseProcess
 from typing import Any, TypeVar
 
+from aggregator.child import Child
 from klynge.errors import FeedError
 from klynge.messages import Message, define
 
@@ -31,7 +31,6 @@ T = TypeVar("T")
 MB = 1024 * 1024
 # Imported once in the forkserver, so that each new child starts in milliseconds.
 PRELOAD = ["aggregator.reader.parse_worker", "aggregator.reader.refresh"]
-STOP_WAIT = 1.0  # seconds a killed child gets to be reaped
 
 
 TOO_SLOW = define(
@@ -78,21 +77,24 @@ class ParseWorker:
     def __init__(self, *, timeout: float, memory_mb: int) -> None:
         self.timeout = timeout
         self.memory_mb = memory_mb
-        self._context = multiprocessing.get_context("forkserver")
-        self._context.set_forkserver_preload(PRELOAD)
-        self._process: BaseProcess | None = None
-        self._conn: Connection | None = None
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload(PRELOAD)
+        self._child = Child(context, serve_jobs, (memory_mb,), "klynge-parse")
         self._lock = asyncio.Lock()
         # The pipe and the child belong to this thread: blocking I/O never runs on the loop.
         self._io = ThreadPoolExecutor(1, thread_name_prefix="klynge-parse-io")
         self._closed = False
-        self.started = 0  # children started so far (a restart after an overrun counts)
+
+    @property
+    def started(self) -> int:
+        """Return how many children were started so far (a restart after an overrun counts)."""
+        return self._child.started
 
     async def start(self) -> None:
         """Start the child now (else the first job does): the first start forks a forkserver,
         which costs the parent's GIL for a moment, better before the app serves."""
         async with self._lock:
-            await asyncio.get_running_loop().run_in_executor(self._io, self._ensure_child)
+            await asyncio.get_running_loop().run_in_executor(self._io, self._child.connection)
 
     async def run(self, job: Callable[..., T], *args: Any) -> T:
         """Run `job(*args)` in the child; raise ParseOverrun, or what the job raised."""
@@ -104,62 +106,31 @@ class ParseWorker:
             try:
                 status, value = await asyncio.wait_for(asyncio.shield(reply), self.timeout)
             except TimeoutError:
-                self._signal_kill()  # the I/O thread then sees the pipe close and cleans up
+                self._child.kill()  # the I/O thread then sees the pipe close and cleans up
                 await asyncio.gather(reply, return_exceptions=True)
                 raise too_slow(self.timeout) from None
             except BaseException:  # cancelled (shutdown): the child's work is of no use now
-                self._signal_kill()
+                self._child.kill()
                 raise
         return _unpack(status, value, self.memory_mb)  # type: ignore[no-any-return]
 
     def _call(self, job: Callable[..., Any], args: tuple[Any, ...]) -> tuple[str, Any]:
         try:
-            conn = self._ensure_child()
+            conn = self._child.connection()
             conn.send((job, args))
             reply: tuple[str, Any] = conn.recv()
         except (EOFError, OSError):
             reply = ("died", None)
         if reply[0] != "ok" and reply[0] != "feed":
-            self._reap()  # a child that ran out of memory or died may be in any state
+            self._child.reap()  # a child that ran out of memory or died may be in any state
         return reply
-
-    def _ensure_child(self) -> Connection:
-        if self._process is not None and self._process.is_alive() and self._conn is not None:
-            return self._conn
-        self._reap()
-        parent, child = self._context.Pipe()
-        process = self._context.Process(
-            target=serve_jobs, args=(child, self.memory_mb), name="klynge-parse", daemon=True
-        )
-        process.start()
-        child.close()
-        self._process, self._conn = process, parent
-        self.started += 1
-        return parent
-
-    def _signal_kill(self) -> None:
-        process = self._process
-        if process is not None:
-            with contextlib.suppress(ValueError, OSError):
-                process.kill()  # SIGKILL: a child in an endless C loop ignores anything gentler
-
-    def _reap(self) -> None:
-        process, conn = self._process, self._conn
-        self._process = self._conn = None
-        if process is not None:
-            with contextlib.suppress(ValueError, OSError):
-                process.kill()
-                process.join(STOP_WAIT)
-                process.close()
-        if conn is not None:
-            conn.close()
 
     async def close(self) -> None:
         """Kill the child, whatever it is doing, and stop the I/O thread (without waiting)."""
         self._closed = True
-        self._signal_kill()
+        self._child.kill()
         with contextlib.suppress(RuntimeError):
-            self._io.submit(self._reap)  # after a running job, which the kill ends at once
+            self._io.submit(self._child.reap)  # after a running job, which the kill ends at once
         self._io.shutdown(wait=False)
 
 
