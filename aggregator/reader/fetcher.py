@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import klynge
 from klynge.errors import KlyngeError
@@ -28,15 +28,10 @@ ACCEPT = (
 )
 
 
-@dataclass(frozen=True)
-class FetchLimits:
-    """Timeouts (seconds), body caps (bytes) and the redirect limit of one fetch."""
-
-    connect_timeout: float = 10
-    total_timeout: float = 30
-    max_compressed: int = 5_000_000
-    max_decompressed: int = 20_000_000
-    max_redirects: int = 3
+# A fetch's timeouts, body caps and redirects are the client's; the connections per host are
+# the fetcher's politeness and are set by it (`Fetcher.__init__`).
+FetchLimits = Limits
+DEFAULT_LIMITS = FetchLimits()
 
 
 @dataclass(frozen=True)
@@ -63,11 +58,12 @@ class Fetcher:
     """Fetches sources over HTTP(S) with conditional GET, timeouts, size caps and few redirects."""
 
     def __init__(
-        self, limits: FetchLimits = FetchLimits(), user_agent: str = klynge.USER_AGENT
+        self, limits: FetchLimits = DEFAULT_LIMITS, user_agent: str = klynge.USER_AGENT
     ) -> None:
         self.limits = limits
         self.user_agent = user_agent
-        self._http = Client(_client_limits(limits), user_agent=user_agent)
+        polite = replace(limits, connections=CONNECTIONS, connections_per_host=CONNECTIONS_PER_HOST)
+        self._http = Client(polite, user_agent=user_agent)
 
     async def fetch(self, url: str, *, etag: str = "", last_modified: str = "") -> FetchResult:
         """GET `url` conditionally and return its decompressed body; raise FetchError in words."""
@@ -96,19 +92,6 @@ class Fetcher:
     async def close(self) -> None:
         """Close the HTTP session and its connections; the fetcher may be used again after."""
         await self._http.close()
-
-
-def _client_limits(limits: FetchLimits) -> Limits:
-    """Return the client's limits: the configured fetch limits and our politeness per host."""
-    return Limits(
-        connect_timeout=limits.connect_timeout,
-        total_timeout=limits.total_timeout,
-        max_compressed=limits.max_compressed,
-        max_decompressed=limits.max_decompressed,
-        max_redirects=limits.max_redirects,
-        connections=CONNECTIONS,
-        connections_per_host=CONNECTIONS_PER_HOST,
-    )
 
 
 @contextlib.asynccontextmanager
