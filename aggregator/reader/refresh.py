@@ -17,7 +17,7 @@ import hashlib
 import logging
 from collections.abc import Callable
 from concurrent.futures import Executor, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from functools import partial
 
@@ -305,7 +305,7 @@ class Refresher:
 
 def _snapshot(state: SourceState) -> SourceState:
     # Scalars are copied now; the content is immutable, so serialising it later is safe.
-    return SourceState(**{k: getattr(state, k) for k in state.__dataclass_fields__})
+    return replace(state)
 
 
 @dataclass(frozen=True)
