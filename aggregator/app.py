@@ -50,7 +50,6 @@ def create_app(config: AggregatorConfig, *, periodic: bool = True) -> web.Applic
         outputs = Outputs(config, view.current)
         view.on_change = outputs.invalidate
         await refresher.worker.start()  # the parse child; refresher.close() kills it
-        await outputs.start()  # the document builder's child; outputs.close() kills it
         refresher.start_loading()  # polls, pings and pages wait for it; /healthz does not
         refresher.on_load_error = partial(stop_serving, app)  # a bad record stops the service
         scheduler = Scheduler(config, refresher, periodic=periodic)
@@ -60,7 +59,7 @@ def create_app(config: AggregatorConfig, *, periodic: bool = True) -> web.Applic
         try:
             yield
         finally:
-            await outputs.close()
+            outputs.close()
             await scheduler.shutdown()
             await refresher.close()
             view.close()

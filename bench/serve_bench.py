@@ -1,14 +1,14 @@
 """Real `klynge aggregator serve` processes of two code trees, side by side in one run.
 
-The base revision (default 2e60308, checked out with `git worktree add --detach` into a temp
-dir) and the working tree each run as a subprocess (`--port 0`, same venv python, PYTHONPATH
-pointing at the tree, the same KLYNGE_NOW) against one loopback feed server in its own process.
-Per tree and size (villages x 50 entries): a full refresh (every source pinged at start; wall
-and CPU until /api/sources shows every source fetched and /calendar.ics and /feed.atom are
-built), the longest /healthz meanwhile, RSS once built, then the cost of one change (one
-village's feed changes, it pings; wall and CPU until both documents show it) with the longest
-/healthz meanwhile, and how long SIGTERM takes to stop the service. CPU is the serve
-process's own (/proc/PID/stat) and with its children (parse and document workers).
+The base revision (default 25f9837, the last before issue 11; checked out with `git worktree
+add --detach` into a temp dir) and the working tree each run as a subprocess (`--port 0`, same
+venv python, PYTHONPATH pointing at the tree, the same KLYNGE_NOW) against one loopback feed
+server in its own process. Per tree and size (villages x 50 entries): a full refresh (every
+source pinged at start; wall and CPU until /api/sources shows every source fetched and
+/calendar.ics and /feed.atom are built), the longest /healthz meanwhile, RSS once built, then
+the cost of one change (one village's feed changes, it pings; wall and CPU until both documents
+show it) with the longest /healthz meanwhile, and how long SIGTERM takes to stop the service.
+CPU is the serve process's own (/proc/PID/stat) and with its children (the parse worker).
 
     python -m bench.serve_bench [--sizes 1000,20000] [--runs 3] [--base REV]
     (or BENCH_SIZES, BENCH_RUNS, BENCH_BASE; `make bench` runs it with the defaults)
@@ -364,37 +364,6 @@ def template(tree: Tree, root: Path, feeds: list[str]) -> Path:
     return data
 
 
-def pickle_costs(size: int) -> dict[str, float]:
-    """Time pickling the merged view of `size` entries whole, and as a one-village delta.
-
-    The document worker (aggregator.publish.build_worker) is sent the whole view when its
-    child starts and a delta (slot numbers, and the changed village's entries) on a change.
-    """
-    import pickle
-    from dataclasses import replace
-
-    from aggregator.reader.merge import Merged
-    from bench.aggregator_bench import village_items
-    from klynge.model import FeedSource
-
-    items: list[Any] = []
-    for n in range(size // ENTRIES):
-        source = FeedSource(id=f"urn:klynge:village-{n}", title=f"Landsby {n}")
-        items += [replace(item, source=source) for item in village_items(n, ENTRIES)]
-    merged = Merged(tuple(items))
-    t0 = time.process_time()
-    whole = pickle.dumps(merged, protocol=pickle.HIGHEST_PROTOCOL)
-    t1 = time.process_time()
-    pickle.loads(whole)
-    t2 = time.process_time()
-    delta = [*items[:ENTRIES], *range(ENTRIES, len(items))]
-    t3 = time.process_time()
-    small = pickle.dumps(delta, protocol=pickle.HIGHEST_PROTOCOL)
-    t4 = time.process_time()
-    return {"dumps": t1 - t0, "loads": t2 - t1, "mb": len(whole) / 1e6,
-            "delta_dumps": t4 - t3, "delta_kb": len(small) / 1e3}  # fmt: skip
-
-
 def main() -> None:
     """Run both trees at every size, RUNS times, and print the table."""
     args = _arguments()
@@ -417,12 +386,6 @@ def main() -> None:
             results = run_all(trees, args, root, feed_dir, feeds_base)
     print("\nall sizes:")
     report(trees, args.sizes, results)
-    for size in args.sizes:
-        cost = pickle_costs(size)
-        print(f"pickling the merged view of {size} entries: whole {cost['mb']:.1f} MB, "
-              f"dumps {cost['dumps']:.2f} s + loads {cost['loads']:.2f} s CPU; one village "
-              f"changed (the delta) {cost['delta_kb']:.0f} kB, dumps "
-              f"{1000 * cost['delta_dumps']:.0f} ms")  # fmt: skip
 
 
 def run_all(
@@ -488,7 +451,7 @@ def _arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", default=os.environ.get("BENCH_SIZES", "1000,20000"))
     parser.add_argument("--runs", type=int, default=int(os.environ.get("BENCH_RUNS", "3")))
-    parser.add_argument("--base", default=os.environ.get("BENCH_BASE", "2e60308"))
+    parser.add_argument("--base", default=os.environ.get("BENCH_BASE", "25f9837"))
     args = parser.parse_args()
     args.sizes = [int(s) for s in str(args.sizes).split(",")]
     return args

@@ -1,7 +1,7 @@
-"""The published documents as plain functions of (config, merged entries) -> bytes.
+"""The published documents as functions of (config, merged entries, pieces) -> bytes.
 
-They run in the document worker's child process (aggregator.publish.build_worker), so they
-must stay pure: no state, no I/O, only picklable arguments.
+The only state is the pieces cache (aggregator.publish.pieces): each entry's rendered bytes,
+so a document costs the entries that changed since the last one, plus a join.
 """
 
 from __future__ import annotations
@@ -9,18 +9,15 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Iterable
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from xml.sax.saxutils import escape, quoteattr
 
 from aggregator.config import AggregatorConfig
+from aggregator.publish.pieces import Pieces
 from aggregator.reader.merge import Merged
-from klynge.atom.writer import FeedMeta, write_feed
-from klynge.ical.writer import write_calendar
-from klynge.model import Event, FeedSource, Item, Notice, Place, Tombstone
-from klynge.render_guard import rendered
-from klynge.repeat_rule import parse_rrule
+from klynge.atom.writer import FeedMeta, join_feed, write_parts
+from klynge.ical.writer import join_calendar
+from klynge.model import FeedSource, Item
 
 CALENDAR_PAST = timedelta(days=90)  # design.md: keep about 90 days of past events in the ICS
 ATOM = "application/atom+xml"
@@ -58,19 +55,17 @@ def content_type(key: Key) -> str:
     return ATOM if key[0] == "feed" else ICS
 
 
-def build(config: AggregatorConfig, merged: Merged, key: Key, now: datetime) -> bytes:
-    """Return the document named by `key`: the merged feed or a (filtered) calendar.
-
-    `now` comes from the serving process's clock (config.clock), which a child process
-    started by a forkserver does not share when a test travels in time.
-    """
+def build(
+    config: AggregatorConfig, merged: Merged, key: Key, now: datetime, pieces: Pieces
+) -> bytes:
+    """Return the document named by `key`: the merged feed or a (filtered) calendar."""
     if key[0] == "feed":
-        return build_feed(config, merged)
+        return build_feed(config, merged, pieces)
     _, village, category = key
-    return build_calendar(config, merged, village, category, now)
+    return build_calendar(config, merged, village, category, now, pieces)
 
 
-def build_feed(config: AggregatorConfig, merged: Merged) -> bytes:
+def build_feed(config: AggregatorConfig, merged: Merged, pieces: Pieces | None = None) -> bytes:
     """Return the merged Klynge Atom feed: every entry and relayed tombstone with atom:source."""
     base = config.url.rstrip("/")
     updated = max((i.updated for i in merged.items), default=datetime(2026, 1, 1, tzinfo=UTC))
@@ -81,27 +76,31 @@ def build_feed(config: AggregatorConfig, merged: Merged) -> bytes:
         updated=updated,
         alternate_url=f"{base}/",
     )
-    return write_feed(meta, merged.items, merged.tombstones)
+    head, _ = write_parts(meta, (), merged.tombstones)
+    entries = (pieces or Pieces()).atom.pieces(merged.items)
+    return join_feed(head, (piece for _, piece in entries))
 
 
 def build_calendar(
-    config: AggregatorConfig, merged: Merged, village: str, category: str, now: datetime
+    config: AggregatorConfig,
+    merged: Merged,
+    village: str,
+    category: str,
+    now: datetime,
+    pieces: Pieces | None = None,
 ) -> bytes:
     """Return the cluster's events (recent and coming) at `now` as one iCalendar file."""
     cutoff = now - CALENDAR_PAST
     chosen = [e for e in merged.events if matches(e, village, category)]
-    ends = rendered(chosen, lambda e: (e, e.series_end()), "the calendar")
-    events = [event for event, end in ends if end >= cutoff]
+    made = (pieces or Pieces()).ics.pieces(chosen)
+    events = [(event, piece) for event, (piece, end) in made if end >= cutoff]
     name = config.name if not village else f"{config.name}: {village}"
     url = f"{config.url.rstrip('/')}/calendar.ics"
-    return write_calendar(events, name=name, url=url, now=now)
+    return join_calendar(events, name=name, url=url, now=now)
 
 
 def build_opml(config: AggregatorConfig, sources: Iterable[tuple[str, str, str]]) -> bytes:
-    """Return the polled feeds as an OPML 2.0 subscription list (url, title, kind).
-
-    A few hundred string joins at most: built in the serving process, not worth a child.
-    """
+    """Return the polled feeds as an OPML 2.0 subscription list (url, title, kind)."""
     outlines = "".join(
         f"    <outline type={quoteattr('rss')} text={quoteattr(title)} "
         f"title={quoteattr(title)} xmlUrl={quoteattr(url)} category={quoteattr(kind)}/>\n"
@@ -113,38 +112,3 @@ def build_opml(config: AggregatorConfig, sources: Iterable[tuple[str, str, str]]
         f"  <body>\n{outlines}  </body>\n</opml>\n"
     )
     return body.encode()
-
-
-def warm_up() -> None:
-    """Build the feed and calendar of one made-up event, notice and tombstone.
-
-    The first build imports modules lazily and fills library caches: the document worker's
-    child does it once when it starts, so the first real build after a change does not.
-    """
-    config = AggregatorConfig(data_dir=Path("."), name="Warm-up", url="https://warm-up.example")
-    now = config.clock.now()
-    source = FeedSource(id="urn:klynge:warm-up", title="Warm-up", updated=now)
-    event = Event(
-        id="urn:uuid:00000000-0000-4000-8000-000000000000",
-        title="Warm-up",
-        updated=now,
-        start=now + timedelta(days=1),
-        end=now + timedelta(days=1, hours=2),
-        description="<p>Warm-up</p>",
-        rrule=parse_rrule("FREQ=WEEKLY;COUNT=2"),
-        place=Place(name="Hus", street="Vej 1", postcode="8000", locality="By"),
-        link="https://warm-up.example/e",
-        source=source,
-    )
-    notice = Notice(
-        id="urn:uuid:00000000-0000-4000-8000-000000000001",
-        title="Warm-up",
-        updated=now,
-        body="<p>Warm-up</p>",
-        expires=now + timedelta(days=1),
-        source=source,
-    )
-    tomb = Tombstone(id="urn:uuid:00000000-0000-4000-8000-000000000002", deleted=now)
-    merged = Merged((event, notice), (replace(tomb, source=source),))
-    build_feed(config, merged)
-    build_calendar(config, merged, "", "", now)

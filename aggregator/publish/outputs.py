@@ -1,9 +1,10 @@
 """The aggregator's published documents: built once per change, served as cached bytes.
 
-`/feed.atom` and `/calendar.ics` (per filter) are built in the document worker's child process
-(aggregator.publish.build_worker) on the first request after a change, and then served from
-memory with a strong ETag, so a 304 costs no building at all (design.md: aiohttp answers 304s
-about 2.5x faster than 200s). `/sources.opml` is small and built here.
+`/feed.atom` and `/calendar.ics` (per filter) are built in one builder thread on the first
+request after a change, and then served from memory with a strong ETag, so a 304 costs no
+building at all (design.md: aiohttp answers 304s about 2.5x faster than 200s). A build joins
+each entry's kept pieces (aggregator.publish.pieces), so after one village changes it renders
+that village's entries only; the first build after start renders them all, off the event loop.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import asyncio
 import hashlib
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -20,11 +22,11 @@ from aiohttp import web
 
 from aggregator.config import AggregatorConfig
 from aggregator.publish import documents
-from aggregator.publish.build_worker import DocumentWorker
 from aggregator.publish.documents import Key, content_type
 from aggregator.publish.documents import matches as matches
 from aggregator.publish.documents import slug as slug
 from aggregator.publish.documents import village_of as village_of
+from aggregator.publish.pieces import Pieces
 from aggregator.reader.merge import Merged, is_upcoming
 from klynge.model import Event, Item, Notice, Place, as_utc, format_when, zone
 from klynge.recurrence import Occurrence, expand
@@ -45,34 +47,27 @@ class Cached:
 
 
 class Outputs:
-    """Builds (in the document worker) and caches the published documents of the merged view."""
+    """Builds (in one builder thread) and caches the published documents of the merged view."""
 
-    def __init__(
-        self,
-        config: AggregatorConfig,
-        merged: Callable[[], Awaitable[Merged]],
-        worker: DocumentWorker | None = None,
-    ) -> None:
+    def __init__(self, config: AggregatorConfig, merged: Callable[[], Awaitable[Merged]]) -> None:
         self.config = config
         self.merged = merged
-        self.worker = worker or DocumentWorker()
         self.builds = 0  # documents built since start, for tests and the benchmark
+        self.pieces = Pieces()  # used by the builder thread only
         self._cache: OrderedDict[Key, asyncio.Future[Cached]] = OrderedDict()
+        self._builder = ThreadPoolExecutor(1, thread_name_prefix="klynge-build")
+        self._view: Merged | None = None  # the view whose entries the pieces are kept for
 
     def invalidate(self) -> None:
         """Forget every built document (the merged view changed)."""
         self._cache.clear()
 
-    async def start(self) -> None:
-        """Start the document worker's child now, before the app serves."""
-        await self.worker.start()
-
-    async def close(self) -> None:
-        """Stop the document worker's child at once."""
-        await self.worker.close()
+    def close(self) -> None:
+        """Stop the builder thread (a build under way finishes; no new one starts)."""
+        self._builder.shutdown(wait=False, cancel_futures=True)
 
     async def get(self, key: Key) -> Cached:
-        """Return the cached document for `key`, building it in the worker when needed."""
+        """Return the cached document for `key`, building it when needed."""
         future = self._cache.get(key)
         if future is None:
             future = asyncio.ensure_future(self._build(key))
@@ -91,8 +86,16 @@ class Outputs:
     async def _build(self, key: Key) -> Cached:
         merged = await self.merged()
         self.builds += 1
-        body = await self.worker.build(self.config, merged, key, self.config.clock.now())
+        now = self.config.clock.now()
+        loop = asyncio.get_running_loop()
+        body = await loop.run_in_executor(self._builder, self._build_in_thread, merged, key, now)
         return cached(body, content_type(key))
+
+    def _build_in_thread(self, merged: Merged, key: Key, now: datetime) -> bytes:
+        if merged is not self._view:  # entries that left the view take their pieces along
+            self._view = merged
+            self.pieces.keep_only(merged.items, merged.events)
+        return documents.build(self.config, merged, key, now, self.pieces)
 
     async def feed(self) -> Cached:
         """Return the merged Atom feed."""

@@ -44,6 +44,8 @@ ATOM_TYPE = "application/atom+xml"
 _ATOM = ""
 
 # XML 1.0 forbids these code points (§2.2); lxml refuses them, so strip them on the way out.
+_FEED_END = b"</feed>"
+_ENTRY_START = b"<entry>"
 _XML_ILLEGAL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 
 
@@ -70,16 +72,38 @@ def write_feed(
     An item that cannot be written is left out and logged (klynge.render_guard): its values
     are all computed here, so writing the XML afterwards only copies strings.
     """
+    head, pieces = write_parts(meta, items, tombstones)
+    return join_feed(head, [piece for _, piece in pieces])
+
+
+def write_parts(
+    meta: FeedMeta, items: Iterable[Item], tombstones: Iterable[Tombstone] = ()
+) -> tuple[bytes, list[tuple[Item, bytes]]]:
+    """Return the feed's head (up to its first entry) and each written item's `<entry>` bytes.
+
+    An entry's bytes do not depend on the feed around it (feedgen writes Atom entries
+    without attributes and every namespace is declared on the root), so a caller may keep
+    them and join them later with another head (`join_feed`): that is how the aggregator
+    rebuilds its merged feed at the cost of the entries that changed.
+    """
     fg = _generator(meta)
     fg.register_extension("klynge", _FeedExtension, _EntryExtension, atom=True, rss=False)
     fg.klynge.tombstones = tuple(tombstones)
-    for _ in each_entry(items, lambda item: _add_entry(fg, item), "the feed"):
-        pass
+    written = list(each_entry(items, lambda item: _add_entry(fg, item), "the feed"))
     data: bytes = fg.atom_str(pretty=False, encoding="UTF-8", xml_declaration=True)
-    return data
+    # Text is escaped, so "<entry>" in the bytes can only be an entry's start tag.
+    head, *entries = data.removesuffix(_FEED_END).split(_ENTRY_START)
+    if len(entries) != len(written):
+        raise AssertionError(f"{len(entries)} <entry> tags for {len(written)} entries")
+    return head, list(zip(written, (_ENTRY_START + entry for entry in entries), strict=True))
 
 
-def _add_entry(fg: Any, item: Item) -> None:
+def join_feed(head: bytes, pieces: Iterable[bytes]) -> bytes:
+    """Return the feed made of a head from `write_parts` and entry bytes, in this order."""
+    return b"".join([head, *pieces, _FEED_END])
+
+
+def _add_entry(fg: Any, item: Item) -> Item:
     entry = fg.add_entry(order="append")  # feedgen prepends by default
     try:
         _fill_entry(entry, item)
@@ -88,6 +112,7 @@ def _add_entry(fg: Any, item: Item) -> None:
     except Exception:
         fg.remove_entry(entry)
         raise
+    return item
 
 
 def xml_text(value: str) -> str:

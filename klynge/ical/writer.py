@@ -34,6 +34,10 @@ _END = b"END:VCALENDAR\r\n"
 _ISTATUS = {"confirmed": "CONFIRMED", "cancelled": "CANCELLED", "postponed": "TENTATIVE"}
 
 
+# One event's serialised VEVENT (or VEVENTs) and the time zones they name.
+Piece = tuple[bytes, set[str]]
+
+
 def write_calendar(
     events: Iterable[Item],
     *,
@@ -48,22 +52,42 @@ def write_calendar(
     Each event is built and serialised on its own (klynge.render_guard): one that fails is
     left out and logged, and the calendar is still served.
     """
-    only_events = (item for item in events if isinstance(item, Event))
-    chosen = sorted(only_events, key=lambda e: (as_utc(e.start, e.timezone), e.id))
-    head = bytes(_calendar_head(name, url, description, refresh, _main_zone(chosen)).to_ical())
-    vevents = rendered(chosen, _serialised_vevent, "the calendar")
-    year = (now or utcnow()).year
-    zones = [
-        bytes(vtimezone(tzid, year).to_ical())
-        for tzid in sorted({tzid for _, tzids in vevents for tzid in tzids})
-    ]
-    # What Calendar.to_ical() would write with these components added, one piece at a time.
-    return b"".join([head.removesuffix(_END), *zones, *(body for body, _ in vevents), _END])
+    only_events = [item for item in events if isinstance(item, Event)]
+    pieces = rendered(only_events, lambda e: (e, vevent_piece(e)), "the calendar")
+    return join_calendar(
+        pieces, name=name, url=url, description=description, refresh=refresh, now=now
+    )
 
 
-def _serialised_vevent(event: Event) -> tuple[bytes, set[str]]:
+def vevent_piece(event: Event) -> Piece:
+    """Return an event's serialised component(s) and their TZIDs, for `join_calendar`."""
     vevent = _vevent(event)
     return bytes(vevent.to_ical()), _tzids(vevent)
+
+
+def join_calendar(
+    pieces: Iterable[tuple[Event, Piece]],
+    *,
+    name: str,
+    url: str = "",
+    description: str = "",
+    refresh: timedelta = timedelta(hours=1),
+    now: datetime | None = None,
+) -> bytes:
+    """Return one iCalendar file of events already serialised by `vevent_piece`.
+
+    The aggregator keeps each event's piece and joins them again after a change, so a
+    change costs the events that changed; the order and the time zones are decided here.
+    """
+    chosen = sorted(pieces, key=lambda p: (as_utc(p[0].start, p[0].timezone), p[0].id))
+    main_zone = _main_zone([event for event, _ in chosen])
+    head = bytes(_calendar_head(name, url, description, refresh, main_zone).to_ical())
+    year = (now or utcnow()).year
+    tzids = sorted({tzid for _, (_, zones) in chosen for tzid in zones})
+    zones = [bytes(vtimezone(tzid, year).to_ical()) for tzid in tzids]
+    # What Calendar.to_ical() would write with these components added, one piece at a time.
+    bodies = (body for _, (body, _) in chosen)
+    return b"".join([head.removesuffix(_END), *zones, *bodies, _END])
 
 
 def event_calendar(event: Event, *, now: datetime | None = None) -> bytes:

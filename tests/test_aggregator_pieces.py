@@ -1,9 +1,11 @@
-"""The document worker: a real child process builds the same bytes as the builders in-process,
-takes a changed view as a delta, is replaced when it dies, and never holds a shutdown."""
+"""The documents' pieces: a build with kept pieces makes the bytes a whole build makes, a
+change renders only its entries, a broken entry is left out once; and a real `serve` whose
+worker processes die replaces them and still stops promptly."""
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import signal
 import subprocess
@@ -12,8 +14,9 @@ import threading
 import time
 import urllib.parse
 import urllib.request
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import replace
+from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -23,33 +26,121 @@ from serve_support import serving
 
 from aggregator.config import AggregatorConfig
 from aggregator.publish import documents
-from aggregator.publish.build_worker import BuildFailed, DocumentWorker
+from aggregator.publish.pieces import CHUNK, Pieces
 from aggregator.reader.merge import Merged
-from klynge.model import FeedSource, Item
+from klynge.atom.writer import FeedMeta, write_feed
+from klynge.ical.writer import write_calendar
+from klynge.model import FeedSource, Item, Tombstone
 
 VILLAGE = FeedSource(id="urn:klynge:osterby", title="Østerby", self_url="http://o.example/f")
 
 
-def view(*items: Item) -> Merged:
+def view(*items: Item, tombstones: tuple[Tombstone, ...] = ()) -> Merged:
     """Return a merged view of `items`, each bound to the village."""
-    return Merged(tuple(replace(i, source=VILLAGE) for i in items))
-
-
-def big_view(count: int) -> Merged:
-    """Return a view of `count` events, enough to keep a build busy for a while."""
-    return view(*(event(f"Arrangement {n}", days=n % 90) for n in range(count)))
-
-
-@pytest.fixture
-async def worker() -> AsyncIterator[DocumentWorker]:
-    made = DocumentWorker()
-    yield made
-    await made.close()
+    return Merged(tuple(replace(i, source=VILLAGE) for i in items), tombstones)
 
 
 @pytest.fixture
 def config(tmp_path: Path) -> AggregatorConfig:
     return config_for(tmp_path, [])
+
+
+def whole_feed(config: AggregatorConfig, merged: Merged) -> bytes:
+    """Return the merged feed written in one go, the way a village node writes its own."""
+    base = config.url.rstrip("/")
+    meta = FeedMeta(
+        id=f"{base}/feed.atom",
+        title=config.name,
+        self_url=f"{base}/feed.atom",
+        updated=max(i.updated for i in merged.items),
+        alternate_url=f"{base}/",
+    )
+    return write_feed(meta, merged.items, merged.tombstones)
+
+
+def test_a_feed_joined_from_kept_pieces_is_the_feed_written_whole(
+    config: AggregatorConfig,
+) -> None:
+    gone = Tombstone(id="urn:uuid:gone", deleted=NOW, source=VILLAGE)
+    many = [event(f"Arrangement {n}", days=n % 40) for n in range(CHUNK + 7)]  # two chunks
+    merged = view(*many, notice(), tombstones=(gone,))
+    pieces = Pieces()
+    first = documents.build_feed(config, merged, pieces)
+    assert first == whole_feed(config, merged)
+    assert first.count(b"<entry>") == CHUNK + 8 and b"deleted-entry" in first
+    assert documents.build_feed(config, merged, pieces) == first
+    assert pieces.atom.rendered == CHUNK + 8  # the second build rendered nothing
+
+
+def test_one_change_renders_only_the_changed_entry(config: AggregatorConfig) -> None:
+    first = view(event("Loppemarked"), event("Fodbold", category="sport"), event("Strik"))
+    pieces = Pieces()
+    documents.build_feed(config, first, pieces)
+    documents.build_calendar(config, first, "", "", NOW, pieces)
+    changed = replace(first.items[0], title="Loppemarked (aflyst)", updated=NOW)
+    second = Merged((changed, *first.items[1:]))
+    feed_bytes = documents.build_feed(config, second, pieces)
+    calendar = documents.build_calendar(config, second, "", "", NOW, pieces)
+    assert pieces.atom.rendered == 4 and pieces.ics.rendered == 4
+    assert feed_bytes == whole_feed(config, second)
+    assert calendar == write_calendar(second.items, name=config.name, url=_ics(config), now=NOW)
+    assert b"Loppemarked (aflyst)" in calendar and b"SUMMARY:Loppemarked\r\n" not in calendar
+
+
+def test_filtered_calendars_share_the_pieces(config: AggregatorConfig) -> None:
+    merged = view(event("Loppemarked"), event("Fodbold", category="sport"))
+    pieces = Pieces()
+    sport = documents.build_calendar(config, merged, "", "sport", NOW, pieces)
+    everything = documents.build_calendar(config, merged, "", "", NOW, pieces)
+    assert b"Fodbold" in sport and b"Loppemarked" not in sport
+    assert b"Fodbold" in everything and b"Loppemarked" in everything
+    assert pieces.ics.rendered == 2
+
+
+def test_the_calendar_cut_off_moves_with_now_on_kept_pieces(config: AggregatorConfig) -> None:
+    merged = view(event("Loppemarked", days=-80), event("Fodbold", days=2))
+    pieces = Pieces()
+    assert b"Loppemarked" in documents.build_calendar(config, merged, "", "", NOW, pieces)
+    later = NOW + timedelta(days=20)  # the market ended 100 days before `later`
+    calendar = documents.build_calendar(config, merged, "", "", later, pieces)
+    assert b"Loppemarked" not in calendar and b"Fodbold" in calendar
+    assert pieces.ics.rendered == 2
+
+
+def test_pieces_of_entries_that_left_the_view_are_forgotten(config: AggregatorConfig) -> None:
+    merged = view(event("Loppemarked"), event("Fodbold"))
+    pieces = Pieces()
+    documents.build_feed(config, merged, pieces)
+    smaller = Merged(merged.items[1:])
+    pieces.keep_only(smaller.items, smaller.events)
+    assert b"Loppemarked" not in documents.build_feed(config, smaller, pieces)
+    assert len(pieces.atom.pieces(merged.items)) == 2 and pieces.atom.rendered == 3
+
+
+def test_an_entry_that_cannot_be_rendered_is_left_out_once(
+    config: AggregatorConfig, caplog: pytest.LogCaptureFixture
+) -> None:
+    good = event("Fodbold")
+    bad = event("Loppemarked")
+    object.__setattr__(bad, "place", "Hallen")  # a value no validated entry holds
+    merged = view(bad, good)
+    pieces = Pieces()
+    with caplog.at_level(logging.ERROR, logger="klynge.render"):
+        feed_bytes = documents.build_feed(config, merged, pieces)
+        calendar = documents.build_calendar(config, merged, "", "", NOW, pieces)
+        documents.build_feed(config, merged, pieces)
+    assert b"Fodbold" in feed_bytes and b"Fodbold" in calendar
+    assert feed_bytes.count(b"<entry>") == 1
+    assert b"Loppemarked" not in feed_bytes + calendar
+    assert len([r for r in caplog.records if "left out of the feed" in r.getMessage()]) == 1
+    assert pieces.atom.rendered == 2
+
+
+def _ics(config: AggregatorConfig) -> str:
+    return f"{config.url.rstrip('/')}/calendar.ics"
+
+
+# --- a real `klynge aggregator serve` ---------------------------------------------------------
 
 
 def alive(pid: int) -> bool:
@@ -66,85 +157,6 @@ async def gone(pid: int, limit: float = 10.0) -> bool:
     while alive(pid) and time.monotonic() < deadline:
         await asyncio.sleep(0.05)
     return not alive(pid)
-
-
-async def test_the_child_builds_the_bytes_the_builders_make_here(
-    worker: DocumentWorker, config: AggregatorConfig
-) -> None:
-    merged = view(event("Loppemarked"), event("Fodbold", category="sport"), notice())
-    feed = await worker.build(config, merged, ("feed",), NOW)
-    assert feed == documents.build_feed(config, merged)
-    assert b"Loppemarked" in feed and b"Samk\xc3\xb8rsel" in feed
-    sport = await worker.build(config, merged, ("ics", "", "sport"), NOW)
-    assert sport == documents.build_calendar(config, merged, "", "sport", NOW)
-    assert b"Fodbold" in sport and b"Loppemarked" not in sport
-    assert worker.started == 1
-
-
-async def test_a_changed_view_is_sent_as_a_delta_and_built_whole(
-    worker: DocumentWorker, config: AggregatorConfig
-) -> None:
-    first = view(event("Loppemarked"), event("Fodbold"), event("Strikkeklub"))
-    await worker.build(config, first, ("feed",), NOW)
-    pid = worker.pid
-    kept = first.items[1:]
-    second = Merged((*kept, replace(first.items[0], title="Loppemarked (aflyst)")))
-    delta = worker._delta(second)
-    assert delta is not None
-    refs, _ = delta
-    assert refs[:2] == [1, 2] and refs[2] is second.items[2]  # only the changed entry travels
-    calendar = await worker.build(config, second, ("ics", "", ""), NOW)
-    assert calendar == documents.build_calendar(config, second, "", "", NOW)
-    assert b"Loppemarked (aflyst)" in calendar and b"Strikkeklub" in calendar
-    assert worker.pid == pid and worker.started == 1
-
-
-async def test_a_child_that_dies_is_replaced_and_sent_the_whole_view(
-    worker: DocumentWorker, config: AggregatorConfig
-) -> None:
-    merged = view(event("Loppemarked"))
-    await worker.build(config, merged, ("feed",), NOW)
-    first = worker.pid
-    assert first is not None
-    os.kill(first, signal.SIGKILL)
-    assert await gone(first)
-    feed = await worker.build(config, merged, ("feed",), NOW)  # the same view: held by no one
-    assert b"Loppemarked" in feed
-    assert worker.started == 2 and worker.pid != first
-
-
-async def test_a_build_over_its_time_is_killed_and_the_next_one_works(
-    worker: DocumentWorker, config: AggregatorConfig
-) -> None:
-    merged = big_view(3000)
-    worker.timeout = 0.05
-    with pytest.raises(BuildFailed, match=r"more than 0\.05 s"):
-        await worker.build(config, merged, ("ics", "", ""), NOW)
-    worker.timeout = 300
-    small = view(event("Fodbold"))
-    assert b"Fodbold" in await worker.build(config, small, ("feed",), NOW)
-    assert worker.started == 2
-
-
-async def test_close_during_a_build_ends_the_child_at_once(
-    worker: DocumentWorker, config: AggregatorConfig
-) -> None:
-    await worker.start()
-    pid = worker.pid
-    assert pid is not None
-    build = asyncio.ensure_future(worker.build(config, big_view(3000), ("ics", "", ""), NOW))
-    await asyncio.sleep(0.3)
-    started = time.monotonic()
-    await worker.close()
-    with pytest.raises(BuildFailed):
-        await asyncio.wait_for(build, 10)
-    assert time.monotonic() - started < 5
-    assert await gone(pid)
-    with pytest.raises(BuildFailed, match="stopping"):
-        await worker.build(config, view(event()), ("feed",), NOW)
-
-
-# --- a real `klynge aggregator serve` ---------------------------------------------------------
 
 
 class Village(BaseHTTPRequestHandler):
@@ -232,7 +244,7 @@ def test_serve_replaces_dead_workers_and_stops_promptly(tmp_path: Path, village:
         ping(served.url, village)
         wait_for(lambda: b"Loppemarked" in fetch(f"{served.url}/calendar.ics"))
         workers = descendants_of(served.proc.pid)
-        assert workers  # the forkserver, the parse and the document workers
+        assert workers  # the forkserver and the parse worker
         for pid in workers:
             os.kill(pid, signal.SIGKILL)  # every worker dies, the forkserver too
         Village.body = feed("Østerby", [event("Fodbold", days=4)])
