@@ -1,9 +1,8 @@
 """One worker child process: started on demand from a forkserver, killed at once, reaped.
 
-The parse worker (aggregator.reader.parse_worker) and the document worker
-(aggregator.publish.build_worker) each run one such child and talk to it over a pipe; what a
-job is, and what a reply means, is theirs. A forkserver never runs threads, so forking it is
-safe while the serving process runs many.
+The parse worker (aggregator.reader.parse_worker) runs one such child and talks to it over a
+pipe; what a job is, and what a reply means, is the worker's. A forkserver never runs threads,
+so forking it is safe while the serving process runs many.
 """
 
 from __future__ import annotations

@@ -7,12 +7,13 @@ import contextlib
 import errno
 import importlib
 import logging
+import os
 import resource
 import socket
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 from klynge.errors import ConfigError, KlyngeError
 
@@ -150,7 +151,21 @@ def serve(data_dir: Path, make_app: Callable[[], web.Application], host: str, po
     error = fatal_error(app)
     if error is not None:
         raise error
-    return 0
+    _exit_now()
+
+
+def _exit_now() -> NoReturn:
+    """End a service that has stopped cleanly without tearing its heap down object by object.
+
+    By now the app's cleanup has run (stores written and closed, worker processes ended) and
+    the lock is released. Freeing the 20,000 entries of a big cluster (and their kept pieces)
+    one by one, and the interpreter's final garbage collection, took seconds at SIGTERM,
+    which a restart by systemd waits for.
+    """
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 def bind_any_port(host: str) -> socket.socket:
