@@ -7,8 +7,9 @@ from collections.abc import AsyncIterator, Callable
 
 from aiohttp import web
 
+from klynge.control import ControlServer
 from klynge.web import error_middleware, setup_web
-from node import admin, api, views
+from node import admin, api, operations, views
 from node.auth import LoginLimiter
 from node.config import NodeConfig
 from node.housekeeping import start_scheduler
@@ -45,8 +46,11 @@ def _resources(housekeeping: bool) -> Callable[[web.Application], AsyncIterator[
         app[PUBLISHER] = Publisher(config, store)
         pinger = app[PINGER] = Pinger(config, store)
         scheduler = start_scheduler(store, config.housekeeping_minutes) if housekeeping else None
+        control = ControlServer(config.data_dir, operations.handlers(store))
+        await control.start()  # `klynge node user …` and `token …` while the node runs
         log.info("node %s serving %s", config.name, config.public_url)
         yield
+        await control.close()
         if scheduler is not None:
             scheduler.shutdown(wait=False)
         await pinger.close()

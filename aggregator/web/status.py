@@ -136,6 +136,9 @@ def source_row(
 
 
 def source_rows(config: AggregatorConfig, refresher: Refresher) -> list[dict[str, Any]]:
-    """Return every configured source's health, in configuration order."""
+    """Return every configured source's health, in configuration order (as it is now)."""
     now = config.clock.now()
-    return [source_row(s, refresher.state(s), config, now) for s in config.sources]
+    rows = [source_row(s, refresher.state(s), config, now) for s in refresher.config.sources]
+    for row in rows:
+        row["paused"] = row["url"] in refresher.paused
+    return rows
