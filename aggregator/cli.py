@@ -77,6 +77,9 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--port", type=port_number, default=8080, help="default %(default)s; 0 picks a free port"
     )
+    serve.add_argument(
+        "--verbose", action="store_true", help="log more: details, and other libraries' INFO lines"
+    )
     refresh = _sub(sub, "refresh", "poll every source once, then exit")
     refresh.add_argument("dir", type=Path)
     backup = _sub(sub, "backup", "copy the store and config consistently, also while serving")
@@ -223,7 +226,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from aggregator.app import create_app
 
     config = load_config(args.dir)
-    return serve(args.dir, lambda: create_app(config), args.host, args.port)
+    return serve(args.dir, lambda: create_app(config), args.host, args.port, verbose=args.verbose)
 
 
 def cmd_refresh(args: argparse.Namespace) -> int:

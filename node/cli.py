@@ -12,7 +12,7 @@ from klynge.cli import port_number, run_guarded, serve
 from klynge.control import Result, call
 from klynge.errors import ConfigError, ValidationError
 from klynge.model import DEFAULT_TIMEZONE, clean_text, is_http_url, zone
-from klynge.storage import DataDirLock, backup_data_dir
+from klynge.storage import DataDirLock, backup_data_dir, write_private
 from node.auth import hash_password
 from node.config import CONFIG_NAME, load_config, render_new_config
 from node.store import Store
@@ -69,6 +69,8 @@ def _serve_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     p.add_argument(
         "--port", type=port_number, default=8081, help="default %(default)s; 0 picks a free port"
     )
+    p.add_argument("--verbose", action="store_true",
+                   help="log more: details, and other libraries' INFO lines")  # fmt: skip
 
 
 def _user_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -154,7 +156,7 @@ def cmd_init(args: argparse.Namespace) -> int:
     if path.exists():
         raise ConfigError(f"{path} already exists; this directory is already a node")
     args.dir.mkdir(parents=True, exist_ok=True)
-    path.write_text(render_new_config(name, url, tuple(args.aggregator), args.timezone), "utf-8")
+    write_private(path, render_new_config(name, url, tuple(args.aggregator), args.timezone))
     print(f"created {path}")
     print(f"next: klynge node user add {args.dir} USERNAME --association NAME --admin")
     return 0
@@ -165,7 +167,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from node.app import create_app
 
     config = load_config(args.dir)
-    return serve(args.dir, lambda: create_app(config), args.host, args.port)
+    return serve(args.dir, lambda: create_app(config), args.host, args.port, verbose=args.verbose)
 
 
 def _open_store(directory: Path) -> Store:

@@ -8,6 +8,7 @@ change, so it takes effect at once; with no service running the CLI commits it i
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 from typing import Any
@@ -25,6 +26,7 @@ NO_USER_ADD = define("node.no_user_add", "no user '%(username)s'; add it first")
 NO_TOKEN = define("node.no_token", "no token '%(token)s'; token ids are 8 hex characters")
 BAD_PARAM = define("node.bad_param", "the command needs %(name)s as text")
 
+log = logging.getLogger("node")
 Operation = Callable[[Store, Params], tuple[Change, Result]]
 
 
@@ -109,12 +111,13 @@ def run_direct(store: Store, name: str, params: Params) -> Result:
 def handlers(store: Store) -> dict[str, Handler]:
     """Return the control socket's handlers, committing to the service's store."""
 
-    def handler(operation: Operation) -> Handler:
+    def handler(name: str, operation: Operation) -> Handler:
         async def run(params: Params) -> dict[str, Any]:
             change, result = operation(store, params)
             await store.commit(change)
+            log.info("%s %s", name, result.get("username", ""))  # never the token itself
             return result
 
         return run
 
-    return {name: handler(operation) for name, operation in OPERATIONS.items()}
+    return {name: handler(name, operation) for name, operation in OPERATIONS.items()}

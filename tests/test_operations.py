@@ -198,3 +198,42 @@ def test_commands_work_on_a_stopped_aggregator(tmp_path: Path) -> None:
     assert "(paused: ferie)" in _agg(["source", "list", str(data)])
     code = agg_cli.main(["hide", str(data), "not-an-id", "--reason", "x"])
     assert code == 1
+
+
+# --- secrets and logs ---------------------------------------------------------------------
+
+
+def test_files_holding_secrets_are_private_and_a_too_open_one_is_fixed(tmp_path: Path) -> None:
+    node_dir = make_node(tmp_path)
+    for name in ("node.toml", "node.json"):
+        assert stat.S_IMODE((node_dir.path / name).stat().st_mode) == 0o600, name
+    config = node_dir.path / "node.toml"
+    config.chmod(0o644)
+    done = subprocess.run([KLYNGE, "node", "token", "add", str(node_dir.path), "bo"],
+                          capture_output=True, text=True, timeout=120, env=service_env())  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert f"{config} holds secrets but other users could read it (mode 0644); it is now 0600" in (
+        done.stderr
+    )
+    assert stat.S_IMODE(config.stat().st_mode) == 0o600
+
+
+@pytest.mark.parametrize("verbose", [False, True], ids=["quiet", "verbose"])
+def test_the_aggregator_logs_one_line_at_start_not_one_per_source(
+    tmp_path: Path, verbose: bool
+) -> None:
+    data = tmp_path / "agg"
+    sources = tuple(Source(f"http://127.0.0.1:9/v{n}.atom") for n in range(20))
+    _config(data, "Klynge Syd", sources)
+    args = [KLYNGE, "aggregator", "serve", str(data), *(["--verbose"] if verbose else [])]
+    with serving(args, tmp_path / "agg.log") as served:
+        _klynge(["aggregator", "source", "list", str(data)])
+        lines = served.output().splitlines()
+    scheduler_lines = [line for line in lines if "apscheduler" in line]
+    if verbose:
+        assert len(scheduler_lines) >= 20  # its own INFO lines are there on request
+    else:
+        assert scheduler_lines == []
+        assert [line.split(" ", 3)[-1] for line in lines if " INFO " in line] == [
+            "klynge.aggregator: aggregator Klynge Syd serving 20 sources"
+        ]

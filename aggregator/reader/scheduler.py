@@ -106,7 +106,7 @@ class Scheduler:
         except asyncio.CancelledError:
             # Shutdown cancels a poll in flight; APScheduler would log it as a traceback. The
             # job ends here, at its own boundary: nothing waits for its result.
-            log.info("stopped polling %s: the aggregator is stopping", source.url)
+            log.debug("stopped polling %s: the aggregator is stopping", source.url)
         except StorageError:
             # The stored states did not load: the app reports that once and stops (a poll that
             # came first must not log it again as a traceback).
