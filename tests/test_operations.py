@@ -212,9 +212,8 @@ def test_files_holding_secrets_are_private_and_a_too_open_one_is_fixed(tmp_path:
     done = subprocess.run([KLYNGE, "node", "token", "add", str(node_dir.path), "bo"],
                           capture_output=True, text=True, timeout=120, env=service_env())  # fmt: skip
     assert done.returncode == 0, done.stderr
-    assert f"{config} holds secrets but other users could read it (mode 0644); it is now 0600" in (
-        done.stderr
-    )
+    warning = f"{config} holds secrets but other users could read it (mode 0644); it is now 0600"
+    assert warning in done.stderr
     assert stat.S_IMODE(config.stat().st_mode) == 0o600
 
 
