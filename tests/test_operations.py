@@ -209,8 +209,8 @@ def test_files_holding_secrets_are_private_and_a_too_open_one_is_fixed(tmp_path:
         assert stat.S_IMODE((node_dir.path / name).stat().st_mode) == 0o600, name
     config = node_dir.path / "node.toml"
     config.chmod(0o644)
-    done = subprocess.run([KLYNGE, "node", "token", "add", str(node_dir.path), "bo"],
-                          capture_output=True, text=True, timeout=120, env=service_env())  # fmt: skip
+    args = [KLYNGE, "node", "token", "add", str(node_dir.path), "bo"]
+    done = subprocess.run(args, capture_output=True, text=True, timeout=120, env=service_env())
     assert done.returncode == 0, done.stderr
     warning = f"{config} holds secrets but other users could read it (mode 0644); it is now 0600"
     assert warning in done.stderr
