@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
+import html
 import io
 import json
 import os
@@ -21,12 +23,14 @@ from pathlib import Path
 import aiohttp
 import pytest
 from aggregator_support import FAST
+from aiohttp import web
 from aiohttp.test_utils import TestServer
 from clock_support import service_env
 from icalendar import Calendar
 from node_support import KLYNGE, PASSWORD, make_node
 from serve_support import serving
 from test_aggregator_e2e import event_body, make_village
+from test_node_pages import login
 
 from aggregator import cli as agg_cli
 from aggregator.app import create_app as create_aggregator
@@ -34,6 +38,7 @@ from aggregator.config import AggregatorConfig, Source, save_config
 from aggregator.keys import REFRESHER
 from klynge.atom.reader import read_feed
 from klynge.control import SOCKET_NAME
+from node.app import create_app
 
 Serve = Callable[..., Awaitable[TestServer]]
 
@@ -236,3 +241,37 @@ def test_the_aggregator_logs_one_line_at_start_not_one_per_source(
         assert [line.split(" ", 3)[-1] for line in lines if " INFO " in line] == [
             "klynge.aggregator: aggregator Klynge Syd serving 20 sources"
         ]
+
+
+# --- the village sees its cluster ---------------------------------------------------------
+
+
+async def test_the_node_status_page_shows_how_the_cluster_reads_its_feed(
+    tmp_path: Path, aiohttp_server: Serve, aiohttp_client: Callable[..., Awaitable[Any]]
+) -> None:
+    # The village's feed, with entries the aggregator finds wrong (tests/data/problems.atom).
+    feed = (Path(__file__).parent / "data" / "problems.atom").read_bytes()
+
+    async def serve_feed(_request: web.Request) -> web.Response:
+        return web.Response(body=feed, content_type="application/atom+xml")
+
+    village_app = web.Application()
+    village_app.router.add_get("/feed.atom", serve_feed)
+    village = await aiohttp_server(village_app)
+    village_url = str(village.make_url("")).rstrip("/")
+    cluster = await aiohttp_server(create_aggregator(
+        _config(tmp_path / "cluster", "Klynge Syd", (Source(f"{village_url}/feed.atom"),)),
+        periodic=False))  # fmt: skip
+    await cluster.app[REFRESHER].refresh_all()
+    cluster_url = str(cluster.make_url("")).rstrip("/")
+    node_dir = make_node(tmp_path, aggregators=(cluster_url, "http://127.0.0.1:9"))
+    config = dataclasses.replace(node_dir.config(), public_url=village_url)
+    client = await aiohttp_client(create_app(config, housekeeping=False))
+    assert await login(client, "anna") == 303
+    page = html.unescape(await (await client.get("/admin/status?lang=en")).text())
+    [ours, gone] = page.split("How the cluster reads our feed")[1].split("<tr><td>")[1:3]
+    assert f'<a href="{cluster_url}/status">' in ours and "<td>Yes</td>" in ours
+    assert "<time datetime=" in ours  # when it last fetched the feed
+    # The problem the aggregator found, in its words.
+    assert "entry urn:uuid:aaaaaaaa-0000-4000-8000-000000000002 (end)" in ours
+    assert "http://127.0.0.1:9" in gone and "error-text" in gone  # unreachable, in words
