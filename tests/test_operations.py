@@ -19,6 +19,7 @@ import subprocess
 import tomllib
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
