@@ -114,9 +114,7 @@ def view_of(aggregator: str, rows: list[Any], feed_url: str, tz: str) -> Cluster
         accepted=row.get("failures") == 0 and bool(row.get("last_success")),
         last_error=_text(row.get("last_error")),
         summary=_text(row.get("summary")),
-        problems=tuple(_text(p) for p in problems[:MAX_PROBLEMS])
-        if isinstance(problems, list)
-        else (),
+        problems=_texts(problems),
     )
 
 
@@ -126,6 +124,12 @@ def _when(value: object, tz: str) -> datetime | None:
     except ValueError:
         return None
     return when.astimezone(zone(tz)) if when is not None and when.tzinfo else None
+
+
+def _texts(value: object) -> tuple[str, ...]:
+    if not isinstance(value, list):
+        return ()
+    return tuple(_text(v) for v in value if isinstance(v, str))[:MAX_PROBLEMS]
 
 
 def _text(value: object) -> str:
