@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import AsyncIterator
 from functools import partial
 
@@ -21,7 +20,6 @@ from aggregator.web import api, routes
 from klynge.control import ControlServer
 from klynge.web import error_middleware, setup_web, stop_serving
 
-log = logging.getLogger("klynge.aggregator")
 MAX_BODY = 64 * 1024  # /ping and nothing else takes a body
 
 
@@ -66,7 +64,6 @@ def create_app(config: AggregatorConfig, *, periodic: bool = True) -> web.Applic
         scheduler.start()
         control = ControlServer(config.data_dir, operator.handlers())
         await control.start()  # `klynge aggregator source …`, `hide`, `pause` while serving
-        log.info("aggregator %s serving %s sources", config.name, len(config.sources))
         try:
             yield
         finally:

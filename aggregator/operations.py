@@ -91,7 +91,9 @@ def plan(
     if name == "source remove":
         url = _known(config, _text(params, "url")).url
         kept = tuple(s for s in config.sources if s.url != url)
-        return Plan({"url": url}, config=dataclasses.replace(config, sources=kept), removed=url)
+        unpaused = moderation.unpause(url) if url in moderation.paused else None
+        new = dataclasses.replace(config, sources=kept)
+        return Plan({"url": url}, config=new, moderation=unpaused, removed=url)
     if name == "source list":
         return Plan({"sources": [_listed(s, moderation) for s in config.sources]})
     if name == "moderation":

@@ -224,9 +224,7 @@ def test_files_holding_secrets_are_private_and_a_too_open_one_is_fixed(tmp_path:
 
 
 @pytest.mark.parametrize("verbose", [False, True], ids=["quiet", "verbose"])
-def test_the_aggregator_logs_one_line_at_start_not_one_per_source(
-    tmp_path: Path, verbose: bool
-) -> None:
+def test_the_aggregator_logs_no_line_per_source(tmp_path: Path, verbose: bool) -> None:
     data = tmp_path / "agg"
     sources = tuple(Source(f"http://127.0.0.1:9/v{n}.atom") for n in range(20))
     _config(data, "Klynge Syd", sources)
@@ -239,9 +237,8 @@ def test_the_aggregator_logs_one_line_at_start_not_one_per_source(
         assert len(scheduler_lines) >= 20  # its own INFO lines are there on request
     else:
         assert scheduler_lines == []
-        assert [line.split(" ", 3)[-1] for line in lines if " INFO " in line] == [
-            "klynge.aggregator: aggregator Klynge Syd serving 20 sources"
-        ]
+        assert [line for line in lines if " INFO " in line] == []  # nothing happened yet
+        assert any(line.startswith("Serving on http://127.0.0.1:") for line in lines)
 
 
 # --- the village sees its cluster ---------------------------------------------------------

@@ -302,6 +302,7 @@ class Refresher:
     def _failed(self, state: SourceState, words: Message, now: datetime) -> Outcome:
         if state.failed(words, now, self.polling):
             self._mark(state.url)  # a change of health, not every repeat of the same failure
+            log.warning("%s is failing: %s", state.url, words.english())
         return Outcome(state.url, False, False, Message(ERROR, cause=words))
 
     # --- writing -------------------------------------------------------------------------
