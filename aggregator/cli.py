@@ -184,8 +184,12 @@ def cmd_source_list(args: argparse.Namespace) -> int:
 def cmd_hide(args: argparse.Namespace) -> int:
     """Hide an entry from every output of this aggregator."""
     params = {"entry": args.entry, "reason": args.reason}
-    result, _live = run_operation(args.dir, "hide", params)
-    print(f"Hid {result['id']}; /status lists it with the reason.")
+    result, live = run_operation(args.dir, "hide", params)
+    if live and not result.get("title"):
+        print(f"Hid {result['id']}, which no source serves now (check the id); /status lists it.")
+    else:
+        title = f" ({result['title']})" if result.get("title") else ""
+        print(f"Hid {result['id']}{title}; /status lists it with the reason.")
     return 0
 
 

@@ -212,9 +212,22 @@ class Operator:
                 self._apply()
             result = dict(done.result)
             result.update(await self._sources_changed(done))
+            if name == "hide":
+                result["title"] = self._title(result["id"])
         if name != "source list" and name != "moderation":
             log.info("%s %s", name, " ".join(str(v) for v in done.result.values()))
         return result
+
+    def _title(self, entry: str) -> str:
+        """Return the title of a served entry with this id ("" when none has it, e.g. a typo)."""
+        for content in self.view.contents():
+            item = content.entries.get(entry)
+            if item is not None:
+                return item.title
+            for item in content.entries.values():
+                if item.id == entry:
+                    return item.title
+        return ""
 
     def _persist(self, done: Plan) -> None:
         """Write a change of sources to aggregator.toml, so that a restart keeps it."""

@@ -164,7 +164,7 @@ async def test_sources_and_moderation_while_the_aggregator_runs(
     hidden = made["Loppemarked"]
     out = await asyncio.to_thread(_agg, ["hide", str(cluster_dir), hidden,
                                          "--reason", "Dobbeltopslag"])  # fmt: skip
-    assert f"Hid urn:uuid:{hidden}" in out
+    assert f"Hid urn:uuid:{hidden} (Loppemarked); /status lists it with the reason." in out
     rest = all_three - {"Loppemarked"}
     assert await _everywhere(cluster) == _in_all(rest)
     status = (await _get(cluster, "/status")).decode()
