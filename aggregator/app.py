@@ -8,7 +8,8 @@ from functools import partial
 from aiohttp import web
 
 from aggregator.config import AggregatorConfig
-from aggregator.keys import CONFIG, MERGED, OUTPUTS, REFRESHER, SCHEDULER
+from aggregator.keys import CONFIG, MERGED, OPERATOR, OUTPUTS, REFRESHER, SCHEDULER
+from aggregator.operations import Operator
 from aggregator.publish.merged import MergedView
 from aggregator.publish.outputs import Outputs
 from aggregator.reader.fetcher import Fetcher, FetchLimits
@@ -16,6 +17,7 @@ from aggregator.reader.refresh import Refresher
 from aggregator.reader.scheduler import Scheduler
 from aggregator.store.sources import Store
 from aggregator.web import api, routes
+from klynge.control import ControlServer
 from klynge.web import error_middleware, setup_web, stop_serving
 
 MAX_BODY = 64 * 1024  # /ping and nothing else takes a body
@@ -47,18 +49,24 @@ def create_app(config: AggregatorConfig, *, periodic: bool = True) -> web.Applic
         refresher = Refresher(config, store, fetcher)
         view = MergedView(ready=refresher.ready)
         refresher.on_change = view.changed
+        refresher.on_remove = view.removed
         outputs = Outputs(config, view.current)
         view.on_change = outputs.invalidate
         await refresher.worker.start()  # the parse child; refresher.close() kills it
         refresher.start_loading()  # polls, pings and pages wait for it; /healthz does not
         refresher.on_load_error = partial(stop_serving, app)  # a bad record stops the service
         scheduler = Scheduler(config, refresher, periodic=periodic)
+        operator = Operator(config, refresher, scheduler, view)
+        await operator.load()  # hidden entries and paused sources, before the first poll
         app[REFRESHER], app[MERGED], app[OUTPUTS] = refresher, view, outputs
-        app[SCHEDULER] = scheduler
+        app[SCHEDULER], app[OPERATOR] = scheduler, operator
         scheduler.start()
+        control = ControlServer(config.data_dir, operator.handlers())
+        await control.start()  # `klynge aggregator source …`, `hide`, `pause` while serving
         try:
             yield
         finally:
+            await control.close()
             outputs.close()
             await scheduler.shutdown()
             await refresher.close()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import dataclasses
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -13,11 +12,11 @@ from aggregator.config import (
     CONFIG_NAME,
     KINDS,
     AggregatorConfig,
-    Source,
     load_config,
     save_config,
 )
 from klynge.cli import port_number, run_guarded, serve
+from klynge.control import Result, call
 from klynge.errors import ConfigError
 from klynge.storage import DataDirLock
 
@@ -29,6 +28,15 @@ EXAMPLES = {
     "source add": "klynge aggregator source add ./klynge-agg https://osterby.example.dk/feed.atom "
     "--name Østerby",
     "source list": "klynge aggregator source list ./klynge-agg",
+    "source remove": "klynge aggregator source remove ./klynge-agg "
+    "https://osterby.example.dk/feed.atom",
+    "hide": "klynge aggregator hide ./klynge-agg urn:uuid:2f1c6b1e-7c43-4d0b-9a57-3c1f0e8d9b21 "
+    "--reason 'advertising, not an event'",
+    "unhide": "klynge aggregator unhide ./klynge-agg 2f1c6b1e-7c43-4d0b-9a57-3c1f0e8d9b21",
+    "pause": "klynge aggregator pause ./klynge-agg https://osterby.example.dk/feed.atom "
+    "--reason 'the feed was taken over; asked the village'",
+    "unpause": "klynge aggregator unpause ./klynge-agg https://osterby.example.dk/feed.atom",
+    "moderation": "klynge aggregator moderation ./klynge-agg",
     "serve": "klynge aggregator serve ./klynge-agg --port 8080",
     "refresh": "klynge aggregator refresh ./klynge-agg",
     "backup": "klynge aggregator backup ./klynge-agg /media/usb/klynge-backup",
@@ -47,7 +55,7 @@ def _parser() -> argparse.ArgumentParser:
     init.add_argument("dir", type=Path)
     init.add_argument("--name", required=True, help="the cluster's name")
     init.add_argument("--url", required=True, help="the public URL residents use")
-    source = _sub(sub, "source", "add or list polled feeds", example=EXAMPLES["source add"])
+    source = _sub(sub, "source", "add, remove or list polled feeds", example=EXAMPLES["source add"])
     ssub = source.add_subparsers(dest="source_command", required=True)
     add = _sub(ssub, "add", "add a feed to poll", example=EXAMPLES["source add"])
     add.add_argument("dir", type=Path)
@@ -56,13 +64,21 @@ def _parser() -> argparse.ArgumentParser:
     add.add_argument(
         "--kind", default="node", choices=KINDS, help="who publishes it (default node)"
     )
+    remove = _sub(ssub, "remove", "stop polling a feed; its entries leave the outputs",
+                  example=EXAMPLES["source remove"])  # fmt: skip
+    remove.add_argument("dir", type=Path)
+    remove.add_argument("url", metavar="FEED_URL")
     listing = _sub(ssub, "list", "list the polled feeds", example=EXAMPLES["source list"])
     listing.add_argument("dir", type=Path)
+    _moderation_parsers(sub)
     serve = _sub(sub, "serve", "run the aggregator's web service")
     serve.add_argument("dir", type=Path)
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument(
         "--port", type=port_number, default=8080, help="default %(default)s; 0 picks a free port"
+    )
+    serve.add_argument(
+        "--verbose", action="store_true", help="log more: details, and other libraries' INFO lines"
     )
     refresh = _sub(sub, "refresh", "poll every source once, then exit")
     refresh.add_argument("dir", type=Path)
@@ -70,6 +86,23 @@ def _parser() -> argparse.ArgumentParser:
     backup.add_argument("dir", type=Path)
     backup.add_argument("dest", type=Path)
     return parser
+
+
+def _moderation_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    hide = _sub(sub, "hide", "hide an entry from every output, with a reason shown on /status")
+    unhide = _sub(sub, "unhide", "show a hidden entry again")
+    for parser in (hide, unhide):
+        parser.add_argument("dir", type=Path)
+        parser.add_argument("entry", metavar="ENTRY_ID", help="urn:uuid:… or the uuid in its URL")
+    hide.add_argument("--reason", required=True, help="why, for the other hosts and villages")
+    pause = _sub(sub, "pause", "stop polling a feed and leave its entries out, with a reason")
+    unpause = _sub(sub, "unpause", "poll a paused feed again (fetched at once)")
+    for parser in (pause, unpause):
+        parser.add_argument("dir", type=Path)
+        parser.add_argument("url", metavar="FEED_URL")
+    pause.add_argument("--reason", required=True, help="why, shown on /status")
+    listing = _sub(sub, "moderation", "list the hidden entries and paused feeds")
+    listing.add_argument("dir", type=Path)
 
 
 def _sub(
@@ -107,21 +140,88 @@ def cmd_init(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_operation(directory: Path, name: str, params: dict[str, object]) -> tuple[Result, bool]:
+    """Run a host's command through the running aggregator, or on its files; True if live."""
+    from aggregator.operations import run_direct  # lazily: it pulls in the whole reader
+
+    load_config(directory, env={})  # a clear error for a directory that is not an aggregator
+    result = call(directory, name, params)
+    if result is not None:
+        return result, True
+    if name in ("source list", "moderation"):
+        return run_direct(directory, name, params), False
+    with DataDirLock(directory):
+        return run_direct(directory, name, params), False
+
+
 def cmd_source_add(args: argparse.Namespace) -> int:
-    """Add a feed to the configuration."""
-    config = load_config(args.dir, env={})
-    if config.source(args.url):
-        raise ConfigError(f"{args.url} is already a source")
-    source = Source(url=args.url, name=args.name.strip(), kind=args.kind)
-    save_config(dataclasses.replace(config, sources=(*config.sources, source)))
-    print(f"Added {source.url} ({source.kind}). Restart `klynge aggregator serve` to poll it.")
+    """Add a feed: the running aggregator fetches it at once; the config keeps it."""
+    params = {"url": args.url.strip(), "name": args.name.strip(), "kind": args.kind}
+    result, live = run_operation(args.dir, "source add", params)
+    if live:
+        print(f"Added {result['url']} ({result['kind']}); first fetch: {result['fetched']}")
+    else:
+        print(f"Added {result['url']} ({result['kind']}); polled from the next start.")
+    return 0
+
+
+def cmd_source_remove(args: argparse.Namespace) -> int:
+    """Remove a feed: its entries leave the outputs; its stored file stays for a re-add."""
+    result, _live = run_operation(args.dir, "source remove", {"url": args.url.strip()})
+    print(f"Removed {result['url']}; its entries have left the outputs.")
     return 0
 
 
 def cmd_source_list(args: argparse.Namespace) -> int:
-    """Print the configured feeds, one a line."""
-    for source in load_config(args.dir).sources:
-        print(f"{source.kind:<10} {source.name or '-':<24} {source.url}")
+    """Print the configured feeds, one a line (a paused one with its reason)."""
+    result, _live = run_operation(args.dir, "source list", {})
+    for source in result["sources"]:
+        paused = f"  (paused: {source['paused']})" if source["paused"] else ""
+        print(f"{source['kind']:<10} {source['name'] or '-':<24} {source['url']}{paused}")
+    return 0
+
+
+def cmd_hide(args: argparse.Namespace) -> int:
+    """Hide an entry from every output of this aggregator."""
+    params = {"entry": args.entry, "reason": args.reason}
+    result, live = run_operation(args.dir, "hide", params)
+    if live and not result.get("title"):
+        print(f"Hid {result['id']}, which no source serves now (check the id); /status lists it.")
+    else:
+        title = f" ({result['title']})" if result.get("title") else ""
+        print(f"Hid {result['id']}{title}; /status lists it with the reason.")
+    return 0
+
+
+def cmd_unhide(args: argparse.Namespace) -> int:
+    """Show a hidden entry again."""
+    result, _live = run_operation(args.dir, "unhide", {"entry": args.entry})
+    print(f"Showing {result['id']} again.")
+    return 0
+
+
+def cmd_pause(args: argparse.Namespace) -> int:
+    """Pause a feed: not fetched, its entries left out, until unpaused."""
+    params = {"url": args.url.strip(), "reason": args.reason}
+    result, _live = run_operation(args.dir, "pause", params)
+    print(f"Paused {result['url']}; its entries have left the outputs.")
+    return 0
+
+
+def cmd_unpause(args: argparse.Namespace) -> int:
+    """Poll a paused feed again; the running aggregator fetches it at once."""
+    result, live = run_operation(args.dir, "unpause", {"url": args.url.strip()})
+    fetched = f"; fetched: {result['fetched']}" if live and "fetched" in result else ""
+    print(f"Unpaused {result['url']}{fetched}")
+    return 0
+
+
+def cmd_moderation(args: argparse.Namespace) -> int:
+    """Print the hidden entries and paused feeds with their reasons."""
+    result, _live = run_operation(args.dir, "moderation", {})
+    for kind in ("hidden", "paused"):
+        for hold in result[kind]:
+            print(f"{kind:<7} {hold['key']}  {hold['since']}  {hold['reason']}")
     return 0
 
 
@@ -130,7 +230,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from aggregator.app import create_app
 
     config = load_config(args.dir)
-    return serve(args.dir, lambda: create_app(config), args.host, args.port)
+    return serve(args.dir, lambda: create_app(config), args.host, args.port, verbose=args.verbose)
 
 
 def cmd_refresh(args: argparse.Namespace) -> int:
@@ -178,6 +278,12 @@ COMMANDS = {
     "init": cmd_init,
     "source add": cmd_source_add,
     "source list": cmd_source_list,
+    "source remove": cmd_source_remove,
+    "hide": cmd_hide,
+    "unhide": cmd_unhide,
+    "pause": cmd_pause,
+    "unpause": cmd_unpause,
+    "moderation": cmd_moderation,
     "serve": cmd_serve,
     "refresh": cmd_refresh,
     "backup": cmd_backup,

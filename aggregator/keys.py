@@ -7,6 +7,7 @@ from datetime import datetime
 from aiohttp import web
 
 from aggregator.config import AggregatorConfig
+from aggregator.operations import Operator
 from aggregator.publish.merged import MergedView
 from aggregator.publish.outputs import Outputs
 from aggregator.reader.refresh import Refresher
@@ -17,6 +18,7 @@ REFRESHER = web.AppKey("aggregator_refresher", Refresher)
 MERGED = web.AppKey("aggregator_merged", MergedView)
 OUTPUTS = web.AppKey("aggregator_outputs", Outputs)
 SCHEDULER = web.AppKey("aggregator_scheduler", Scheduler)
+OPERATOR = web.AppKey("aggregator_operator", Operator)
 
 
 def now(request: web.Request) -> datetime:

@@ -16,6 +16,7 @@ import contextlib
 import fcntl
 import json
 import os
+import stat
 import tempfile
 import tomllib
 from collections.abc import Callable
@@ -85,6 +86,41 @@ IN_USE_BY = define(
 IN_USE = define(
     "storage.in_use", "data directory %(path)s is in use by another process; stop it first"
 )
+
+
+TOO_OPEN = define(
+    "storage.too_open",
+    "%(path)s holds secrets but other users could read it (mode %(mode)s); it is now 0600",
+)
+STILL_OPEN = define(
+    "storage.still_open",
+    "%(path)s holds secrets but other users could read it (mode %(mode)s), and it could not "
+    "be made 0600: %(error)s",
+)
+PRIVATE = 0o600  # files holding secrets: the owner reads and writes, nobody else
+
+
+def write_private(path: Path, text: str) -> None:
+    """Create a new file holding secrets, readable by its owner only from the first byte."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(text)
+
+
+def keep_private(path: Path) -> Message | None:
+    """Make a file holding secrets 0600 if others may read or write it; return the warning."""
+    try:
+        mode = stat.S_IMODE(path.stat().st_mode)
+    except FileNotFoundError:
+        return None
+    if not mode & 0o077:
+        return None
+    where = {"path": str(path), "mode": f"{mode:04o}"}
+    try:
+        os.chmod(path, PRIVATE)
+    except OSError as e:  # not the owner, or a read-only mount: say so, and go on
+        return Message(STILL_OPEN, {**where, "error": e.strerror or str(e)})
+    return Message(TOO_OPEN, where)
 
 
 def _os_error(code: str, path: Path, e: OSError) -> StorageError:

@@ -14,7 +14,7 @@ from klynge.model import Place
 from klynge.web import gettext, read_form, render, request_lang, safe_next
 from node import auth
 from node.auth import hash_password, new_token, verify_password
-from node.keys import CONFIG, LIMITER, PINGER, STORE, now
+from node.keys import CLUSTER, CONFIG, LIMITER, PINGER, STORE, now
 from node.sessions import current_user, end_session, redirect, require_user, start_session
 from node.store import User
 
@@ -204,7 +204,13 @@ async def status_page(request: web.Request) -> web.Response:
     """GET /admin/status: how pinging the aggregators goes (admins only)."""
     login_required(request, admin=True)
     pinger = request.app[PINGER]
+    lang = request_lang(request)
+    views = [
+        (view, view.error.render(lang) if view.error else "")
+        for view in await request.app[CLUSTER].views()
+    ]
     context = {
+        "cluster": views,
         "pings": list(pinger.status.values()),
         "log": request.app[STORE].ping_log(),
         "feed_url": request.app[CONFIG].feed_url,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import logging
 import os
 import re
 import secrets
@@ -15,8 +16,10 @@ from klynge.clock import SYSTEM_CLOCK, Clock, clock_from_env
 from klynge.config import read_toml
 from klynge.errors import ConfigError, ValidationError
 from klynge.model import DEFAULT_TIMEZONE, Place, is_http_url, new_id, zone
+from klynge.storage import backup_path, keep_private
 
 CONFIG_NAME = "node.toml"
+log = logging.getLogger("node")
 DB_NAME = "node.json"
 
 # Environment variable -> config key (docs/deploy.md; deploy/docker-entrypoint.sh uses these).
@@ -92,6 +95,10 @@ def load_config(data_dir: Path, env: Mapping[str, str] | None = None) -> NodeCon
     """Read `DIR/node.toml`, apply KLYNGE_* overrides from `env`, and validate."""
     path = data_dir / CONFIG_NAME
     raw = read_toml(path, f"klynge node init {data_dir} --name NAME --url PUBLIC_URL")
+    for secret in (path, data_dir / DB_NAME, backup_path(data_dir / DB_NAME)):
+        warning = keep_private(secret)  # the secret key; password and token hashes
+        if warning is not None:
+            log.warning("%s", warning.english())
     env = os.environ if env is None else env
     config = config_from_dict(data_dir, _apply_env(raw, env))
     return replace(config, clock=clock_from_env(env))

@@ -7,6 +7,7 @@ from datetime import datetime
 from aiohttp import web
 
 from node.auth import LoginLimiter
+from node.cluster import Cluster
 from node.config import NodeConfig
 from node.ping import Pinger
 from node.publish import Publisher
@@ -17,6 +18,7 @@ STORE = web.AppKey("node_store", Store)
 PUBLISHER = web.AppKey("node_publisher", Publisher)
 PINGER = web.AppKey("node_pinger", Pinger)
 LIMITER = web.AppKey("node_login_limiter", LoginLimiter)
+CLUSTER = web.AppKey("node_cluster", Cluster)
 
 
 def now(request: web.Request) -> datetime:

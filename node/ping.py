@@ -88,7 +88,7 @@ class Pinger:
             if not error:
                 await self._succeeded(url)
                 return
-            log.warning("ping to %s failed (attempt %d): %s", url, attempt, error)
+            log.debug("ping to %s failed (attempt %d): %s", url, attempt, error)
             if not retry or attempt == self.config.ping_retries:
                 break
             await asyncio.sleep(delay)
@@ -109,10 +109,13 @@ class Pinger:
         status.last_ok = self.config.clock.now().isoformat()
         self.sent += 1
         if status.failures:
+            log.info("ping to %s works again", url)
             status.failures = 0
             await self._record(url, ok=True, error="", attempts=1)
 
     async def _failed(self, url: str, error: str, attempts: int) -> None:
+        # One line per failed ping, not per attempt (the attempts are --verbose's).
+        log.warning("ping to %s failed after %d attempts: %s", url, attempts, error)
         status = self.status[url]
         status.failures += 1
         status.last_error = error

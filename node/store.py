@@ -171,6 +171,10 @@ class Store:
             await asyncio.to_thread(self._write, change)
             self._finish(apply)
 
+    async def commit(self, change: Change) -> None:
+        """Apply one change on the loop, serialised with the others (admin commands)."""
+        await self._commit(change)
+
     def commit_sync(self, change: Change, apply: Callable[[], None] | None = None) -> None:
         """Apply one change without an event loop (command-line use)."""
         self._write(change)

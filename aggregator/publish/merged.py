@@ -2,6 +2,8 @@
 
 The refresher tells the view of each source's new content (`changed`); the view merges again
 on the next read, in a worker thread, and tells the documents (`on_change`) to be rebuilt.
+Moderation (`moderate`) leaves hidden entries and paused sources out of the merge, so they
+leave every output at once.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 
-from aggregator.reader.merge import Content, Merged, merge_entries
+from aggregator.reader.merge import Content, Merged, merge_visible
 
 
 async def _at_once() -> None:
@@ -28,22 +30,38 @@ class MergedView:
         self._merging: tuple[int, asyncio.Future[Merged]] | None = None
         self._generation = 0  # counts changes, so that a merge of older contents is not kept
         self._merger = ThreadPoolExecutor(1, thread_name_prefix="klynge-merge")
+        self._hidden: frozenset[str] = frozenset()  # entry ids the host hid
+        self._paused: frozenset[str] = frozenset()  # source URLs the host paused
 
     def changed(self, url: str, content: Content) -> None:
         """Take a source's new content: the next read merges again, the documents go stale."""
         self._contents[url] = content
+        self._stale()
+
+    def removed(self, url: str) -> None:
+        """Forget a source that is no longer polled: its entries leave the outputs."""
+        if self._contents.pop(url, None) is not None:
+            self._stale()
+
+    def moderate(self, hidden: frozenset[str], paused: frozenset[str]) -> None:
+        """Leave these entries and these sources' entries out from the next merge on."""
+        if (hidden, paused) != (self._hidden, self._paused):
+            self._hidden, self._paused = hidden, paused
+            self._stale()
+
+    def _stale(self) -> None:
         self._merged = None
         self._generation += 1
         self.on_change()
 
     def contents(self) -> list[Content]:
-        """Return each source's content, in the order the sources were first told."""
-        return list(self._contents.values())
+        """Return each source's content but the paused ones', in the order first told."""
+        return [c for url, c in self._contents.items() if url not in self._paused]
 
     def merged(self) -> Merged:
         """Return the merged entries, merging here if needed (tests, CLI, benchmarks)."""
         if self._merged is None:
-            self._merged = merge_entries(self.contents())
+            self._merged = merge_visible(self.contents(), self._hidden)
         return self._merged
 
     async def current(self) -> Merged:
@@ -57,7 +75,9 @@ class MergedView:
         generation = self._generation
         if self._merging is None or self._merging[0] != generation:
             loop = asyncio.get_running_loop()
-            future = loop.run_in_executor(self._merger, merge_entries, self.contents())
+            future = loop.run_in_executor(
+                self._merger, merge_visible, self.contents(), self._hidden
+            )
             self._merging = (generation, future)
         merged = await asyncio.shield(self._merging[1])
         if generation == self._generation:

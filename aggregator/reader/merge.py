@@ -75,6 +75,18 @@ class Merged:
         return [i for i in self.items if isinstance(i, Notice)]
 
 
+def visible(merged: Merged, hidden: frozenset[str]) -> Merged:
+    """Return the merged cluster without the entries the host hid (moderation)."""
+    if not hidden:
+        return merged
+    return Merged(tuple(i for i in merged.items if i.id not in hidden), merged.tombstones)
+
+
+def merge_visible(contents: Sequence[Content], hidden: frozenset[str]) -> Merged:
+    """Merge all sources' contents and leave out the hidden entries."""
+    return visible(merge_entries(contents), hidden)
+
+
 def safe_source(source: FeedSource) -> FeedSource:
     """Return a FeedSource with plain-text title/author and only an http(s) self link."""
     return FeedSource(

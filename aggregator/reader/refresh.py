@@ -103,6 +103,8 @@ class Refresher:
         self.polling = Polling(config.poll_interval, config.limits.max_backoff)
         # Told when loading the stored states failed on a bad record (the app stops then).
         self.on_load_error: Callable[[StorageError], None] = lambda _error: None
+        self.on_remove: Callable[[str], None] = lambda _url: None  # told of a removed source
+        self.paused: frozenset[str] = frozenset()  # sources the host paused: not fetched
         self.states: dict[str, SourceState] = {}
         self._locks: dict[str, asyncio.Lock] = {}
         self._writing: dict[str, asyncio.Future[None]] = {}  # a source's write in the store thread
@@ -149,6 +151,22 @@ class Refresher:
             self.states[source.url] = stored.get(source.url) or SourceState(source.url)
             self.on_change(source.url, self.states[source.url].content)
 
+    async def add_source(self, source: Source) -> None:
+        """Start polling a new source; one that was a source before gets its stored entries."""
+        await self.ready()
+        loop = asyncio.get_running_loop()
+        stored = await loop.run_in_executor(self._writer, self.store.load, [source.url])
+        self.config = replace(self.config, sources=(*self.config.sources, source))
+        self.states[source.url] = stored.get(source.url) or SourceState(source.url)
+        self.on_change(source.url, self.states[source.url].content)
+
+    def remove_source(self, url: str) -> None:
+        """Stop polling a source; its entries leave the outputs (its file stays, as documented)."""
+        sources = tuple(s for s in self.config.sources if s.url != url)
+        self.config = replace(self.config, sources=sources)
+        self.states.pop(url, None)
+        self.on_remove(url)
+
     async def close(self) -> None:
         """Stop the parsing child at once, finish the writes under way, stop the threads (once)."""
         if self._closed:
@@ -175,7 +193,11 @@ class Refresher:
             async with gate:
                 return await self.refresh_source(source)
 
-        chosen = [s for s in self.config.sources if not due_only or self.state(s).due(now)]
+        chosen = [
+            s
+            for s in self.config.sources
+            if s.url not in self.paused and (not due_only or self.state(s).due(now))
+        ]
         outcomes = await asyncio.gather(*(one(s) for s in chosen))
         return list(outcomes)
 
@@ -231,7 +253,7 @@ class Refresher:
         changed = self._took(state, done, parsed.limited, result, digest, now)
         if changed:
             self._mark(state.url)
-        if done.changed:
+        if done.changed and self.config.source(state.url) is not None:  # not removed meanwhile
             self.on_change(state.url, done.content)
         count = {"n": len(done.content.entries)}
         flag = done.content.flag
@@ -280,6 +302,7 @@ class Refresher:
     def _failed(self, state: SourceState, words: Message, now: datetime) -> Outcome:
         if state.failed(words, now, self.polling):
             self._mark(state.url)  # a change of health, not every repeat of the same failure
+            log.warning("%s is failing: %s", state.url, words.english())
         return Outcome(state.url, False, False, Message(ERROR, cause=words))
 
     # --- writing -------------------------------------------------------------------------

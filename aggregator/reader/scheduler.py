@@ -39,36 +39,61 @@ class Scheduler:
     def __init__(
         self, config: AggregatorConfig, refresher: Refresher, *, periodic: bool = True
     ) -> None:
-        self.config = config
-        self.refresher = refresher
+        self.refresher = refresher  # its config holds the sources, which change while serving
         self.periodic = periodic
         self._scheduler: AsyncIOScheduler | None = None
         self._pings: dict[str, _PingState] = {}
 
+    @property
+    def config(self) -> AggregatorConfig:
+        """Return the configuration as it is now (sources are added and removed while serving)."""
+        return self.refresher.config
+
     def start(self) -> None:
         """Start one polling job per source (when periodic polling is on)."""
-        if not self.periodic or not self.config.sources:
+        if not self.periodic:
             return
-        self._scheduler = AsyncIOScheduler(event_loop=asyncio.get_running_loop(), timezone="UTC")
+        spread = min(FIRST_POLL_SPREAD, self.config.poll_interval.total_seconds())
+        for source in self.config.sources:
+            self._add_job(source, random.uniform(0, spread))
+
+    def _add_job(self, source: Source, delay: float) -> None:
+        if self._scheduler is None:
+            loop = asyncio.get_running_loop()
+            self._scheduler = AsyncIOScheduler(event_loop=loop, timezone="UTC")
+            self._scheduler.start()
         interval = self.config.poll_interval.total_seconds()
         jitter = self._jitter()
-        spread = min(FIRST_POLL_SPREAD, interval)
-        for source in self.config.sources:
-            # APScheduler runs on the system clock, whatever the service clock reads.
-            first = system_now() + timedelta(seconds=random.uniform(0, spread))
-            self._scheduler.add_job(
-                self._poll,
-                IntervalTrigger(seconds=interval, jitter=jitter or None),
-                args=[source],
-                id=source.url,
-                next_run_time=first,
-                coalesce=True,
-                max_instances=1,
-                misfire_grace_time=int(interval),
-            )
-        self._scheduler.start()
+        # APScheduler runs on the system clock, whatever the service clock reads.
+        first = system_now() + timedelta(seconds=delay)
+        self._scheduler.add_job(
+            self._poll,
+            IntervalTrigger(seconds=interval, jitter=jitter or None),
+            args=[source],
+            id=source.url,
+            next_run_time=first,
+            coalesce=True,
+            max_instances=1,
+            misfire_grace_time=int(interval),
+            replace_existing=True,
+        )
+
+    def add(self, source: Source) -> None:
+        """Poll a source added while serving (its first fetch is the caller's, at once)."""
+        if self.periodic:
+            self._add_job(source, self.config.poll_interval.total_seconds())
+
+    def remove(self, url: str) -> None:
+        """Stop polling a removed source and drop its pending ping fetch."""
+        if self._scheduler is not None and self._scheduler.get_job(url) is not None:
+            self._scheduler.remove_job(url)
+        state = self._pings.pop(url, None)
+        if state is not None and state.task is not None:
+            state.task.cancel()
 
     async def _poll(self, source: Source) -> None:
+        if source.url in self.refresher.paused or self.config.source(source.url) is None:
+            return
         state = self.refresher.state(source)
         # Only a failing source waits for its back-off; a healthy one polls on every run (a
         # jittered run may come a little before `next_check`, and must not be skipped).
@@ -81,7 +106,7 @@ class Scheduler:
         except asyncio.CancelledError:
             # Shutdown cancels a poll in flight; APScheduler would log it as a traceback. The
             # job ends here, at its own boundary: nothing waits for its result.
-            log.info("stopped polling %s: the aggregator is stopping", source.url)
+            log.debug("stopped polling %s: the aggregator is stopping", source.url)
         except StorageError:
             # The stored states did not load: the app reports that once and stops (a poll that
             # came first must not log it again as a traceback).
@@ -95,6 +120,8 @@ class Scheduler:
         source = self.config.source(url)
         if source is None:
             return False
+        if url in self.refresher.paused:
+            return True  # registered, but the host paused it: nothing is fetched
         state = self._pings.setdefault(url, _PingState())
         if state.task is not None and not state.task.done():
             state.again = state.again or state.fetching  # a change after the fetch started

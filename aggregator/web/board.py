@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import Any
@@ -9,9 +10,10 @@ from urllib.parse import quote
 
 from aiohttp import web
 
-from aggregator.keys import CONFIG, REFRESHER, now
+from aggregator.keys import CONFIG, OPERATOR, REFRESHER, now
 from aggregator.publish import outputs
 from aggregator.reader.merge import Merged
+from aggregator.store.moderation import Hold
 from aggregator.web.pages import (
     categories_in_use,
     event_path,
@@ -179,7 +181,26 @@ async def status_context(request: web.Request) -> dict[str, Any]:
     tz = timezone_of(request)
     rows = source_rows(request.app[CONFIG], request.app[REFRESHER])
     lang = lang_of(request)
-    views = [source_view(r, tz) | in_words(r, lang) for r in rows]
+    moderation = request.app[OPERATOR].moderation
+    views = [
+        source_view(r, tz) | in_words(r, lang) | {"paused_reason": _reason(moderation.paused, r)}
+        for r in rows
+    ]
     counts = {key: sum(1 for v in views if v["state"] == key) for key in STATE_WORDS}
     moment = now(request).astimezone(zone(tz))
-    return {"sources": views, "counts": counts, "state_words": STATE_WORDS, "now": moment}
+    hidden = [
+        {"id": key, "reason": hold.reason, "since": hold.since.astimezone(zone(tz))}
+        for key, hold in moderation.hidden.items()
+    ]
+    return {
+        "sources": views,
+        "counts": counts,
+        "state_words": STATE_WORDS,
+        "now": moment,
+        "hidden": hidden,
+    }
+
+
+def _reason(paused: Mapping[str, Hold], row: dict[str, Any]) -> str:
+    hold = paused.get(row["url"])
+    return hold.reason if hold else ""

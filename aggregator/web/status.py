@@ -107,7 +107,12 @@ def _json(value: Message | list[Message] | None) -> Any:
 
 
 def source_row(
-    source: Source, state: SourceState, config: AggregatorConfig, now: datetime
+    source: Source,
+    state: SourceState,
+    config: AggregatorConfig,
+    now: datetime,
+    *,
+    paused: bool = False,
 ) -> dict[str, Any]:
     """Return one source's health as a JSON-ready dict: English words, and codes under messages."""
     content = state.content
@@ -131,11 +136,15 @@ def source_row(
         "flag": _english(said["flag"]),
         "limited": _english(said["limited"]),
         "problems": _english(said["problems"]),
+        "paused": paused,
         "messages": {key: _json(value) for key, value in said.items()},
     }
 
 
 def source_rows(config: AggregatorConfig, refresher: Refresher) -> list[dict[str, Any]]:
-    """Return every configured source's health, in configuration order."""
+    """Return every configured source's health, in configuration order (as it is now)."""
     now = config.clock.now()
-    return [source_row(s, refresher.state(s), config, now) for s in config.sources]
+    return [
+        source_row(s, refresher.state(s), config, now, paused=s.url in refresher.paused)
+        for s in refresher.config.sources
+    ]
