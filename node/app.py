@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator, Callable
 from aiohttp import web
 
 from klynge.web import error_middleware, setup_web
-from node import admin, api, views
+from node import admin, api, dates, views
 from node.auth import LoginLimiter
 from node.config import NodeConfig
 from node.housekeeping import start_scheduler
@@ -32,6 +32,7 @@ def create_app(config: NodeConfig, *, housekeeping: bool = True) -> web.Applicat
     app.middlewares.append(session_middleware)
     api.add_routes(app)
     admin.add_routes(app)
+    dates.add_routes(app)
     views.add_routes(app)
     app.cleanup_ctx.append(_resources(housekeeping))
     return app

@@ -399,6 +399,11 @@ def _parse_expiry(value: str | None, tz: str, errors: FieldErrors) -> datetime |
     return parsed
 
 
+def parse_location(value: Any, places: Iterable[Place], errors: FieldErrors) -> Place | None:
+    """Return the place of a location input (an object or a saved place's name), or None."""
+    return _parse_location(value, places, errors)
+
+
 def _parse_location(value: Any, places: Iterable[Place], errors: FieldErrors) -> Place | None:
     if value is None or value == "":
         return None
