@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
+from xml.sax.saxutils import escape
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -11,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from klynge.atom.reader import read_feed
-from klynge.atom.writer import FeedMeta, write_feed
+from klynge.atom.writer import FeedMeta, write_feed, xml_text
 from klynge.model import (
     CATEGORIES,
     Event,
@@ -449,3 +451,46 @@ def test_too_many_exceptions_are_cut_to_the_limit() -> None:
     (event,) = parsed.items
     assert isinstance(event, Event) and len(event.rdates) == MAX_EXCEPTIONS
     assert [p.message.code for p in parsed.problems] == ["series.too_many"]
+
+
+JSONISH = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=30),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4)
+    ),
+    max_leaves=12,
+)
+CHANGE_LIKE = st.fixed_dictionaries(
+    {"original": st.sampled_from(["2026-10-25T19:00:00+01:00", "2026-10-25", "x", ""])},
+    optional={
+        "start": st.one_of(st.text(max_size=30), st.just("2026-10-27T19:00")),
+        "end": st.one_of(st.none(), st.text(max_size=30), st.just("2026-10-25T18:00")),
+        "title": st.one_of(st.text(max_size=300), st.integers()),
+        "location": JSONISH,
+        "cancelled": JSONISH,
+        "sequence": JSONISH,
+    },
+)
+RAW = st.text(
+    alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), max_size=80
+)
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    RAW,
+    RAW,
+    st.one_of(RAW, st.lists(st.one_of(CHANGE_LIKE, JSONISH), max_size=5).map(json.dumps)),
+    st.booleans(),
+)
+def test_any_exception_text_costs_at_most_the_exceptions(
+    exdate: str, rdate: str, changes: str, strict: bool
+) -> None:
+    """Whatever the three elements hold, the series is read, with a problem per bad value."""
+    texts = {"exdate": exdate, "rdate": rdate, "changes": changes}
+    escaped = {k: escape(xml_text(v)) for k, v in texts.items()}
+    parsed = read_feed(_with(_weekly(), **escaped), strict=strict)
+    (event,) = parsed.items
+    assert isinstance(event, Event) and event.title == "Badminton for voksne"
+    assert {p.field for p in parsed.problems} <= {"exdates", "rdates", "changes", "exceptions"}
+    assert len(occurrences(event, *WINDOW)) <= 6 + len(event.rdates)

@@ -240,7 +240,10 @@ def _with_exceptions(view: EntryView, event: Event) -> tuple[Event, Problems]:
     more: Problems = []
     if texts["changes"]:
         changes, more = read_changes(texts["changes"], tz=tz, all_day=all_day)
-    fixed, sifted = sift(event, exdates, rdates, [_plain_change(c) for c in changes])
+    try:
+        fixed, sifted = sift(event, exdates, rdates, [_plain_change(c) for c in changes])
+    except ValidationError as e:  # sift keeps only valid ones; this guards the whole feed
+        return event, [*problems, *found, *more, *e.fields.items()]
     return fixed, [*problems, *found, *more, *sifted]
 
 
