@@ -12,7 +12,7 @@ whichever offset it was written with. Bounded: at most `MAX_EXCEPTIONS` of them 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
@@ -325,19 +325,3 @@ def _change_problem(event: Event, change: Change) -> Message | None:
     if isinstance(sequence, bool) or not isinstance(sequence, int) or sequence < 0:
         return Message(BAD_SEQUENCE, shown)
     return None
-
-
-def upcoming(event: Event, after: datetime) -> Iterator[When]:
-    """Yield the series' dates (before changes) that start at or after `after`."""
-    moment = after.astimezone(UTC)
-    for value in dates(event):
-        if _instant(event, value) >= moment:
-            yield value
-
-
-def _instant(event: Event, value: When) -> datetime:
-    if isinstance(value, datetime):
-        return value.astimezone(UTC)
-    return localize(datetime(value.year, value.month, value.day), zone(event.timezone)).astimezone(
-        UTC
-    )
