@@ -37,11 +37,12 @@ def _run(args: list[str], home: Path, tz: str) -> str:
     return result.stdout
 
 
-def test_khal_shows_the_same_dates(tmp_path: Path) -> None:
+def khal_rows(ics: bytes, tmp_path: Path, first: str, last: str) -> list[tuple[str, ...]]:
+    """Return (start, end in UTC, title, status) of each date khal lists from `first` to `last`."""
     khal = _tool("khal")
     calendar = tmp_path / "calendar"
     calendar.mkdir()
-    (calendar / "badminton.ics").write_bytes(write_calendar([series()], name="Ø", now=NOW))
+    (calendar / "series.ics").write_bytes(ics)
     config = tmp_path / "config"
     config.write_text(
         f"[calendars]\n[[klynge]]\npath = {calendar}\ntype = calendar\n"
@@ -52,13 +53,19 @@ def test_khal_shows_the_same_dates(tmp_path: Path) -> None:
     )
     shown = _run(
         [khal, "-c", str(config), "list", "--day-format", "",
-         "--format", "{start}|{end}|{title}|{status}", "2026-09-01", "2027-03-01"],
+         "--format", "{start}|{end}|{title}|{status}", first, last],
         tmp_path,
         "UTC",
     )  # fmt: skip
     rows = [line.split("|") for line in shown.splitlines() if line.strip()]
-    got = [(f"{s}:00Z", f"{e}:00Z", t.removeprefix("AFLYST: "), st.strip()) for s, e, t, st in rows]
-    assert got == EXPECTED
+    return [
+        (f"{s}:00Z", f"{e}:00Z", t.removeprefix("AFLYST: "), st.strip()) for s, e, t, st in rows
+    ]
+
+
+def test_khal_shows_the_same_dates(tmp_path: Path) -> None:
+    ics = write_calendar([series()], name="Ø", now=NOW)
+    assert khal_rows(ics, tmp_path, "2026-09-01", "2027-03-01") == EXPECTED
 
 
 def _calcurse_rows(tmp_path: Path) -> list[tuple[str, str, str]]:

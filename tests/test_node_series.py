@@ -20,6 +20,7 @@ import recurring_ical_events
 from aggregator_support import FeedServer, config_for, refresher_of, start_aggregator
 from node_support import NodeDir, auth
 from test_aggregator_series import DATES
+from test_ical_clients import khal_rows
 from test_ical_series import icaljs_reader
 from test_node_pages import Client, csrf, event_form, login
 
@@ -147,6 +148,9 @@ async def test_node_page_ics_feed_and_cluster_agree(
     path = tmp_path / "node.ics"
     path.write_bytes(ics)
     assert [(s, t, st.lower()) for s, _, t, st in icaljs_reader(path, WINDOW)] == DATES
+    (tmp_path / "khal").mkdir()
+    khal = khal_rows(ics, tmp_path / "khal", "2027-03-01", "2027-05-01")
+    assert [(s, t, st.lower()) for s, _, t, st in khal] == DATES
     page = html.unescape(await (await client.get(f"/events/{uid}")).text())
     dates = page[
         page.index('class="series-dates"') : page.index(
