@@ -11,7 +11,7 @@ import re
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -22,6 +22,9 @@ from klynge.errors import InvalidValue, ValidationError
 from klynge.messages import Message, define
 from klynge.repeat_rule import RepeatRule, optional_rule
 from klynge.rrules import naive_start, wall_starts, wall_until
+
+if TYPE_CHECKING:
+    from klynge.series import Change
 
 DEFAULT_TIMEZONE = "Europe/Copenhagen"
 TITLE_MAX = 200
@@ -370,6 +373,10 @@ class Event(Entry):
     # here, so an Event never holds an unvalidated rule.
     rrule: RepeatRule | None = None
     place: Place | None = None
+    # A series' exceptions (klynge.series): normalised into `timezone`, sorted, once each.
+    exdates: tuple[When, ...] = ()
+    rdates: tuple[When, ...] = ()
+    changes: tuple[Change, ...] = ()
     kind: Literal["event"] = "event"
 
     def __post_init__(self) -> None:
@@ -404,6 +411,11 @@ class Event(Entry):
         errors = self._start_end_errors() or _year_errors(start=self.start, end=self.end)
         if not errors and self.rrule is not None:
             errors.update(_check_rrule(self.rrule, self.start))
+        if not errors and (self.exdates or self.rdates or self.changes):
+            # Imported here: klynge.series builds on this module's Place and time helpers.
+            from klynge.series import series_errors
+
+            errors.update(series_errors(self))
         return errors
 
     def _start_end_errors(self) -> dict[str, Message]:
@@ -444,6 +456,10 @@ class Event(Entry):
     def series_end(self) -> datetime:
         """Return when the last occurrence ends, in UTC (for window rules)."""
         last = self.effective_end
+        if self.exdates or self.rdates or self.changes:
+            from klynge.series import last_end
+
+            return as_utc(last_end(self), self.timezone)
         if self.rrule is not None:
             until = _rrule_last(self.rrule, self.start)
             last = until + (self.effective_end - self.start)

@@ -13,12 +13,14 @@ from aiohttp import web
 from klynge.errors import BadRequest, Forbidden, NotFound, TooLarge
 from klynge.i18n import N_
 from klynge.model import Event, Item, new_id
+from klynge.series import sift
 from node.auth import user_for_token
 from node.keys import CONFIG, STORE, now
 from node.publish import entry_link
 from node.serialize import (
     EVENT_INPUT,
     NOTICE_INPUT,
+    SERIES_KEYS,
     Stamp,
     build_event,
     build_notice,
@@ -228,6 +230,9 @@ def edited(request: web.Request, old: Item, values: dict[str, Any]) -> Item:
         sequence=old.sequence,
     )
     item = _build(request, old.kind, values, stamp)
+    if isinstance(item, Event) and isinstance(old, Event) and not SERIES_KEYS & values.keys():
+        # A form edit does not carry the series' exceptions: keep those that still fit.
+        item, _dropped = sift(item, old.exdates, old.rdates, old.changes)
     if isinstance(item, Event) and isinstance(old, Event) and time_changed(old, item):
         item = replace(item, sequence=old.sequence + 1)
     return item

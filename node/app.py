@@ -9,7 +9,7 @@ from aiohttp import web
 
 from klynge.control import ControlServer
 from klynge.web import error_middleware, setup_web
-from node import admin, api, operations, views
+from node import admin, api, dates, operations, views
 from node.auth import LoginLimiter
 from node.cluster import Cluster
 from node.config import NodeConfig
@@ -34,6 +34,7 @@ def create_app(config: NodeConfig, *, housekeeping: bool = True) -> web.Applicat
     app.middlewares.append(session_middleware)
     api.add_routes(app)
     admin.add_routes(app)
+    dates.add_routes(app)
     views.add_routes(app)
     app.cleanup_ctx.append(_resources(housekeeping))
     return app

@@ -22,6 +22,7 @@ from klynge.model import (
     zone,
 )
 from klynge.repeat_rule import RepeatRule, optional_rule, rule_text
+from klynge.series_text import changes_from, exceptions_from, exceptions_json, read_dates
 
 UUID_PREFIX = "urn:uuid:"
 PLACE_KEYS = ("name", "street", "postcode", "locality", "lat", "lon")
@@ -39,7 +40,12 @@ EVENT_INPUT: dict[str, tuple[type | None, ...]] = {
     "status": (str,),
     "rrule": (str, None),
     "url": (str, None),
+    # A series' exceptions (docs/api.md, "Series"): lists as klynge.series_text writes them.
+    "exdates": (list, None),
+    "rdates": (list, None),
+    "changes": (list, None),
 }
+SERIES_KEYS = ("exdates", "rdates", "changes")
 NOTICE_INPUT: dict[str, tuple[type | None, ...]] = {
     "title": (str,),
     "body": (str,),
@@ -52,6 +58,7 @@ _TYPE_NAMES: dict[type | None, str] = {
     str: "a string",
     bool: "true or false",
     dict: "an object",
+    list: "an array",
     None: "null",
 }
 _DANGEROUS = ("<script", "javascript:", "vbscript:")
@@ -106,6 +113,7 @@ def _event_doc(event: Event) -> dict[str, Any]:
         "status": event.status,
         "rrule": rule_text(event.rrule),
         "place": None if event.place is None else asdict(event.place),
+        **exceptions_json(event),
     }
 
 
@@ -137,6 +145,8 @@ def doc_to_item(doc: Mapping[str, Any]) -> Item:
         status=doc.get("status", "confirmed"),
         rrule=doc.get("rrule", ""),
         place=None if place is None else Place(**place),
+        # Documents stored before series had exceptions have none of these keys.
+        **exceptions_from(doc, tz=doc["timezone"], all_day=all_day),
     )
 
 
@@ -201,6 +211,8 @@ def item_to_input(item: Item) -> dict[str, Any]:
         "status": item.status,
         "rrule": rule_text(item.rrule) or None,
         "url": item.url or None,
+        **{name: [] for name in SERIES_KEYS},
+        **exceptions_json(item),
     }
 
 
@@ -255,10 +267,12 @@ def build_event(
     end = _parse_time(values, "end", tz, all_day, errors, required=False)
     place = _parse_location(values.get("location"), places, errors)
     rule = _parse_rule(values.get("rrule"), errors)
+    exceptions = _parse_exceptions(values, tz, all_day, errors)
     _check_scripts(values, "description", errors)
     if errors:
         raise ValidationError(errors)
     return Event(
+        **exceptions,
         **_entry_fields(values, stamp),
         start=start or date(1970, 1, 1),
         end=end,
@@ -269,6 +283,27 @@ def build_event(
         rrule=rule,
         place=place,
     )
+
+
+def _parse_exceptions(
+    values: Mapping[str, Any], tz: str, all_day: bool, errors: FieldErrors
+) -> dict[str, Any]:
+    """Parse a series' exceptions from input lists; each field's first problem in `errors`."""
+    out: dict[str, Any] = {}
+    for name in ("exdates", "rdates"):
+        given = values.get(name) or []
+        if not all(isinstance(v, str) for v in given):
+            errors[name] = "Must be an array of dates as strings."
+            continue
+        found, problems = read_dates(",".join(given), tz=tz, all_day=all_day, name=name)
+        if problems:
+            errors[name] = problems[0][1]
+        out[name] = tuple(found)
+    changes, problems = changes_from(list(values.get("changes") or []), tz=tz, all_day=all_day)
+    if problems:
+        errors["changes"] = problems[0][1]
+    out["changes"] = tuple(changes)
+    return out
 
 
 def _parse_rule(text: Any, errors: FieldErrors) -> RepeatRule | None:
@@ -364,6 +399,11 @@ def _parse_expiry(value: str | None, tz: str, errors: FieldErrors) -> datetime |
     return parsed
 
 
+def parse_location(value: Any, places: Iterable[Place], errors: FieldErrors) -> Place | None:
+    """Return the place of a location input (an object or a saved place's name), or None."""
+    return _parse_location(value, places, errors)
+
+
 def _parse_location(value: Any, places: Iterable[Place], errors: FieldErrors) -> Place | None:
     if value is None or value == "":
         return None
@@ -417,5 +457,5 @@ def _check_scripts(values: Mapping[str, Any], name: str, errors: FieldErrors) ->
 
 def time_changed(old: Event, new: Event) -> bool:
     """Tell whether time, place or status changed between two versions (raise sequence)."""
-    keys = ("start", "end", "all_day", "timezone", "rrule", "place", "status")
+    keys = ("start", "end", "all_day", "timezone", "rrule", "place", "status", *SERIES_KEYS)
     return any(getattr(old, k) != getattr(new, k) for k in keys)

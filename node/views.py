@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from itertools import groupby
 from typing import Any
 from urllib.parse import quote
@@ -13,8 +13,8 @@ from aiohttp import web
 from markupsafe import Markup
 
 from klynge.ical.writer import event_calendar, html_to_text
-from klynge.model import Event, Notice, Place, zone
-from klynge.recurrence import Occurrence, expand
+from klynge.model import MAX_OCCURRENCES, Event, Notice, Place, zone
+from klynge.recurrence import Occurrence, expand, occurrences
 from klynge.render_guard import rendered
 from klynge.web import render
 from node.forms import last_day_shown
@@ -111,6 +111,10 @@ def map_url(place: Place | None) -> str:
     return f"https://www.openstreetmap.org/search?query={quote(place.full)}"
 
 
+DATES_SHOWN = 24  # dates of a series listed on its page; the rest are counted
+_EARLY, _FAR = datetime(1900, 1, 1, tzinfo=UTC), datetime(2201, 1, 1, tzinfo=UTC)
+
+
 def event_context(event: Event) -> dict[str, Any]:
     """Return what event_body.html needs to show an event (page and preview alike)."""
     return {
@@ -118,6 +122,22 @@ def event_context(event: Event) -> dict[str, Any]:
         "span": span(event.start, event.end, event.all_day),
         "map_url": map_url(event.place),
         "weekly": _every_week(event),
+        **series_dates(event),
+    }
+
+
+def series_dates(event: Event) -> dict[str, Any]:
+    """Return a series' dates (changed ones as changed), how many, and the last one's day."""
+    if event.rrule is None:
+        return {"dates": []}
+    # Every date, wherever a change moved it (a series has at most 1,000: rule and extras).
+    found = occurrences(event, _EARLY, _FAR, limit=2 * MAX_OCCURRENCES)
+    last = found[-1].start if found else event.start
+    return {
+        "dates": found[:DATES_SHOWN],
+        "more_dates": max(0, len(found) - DATES_SHOWN),
+        "date_count": len(found),
+        "last_date": last,
     }
 
 

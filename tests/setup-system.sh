@@ -22,6 +22,7 @@ PACKAGES=(
     nodejs npm    # ical.js and axe-core from node_modules/
     docker-compose systemd shellcheck nginx caddy    # tests/test_deploy.py checks deploy/ with them
     faketime    # runs the suite at a chosen date
+    khal calcurse    # tests/test_ical_clients.py reads our calendars with two Debian clients
 )
 
 present() {

@@ -86,7 +86,9 @@ def test_to_ics_writes_the_events_as_icalendar() -> None:
     assert result.returncode == 0, result.stderr
     text = result.stdout.decode()
     assert text.startswith("BEGIN:VCALENDAR\r\n")
-    assert text.count("BEGIN:VEVENT") == 3
+    # Three events, and one override per changed date of the gymnastics series.
+    assert text.count("BEGIN:VEVENT") == 6 and text.count("RECURRENCE-ID;TZID=") == 3
+    assert "EXDATE;TZID=Europe/Copenhagen:20261020T100000" in text
     assert "UID:urn:uuid:0b9e4a52-7c1d-4e55-9a3b-2f4f0c6d8e11" in text
     assert "STATUS:CANCELLED" in text
     assert "5d4c3b2a" not in text  # the notice is not an event

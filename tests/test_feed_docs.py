@@ -13,6 +13,7 @@ from lxml import etree
 from klynge.atom.reader import ParsedFeed, read_feed
 from klynge.atom.writer import ATOM_NS, GEORSS_NS, KLYNGE_NS, TOMBSTONE_NS, klynge_values
 from klynge.model import CATEGORIES, Event, Notice, Place
+from klynge.series import Change
 
 ROOT = Path(__file__).parent.parent
 DATA = Path(__file__).parent / "data"
@@ -197,6 +198,40 @@ CHECKS: dict[str, tuple[str, Callable[[], bool]]] = {
         "village.atom",
         lambda: str(event(village(), 2).rrule) == "FREQ=WEEKLY;BYDAY=TU;COUNT=20",
     ),
+    "exdate": (
+        "village.atom",
+        lambda: event(village(), 2).exdates == (datetime(2026, 10, 20, 8, tzinfo=UTC),),
+    ),
+    "rdate": (
+        "village.atom",
+        lambda: event(village(), 2).rdates == (datetime(2026, 12, 19, 9, tzinfo=UTC),),
+    ),
+    "changes": (
+        "village.atom",
+        lambda: (
+            [
+                (c.original, c.start, c.title, c.place, c.cancelled)
+                for c in event(village(), 2).changes
+            ]
+            == [
+                (
+                    datetime(2026, 10, 27, 9, tzinfo=UTC),
+                    datetime(2026, 10, 28, 9, tzinfo=UTC),
+                    "",
+                    Place(name="Skolens gymnastiksal"),
+                    False,
+                ),
+                (
+                    datetime(2026, 11, 3, 9, tzinfo=UTC),
+                    None,
+                    "Gymnastik for seniorer: juleklip",
+                    None,
+                    False,
+                ),
+                (datetime(2026, 11, 10, 9, tzinfo=UTC), None, "", None, True),
+            ]
+        ),
+    ),
     "status": (
         "village.atom",
         lambda: (
@@ -260,6 +295,9 @@ def test_every_element_the_writer_emits_is_documented() -> None:
         status="cancelled",
         sequence=1,
         place=Place("a", "b", "c", "d"),
+        exdates=(date(2026, 1, 2),),
+        rdates=(date(2026, 1, 5),),
+        changes=(Change(original=date(2026, 1, 3), cancelled=True),),
     )
     full_notice = Notice(
         id=DINNER,

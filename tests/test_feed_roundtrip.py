@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import json
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
+from xml.sax.saxutils import escape
 from zoneinfo import ZoneInfo
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from klynge.atom.reader import read_feed
-from klynge.atom.writer import FeedMeta, write_feed
+from klynge.atom.writer import FeedMeta, write_feed, xml_text
 from klynge.model import (
     CATEGORIES,
     Event,
@@ -19,8 +23,11 @@ from klynge.model import (
     Place,
     Tombstone,
     as_utc,
+    format_when,
     new_id,
 )
+from klynge.recurrence import occurrences
+from klynge.series import MAX_EXCEPTIONS, Change, key, rule_starts
 
 CPH = ZoneInfo("Europe/Copenhagen")
 SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -270,3 +277,220 @@ def test_events_on_dst_days_keep_their_instants() -> None:
         "2026-10-25T00:30:00+00:00",
         "2026-10-25T01:30:00+00:00",
     ]
+
+
+# --- series with exceptions (docs/feed-format.md, "Series exceptions") ----------------------
+
+SERIES_RULES = ["FREQ=WEEKLY;COUNT=12", "FREQ=DAILY;COUNT=40", "FREQ=MONTHLY;BYDAY=-1SU;COUNT=8"]
+
+
+@st.composite
+def series_events(draw: st.DrawFn) -> Event:
+    """A series over DST changes with excluded, extra, moved, retitled and cancelled dates."""
+    plain = draw(events())
+    rule = draw(st.sampled_from(SERIES_RULES))
+    base = replace(plain, rrule=rule)
+    starts = list(rule_starts(base))
+    excluded = draw(st.lists(st.sampled_from(starts), max_size=4, unique=True))
+    left = [s for s in starts if s not in excluded]
+    extra = draw(st.lists(st.integers(1, 400), max_size=3, unique=True))
+    rdates = tuple(_shifted(base.start, days) for days in extra)
+    targets = draw(st.lists(st.sampled_from(left + list(rdates)), max_size=4, unique_by=key))
+    changes = tuple(draw(changes_of(base, original)) for original in targets)
+    return replace(base, exdates=tuple(excluded), rdates=rdates, changes=changes)
+
+
+def _shifted(start: date | datetime, days: int) -> date | datetime:
+    if isinstance(start, datetime):
+        return (start.astimezone(UTC) + timedelta(days=days, minutes=7)).astimezone(CPH)
+    return start + timedelta(days=days)
+
+
+@st.composite
+def changes_of(draw: st.DrawFn, event: Event, original: date | datetime) -> Change:
+    moved = draw(st.one_of(st.none(), st.integers(-3 * 24 * 60, 3 * 24 * 60)))
+    start = None
+    if moved is not None:
+        start = _shifted(original, 0)
+        if isinstance(original, datetime):
+            start = (original.astimezone(UTC) + timedelta(minutes=moved)).astimezone(CPH)
+        else:
+            start = original + timedelta(days=moved // (24 * 60))
+    return Change(
+        original=original,
+        start=start,
+        title=draw(st.one_of(st.just(""), TITLE)),
+        description=draw(st.one_of(st.just(""), HTML)),
+        place=draw(places()),
+        cancelled=draw(st.booleans()),
+        sequence=draw(st.integers(0, 50)),
+    )
+
+
+@SETTINGS
+@given(st.lists(series_events(), min_size=1, max_size=3), st.booleans())
+def test_series_exceptions_round_trip(items: list[Event], strict: bool) -> None:
+    """Both readers (the strict XML view and feedparser) give back the same exceptions."""
+    parsed = read_feed(write_feed(META, items), strict=strict)
+    assert parsed.problems == ()
+    assert parsed.items == tuple(items)
+    for original, copy in zip(items, parsed.items, strict=True):
+        assert isinstance(copy, Event)
+        assert [key(v) for v in copy.exdates] == [key(v) for v in original.exdates]
+        assert [key(v) for v in copy.rdates] == [key(v) for v in original.rdates]
+        assert [key(c.original) for c in copy.changes] == [
+            key(c.original) for c in original.changes
+        ]
+        got = [(as_utc(o.start), o.title, o.status) for o in occurrences(copy, *WINDOW)]
+        want = [(as_utc(o.start), o.title, o.status) for o in occurrences(original, *WINDOW)]
+        assert got == want
+
+
+WINDOW = (datetime(2023, 1, 1, tzinfo=UTC), datetime(2033, 1, 1, tzinfo=UTC))
+
+
+def _weekly() -> Event:
+    start = datetime(2026, 10, 4, 19, 0, tzinfo=CPH)  # Sundays, over the change on 25 October
+    return Event(
+        id=new_id(),
+        title="Badminton for voksne",
+        updated=META.updated,
+        start=start,
+        end=start + timedelta(hours=2),
+        rrule="FREQ=WEEKLY;COUNT=6",
+    )
+
+
+def _with(event: Event, **texts: str) -> bytes:
+    """Return a feed of `event` with Klynge elements set to the given raw texts."""
+    data = write_feed(META, [event]).decode()
+    extra = "".join(f"<klynge:{name}>{text}</klynge:{name}>" for name, text in texts.items())
+    return data.replace("</entry>", extra + "</entry>").encode()
+
+
+def test_an_older_reader_sees_the_rule_dates() -> None:
+    """The exceptions are extra elements: the rule and its start are written as before."""
+    series = replace(
+        _weekly(),
+        exdates=(datetime(2026, 10, 18, 19, 0, tzinfo=CPH),),
+        changes=(Change(original=datetime(2026, 10, 25, 19, 0, tzinfo=CPH), cancelled=True),),
+    )
+    data = write_feed(META, [series]).decode()
+    assert "<klynge:rrule>FREQ=WEEKLY;COUNT=6</klynge:rrule>" in data
+    assert "<klynge:start>2026-10-04T19:00:00+02:00</klynge:start>" in data
+    assert "<klynge:exdate>2026-10-18T19:00:00+02:00</klynge:exdate>" in data
+    assert '"original":"2026-10-25T19:00:00+01:00","cancelled":true' in data
+
+
+@pytest.mark.parametrize("strict", [True, False])
+def test_a_bad_exception_is_dropped_and_the_series_kept(strict: bool) -> None:
+    data = _with(
+        _weekly(),
+        # The 18th is a date of the series (17:00 UTC is 19:00 summer time); the 19th is not.
+        exdate="2026-10-18T17:00:00Z, 2026-10-19T19:00:00+02:00, morgen",
+        rdate="2026-11-20T10:00:00+01:00",
+        changes='[{"original":"2026-10-25T19:00:00+01:00","start":"2026-10-28T20:00:00+01:00"},'
+        '{"original":"2026-10-26T19:00:00+01:00","cancelled":true},'
+        '{"original":"2026-11-01T19:00:00+01:00","title":"Juleafslutning","cancelled":"ja"},'
+        '{"original":"2026-11-08T19:00:00+01:00","title":"Afslutning <script>x</script>"}]',
+    )
+    parsed = read_feed(data, strict=strict)
+    (event,) = parsed.items
+    assert isinstance(event, Event)
+    assert [format_when(v) for v in event.exdates] == ["2026-10-18T19:00:00+02:00"]
+    assert [format_when(v) for v in event.rdates] == ["2026-11-20T10:00:00+01:00"]
+    assert [(format_when(c.original), c.title) for c in event.changes] == [
+        ("2026-10-25T19:00:00+01:00", ""),
+        ("2026-11-08T19:00:00+01:00", "Afslutning"),
+    ]
+    codes = sorted((p.field, p.message.code) for p in parsed.problems)
+    assert codes == [
+        ("changes", "series.bad_field"),
+        ("changes", "series.not_a_date"),
+        ("exdates", "series.bad_value"),
+        ("exdates", "series.not_a_date"),
+    ]
+    shown = [(o.start.isoformat(), o.title) for o in occurrences(event, *WINDOW)]  # type: ignore[union-attr]
+    assert shown == [
+        ("2026-10-04T19:00:00+02:00", "Badminton for voksne"),
+        ("2026-10-11T19:00:00+02:00", "Badminton for voksne"),
+        ("2026-10-28T20:00:00+01:00", "Badminton for voksne"),
+        ("2026-11-01T19:00:00+01:00", "Badminton for voksne"),
+        ("2026-11-08T19:00:00+01:00", "Afslutning"),
+        ("2026-11-20T10:00:00+01:00", "Badminton for voksne"),
+    ]
+
+
+@pytest.mark.parametrize(
+    "changes",
+    ["not json", "{}", "[1]", "[" * 5000, '[{"original":"2026-10-25T19:00:00+01:00","x":1}]'],
+)
+def test_unreadable_changes_cost_only_the_changes(changes: str) -> None:
+    parsed = read_feed(_with(_weekly(), changes=changes), strict=False)
+    (event,) = parsed.items
+    assert isinstance(event, Event) and event.changes == ()
+    assert len(occurrences(event, *WINDOW)) == 6
+    assert {p.field for p in parsed.problems} == {"changes"}
+
+
+def test_exceptions_of_a_single_event_are_dropped_with_a_problem() -> None:
+    single = replace(_weekly(), rrule=None)
+    parsed = read_feed(_with(single, exdate="2026-10-04T19:00:00+02:00"))
+    assert parsed.items == (single,)
+    assert [p.message.code for p in parsed.problems] == ["series.not_a_series"]
+
+
+def test_too_many_exceptions_are_cut_to_the_limit() -> None:
+    start = datetime(2026, 1, 1, 19, 0, tzinfo=CPH)
+    daily = replace(_weekly(), start=start, end=None, rrule="FREQ=DAILY;COUNT=500")
+    days = ",".join(
+        format_when((start.astimezone(UTC) + timedelta(days=i, hours=5)).astimezone(CPH))
+        for i in range(MAX_EXCEPTIONS + 20)
+    )
+    parsed = read_feed(_with(daily, rdate=days))
+    (event,) = parsed.items
+    assert isinstance(event, Event) and len(event.rdates) == MAX_EXCEPTIONS
+    assert [p.message.code for p in parsed.problems] == ["series.too_many"]
+
+
+JSONISH = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=30),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4)
+    ),
+    max_leaves=12,
+)
+CHANGE_LIKE = st.fixed_dictionaries(
+    {"original": st.sampled_from(["2026-10-25T19:00:00+01:00", "2026-10-25", "x", ""])},
+    optional={
+        "start": st.one_of(st.text(max_size=30), st.just("2026-10-27T19:00")),
+        "end": st.one_of(st.none(), st.text(max_size=30), st.just("2026-10-25T18:00")),
+        "title": st.one_of(st.text(max_size=300), st.integers()),
+        "location": JSONISH,
+        "cancelled": JSONISH,
+        "sequence": JSONISH,
+    },
+)
+RAW = st.text(
+    alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), max_size=80
+)
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    RAW,
+    RAW,
+    st.one_of(RAW, st.lists(st.one_of(CHANGE_LIKE, JSONISH), max_size=5).map(json.dumps)),
+    st.booleans(),
+)
+def test_any_exception_text_costs_at_most_the_exceptions(
+    exdate: str, rdate: str, changes: str, strict: bool
+) -> None:
+    """Whatever the three elements hold, the series is read, with a problem per bad value."""
+    texts = {"exdate": exdate, "rdate": rdate, "changes": changes}
+    escaped = {k: escape(xml_text(v)) for k, v in texts.items()}
+    parsed = read_feed(_with(_weekly(), **escaped), strict=strict)
+    (event,) = parsed.items
+    assert isinstance(event, Event) and event.title == "Badminton for voksne"
+    assert {p.field for p in parsed.problems} <= {"exdates", "rdates", "changes", "exceptions"}
+    assert len(occurrences(event, *WINDOW)) <= 6 + len(event.rdates)

@@ -190,17 +190,22 @@ def _common_json(item: Item) -> dict[str, Any]:
 def occurrence_json(occurrence: Occurrence) -> dict[str, Any]:
     """Return one occurrence as the JSON API's event object."""
     event = occurrence.event
-    return {
+    out = {
         **_common_json(event),
+        "title": occurrence.title,  # a changed date of a series has its own (docs/api.md)
         "start": format_when(occurrence.start),
         "end": format_when(occurrence.end),
         "all_day": event.all_day,
         "timezone": event.timezone,
-        "status": event.status,
+        "status": occurrence.status,
         "rrule": rule_text(event.rrule),
-        "description": event.description,
-        "location": place_json(event.place),
+        "description": occurrence.description,
+        "location": place_json(occurrence.place),
     }
+    if occurrence.original is not None:
+        out["original_start"] = format_when(occurrence.original)
+        out["moved"] = occurrence.moved
+    return out
 
 
 def notice_json(notice: Notice) -> dict[str, Any]:

@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 
 from klynge.model import DEFAULT_TIMEZONE, Event, FeedSource, Item, Notice, Place, Tombstone, zone
 from klynge.repeat_rule import optional_rule, rule_text
+from klynge.series_text import exceptions_from, exceptions_json
 
 _T = TypeVar("_T")
 
@@ -16,6 +17,7 @@ Record = dict[str, Any]
 
 _TIMES = {"updated", "created", "expires"}
 _WHENS = {"start", "end"}
+_EXCEPTIONS = {"exdates", "rdates", "changes"}  # a series' exceptions (klynge.series_text)
 
 
 def _when_out(value: date | datetime | None) -> str | None:
@@ -58,6 +60,7 @@ def source_from(record: Record | None) -> FeedSource | None:
 def item_record(item: Item) -> Record:
     """Return an Event or Notice as a JSON-ready dict, leaving out empty values."""
     out: Record = {}
+    series = exceptions_json(item) if isinstance(item, Event) else {}
     for f in fields(item):
         value = getattr(item, f.name)
         if f.name in _TIMES or f.name in _WHENS:
@@ -66,6 +69,8 @@ def item_record(item: Item) -> Record:
             value = source_record(value)
         elif f.name == "rrule":
             value = rule_text(value)
+        elif f.name in _EXCEPTIONS:
+            value = series.get(f.name)
         elif f.name == "place":
             value = (
                 None if value is None else {k.name: getattr(value, k.name) for k in fields(value)}
@@ -105,6 +110,8 @@ def item_from(record: Record) -> Item:
     # The rule is parsed again (klynge.repeat_rule, microseconds): a record written by an
     # older, looser version raises ValidationError here rather than reach the outputs.
     data["rrule"] = optional_rule(data.get("rrule"))
+    if _EXCEPTIONS & data.keys():  # records written before series had exceptions have none
+        data.update(exceptions_from(data, tz=str(tz), all_day=all_day))
     return _trusted(Event, data)
 
 

@@ -72,9 +72,9 @@ def qr_svg(url: str, label: str = "") -> Markup:
 def entry_lines(occurrence: Occurrence) -> int:
     """Return about how many printed lines one entry takes (its text wraps in a column)."""
     event = occurrence.event
-    place = event.place.name if event.place else ""
+    place = occurrence.place.name if occurrence.place else ""
     village = event.source.title if event.source else ""
-    chars = 8 + len(event.title) + len(place) + len(village)
+    chars = 8 + len(occurrence.title) + len(place) + len(village)
     return min(ENTRY_LINES_MAX, 1 + chars // CHARS_PER_LINE)
 
 

@@ -15,7 +15,7 @@ import html
 import re
 from calendar import timegm
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, Protocol
 from urllib.parse import urljoin
@@ -39,6 +39,8 @@ from klynge.model import (
     zone,
 )
 from klynge.repeat_rule import optional_rule
+from klynge.series import Change, Problems, sift
+from klynge.series_text import read_changes, read_dates
 
 _A = f"{{{ATOM_NS}}}"
 _TAG_LIKE = re.compile(r"<[A-Za-z/!?]")
@@ -219,7 +221,44 @@ def read_entry(
     else:
         message = Message(UNKNOWN_KIND, {"kind": kind[:60]})
         return None, [*problems, Problem(entry_id, "kind", message)]
-    return _build(builder, fields, errors, entry_id, problems)
+    item, problems = _build(builder, fields, errors, entry_id, problems)
+    if isinstance(item, Event):
+        item, found = _with_exceptions(view, item)
+        problems.extend(Problem(entry_id, name, message) for name, message in found)
+    return item, problems
+
+
+def _with_exceptions(view: EntryView, event: Event) -> tuple[Event, Problems]:
+    """Add the series' exceptions to a valid event; a bad one is dropped with a problem."""
+    texts = {name: view.k(name) for name in ("exdate", "rdate", "changes")}
+    if not any(texts.values()):
+        return event, []
+    tz, all_day = event.timezone, event.all_day
+    exdates, problems = read_dates(texts["exdate"], tz=tz, all_day=all_day, name="exdates")
+    rdates, found = read_dates(texts["rdate"], tz=tz, all_day=all_day, name="rdates")
+    changes: list[Change] = []
+    more: Problems = []
+    if texts["changes"]:
+        changes, more = read_changes(texts["changes"], tz=tz, all_day=all_day)
+    try:
+        fixed, sifted = sift(event, exdates, rdates, [_plain_change(c) for c in changes])
+    except ValidationError as e:  # sift keeps only valid ones; this guards the whole feed
+        return event, [*problems, *found, *more, *e.fields.items()]
+    return fixed, [*problems, *found, *more, *sifted]
+
+
+def _plain_change(change: Change) -> Change:
+    """Return the change with its one-line texts read as the series' own (tags stripped)."""
+    place = change.place
+    if place is not None:
+        place = replace(
+            place,
+            name=plain_text(place.name),
+            street=plain_text(place.street),
+            postcode=plain_text(place.postcode),
+            locality=plain_text(place.locality),
+        )
+    return replace(change, title=plain_text(change.title), place=place)
 
 
 def _build(

@@ -31,6 +31,7 @@ from klynge.model import (
 )
 from klynge.render_guard import each_entry
 from klynge.repeat_rule import rule_text
+from klynge.series_text import changes_text, dates_text
 
 ATOM_NS = "http://www.w3.org/2005/Atom"
 KLYNGE_NS = "https://purl.org/klynge/ns/1.0"
@@ -223,6 +224,11 @@ def _event_values(event: Event) -> list[tuple[str, str]]:
         ("allday", "true" if event.all_day else ""),
         ("tzid", event.timezone),
         ("rrule", rule_text(event.rrule)),
+        # A series' exceptions (docs/feed-format.md): a reader that ignores them still
+        # shows the rule's dates.
+        ("exdate", dates_text(event.exdates)),
+        ("rdate", dates_text(event.rdates)),
+        ("changes", changes_text(event.changes) if event.changes else ""),
         ("status", "" if event.status == "confirmed" else event.status),
         ("location", place.name),
         ("street", place.street),

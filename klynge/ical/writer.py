@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 from collections.abc import Iterable
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from html.parser import HTMLParser
 
@@ -28,6 +29,7 @@ from klynge.model import (
     utcnow,
 )
 from klynge.render_guard import rendered
+from klynge.series import Change, changed_span
 
 PRODID = "-//Klynge//Klynge landsbykalender//DA"
 _END = b"END:VCALENDAR\r\n"
@@ -60,9 +62,14 @@ def write_calendar(
 
 
 def vevent_piece(event: Event) -> Piece:
-    """Return an event's serialised component(s) and their TZIDs, for `join_calendar`."""
+    """Return the event's VEVENT, then one override VEVENT per changed date, and their TZIDs.
+
+    `join_calendar` joins such pieces; the aggregator keeps them per entry.
+    """
     vevent = _vevent(event)
-    return bytes(vevent.to_ical()), _tzids(vevent)
+    body = [bytes(vevent.to_ical())]
+    body.extend(bytes(override.to_ical()) for override in overrides(event))
+    return b"".join(body), _tzids(vevent)
 
 
 def join_calendar(
@@ -138,10 +145,52 @@ def _vevent(event: Event) -> icalendar.Event:
     if event.rrule is not None:
         # The model's canonical RFC 5545 text, checked part by part (klynge.repeat_rule).
         vevent.add("rrule", vInline(event.rrule.text))
+    _add_exception_dates(vevent, event)
     vevent.add("status", _ISTATUS[event.status])
     _add_place(vevent, event.place)
     _add_details(vevent, event)
     vevent.add("class", "PUBLIC")
+    return vevent
+
+
+def _add_exception_dates(vevent: icalendar.Event, event: Event) -> None:
+    """Write EXDATE and RDATE (RFC 5545 §3.8.5.1-2): one line each, in the series' zone."""
+    params = {"VALUE": "DATE"} if event.all_day else {}
+    if event.exdates:
+        vevent.add("exdate", list(event.exdates), parameters=params)
+    if event.rdates:
+        vevent.add("rdate", list(event.rdates), parameters=params)
+
+
+def overrides(event: Event) -> list[icalendar.Event]:
+    """Return one VEVENT per changed date of a series: same UID, RECURRENCE-ID, own SEQUENCE.
+
+    A cancelled date is an override with STATUS:CANCELLED, as Google, Apple and Outlook
+    write it (RFC 5545 §3.8.1.11), so calendars show it struck through rather than lose it.
+    """
+    return [_override(event, change) for change in event.changes]
+
+
+def _override(event: Event, change: Change) -> icalendar.Event:
+    start, end = changed_span(event, change)
+    instance = replace(
+        event,
+        title=change.title or event.title,
+        description=change.description or event.description,
+        place=change.place if change.place is not None else event.place,
+        status="cancelled" if change.cancelled else event.status,
+        # Never below the series' own: some clients drop an override older than its master.
+        sequence=max(event.sequence, change.sequence),
+        start=start,
+        end=end if event.end is not None or change.end is not None else None,
+        rrule=None,
+        exdates=(),
+        rdates=(),
+        changes=(),
+    )
+    vevent = _vevent(instance)
+    params = {"VALUE": "DATE"} if event.all_day else {}
+    vevent.add("recurrence-id", change.original, parameters=params)
     return vevent
 
 
