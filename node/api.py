@@ -58,11 +58,13 @@ def _kind(request: web.Request) -> str:
     return KINDS[request.path.split("/")[2]]
 
 
-def _user(request: web.Request) -> User:
+def api_user(request: web.Request) -> User:
+    """Return the user whose API token the request carries (or refuse it)."""
     return user_for_token(request.app[STORE], request.headers.get("Authorization", ""))
 
 
-def _json(request: web.Request, item: Item, status: int = 200) -> web.Response:
+def item_response(request: web.Request, item: Item, status: int = 200) -> web.Response:
+    """Return an entry as the API's JSON answer."""
     body = item_to_api(item, entry_link(request.app[CONFIG], item))
     return web.json_response(body, status=status, dumps=_dumps)
 
@@ -159,7 +161,8 @@ def _build(request: web.Request, kind: str, values: dict[str, Any], stamp: Stamp
     return build_event(values, stamp, default_tz=config.timezone, places=places)
 
 
-def _find(request: web.Request, kind: str) -> Item:
+def find_item(request: web.Request, kind: str) -> Item:
+    """Return the entry of this kind that the route's uuid names, or answer 404."""
     item = request.app[STORE].get(request.match_info["uuid"].lower(), kind)
     if item is None:
         raise NotFound(f"No {kind} with id {request.match_info['uuid']}.")
@@ -171,14 +174,15 @@ def may_edit(user: User, item: Item) -> bool:
     return user.admin or item.organizer == user.association
 
 
-def _check_may_edit(user: User, item: Item) -> None:
+def check_may_edit(user: User, item: Item) -> None:
+    """Refuse (403) a user who may not change this entry."""
     if not may_edit(user, item):
         raise Forbidden(f"This entry belongs to {item.organizer}; you can change only your own.")
 
 
 async def list_entries(request: web.Request) -> web.Response:
     """GET /api/events or /api/notices: every entry of that kind."""
-    _user(request)
+    api_user(request)
     kind = _kind(request)
     items = sorted(request.app[STORE].items(kind), key=lambda i: (i.created or i.updated, i.id))
     config = request.app[CONFIG]
@@ -188,13 +192,13 @@ async def list_entries(request: web.Request) -> web.Response:
 
 async def get_entry(request: web.Request) -> web.Response:
     """GET /api/{kind}s/{uuid}: one entry."""
-    _user(request)
-    return _json(request, _find(request, _kind(request)))
+    api_user(request)
+    return item_response(request, find_item(request, _kind(request)))
 
 
 async def create_entry(request: web.Request) -> web.Response:
     """POST /api/events or /api/notices: store a new entry (201 with Location)."""
-    user = _user(request)
+    user = api_user(request)
     kind = _kind(request)
     payload = check_payload(
         await read_json(request), EVENT_INPUT if kind == "event" else NOTICE_INPUT
@@ -203,21 +207,21 @@ async def create_entry(request: web.Request) -> web.Response:
     stamp = Stamp(id=new_id(), organizer=user.association, created=moment, updated=moment)
     item = _build(request, kind, payload, stamp)
     await request.app[STORE].save_item(item)
-    response = _json(request, item, status=201)
+    response = item_response(request, item, status=201)
     response.headers["Location"] = f"/api/{kind}s/{short_id(item.id)}"
     return response
 
 
 async def update_entry(request: web.Request) -> web.Response:
     """PATCH /api/{kind}s/{uuid}: change some fields; sequence rises on time/place/status."""
-    user = _user(request)
+    user = api_user(request)
     kind = _kind(request)
-    old = _find(request, kind)
-    _check_may_edit(user, old)
+    old = find_item(request, kind)
+    check_may_edit(user, old)
     spec = EVENT_INPUT if kind == "event" else NOTICE_INPUT
     payload = check_payload(await read_json(request), spec)
     item = await save_edit(request, old, {**item_to_input(old), **payload})
-    return _json(request, item)
+    return item_response(request, item)
 
 
 def edited(request: web.Request, old: Item, values: dict[str, Any]) -> Item:
@@ -247,8 +251,8 @@ async def save_edit(request: web.Request, old: Item, values: dict[str, Any]) -> 
 
 async def delete_entry(request: web.Request) -> web.Response:
     """DELETE /api/{kind}s/{uuid}: remove the entry, leaving a tombstone in the feed."""
-    user = _user(request)
-    item = _find(request, _kind(request))
-    _check_may_edit(user, item)
+    user = api_user(request)
+    item = find_item(request, _kind(request))
+    check_may_edit(user, item)
     await request.app[STORE].delete_item(item)
     return web.Response(status=204)

@@ -24,7 +24,7 @@ from klynge.series import Change, changed, dates, key
 from klynge.series_text import change_json
 from klynge.web import read_form, render, request_lang
 from node import accounts
-from node.api import _check_may_edit, _find, _json, _user, read_json, save_edit
+from node.api import api_user, check_may_edit, find_item, item_response, read_json, save_edit
 from node.keys import CONFIG, STORE, now
 from node.serialize import check_payload, item_to_input, parse_location, short_id
 from node.sessions import redirect
@@ -173,7 +173,7 @@ def _own_event(request: web.Request) -> Event:
     event = request.app[STORE].get(request.match_info["uuid"].lower(), "event")
     if not isinstance(event, Event):
         raise web.HTTPNotFound()
-    _check_may_edit(user, event)
+    check_may_edit(user, event)
     return event
 
 
@@ -228,10 +228,10 @@ async def date_form(request: web.Request) -> web.Response:
 
 async def date_api(request: web.Request) -> web.Response:
     """POST /api/events/{uuid}/dates: {"action", "original", ...}; the changed event."""
-    user = _user(request)
-    event = _find(request, "event")
+    user = api_user(request)
+    event = find_item(request, "event")
     assert isinstance(event, Event)
-    _check_may_edit(user, event)
+    check_may_edit(user, event)
     payload = check_payload(await read_json(request), DATE_INPUT)
     item = await apply(request, event, str(payload.get("action", "")), payload)
-    return _json(request, item)
+    return item_response(request, item)
