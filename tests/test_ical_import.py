@@ -183,3 +183,24 @@ def test_attack_rules_stay_refused_in_words_when_the_series_has_exceptions() -> 
     )
     events, problems = read_calendar(calendar(attack), now=NOW)
     assert events == [] and "INTERVAL must be a whole number" in problems[0].english()
+
+
+def test_expanded_dates_are_bounded_in_all() -> None:
+    series = [
+        f"UID:s{n}@x\nSUMMARY:Hver dag {n}\nDTSTART:20261001T0{n}0000Z\nRRULE:FREQ=DAILY\n"
+        "EXDATE:20261002T000000Z"
+        for n in range(3)
+    ]
+    events, problems = read_calendar(calendar(*series), now=NOW, max_events=300)
+    assert len(events) == 300  # 90 days back and 18 months ahead would be 3 x 500
+    assert [p.code for p in problems] == ["ical.too_many_dates"]
+    assert "more than 300 dates" in problems[0].english()
+
+
+def test_an_instant_in_the_dst_fold_is_kept() -> None:
+    # 00:00Z on 25 October 2026 is 02:00 summer time, the hour that comes twice in Copenhagen;
+    # a DTEND equal to DTSTART there was read as an end before the start.
+    one = "UID:f@x\nSUMMARY:Fold\nDTSTART:20261025T000000Z\nDTEND:20261025T000000Z"
+    (event,), problems = read_calendar(calendar(one), now=NOW)
+    assert problems == [] and event.end is None
+    assert event.start.astimezone(UTC) == datetime(2026, 10, 25, 0, 0, tzinfo=UTC)  # type: ignore[union-attr]

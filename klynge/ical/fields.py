@@ -78,7 +78,12 @@ def _read_end(component: icalendar.Component, start: When) -> When | None:
         return None
     if type(end) is not type(start):
         raise InvalidValue(Message(MIXED_TIMES))
-    return None if end == start else end  # a zero-length event has no end in the model
+    # A zero-length event has no end in the model. Compared in UTC: Python never finds two
+    # aware times in other zones equal when one is in a DST fold (PEP 495), so an instant at
+    # 02:00 on the night summer time ends would get an end "before" its start.
+    if isinstance(end, datetime) and isinstance(start, datetime):
+        return None if end.astimezone(UTC) == start.astimezone(UTC) else end
+    return None if end == start else end
 
 
 def _moment(prop: Any) -> When:

@@ -55,6 +55,7 @@ __all__ = ["CANCELLED_MARK", "POSTPONED_MARK", "TOO_MANY_EVENTS", "category_term
 
 UNTITLED = "(uden titel)"  # the model needs a title; a VEVENT need not have a SUMMARY
 EXPANDED_LIMIT = 500  # occurrences of one expanded series, as the model's COUNT
+DATES_LIMIT = 10_000  # events from expanded series in one calendar, without `max_events`
 _SAFE_ID = "@:/._-~+=!$&'()*,;"
 _URI_RE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:\S+$")
 
@@ -71,6 +72,11 @@ SKIPPED = define("ical.skipped", "Event %(uid)s (%(summary)s) skipped")
 NO_UID = define("ical.no_uid", "it has no UID; its id was made from its start, title and place.")
 NO_START = define("ical.no_start", "it has no start (DTSTART).")
 NO_DATES = define("ical.no_dates", "it has no date from %(start)s to %(end)s.")
+TOO_MANY_DATES = define(
+    "ical.too_many_dates",
+    "The calendar's repeating events have more than %(limit)s dates in all; "
+    "only the first %(limit)s were read.",
+)
 UNEXPANDABLE = define(
     "ical.unexpandable", "its dates (RRULE, RDATE, EXDATE, RECURRENCE-ID) cannot be worked out."
 )
@@ -95,7 +101,8 @@ def read_calendar(
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         cal = _parse(data)
-        reader = _Reader(cal, default_timezone, now or utcnow(), url)
+        budget = max_events if max_events is not None else DATES_LIMIT
+        reader = _Reader(cal, default_timezone, now or utcnow(), url, budget)
         components = cal.walk("VEVENT")
         if max_events is not None and len(components) > max_events:
             limit = {"total": len(components), "limit": max_events}
@@ -121,8 +128,12 @@ def _parse(data: bytes) -> Calendar:
 class _Reader:
     """One calendar's reading: its events by id and the problems met."""
 
-    def __init__(self, cal: Calendar, default_tz: str, now: datetime, url: str) -> None:
+    def __init__(
+        self, cal: Calendar, default_tz: str, now: datetime, url: str, budget: int
+    ) -> None:
         self.cal, self.default_tz, self.now, self.url = cal, default_tz, now, url
+        self.limit = self.budget = budget  # events expanded series may add (bounded memory)
+        self.cut = False
         self.events: dict[str, Event] = {}
         self.problems: list[Message] = []
 
@@ -206,7 +217,12 @@ class _Reader:
             self.problems.append(Message(EVENT, label, Message(NO_DATES, window)))
         # RANGE=THISANDFUTURE gives many occurrences one RECURRENCE-ID: their start tells apart.
         stamps = Counter(_stamp(o) for o in found)
-        for occurrence in found[:EXPANDED_LIMIT]:
+        taken = found[: min(EXPANDED_LIMIT, self.budget)]
+        if len(taken) < min(len(found), EXPANDED_LIMIT) and not self.cut:
+            self.cut = True  # said once, when the budget runs out
+            self.problems.append(Message(TOO_MANY_DATES, {"limit": self.limit}))
+        self.budget -= len(taken)
+        for occurrence in taken:
             stamp = _stamp(occurrence)
             if stamps[stamp] > 1:
                 stamp += "/" + _stamp(occurrence, "DTSTART")
