@@ -41,7 +41,8 @@ ICS = b"""BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//test//EN\r\nBEGIN:VEVENT\r
 SUMMARY:Uden id\r\nDTSTART:20261210T180000Z\r\nEND:VEVENT\r\nBEGIN:VEVENT\r
 UID:changed@example.org\r\nRECURRENCE-ID:20261210T180000Z\r\nSUMMARY:Flyttet\r
 DTSTART:20261211T180000Z\r\nEND:VEVENT\r\nBEGIN:VEVENT\r\nUID:ok@example.org\r
-SUMMARY:Strik\r\nDTSTART:20261212T180000Z\r\nRRULE:FREQ=WEEKLY\r\nEXDATE:20261219T180000Z\r
+SUMMARY:Strik\r\nDTSTART:20261212T180000Z\r\nRRULE:FREQ=WEEKLY\r\nCREATED:garbage\r
+END:VEVENT\r\nBEGIN:VEVENT\r\nUID:no-start@example.org\r\nSUMMARY:Uden tid\r
 END:VEVENT\r\nEND:VCALENDAR\r\n"""
 
 # path -> what is served there (the broken routes of tests/test_aggregator_hostile.py too)
@@ -76,8 +77,8 @@ EXPECTED = {  # codes the page must show, one or more per kind of problem
     "model.not_http",
     "ical.skipped",
     "ical.no_uid",
-    "ical.changed_occurrence",
-    "ical.extra_dates",
+    "ical.no_start",
+    "ical.broken_property",
     "ical.bounded",
     "merge.held_back",
     "status.failing",

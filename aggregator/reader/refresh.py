@@ -381,7 +381,7 @@ def parse_body(
     """Parse a fetched body as the source's kind says (untrusted: runs in the parse worker)."""
     if source.kind == "ics":
         events, words = read_calendar(
-            body, default_timezone=timezone, now=now, max_events=max_entries
+            body, default_timezone=timezone, now=now, max_events=max_entries, url=source.url
         )
         limited = next((w for w in words if w.code == TOO_MANY_EVENTS), None)
         return Parsed(tuple(events), (), None, tuple(words), limited)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -11,6 +12,16 @@ from aggregator.reader.state import SourceState
 from klynge.i18n import N_
 from klynge.messages import Message, Param, define, text
 from klynge.model import format_when
+
+EXAMPLES = 5  # problems shown of each kind; the rest of that kind are counted
+KINDS = 40  # kinds of problem shown; the problems of further kinds are counted
+MORE_OF_KIND = define("status.more_of_kind", "… and %(n)s more like this: %(what)s")
+MORE_KINDS = define(
+    "status.more_kinds",
+    "… and %(n)s problem of other kinds.",
+    "… and %(n)s problems of other kinds.",
+    count="n",
+)
 
 # The health words, translated on /status.
 HEALTH_WORDS = (N_("new"), N_("ok"), N_("failing"), N_("stale"))
@@ -90,8 +101,40 @@ def messages(state: SourceState, now: datetime, config: AggregatorConfig) -> dic
         "last_error": state.last_error,
         "flag": state.content.flag,
         "limited": state.limited,
-        "problems": list(state.problems[:20]),
+        "problems": grouped(state.problems),
     }
+
+
+def kind_of(problem: Message) -> str:
+    """Return what a problem is at bottom: the code of its innermost cause."""
+    while problem.cause is not None:
+        problem = problem.cause
+    return problem.code
+
+
+def grouped(problems: Sequence[Message]) -> list[Message]:
+    """Return every problem of a fetch, bounded: the first of each kind, then a count of the rest.
+
+    A calendar of 2,000 events can have thousands of problems of a few kinds (no UID, no
+    start): each kind is shown with its first EXAMPLES examples and how many more there are,
+    so every problem is accounted for on /status within at most KINDS * (EXAMPLES + 1) lines.
+    """
+    kinds: dict[str, list[Message]] = {}
+    for problem in problems:
+        kinds.setdefault(kind_of(problem), []).append(problem)
+    shown: list[Message] = []
+    for index, same in enumerate(kinds.values()):
+        if index == KINDS:
+            rest = sum(len(v) for v in list(kinds.values())[KINDS:])
+            shown.append(Message(MORE_KINDS, {"n": rest}))
+            break
+        shown.extend(same[:EXAMPLES])
+        if len(same) > EXAMPLES:
+            innermost = same[0]
+            while innermost.cause is not None:
+                innermost = innermost.cause
+            shown.append(Message(MORE_OF_KIND, {"n": len(same) - EXAMPLES, "what": innermost}))
+    return shown
 
 
 def _english(value: Message | list[Message] | None) -> str | list[str]:
@@ -137,6 +180,7 @@ def source_row(
         "limited": _english(said["limited"]),
         "problems": _english(said["problems"]),
         "paused": paused,
+        "problems_total": len(state.problems),
         "messages": {key: _json(value) for key, value in said.items()},
     }
 

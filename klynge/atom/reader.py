@@ -115,7 +115,7 @@ def read_feed(
     `max_entries` reads only the first entries (and tombstones) of a longer feed, in document
     order, with a warning (`too_many_entries`): the rest of the document is not even parsed.
     """
-    data = as_utf8(data)
+    data, guessed = as_utf8(data)
     cut = cut_entries(data, max_entries) if max_entries is not None else None
     outline = scan(cut) if cut is not None else None
     if outline is not None and cut is not None and max_entries is not None:
@@ -123,6 +123,8 @@ def read_feed(
         outline.problems.insert(0, too_many_entries(max_entries))
     else:
         outline = scan(data)
+    if guessed is not None and outline is not None:
+        outline.problems.insert(0, guessed)
     if strict and outline is not None:
         try:
             return read_strict(data, outline, url=url, default_timezone=default_timezone)

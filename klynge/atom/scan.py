@@ -25,6 +25,7 @@ from klynge.messages import Message, define
 from klynge.model import FeedSource, Tombstone
 
 RSS10_NS = "http://purl.org/rss/1.0/"
+ATOM03_NS = "http://purl.org/atom/ns#"
 RDF_NS = "http://www.w3.org/1999/02/22-rdf-syntax-ns#"
 XHTML_NS = "http://www.w3.org/1999/xhtml"
 
@@ -40,6 +41,21 @@ NOT_WELL_FORMED = define(
 )
 OTHER_ROOT = define(
     "feed.other_root", "the document is XML but not an Atom or RSS feed (its root is <%(root)s>)"
+)
+OTHER_NAMESPACE = define(
+    "feed.other_namespace",
+    "the document's root is <%(root)s> in the namespace %(namespace)s, "
+    "not in Atom 1.0's (http://www.w3.org/2005/Atom): not a feed Klynge reads",
+)
+COMPRESSED = define("feed.compressed", "the document is compressed (%(kind)s); decompress it first")
+UNKNOWN_ENCODING = define(
+    "feed.unknown_encoding",
+    "The feed declares the encoding %(name)s, which is unknown; it was read as %(used)s.",
+)
+UNDECODABLE = define(
+    "feed.undecodable",
+    "the feed declares the encoding %(name)s, which is unknown, and its bytes are neither "
+    "UTF-8 nor windows-1252",
 )
 TOMBSTONE_WHEN = define("feed.tombstone_when", "A tombstone needs a valid `when` time.")
 
@@ -167,25 +183,47 @@ _DECLARATION = re.compile(r"^<\?xml[^>]*\?>")
 _NOT_CHARSETS = {"idna", "punycode", "unicode-escape", "raw-unicode-escape"}
 
 
-def as_utf8(data: bytes) -> bytes:
-    """Return a document in another encoding Python can read as UTF-8, else `data` unchanged.
+def as_utf8(data: bytes) -> tuple[bytes, Problem | None]:
+    """Return a document in another encoding Python can read as UTF-8, and a warning if guessed.
 
     expat reads only UTF-8, UTF-16 and single-byte encodings (Big5, EUC-KR, GB2312, Shift_JIS
     raise ValueError), and the readers' namespace checks look at ASCII bytes, so everything
-    is read as UTF-8. Undecodable bytes and unknown names are left for the XML pass to refuse
-    and feedparser to recover from.
+    is read as UTF-8. An unknown encoding name is read as UTF-8, else windows-1252, as
+    feedparser does, with a warning; bytes that are neither are refused (FeedError).
+    Undecodable bytes in a known encoding are left for the XML pass to refuse and feedparser
+    to recover from.
     """
     name = _encoding(data)
     if name is None:
-        return data
+        return data, None
     try:
-        if codecs.lookup(name).name in ("utf-8", *_NOT_CHARSETS):
-            return data
-        text = data.decode(name).lstrip("\ufeff")
-        declared = _DECLARATION.sub('<?xml version="1.0" encoding="utf-8"?>', text, 1)
-        return declared.encode("utf-8")
-    except (LookupError, ValueError):  # unknown or malformed name, undecodable bytes
-        return data
+        codec = codecs.lookup(name).name
+    except (LookupError, ValueError):  # unknown, or malformed ("utf-8\0")
+        return _unknown_encoding(data, name)
+    if codec in ("utf-8", *_NOT_CHARSETS):
+        return data, None
+    try:
+        return _transcoded(data.decode(codec)), None
+    except (LookupError, ValueError):  # undecodable bytes
+        return data, None
+
+
+def _unknown_encoding(data: bytes, name: str) -> tuple[bytes, Problem]:
+    for used in ("utf-8", "windows-1252"):
+        try:
+            text = data.decode(used)
+        except ValueError:
+            continue
+        params = {"name": repr(name[:40]), "used": used}
+        return _transcoded(text), Problem(
+            "", "encoding", Message(UNKNOWN_ENCODING, params), "warning"
+        )
+    raise FeedError(Message(UNDECODABLE, {"name": repr(name[:40])}))
+
+
+def _transcoded(text: str) -> bytes:
+    declared = _DECLARATION.sub('<?xml version="1.0" encoding="utf-8"?>', text.lstrip("\ufeff"), 1)
+    return declared.encode("utf-8")
 
 
 def _encoding(data: bytes) -> str | None:
@@ -199,9 +237,20 @@ def _encoding(data: bytes) -> str | None:
     return declared.group(1).decode("ascii", "replace") if declared else None
 
 
+_COMPRESSED = (
+    (b"\x1f\x8b", "gzip"),
+    (b"BZh", "bzip2"),
+    (b"\x78\x9c", "zlib"),
+    (b"\x78\xda", "zlib"),
+)
+
+
 def not_a_feed(data: bytes) -> FeedError:
     """Return the error for bytes that neither the XML pass nor feedparser could read."""
     head = data.lstrip()[:1]
+    for magic, kind in _COMPRESSED:
+        if data.startswith(magic):
+            return FeedError(Message(COMPRESSED, {"kind": kind}))
     if head != b"<":
         return FeedError(Message(NOT_XML))
     return FeedError(Message(NOT_WELL_FORMED))
@@ -209,13 +258,21 @@ def not_a_feed(data: bytes) -> FeedError:
 
 def _outline(root: Element) -> Outline:
     tag = root.tag
+    namespace, _, name = tag[1:].partition("}") if tag.startswith("{") else ("", "", tag)
     if tag == f"{_A}feed":
         return _atom_outline(root)
-    if tag == "rss" or tag == f"{{{RDF_NS}}}RDF":
-        return _rss_outline(root)
-    if tag in ("html", f"{{{XHTML_NS}}}html"):
+    if namespace == ATOM03_NS and name == "feed":
+        # Atom 0.3: feedparser reads it; the XML pass has nothing to add (no tombstones).
+        return Outline(kind="atom")
+    if name == "rss" or tag == f"{{{RDF_NS}}}RDF":
+        # RSS 2.0 also comes in the userland namespaces (http://backend.userland.com/rss2 …),
+        # which feedparser reads as plain RSS 2.0.
+        return _rss_outline(root, namespace if name == "rss" else "")
+    if name == "html" and namespace in ("", XHTML_NS):
         raise FeedError(Message(HTML))
-    name = tag.rsplit("}", 1)[-1]
+    if name == "feed":
+        params = {"root": name, "namespace": repr(namespace) if namespace else "(none)"}
+        raise FeedError(Message(OTHER_NAMESPACE, params))
     raise FeedError(Message(OTHER_ROOT, {"root": name}))
 
 
@@ -231,9 +288,9 @@ def _atom_outline(root: Element) -> Outline:
     return outline
 
 
-def _rss_outline(root: Element) -> Outline:
+def _rss_outline(root: Element, namespace: str) -> Outline:
     outline = Outline(kind="rss")
-    channel = root.find("channel")
+    channel = root.find(f"{{{namespace}}}channel" if namespace else "channel")
     if channel is None:
         channel = root.find(f"{{{RSS10_NS}}}channel")
     if channel is not None:

@@ -1,43 +1,62 @@
-"""iCalendar input: events of an .ics source (aggregator kind "ics") as model Events."""
+"""iCalendar input: events of an .ics source (aggregator kind "ics") as model Events.
+
+The components of one UID are read together:
+
+* a **plain series** (one RRULE, no EXDATE, RDATE or RECURRENCE-ID override) or a single
+  event becomes one model Event; an open-ended rule is bounded 18 months ahead
+  (klynge.ical.series).
+* a series **with exceptions** (EXDATE, RDATE, overrides, a second RRULE), one the model
+  cannot carry (FREQ=HOURLY, a sparse YEARLY;INTERVAL=4 whose five years hold one date …), and
+  overrides without their series are expanded by `recurring_ical_events` into single events,
+  one per occurrence from 90 days ago to 18 months ahead, each with the id
+  `<series id>/<original start>`. This is the current behaviour until the model carries
+  exceptions (issue 12): `_expanded` is the one place to switch.
+"""
 
 from __future__ import annotations
 
-import html
+import hashlib
 import re
-from collections.abc import Iterator
+import warnings
+from collections import Counter
+from collections.abc import Iterable
 from dataclasses import replace
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
+from functools import partial
 from typing import Any
 from urllib.parse import quote
-from zoneinfo import ZoneInfo
 
 import icalendar
 from icalendar import Calendar
 
 from klynge.errors import FeedError, InvalidValue, ValidationError, problem_of
-from klynge.messages import Message, define
-from klynge.model import (
-    CATEGORIES,
-    DEFAULT_TIMEZONE,
-    TEXT_MAX,
-    TITLE_MAX,
-    Event,
-    Place,
-    When,
-    as_utc,
-    is_http_url,
-    localize,
-    utcnow,
-    zone,
+from klynge.ical.expansion import occurrences
+from klynge.ical.fields import (
+    CANCELLED_MARK,
+    POSTPONED_MARK,
+    category_term,
+    http_url,
+    one,
+    optional,
+    read_category,
+    read_organizer,
+    read_place,
+    read_status,
+    read_times,
+    text_to_html,
+    utc,
 )
-from klynge.repeat_rule import RepeatRule, Until, parse_rrule
-from klynge.rrules import naive_start, series, wall_starts
+from klynge.ical.series import HORIZON, PAST, bound_rule
+from klynge.messages import Message, define
+from klynge.model import DEFAULT_TIMEZONE, TEXT_MAX, TITLE_MAX, Event, utcnow
+from klynge.repeat_rule import RepeatRule, parse_rrule
 
-CANCELLED_MARK = "AFLYST: "  # titles are marked for calendars that hide STATUS
-POSTPONED_MARK = "UDSAT: "
-HORIZON = timedelta(days=548)  # unbounded rules from .ics sources end 18 months from now
-REBASE_AFTER = timedelta(days=365)  # older open-ended series start again at a recent occurrence
-REBASE_LIMIT = 100_000  # a daily series over the longest span that has twin years (klynge.rrules)
+__all__ = ["CANCELLED_MARK", "POSTPONED_MARK", "TOO_MANY_EVENTS", "category_term", "read_calendar"]
+
+UNTITLED = "(uden titel)"  # the model needs a title; a VEVENT need not have a SUMMARY
+EXPANDED_LIMIT = 500  # occurrences of one expanded series, as the model's COUNT
+DATES_LIMIT = 10_000  # events from expanded series in one calendar, without `max_events`
+_SAFE_ID = "@:/._-~+=!$&'()*,;"
 _URI_RE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:\S+$")
 
 # What an .ics source can get wrong (Danish in klynge/locale); an event's note is its cause.
@@ -50,16 +69,17 @@ TOO_MANY_EVENTS = define(
 )
 EVENT = define("ical.event", "Event %(uid)s (%(summary)s)")
 SKIPPED = define("ical.skipped", "Event %(uid)s (%(summary)s) skipped")
-NO_UID = define("ical.no_uid", "it has no UID.")
-CHANGED_OCCURRENCE = define(
-    "ical.changed_occurrence", "a changed single occurrence (RECURRENCE-ID) was ignored."
-)
-EXTRA_DATES = define("ical.extra_dates", "extra or excluded dates (RDATE/EXDATE) were ignored.")
+NO_UID = define("ical.no_uid", "it has no UID; its id was made from its start, title and place.")
 NO_START = define("ical.no_start", "it has no start (DTSTART).")
-BAD_DURATION = define("ical.bad_duration", "the duration (DURATION) cannot be read.")
-MIXED_TIMES = define("ical.mixed_times", "the start and end are not both dates or both date-times.")
-BAD_MOMENT = define("ical.bad_moment", "a time (DTSTART/DTEND) is not a date or date-time.")
-BOUNDED = define("ical.bounded", "the open-ended repeat rule was bounded at %(date)s (18 months).")
+NO_DATES = define("ical.no_dates", "it has no date from %(start)s to %(end)s.")
+TOO_MANY_DATES = define(
+    "ical.too_many_dates",
+    "The calendar's repeating events have more than %(limit)s dates in all; "
+    "only the first %(limit)s were read.",
+)
+UNEXPANDABLE = define(
+    "ical.unexpandable", "its dates (RRULE, RDATE, EXDATE, RECURRENCE-ID) cannot be worked out."
+)
 
 
 def read_calendar(
@@ -68,13 +88,32 @@ def read_calendar(
     default_timezone: str = DEFAULT_TIMEZONE,
     now: datetime | None = None,
     max_events: int | None = None,
+    url: str = "",
 ) -> tuple[list[Event], list[Message]]:
     """Return the events of an .ics source and the problems met.
 
-    Raises FeedError when the bytes are not an iCalendar file at all. Recurrences are not
-    expanded here; open-ended ones are bounded 18 months ahead. `max_events` reads only the
-    first events of a longer file, saying so in the first problem.
+    Raises FeedError when the bytes are not an iCalendar file at all. `url` (the source's)
+    goes into the ids made for events without UID. `max_events` reads only the first events
+    of a longer file, saying so in the first problem.
     """
+    # icalendar warns about guessed time zone ids (GloballyUniqueTZIDGuessed) on input that
+    # is the publisher's, not ours: a warning would only reach the service's stderr.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        cal = _parse(data)
+        budget = max_events if max_events is not None else DATES_LIMIT
+        reader = _Reader(cal, default_timezone, now or utcnow(), url, budget)
+        components = cal.walk("VEVENT")
+        if max_events is not None and len(components) > max_events:
+            limit = {"total": len(components), "limit": max_events}
+            reader.problems.append(Message(TOO_MANY_EVENTS, limit))
+            components = components[:max_events]
+        for group in reader.groups(components):
+            reader.read_group(group)
+    return list(reader.events.values()), reader.problems
+
+
+def _parse(data: bytes) -> Calendar:
     try:
         cal = Calendar.from_ical(data)
     except Exception as e:
@@ -83,287 +122,220 @@ def read_calendar(
         raise FeedError(Message(NOT_ICAL, {"detail": str(e)[:200]})) from e
     if not isinstance(cal, Calendar) or cal.name != "VCALENDAR":
         raise FeedError(Message(NO_VCALENDAR))
-    when = now or utcnow()
-    events: dict[str, Event] = {}
-    problems: list[Message] = []
-    components = cal.walk("VEVENT")
-    if max_events is not None and len(components) > max_events:
-        limit = {"total": len(components), "limit": max_events}
-        problems.append(Message(TOO_MANY_EVENTS, limit))
-        components = components[:max_events]
-    for component in components:
-        event = _read_one(component, default_timezone, when, problems)
-        if event is not None and _newer(event, events.get(event.id)):
-            events[event.id] = event
-    return list(events.values()), problems
+    return cal
 
 
-def _one(component: icalendar.Component, name: str, default: Any = None) -> Any:
-    """Return a property; the first when a producer repeated one that RFC 5545 allows once.
+class _Reader:
+    """One calendar's reading: its events by id and the problems met."""
 
-    icalendar gives a list for a repeated property, which every reader below would trip on
-    (found by tests/fuzz/: two CONTACT lines raised AttributeError).
-    """
-    value = component.get(name, default)
-    return value[0] if isinstance(value, list) and value else value
+    def __init__(
+        self, cal: Calendar, default_tz: str, now: datetime, url: str, budget: int
+    ) -> None:
+        self.cal, self.default_tz, self.now, self.url = cal, default_tz, now, url
+        self.limit = self.budget = budget  # events expanded series may add (bounded memory)
+        self.cut = False
+        self.events: dict[str, Event] = {}
+        self.problems: list[Message] = []
 
+    def groups(self, components: Iterable[icalendar.Component]) -> list[list[Any]]:
+        """Return the components grouped by UID (made from their fields where missing)."""
+        by_uid: dict[str, list[Any]] = {}
+        for component in components:
+            uid = str(one(component, "UID", "")).strip()
+            if not uid:
+                uid = self._made_uid(component)
+                self.problems.append(Message(EVENT, _label(component, uid), Message(NO_UID)))
+                component["UID"] = uid
+            _drop_empty_rules(component)
+            by_uid.setdefault(uid, []).append(component)
+        return list(by_uid.values())
 
-def _newer(event: Event, other: Event | None) -> bool:
-    return other is None or (event.updated, event.sequence) > (other.updated, other.sequence)
+    def _made_uid(self, component: icalendar.Component) -> str:
+        # Stable across fetches: the same source and the same event give the same id.
+        digest = hashlib.sha256(self.url.encode())
+        for name in (
+            "DTSTART",
+            "DTEND",
+            "DURATION",
+            "SUMMARY",
+            "LOCATION",
+            "RRULE",
+            "RECURRENCE-ID",
+        ):
+            digest.update(b"\0" + _raw(component.get(name)))
+        return f"made-{digest.hexdigest()[:32]}"
 
+    def read_group(self, group: list[Any]) -> None:
+        """Read the components of one UID as a plain series or as expanded occurrences."""
+        for component in [c for c in group if "DTSTART" not in c]:
+            uid = str(one(component, "UID")).strip()
+            self.problems.append(Message(SKIPPED, _label(component, uid), Message(NO_START)))
+            group.remove(component)
+        if not group:
+            return
+        if not _has_exceptions(group):
+            refused = [c for c in group if not self._read_plain(c)]
+            if not refused:
+                return
+            group = refused[:1]  # a rule the model refuses: its dates, one by one
+        self._expanded(group)
 
-def _read_one(
-    component: icalendar.Component, default_tz: str, now: datetime, problems: list[Message]
-) -> Event | None:
-    uid = str(_one(component, "UID", "")).strip()
-    label = {"uid": uid or "(no UID)", "summary": str(_one(component, "SUMMARY", "")).strip()[:60]}
-    if not uid:
-        problems.append(Message(SKIPPED, label, Message(NO_UID)))
-        return None
-    if "RECURRENCE-ID" in component:
-        problems.append(Message(EVENT, label, Message(CHANGED_OCCURRENCE)))
-        return None
-    try:
-        return _to_event(component, uid, default_tz, now, problems, label)
-    except ValidationError as e:
-        problems.append(Message(SKIPPED, label, e.detail))
-    except (ValueError, TypeError, KeyError, OverflowError) as e:
-        problems.append(Message(SKIPPED, label, problem_of(e)))
-    return None
-
-
-def _to_event(
-    component: icalendar.Component,
-    uid: str,
-    default_tz: str,
-    now: datetime,
-    problems: list[Message],
-    label: dict[str, str],
-) -> Event:
-    if "DTSTART" not in component:
-        raise InvalidValue(Message(NO_START))
-    tzid, start, end = _read_times(component, default_tz)
-    status, title = _read_status(component)
-    rule = _read_rule(component)
-    if rule is not None:
-        rule, start, end, note = bound_rule(rule, start, end, tzid, now)
-        if note:
-            problems.append(Message(EVENT, label, note))
-    if "EXDATE" in component or "RDATE" in component:
-        problems.append(Message(EVENT, label, Message(EXTRA_DATES)))
-    updated = _utc(_one(component, "LAST-MODIFIED") or _one(component, "DTSTAMP"), default_tz)
-    organizer, organizer_url = _read_organizer(component)
-    return Event(
-        id=uid if _URI_RE.match(uid) else "urn:x-ics:" + quote(uid, safe="@:/._-~+=!$&'()*,;"),
-        title=title[:TITLE_MAX],
-        updated=updated or now,
-        created=_utc(_one(component, "CREATED"), default_tz),
-        category=_read_category(component),
-        organizer=organizer,
-        organizer_url=organizer_url,
-        url=_http(_one(component, "URL")),
-        sequence=max(0, int(_one(component, "SEQUENCE", 0))),
-        start=start,
-        end=end,
-        all_day=not isinstance(start, datetime),
-        timezone=tzid,
-        description=_text_to_html(str(_one(component, "DESCRIPTION", "")))[:TEXT_MAX],
-        status=status,
-        rrule=rule,
-        place=_read_place(component),
-    )
-
-
-def _read_times(component: icalendar.Component, default_tz: str) -> tuple[str, When, When | None]:
-    prop = _one(component, "DTSTART")
-    start = _moment(prop)
-    if not isinstance(start, datetime):
-        return default_tz, start, _read_end(component, start)
-    tzid = _zone_name(start, str(prop.params.get("TZID", "")), default_tz)
-    if "TZID" not in prop.params and start.utcoffset() == timedelta(0) and "RRULE" not in component:
-        tzid = default_tz  # a single UTC time reads best in local time; a UTC rule stays UTC
-    start = _aware(start, tzid)
-    end = _read_end(component, start)
-    return tzid, start, _aware(end, tzid) if isinstance(end, datetime) else end
-
-
-def _read_end(component: icalendar.Component, start: When) -> When | None:
-    if "DTEND" in component:
-        end: When = _moment(_one(component, "DTEND"))
-    elif "DURATION" in component:
-        duration = getattr(_one(component, "DURATION"), "dt", None)
-        if not isinstance(duration, timedelta):
-            raise InvalidValue(Message(BAD_DURATION))
-        end = start + duration
-    else:
-        return None
-    if type(end) is not type(start):
-        raise InvalidValue(Message(MIXED_TIMES))
-    return None if end == start else end  # a zero-length event has no end in the model
-
-
-def _moment(prop: Any) -> When:
-    value = getattr(prop, "dt", None)
-    if not isinstance(value, date):
-        raise InvalidValue(Message(BAD_MOMENT))
-    return value
-
-
-def _zone_name(start: datetime, tzid_param: str, default_tz: str) -> str:
-    key = getattr(start.tzinfo, "key", "")
-    for candidate in (key, tzid_param):
+    def _read_plain(self, component: Any) -> bool:
+        """Read one component as one Event; False when the model refuses only its rule."""
+        uid = str(one(component, "UID")).strip()
+        label = _label(component, uid)
+        notes: list[Message] = []
         try:
-            zone(candidate)
-        except ValueError:
-            continue
-        return candidate
-    return default_tz
+            self._keep(self._event(component, _event_id(uid), notes, rule=True))
+        except ValidationError as e:
+            if "rrule" in e.fields and "RRULE" in component:
+                return False
+            self.problems.append(Message(SKIPPED, label, e.detail))
+        except (ValueError, TypeError, KeyError, AttributeError, OverflowError) as e:
+            self.problems.append(Message(SKIPPED, label, problem_of(e)))
+        self.problems.extend(Message(EVENT, label, note) for note in notes)
+        return True
+
+    def _expanded(self, group: list[Any]) -> None:
+        uid = str(one(group[0], "UID")).strip()
+        label = _label(group[0], uid)
+        notes: list[Message] = []
+        try:
+            found = occurrences(self.cal, group, self.default_tz, self.now)
+        except (ValidationError, InvalidValue) as e:  # a rule Klynge refuses, in its words
+            self.problems.append(Message(SKIPPED, label, e.detail))
+            return
+        except Exception as e:  # recurring_ical_events on a publisher's broken dates
+            cause = problem_of(e)
+            self.problems.append(Message(SKIPPED, label, Message(UNEXPANDABLE, cause=cause)))
+            return
+        if not found:
+            window = {
+                "start": f"{self.now - PAST:%Y-%m-%d}",
+                "end": f"{self.now + HORIZON:%Y-%m-%d}",
+            }
+            self.problems.append(Message(EVENT, label, Message(NO_DATES, window)))
+        # RANGE=THISANDFUTURE gives many occurrences one RECURRENCE-ID: their start tells apart.
+        stamps = Counter(_stamp(o) for o in found)
+        taken = found[: min(EXPANDED_LIMIT, self.budget)]
+        if len(taken) < min(len(found), EXPANDED_LIMIT) and not self.cut:
+            self.cut = True  # said once, when the budget runs out
+            self.problems.append(Message(TOO_MANY_DATES, {"limit": self.limit}))
+        self.budget -= len(taken)
+        for occurrence in taken:
+            stamp = _stamp(occurrence)
+            if stamps[stamp] > 1:
+                stamp += "/" + _stamp(occurrence, "DTSTART")
+            event_id = f"{_event_id(uid)}/{stamp}"
+            try:
+                self._keep(self._event(occurrence, event_id, notes, rule=False))
+            except ValidationError as e:
+                self.problems.append(Message(SKIPPED, _label(occurrence, uid), e.detail))
+            except (ValueError, TypeError, KeyError, AttributeError, OverflowError) as e:
+                self.problems.append(Message(SKIPPED, _label(occurrence, uid), problem_of(e)))
+        self.problems.extend(Message(EVENT, label, note) for note in dict.fromkeys(notes))
+
+    def _event(self, component: Any, event_id: str, notes: list[Message], *, rule: bool) -> Event:
+        if "DTSTART" not in component:
+            raise InvalidValue(Message(NO_START))
+        tzid, start, end = read_times(component, self.default_tz)
+        status, title = read_status(component)
+        repeat = _read_rule(component) if rule else None
+        if repeat is not None:
+            repeat, start, end, note = bound_rule(repeat, start, end, tzid, self.now)
+            if note:
+                notes.append(note)
+        return Event(
+            id=event_id,
+            title=(title or UNTITLED)[:TITLE_MAX],
+            updated=self._updated(component, notes),
+            created=optional(
+                "CREATED", lambda: utc(one(component, "CREATED"), self.default_tz), None, notes
+            ),
+            category=optional("CATEGORIES", lambda: read_category(component), "", notes),
+            organizer=optional("ORGANIZER", lambda: read_organizer(component), ("", ""), notes)[0],
+            organizer_url=optional("CONTACT", lambda: read_organizer(component), ("", ""), [])[1],
+            url=optional("URL", lambda: http_url(one(component, "URL")), "", notes),
+            sequence=optional(
+                "SEQUENCE", lambda: max(0, int(one(component, "SEQUENCE", 0))), 0, notes
+            ),
+            start=start,
+            end=end,
+            all_day=not isinstance(start, datetime),
+            timezone=tzid,
+            description=text_to_html(str(one(component, "DESCRIPTION", "")))[:TEXT_MAX],
+            status=status,
+            rrule=repeat,
+            place=optional("LOCATION/GEO", lambda: read_place(component), None, notes),
+        )
+
+    def _updated(self, component: Any, notes: list[Message]) -> datetime:
+        for name in ("LAST-MODIFIED", "DTSTAMP"):
+            read = partial(utc, one(component, name), self.default_tz)
+            value = optional(name, read, None, notes)
+            if value is not None:
+                return value
+        return self.now
+
+    def _keep(self, event: Event) -> None:
+        other = self.events.get(event.id)
+        if other is None or (event.updated, event.sequence) > (other.updated, other.sequence):
+            self.events[event.id] = event
 
 
-def _aware(value: datetime, tzid: str) -> datetime:
-    if value.tzinfo is None:  # floating time: read as the source's local time
-        return localize(value, zone(tzid))
-    return value.astimezone(zone(tzid))
+def _drop_empty_rules(component: icalendar.Component) -> None:
+    # "RRULE:" with nothing after it (calendarlabs.com writes it): no rule, one event.
+    prop = component.get("RRULE")
+    props = prop if isinstance(prop, list) else [prop] if prop is not None else []
+    kept = [p for p in props if _raw(p).strip()]
+    if len(kept) != len(props):
+        del component["RRULE"]
+        for p in kept:
+            component.add("RRULE", p)
 
 
-def _utc(prop: Any, default_tz: str) -> datetime | None:
-    value = getattr(prop, "dt", None)
-    if not isinstance(value, datetime):
-        return None
-    return _aware(value, default_tz).astimezone(UTC)
-
-
-def _read_status(component: icalendar.Component) -> tuple[Any, str]:
-    status = str(_one(component, "STATUS", "CONFIRMED")).upper()
-    title = str(_one(component, "SUMMARY", "")).strip()
-    if status == "CANCELLED":
-        return "cancelled", title.removeprefix(CANCELLED_MARK)
-    if status == "TENTATIVE" and title.startswith(POSTPONED_MARK):
-        return "postponed", title.removeprefix(POSTPONED_MARK)
-    return "confirmed", title
+def _has_exceptions(group: list[Any]) -> bool:
+    if any("RECURRENCE-ID" in c for c in group):
+        return True
+    return any("EXDATE" in c or "RDATE" in c or isinstance(c.get("RRULE"), list) for c in group)
 
 
 def _read_rule(component: icalendar.Component) -> RepeatRule | None:
     prop = component.get("RRULE")
     if prop is None:
         return None
-    if isinstance(prop, list):
-        prop = prop[0]  # the model keeps one rule; RFC 5545 advises against several
     # icalendar re-serialises what it read: the text is ASCII or the rule is refused.
-    return parse_rrule(prop.to_ical().decode("ascii", "replace"))
+    rule = parse_rrule(prop.to_ical().decode("ascii", "replace"))
+    start = getattr(one(component, "DTSTART"), "dt", None)
+    if isinstance(rule.until, datetime) and not isinstance(start, datetime):
+        # An all-day series with a UTC UNTIL (Outlook writes 23:00Z): RFC 5545 compares the
+        # date occurrences as midnight with UNTIL, so the last date is UNTIL's own UTC date;
+        # its date in the source's zone could be the next day, one occurrence too many.
+        until = rule.until.astimezone(UTC) if rule.until.tzinfo else rule.until
+        rule = replace(rule, until=until.date())
+    return rule
 
 
-REBASE_CHECK = timedelta(days=5 * 366)  # a rule must show a second date this soon
+def _event_id(uid: str) -> str:
+    return uid if _URI_RE.match(uid) else "urn:x-ics:" + quote(uid, safe=_SAFE_ID)
 
 
-def bound_rule(
-    rule: RepeatRule, start: When, end: When | None, tzid: str, now: datetime
-) -> tuple[RepeatRule, When, When | None, Message | None]:
-    """Return the rule bounded 18 months ahead, an old open-ended series moved to a recent start.
-
-    The model accepts only bounded series of at most five years (design.md: rrule is bounded).
-    """
-    if rule.count is not None:
-        return rule, start, end, None
-    horizon = now + HORIZON
-    note = None
-    if rule.until is None or _until_after(rule.until, horizon, tzid):
-        rule = replace(rule, until=_until_value(horizon, start))
-        note = Message(BOUNDED, {"date": f"{horizon:%Y-%m-%d}"})
-    if as_utc(start, tzid) < now - REBASE_AFTER:
-        start, end = _rebase(rule, start, end, tzid, now - timedelta(days=90))
-    return rule, start, end, note
+def _stamp(occurrence: Any, name: str = "RECURRENCE-ID") -> str:
+    value = getattr(occurrence.get(name), "dt", None) or occurrence["DTSTART"].dt
+    if isinstance(value, datetime):
+        moment = value if value.tzinfo is None else value.astimezone(UTC)
+        return moment.strftime("%Y%m%dT%H%M%S") + ("Z" if value.tzinfo else "")
+    return value.strftime("%Y%m%d") if isinstance(value, date) else str(value)
 
 
-def _until_value(moment: datetime, start: When) -> Until:
-    if isinstance(start, datetime):
-        return moment.astimezone(UTC).replace(microsecond=0)
-    return moment.date()
-
-
-def _until_after(until: Until, horizon: datetime, tzid: str) -> bool:
-    day = datetime(until.year, until.month, until.day)
-    return localize(day, zone(tzid)) > horizon
-
-
-def _rebase(
-    rule: RepeatRule, start: When, end: When | None, tzid: str, since: datetime
-) -> tuple[When, When | None]:
-    tz = zone(tzid)
-    if len(wall_starts(rule, start, tz, REBASE_CHECK, 2)) < 2:
-        return start, end  # no date after DTSTART within years: the model refuses it
-    wanted = since.astimezone(tz).replace(tzinfo=None)
-    span = wanted - naive_start(start) + REBASE_CHECK
-    following = next((m for m in _starts(rule, start, tz, span) if m >= wanted), None)
-    if following is None:
-        return start, end
-    if not isinstance(start, datetime):
-        shift = following.date() - start
-        return following.date(), (end + shift if end is not None else None)
-    new_start = localize(following, tz)
-    if end is None:
-        return new_start, None
-    return new_start, (new_start.astimezone(UTC) + (as_utc(end) - as_utc(start))).astimezone(tz)
-
-
-def _starts(rule: RepeatRule, start: When, tz: ZoneInfo, span: timedelta) -> Iterator[datetime]:
-    """Yield the series' starts over a long span, or none when no twin years cover it."""
-    try:
-        yield from series(rule, start, tz, span=span, limit=REBASE_LIMIT)
-    except ValueError:
-        return
-
-
-def _read_organizer(component: icalendar.Component) -> tuple[str, str]:
-    contact = _one(component, "CONTACT")
-    if contact is not None:
-        text = str(contact).strip()
-        url = _http(contact.params.get("ALTREP"))
-        return text.removesuffix(", " + url).strip() if url else text, url
-    organizer = _one(component, "ORGANIZER")
-    if organizer is not None:
-        return str(organizer.params.get("CN", "")).strip(), ""
-    return "", ""
-
-
-def _http(value: Any) -> str:
-    text = str(value or "").strip()
-    return text if is_http_url(text) else ""
-
-
-def _read_category(component: icalendar.Component) -> str:
-    prop = component.get("CATEGORIES")
+def _raw(prop: Any) -> bytes:
     if prop is None:
-        return ""
-    first = prop[0] if isinstance(prop, list) else prop
-    names = [str(c) for c in getattr(first, "cats", [])]
-    return category_term(names[0]) if names else ""
+        return b""
+    try:
+        return bytes(prop.to_ical())
+    except Exception:  # a broken property: its text as given
+        return str(prop).encode("utf-8", "replace")
 
 
-def category_term(name: str) -> str:
-    """Return the vocabulary term for a category name or label, else a slug of the name."""
-    wanted = name.strip().lower()
-    for term, labels in CATEGORIES.items():
-        if wanted in (term, labels[0].lower(), labels[1].lower()):
-            return term
-    for letter, spelled in (("æ", "ae"), ("ø", "oe"), ("å", "aa")):
-        wanted = wanted.replace(letter, spelled)
-    return re.sub(r"[^a-z0-9]+", "-", wanted).strip("-")[:40].strip("-")
-
-
-def _read_place(component: icalendar.Component) -> Place | None:
-    name = str(_one(component, "LOCATION", "")).strip()[:200]
-    geo = _one(component, "GEO")
-    lat = getattr(geo, "latitude", None)
-    lon = getattr(geo, "longitude", None)
-    if not name and lat is None:
-        return None
-    return Place(name=name, lat=lat, lon=lon)
-
-
-def _text_to_html(text: str) -> str:
-    paragraphs = [p.strip() for p in text.strip().split("\n\n") if p.strip()]
-    return "".join(
-        "<p>" + "<br>".join(html.escape(line) for line in p.split("\n")) + "</p>"
-        for p in paragraphs
-    )
+def _label(component: Any, uid: str) -> dict[str, str]:
+    return {"uid": uid or "(no UID)", "summary": str(one(component, "SUMMARY", "")).strip()[:60]}

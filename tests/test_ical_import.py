@@ -1,0 +1,206 @@
+"""ICS import fidelity: ids for events without UID, broken optional properties, exceptions.
+
+Series with exceptions are imported as their single dates (worked out by recurring_ical_events)
+until the model carries exceptions; a plain series stays one series. The clock is frozen on a
+Sunday in the DST change of 25 October 2026.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+
+from klynge.ical.reader import UNTITLED, read_calendar
+from klynge.recurrence import expand
+
+NOW = datetime(2026, 10, 25, 1, 30, tzinfo=UTC)  # Sunday; Copenhagen leaves summer time at 01:00Z
+CPH = "Europe/Copenhagen"
+
+
+def calendar(*events: str) -> bytes:
+    """Return a calendar of the given VEVENT bodies (lines joined by CRLF)."""
+    body = "".join(f"BEGIN:VEVENT\r\n{e.strip()}\r\nEND:VEVENT\r\n" for e in events)
+    head = "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//test//x//EN\r\n"
+    return (head + body.replace("\n", "\r\n").replace("\r\r", "\r") + "END:VCALENDAR\r\n").encode()
+
+
+def codes(problems: list) -> list[str]:  # type: ignore[type-arg]
+    """Return the codes of the problems' causes (what each problem says)."""
+    return [p.cause.code if p.cause is not None else p.code for p in problems]
+
+
+def starts(events: list) -> list[str]:  # type: ignore[type-arg]
+    """Return the events' occurrences over the next year as 'start UTC title status'."""
+    found = expand(events, datetime(2026, 7, 1, tzinfo=UTC), datetime(2027, 12, 1, tzinfo=UTC))
+    return [
+        f"{o.start.astimezone(UTC):%Y-%m-%dT%H:%MZ} {o.event.title} {o.event.status}"
+        if isinstance(o.start, datetime)
+        else f"{o.start} {o.event.title} {o.event.status}"
+        for o in found
+    ]
+
+
+NO_UID = "SUMMARY:Loppemarked\nDTSTART;TZID=Europe/Copenhagen:20261107T100000\nLOCATION:Hallen"
+
+
+def test_an_event_without_uid_gets_a_stable_id_from_the_source_and_its_fields() -> None:
+    first, problems = read_calendar(calendar(NO_UID), now=NOW, url="https://a.example/cal.ics")
+    again, _ = read_calendar(calendar(NO_UID), now=NOW, url="https://a.example/cal.ics")
+    other_source, _ = read_calendar(calendar(NO_UID), now=NOW, url="https://b.example/cal.ics")
+    moved, _ = read_calendar(
+        calendar(NO_UID.replace("T100000", "T110000")), now=NOW, url="https://a.example/cal.ics"
+    )
+    assert [e.title for e in first] == ["Loppemarked"]
+    assert first[0].id.startswith("urn:x-ics:made-") and first[0].id == again[0].id
+    assert other_source[0].id != first[0].id and moved[0].id != first[0].id
+    assert codes(problems) == ["ical.no_uid"]
+
+
+def test_broken_optional_properties_are_left_out_and_the_event_kept() -> None:
+    data = calendar(
+        "UID:a@x\nSUMMARY:Strik\nDTSTART:20261110T180000Z\nCREATED:garbage\n"
+        "LAST-MODIFIED:not-a-time\nDTSTAMP:20261020T100000Z\nGEO:north;south\nSEQUENCE:many"
+    )
+    events, problems = read_calendar(data, now=NOW)
+    (event,) = events
+    assert (event.title, event.created, event.sequence) == ("Strik", None, 0)
+    assert event.updated == datetime(2026, 10, 20, 10, 0, tzinfo=UTC)  # DTSTAMP, LAST-MODIFIED bad
+    said = [p.cause.params.get("name") for p in problems if p.cause is not None]
+    assert codes(problems) == ["ical.broken_property"] * len(said)
+    assert {"CREATED", "LAST-MODIFIED", "SEQUENCE"} <= set(said)
+
+
+SERIES = """UID:badminton@x
+SUMMARY:Badminton
+DTSTART;TZID=Europe/Copenhagen:20261015T190000
+DTEND;TZID=Europe/Copenhagen:20261015T210000
+RRULE:FREQ=WEEKLY;UNTIL=20261112T180000Z
+EXDATE;TZID=Europe/Copenhagen:20261029T190000"""
+MOVED = """UID:badminton@x
+RECURRENCE-ID;TZID=Europe/Copenhagen:20261105T190000
+SUMMARY:Badminton (i hallen)
+DTSTART;TZID=Europe/Copenhagen:20261104T180000
+DTEND;TZID=Europe/Copenhagen:20261104T200000"""
+CANCELLED = """UID:badminton@x
+RECURRENCE-ID;TZID=Europe/Copenhagen:20261112T190000
+SUMMARY:Badminton
+STATUS:CANCELLED
+DTSTART;TZID=Europe/Copenhagen:20261112T190000
+DTEND;TZID=Europe/Copenhagen:20261112T210000"""
+
+
+def test_a_series_with_exceptions_is_imported_as_its_dates_across_dst() -> None:
+    events, problems = read_calendar(calendar(SERIES, MOVED, CANCELLED), now=NOW)
+    assert problems == []
+    assert starts(events) == [
+        "2026-10-15T17:00Z Badminton confirmed",  # summer time
+        "2026-10-22T17:00Z Badminton confirmed",
+        # 29 October excluded
+        "2026-11-04T17:00Z Badminton (i hallen) confirmed",  # moved a day earlier, retitled
+        "2026-11-12T18:00Z Badminton cancelled",
+    ]
+    ids = sorted(e.id for e in events)
+    assert ids[0] == "urn:x-ics:badminton@x/20261015T170000Z"
+    again, _ = read_calendar(calendar(CANCELLED, MOVED, SERIES), now=NOW)
+    assert sorted(e.id for e in again) == ids  # stable whatever the order
+
+
+def test_a_plain_series_stays_one_series() -> None:
+    plain = SERIES.replace("\nEXDATE;TZID=Europe/Copenhagen:20261029T190000", "")
+    (event,), problems = read_calendar(calendar(plain), now=NOW)
+    assert str(event.rrule) == "FREQ=WEEKLY;UNTIL=20261112T180000Z" and problems == []
+
+
+def test_a_calendar_of_only_overrides_keeps_them() -> None:
+    events, _ = read_calendar(calendar(MOVED, CANCELLED), now=NOW)
+    assert starts(events) == [
+        "2026-11-04T17:00Z Badminton (i hallen) confirmed",
+        "2026-11-12T18:00Z Badminton cancelled",
+    ]
+
+
+def test_range_thisandfuture_splits_the_series() -> None:
+    future = """UID:badminton@x
+RECURRENCE-ID;RANGE=THISANDFUTURE;TZID=Europe/Copenhagen:20261105T190000
+SUMMARY:Badminton (ny tid)
+DTSTART;TZID=Europe/Copenhagen:20261105T200000
+DTEND;TZID=Europe/Copenhagen:20261105T220000"""
+    plain = SERIES.replace("\nEXDATE;TZID=Europe/Copenhagen:20261029T190000", "")
+    events, _ = read_calendar(calendar(plain, future), now=NOW)
+    assert starts(events)[-2:] == [
+        "2026-11-05T19:00Z Badminton (ny tid) confirmed",
+        "2026-11-12T19:00Z Badminton (ny tid) confirmed",
+    ]
+    assert len({e.id for e in events}) == len(events) == 5
+
+
+def test_a_sparse_open_ended_series_keeps_its_dates() -> None:
+    leap = "UID:ol@x\nSUMMARY:OL-fest\nDTSTART;VALUE=DATE:20040814\nRRULE:FREQ=YEARLY;INTERVAL=4"
+    events, problems = read_calendar(calendar(leap), now=datetime(2027, 10, 1, tzinfo=UTC))
+    found = expand(events, datetime(2028, 1, 1, tzinfo=UTC), datetime(2029, 1, 1, tzinfo=UTC))
+    assert [o.start for o in found] == [date(2028, 8, 14)]
+    assert "model.rule_too_long" not in str(problems)
+
+
+def test_an_old_open_ended_series_keeps_its_recent_past() -> None:
+    old = (
+        "UID:sang@x\nSUMMARY:Morgensang\nDTSTART;TZID=Europe/Copenhagen:20150106T100000\n"
+        "DTEND;TZID=Europe/Copenhagen:20150106T110000\nRRULE:FREQ=WEEKLY\n"
+        "EXDATE;TZID=Europe/Copenhagen:20261020T100000"
+    )
+    events, _ = read_calendar(calendar(old), now=NOW)
+    found = expand(events, datetime(2026, 8, 1, tzinfo=UTC), datetime(2026, 11, 1, tzinfo=UTC))
+    days = [o.start.date() for o in found]  # type: ignore[union-attr]
+    assert days[0] == date(2026, 8, 4) and date(2026, 10, 20) not in days
+    assert len(days) == 12  # 13 Tuesdays from 4 August to 27 October, less the excluded one
+
+
+def test_a_utc_until_on_an_all_day_series_adds_no_date() -> None:
+    # Outlook ends an all-day series at 23:00Z the evening before the last date's midnight in
+    # Copenhagen; RFC 5545 compares midnight of each date with UNTIL.
+    bins = (
+        "UID:bin@x\nSUMMARY:Skrald\nDTSTART;VALUE=DATE:20261008\n"
+        "RRULE:FREQ=WEEKLY;INTERVAL=2;UNTIL=20261104T230000Z"
+    )
+    events, _ = read_calendar(calendar(bins), now=NOW)
+    assert [
+        o.start
+        for o in expand(events, datetime(2026, 10, 1, tzinfo=UTC), datetime(2027, 1, 1, tzinfo=UTC))
+    ] == [
+        date(2026, 10, 8),
+        date(2026, 10, 22),
+    ]
+
+
+def test_an_event_without_summary_gets_a_placeholder_title() -> None:
+    (event,), _ = read_calendar(calendar("UID:t@x\nDTSTART:20261110T180000Z"), now=NOW)
+    assert event.title == UNTITLED
+
+
+def test_attack_rules_stay_refused_in_words_when_the_series_has_exceptions() -> None:
+    attack = (
+        "UID:g@x\nSUMMARY:Gift\nDTSTART:20261110T180000Z\nRRULE:FREQ=DAILY;INTERVAL=0\n"
+        "EXDATE:20261111T180000Z"
+    )
+    events, problems = read_calendar(calendar(attack), now=NOW)
+    assert events == [] and "INTERVAL must be a whole number" in problems[0].english()
+
+
+def test_expanded_dates_are_bounded_in_all() -> None:
+    series = [
+        f"UID:s{n}@x\nSUMMARY:Hver dag {n}\nDTSTART:20261001T0{n}0000Z\nRRULE:FREQ=DAILY\n"
+        "EXDATE:20261002T000000Z"
+        for n in range(3)
+    ]
+    events, problems = read_calendar(calendar(*series), now=NOW, max_events=300)
+    assert len(events) == 300  # 90 days back and 18 months ahead would be 3 x 500
+    assert [p.code for p in problems] == ["ical.too_many_dates"]
+    assert "more than 300 dates" in problems[0].english()
+
+
+def test_an_instant_in_the_dst_fold_is_kept() -> None:
+    # 00:00Z on 25 October 2026 is 02:00 summer time, the hour that comes twice in Copenhagen;
+    # a DTEND equal to DTSTART there was read as an end before the start.
+    one = "UID:f@x\nSUMMARY:Fold\nDTSTART:20261025T000000Z\nDTEND:20261025T000000Z"
+    (event,), problems = read_calendar(calendar(one), now=NOW)
+    assert problems == [] and event.end is None
+    assert event.start.astimezone(UTC) == datetime(2026, 10, 25, 0, 0, tzinfo=UTC)  # type: ignore[union-attr]
