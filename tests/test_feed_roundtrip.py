@@ -295,7 +295,9 @@ def series_events(draw: st.DrawFn) -> Event:
     left = [s for s in starts if s not in excluded]
     extra = draw(st.lists(st.integers(1, 400), max_size=3, unique=True))
     rdates = tuple(_shifted(base.start, days) for days in extra)
-    targets = draw(st.lists(st.sampled_from(left + list(rdates)), max_size=4, unique_by=key))
+    # An excluded date excludes an extra date on it too (RFC 5545 §3.8.5.1): not a target.
+    dates = left + [r for r in rdates if key(r) not in {key(e) for e in excluded}]
+    targets = draw(st.lists(st.sampled_from(dates), max_size=4, unique_by=key))
     changes = tuple(draw(changes_of(base, original)) for original in targets)
     return replace(base, exdates=tuple(excluded), rdates=rdates, changes=changes)
 
