@@ -15,6 +15,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Union
 
+from babel.numbers import format_decimal
+
 from klynge.i18n import DEFAULT_LANG, SERVICE_PACKAGES, catalogue, normalise_lang
 
 Param = Union[str, int, float, "Message"]
@@ -136,11 +138,20 @@ def _words(code: str, text: Text, lang: str, params: Mapping[str, Param]) -> str
         template = cat.ngettext(text.singular, text.plural, _count(count))
     else:
         template = cat.gettext(text.singular)
-    values = {k: v.render(lang) if isinstance(v, Message) else v for k, v in params.items()}
+    values = {k: _value(v, lang) for k, v in params.items()}
     try:
         return template % values if values else template
     except (KeyError, TypeError, ValueError):
         return template  # a parameter missing from an old stored message: words without it
+
+
+def _value(value: Param, lang: str) -> Param:
+    """Return a parameter for its placeholder: a message or a float in the language's words."""
+    if isinstance(value, Message):
+        return value.render(lang)
+    if isinstance(value, float):  # "0,5 sekunder", not "0.5 sekunder"
+        return format_decimal(value, locale=normalise_lang(lang) or DEFAULT_LANG)
+    return value
 
 
 def _count(value: Param) -> int:

@@ -22,6 +22,8 @@ from pathlib import Path
 
 import pytest
 from aggregator_support import NOW, config_for, event, feed, notice
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from serve_support import serving
 
 from aggregator.config import AggregatorConfig
@@ -30,7 +32,7 @@ from aggregator.publish.pieces import CHUNK, Pieces
 from aggregator.reader.merge import Merged
 from klynge.atom.writer import FeedMeta, write_feed
 from klynge.ical.writer import write_calendar
-from klynge.model import FeedSource, Item, Tombstone
+from klynge.model import Event, FeedSource, Item, Tombstone
 
 VILLAGE = FeedSource(id="urn:klynge:osterby", title="Østerby", self_url="http://o.example/f")
 
@@ -134,6 +136,52 @@ def test_an_entry_that_cannot_be_rendered_is_left_out_once(
     assert b"Loppemarked" not in feed_bytes + calendar
     assert len([r for r in caplog.records if "left out of the feed" in r.getMessage()]) == 1
     assert pieces.atom.rendered == 2
+
+
+# An edit to a view: (what, which entry, how many days from now).
+EDITS = st.lists(
+    st.tuples(st.sampled_from(["retitle", "move", "remove", "add"]), st.integers(0, 9),
+              st.integers(-120, 120)),
+    min_size=1, max_size=8,
+)  # fmt: skip
+
+
+def _edited(items: list[Item], edit: tuple[str, int, int]) -> list[Item]:
+    what, which, days = edit
+    if what == "add" or not items:
+        return [*items, replace(event(f"Nyt {days}", days=days), source=VILLAGE)]
+    index = which % len(items)
+    if what == "remove":
+        return items[:index] + items[index + 1 :]
+    old = items[index]
+    if what == "retitle" or not isinstance(old, Event):
+        changed: Item = replace(old, title=f"{old.title} ({days})", updated=NOW)
+    else:
+        shift = timedelta(days=days)
+        end = None if old.end is None else old.end + shift
+        changed = replace(old, start=old.start + shift, end=end)
+    return [*items[:index], changed, *items[index + 1 :]]
+
+
+@settings(max_examples=30, deadline=None)
+@given(edits=EDITS)
+def test_documents_from_kept_pieces_equal_whole_builds_after_random_edits(
+    edits: list[tuple[str, int, int]], tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    config = config_for(tmp_path_factory.mktemp("agg"), [])
+    items: list[Item] = list(view(*(event(f"Arrangement {n}", days=n * 9 - 40) for n in range(6)),
+                                  notice()).items)  # fmt: skip
+    pieces = Pieces()
+    for edit in [("retitle", 0, 0), *edits]:
+        items = _edited(items, edit)
+        merged = Merged(tuple(items))
+        pieces.keep_only(merged.items, merged.events)  # what the builder does on a new view
+        feed_bytes = documents.build_feed(config, merged, pieces)
+        calendar = documents.build_calendar(config, merged, "", "", NOW, pieces)
+        assert feed_bytes == documents.build_feed(config, merged)
+        assert calendar == documents.build_calendar(config, merged, "", "", NOW)
+        if merged.items:
+            assert feed_bytes == whole_feed(config, merged)
 
 
 def _ics(config: AggregatorConfig) -> str:

@@ -194,3 +194,21 @@ def test_messages_round_trip_through_json_and_old_strings_load() -> None:
     assert old.code == LEGACY and old.english() == "could not connect: connection refused"
     assert text("").render("da") == ""  # not the catalogue's header
     assert text("Give a title.").render("da") == "Skriv en titel."
+
+
+def test_a_decimal_is_written_as_its_language_writes_it() -> None:
+    from klynge.http.problems import TIMEOUT
+
+    slow = Message(TIMEOUT, {"seconds": 2.5})
+    assert slow.render("en") == "timed out after 2.5 s"
+    assert slow.render("da") == "fik ikke svar inden for 2,5 sekunder"
+    assert Message(TIMEOUT, {"seconds": 30.0}).render("da") == "fik ikke svar inden for 30 sekunder"
+
+
+def test_durations_on_status_count_in_danish() -> None:
+    from aggregator.web.status import HOURS, SECONDS
+
+    assert Message(HOURS, {"n": 1}).render("da") == "1 time"
+    assert Message(HOURS, {"n": 25}).render("da") == "25 timer"
+    assert Message(SECONDS, {"n": 1}).render("da") == "1 sekund"
+    assert Message(HOURS, {"n": 1}).render("en") == "1 h"

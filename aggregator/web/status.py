@@ -51,9 +51,10 @@ KEPT = define(
     "; keeping its last %(count)s good entries",
     count="count",
 )
-SECONDS = define("status.seconds", "%(n)s s")
-MINUTES = define("status.minutes", "%(n)s min")
-HOURS = define("status.hours", "%(n)s h")
+# English abbreviates; Danish counts ("1 time", "25 timer").
+SECONDS = define("status.seconds", "%(n)s s", "%(n)s s", count="n")
+MINUTES = define("status.minutes", "%(n)s min", "%(n)s min", count="n")
+HOURS = define("status.hours", "%(n)s h", "%(n)s h", count="n")
 
 
 def _iso(value: datetime | None) -> str | None:

@@ -10,7 +10,7 @@ from klynge.errors import KlyngeError
 from klynge.messages import Message, Param, define
 
 NOT_HTTP = define("http.url", "only http and https URLs can be fetched, not %(url)r")
-TIMEOUT = define("http.timeout", "timed out after %(seconds)g s")
+TIMEOUT = define("http.timeout", "timed out after %(seconds)s s")
 CONNECT = define("http.connect", "could not connect")  # the cause says why
 NETWORK = define("http.network", "network error")  # the cause says which
 DNS = define("http.dns", "the host name %(host)s was not found")
