@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import aggregator_support as support
+import time_machine
 from aggregator_support import (
     FAST,
     FeedServer,
@@ -28,6 +29,7 @@ from aggregator_support import (
     refresher_of,
     start_aggregator,
 )
+from clock_support import utc_now
 from test_aggregator_hostile import BROKEN, JS, _hostile_feed
 from test_aggregator_hostile_village import slow_feed
 from test_messages import DANISH, SAME_IN_DANISH
@@ -156,14 +158,16 @@ async def test_status_reads_fully_in_danish(
     feed_server: FeedServer, tmp_path: Path, aiohttp_client: Any
 ) -> None:
     client = await _refresh_all(feed_server, tmp_path, aiohttp_client)
-    rows = (await (await client.get("/api/sources")).json())["sources"]
+    # Both answers at one instant: "last success 2 s ago" must not become "3 s" in between.
+    with time_machine.travel(utc_now(), tick=False):
+        rows = (await (await client.get("/api/sources")).json())["sources"]
+        page = _reader_text(await (await client.get("/status")).text())
     messages = [m for row in rows for m in _messages(row)]
     used = {part.code for m in messages for part in _codes(m)}
     assert used >= EXPECTED, sorted(EXPECTED - used)
     for message in messages:
         if message.code not in SAME_IN_DANISH:
             assert message.render("da") != message.english(), message
-    page = _reader_text(await (await client.get("/status")).text())
     for message in messages:
         assert message.render("da") in page or message in _problems_beyond_the_first(rows)
     assert not _leftovers(used, page), sorted(_leftovers(used, page))
