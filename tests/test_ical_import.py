@@ -1,7 +1,8 @@
 """ICS import fidelity: ids for events without UID, broken optional properties, exceptions.
 
-Series with exceptions are imported as their single dates (worked out by recurring_ical_events)
-until the model carries exceptions; a plain series stays one series. The clock is frozen on a
+A series with EXDATE, RDATE and single-date overrides is imported as one series with the model's
+exceptions; what the model cannot carry (a second RRULE, RANGE=THISANDFUTURE, overrides without
+their series) as its single dates, worked out by recurring_ical_events. The clock is frozen on a
 Sunday in the DST change of 25 October 2026.
 """
 
@@ -32,9 +33,9 @@ def starts(events: list) -> list[str]:  # type: ignore[type-arg]
     """Return the events' occurrences over the next year as 'start UTC title status'."""
     found = expand(events, datetime(2026, 7, 1, tzinfo=UTC), datetime(2027, 12, 1, tzinfo=UTC))
     return [
-        f"{o.start.astimezone(UTC):%Y-%m-%dT%H:%MZ} {o.event.title} {o.event.status}"
+        f"{o.start.astimezone(UTC):%Y-%m-%dT%H:%MZ} {o.title} {o.status}"
         if isinstance(o.start, datetime)
-        else f"{o.start} {o.event.title} {o.event.status}"
+        else f"{o.start} {o.title} {o.status}"
         for o in found
     ]
 
@@ -88,9 +89,11 @@ DTSTART;TZID=Europe/Copenhagen:20261112T190000
 DTEND;TZID=Europe/Copenhagen:20261112T210000"""
 
 
-def test_a_series_with_exceptions_is_imported_as_its_dates_across_dst() -> None:
+def test_a_series_with_exceptions_is_imported_as_one_series_across_dst() -> None:
     events, problems = read_calendar(calendar(SERIES, MOVED, CANCELLED), now=NOW)
     assert problems == []
+    (event,) = events
+    assert event.id == "urn:x-ics:badminton@x" and len(event.exdates) == 1
     assert starts(events) == [
         "2026-10-15T17:00Z Badminton confirmed",  # summer time
         "2026-10-22T17:00Z Badminton confirmed",
@@ -98,10 +101,36 @@ def test_a_series_with_exceptions_is_imported_as_its_dates_across_dst() -> None:
         "2026-11-04T17:00Z Badminton (i hallen) confirmed",  # moved a day earlier, retitled
         "2026-11-12T18:00Z Badminton cancelled",
     ]
-    ids = sorted(e.id for e in events)
-    assert ids[0] == "urn:x-ics:badminton@x/20261015T170000Z"
+    moved, cancelled = event.changes
+    assert moved.title == "Badminton (i hallen)" and moved.start is not None
+    assert cancelled.cancelled and cancelled.start is None and cancelled.title == ""
     again, _ = read_calendar(calendar(CANCELLED, MOVED, SERIES), now=NOW)
-    assert sorted(e.id for e in again) == ids  # stable whatever the order
+    assert again == events  # the same whatever the order
+
+
+def test_a_series_with_a_second_rule_is_imported_as_its_dates() -> None:
+    twice = SERIES.replace("RRULE:", "RRULE:FREQ=WEEKLY;COUNT=1;BYDAY=SA\nRRULE:")
+    events, problems = read_calendar(calendar(twice, MOVED), now=NOW)
+    assert problems == []
+    assert "2026-10-17T17:00Z Badminton confirmed" in starts(events)  # the second rule's
+    assert sorted(e.id for e in events)[0] == "urn:x-ics:badminton@x/20261015T170000Z"
+    assert all(e.rrule is None for e in events)
+
+
+def test_an_override_of_no_date_of_the_series_is_imported_as_its_dates() -> None:
+    # recurring_ical_events shows such an override as an extra date; the model has no place
+    # for a change of a date its series does not have.
+    stray = MOVED.replace("20261105T190000", "20261106T190000")
+    events, _ = read_calendar(calendar(SERIES, stray), now=NOW)
+    assert "2026-11-04T17:00Z Badminton (i hallen) confirmed" in starts(events)
+    assert len(events) == 5 and all(e.rrule is None for e in events)  # 4 dates, 1 extra
+
+
+def test_an_exdate_of_no_date_of_the_series_is_left_out() -> None:
+    odd = SERIES + "\nEXDATE;TZID=Europe/Copenhagen:20261030T190000\nRDATE:20261120T180000Z"
+    (event,), problems = read_calendar(calendar(odd), now=NOW)
+    assert problems == [] and len(event.exdates) == 1 and len(event.rdates) == 1
+    assert starts([event])[-1] == "2026-11-20T18:00Z Badminton confirmed"
 
 
 def test_a_plain_series_stays_one_series() -> None:
@@ -188,7 +217,7 @@ def test_attack_rules_stay_refused_in_words_when_the_series_has_exceptions() -> 
 def test_expanded_dates_are_bounded_in_all() -> None:
     series = [
         f"UID:s{n}@x\nSUMMARY:Hver dag {n}\nDTSTART:20261001T0{n}0000Z\nRRULE:FREQ=DAILY\n"
-        "EXDATE:20261002T000000Z"
+        "RRULE:FREQ=DAILY;INTERVAL=2"  # a second RRULE: expanded
         for n in range(3)
     ]
     events, problems = read_calendar(calendar(*series), now=NOW, max_events=300)
