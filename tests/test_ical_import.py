@@ -10,7 +10,10 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime
 
-from klynge.ical.reader import UNTITLED, read_calendar
+import icalendar
+import recurring_ical_events
+
+from klynge.ical.reader import CANCELLED_MARK, UNTITLED, read_calendar
 from klynge.recurrence import expand
 
 NOW = datetime(2026, 10, 25, 1, 30, tzinfo=UTC)  # Sunday; Copenhagen leaves summer time at 01:00Z
@@ -38,6 +41,18 @@ def starts(events: list) -> list[str]:  # type: ignore[type-arg]
         else f"{o.start} {o.title} {o.status}"
         for o in found
     ]
+
+
+def oracle(data: bytes) -> list[str]:
+    """Return what recurring_ical_events gives over the same year, in the form of `starts`."""
+    window = (datetime(2026, 7, 1, tzinfo=UTC), datetime(2027, 12, 1, tzinfo=UTC))
+    found = recurring_ical_events.of(icalendar.Calendar.from_ical(data)).between(*window)
+    return sorted(
+        f"{c['DTSTART'].dt.astimezone(UTC):%Y-%m-%dT%H:%MZ} "
+        f"{str(c['SUMMARY']).removeprefix(CANCELLED_MARK)} "
+        f"{str(c.get('STATUS', 'CONFIRMED')).lower()}"
+        for c in found
+    )
 
 
 NO_UID = "SUMMARY:Loppemarked\nDTSTART;TZID=Europe/Copenhagen:20261107T100000\nLOCATION:Hallen"
@@ -91,7 +106,7 @@ DTEND;TZID=Europe/Copenhagen:20261112T210000"""
 
 def test_a_series_with_exceptions_is_imported_as_one_series_across_dst() -> None:
     events, problems = read_calendar(calendar(SERIES, MOVED, CANCELLED), now=NOW)
-    assert problems == []
+    assert problems == [] and starts(events) == oracle(calendar(SERIES, MOVED, CANCELLED))
     (event,) = events
     assert event.id == "urn:x-ics:badminton@x" and len(event.exdates) == 1
     assert starts(events) == [
@@ -155,11 +170,61 @@ DTSTART;TZID=Europe/Copenhagen:20261105T200000
 DTEND;TZID=Europe/Copenhagen:20261105T220000"""
     plain = SERIES.replace("\nEXDATE;TZID=Europe/Copenhagen:20261029T190000", "")
     events, _ = read_calendar(calendar(plain, future), now=NOW)
+    assert starts(events) == oracle(calendar(plain, future))
     assert starts(events)[-2:] == [
         "2026-11-05T19:00Z Badminton (ny tid) confirmed",
         "2026-11-12T19:00Z Badminton (ny tid) confirmed",
     ]
-    assert len({e.id for e in events}) == len(events) == 5
+    first, rest = sorted(events, key=lambda e: e.id)
+    assert (first.id, rest.id) == (
+        "urn:x-ics:badminton@x",
+        "urn:x-ics:badminton@x/20261105T180000Z",
+    )
+    assert str(first.rrule) == "FREQ=WEEKLY;UNTIL=20261029T180000Z"  # winter time
+    assert (rest.title, str(rest.rrule)) == (
+        "Badminton (ny tid)",
+        "FREQ=WEEKLY;UNTIL=20261112T190000Z",
+    )
+
+
+def test_a_split_series_keeps_its_later_exceptions_moved_with_it() -> None:
+    future = """UID:badminton@x
+RECURRENCE-ID;RANGE=THISANDFUTURE;TZID=Europe/Copenhagen:20261029T190000
+SUMMARY:Badminton (ny tid)
+DTSTART;TZID=Europe/Copenhagen:20261029T200000
+DTEND;TZID=Europe/Copenhagen:20261029T220000"""
+    series = SERIES.replace(
+        "EXDATE;TZID=Europe/Copenhagen:20261029T190000", "EXDATE:20261105T180000Z"
+    )
+    data = calendar(series, future, CANCELLED)
+    events, problems = read_calendar(data, now=NOW)
+    assert problems == [] and len(events) == 2
+    assert (
+        starts(events)
+        == oracle(data)
+        == [
+            "2026-10-15T17:00Z Badminton confirmed",
+            "2026-10-22T17:00Z Badminton confirmed",
+            "2026-10-29T19:00Z Badminton (ny tid) confirmed",  # an hour later from here on
+            # 5 November excluded (named at its time before the move)
+            "2026-11-12T18:00Z Badminton cancelled",  # the cancelled date keeps its own time
+        ]
+    )
+
+
+def test_a_split_the_rule_cannot_follow_is_imported_as_its_dates() -> None:
+    # Moved from Thursday to Friday, a BYDAY=TH rule gives no Friday: the dates instead.
+    weekly = SERIES.replace("RRULE:FREQ=WEEKLY;", "RRULE:FREQ=WEEKLY;BYDAY=TH;")
+    future = """UID:badminton@x
+RECURRENCE-ID;RANGE=THISANDFUTURE;TZID=Europe/Copenhagen:20261105T190000
+SUMMARY:Badminton (fredag)
+DTSTART;TZID=Europe/Copenhagen:20261106T190000"""
+    events, _ = read_calendar(calendar(weekly, future), now=NOW)
+    assert starts(events)[-2:] == [
+        "2026-11-06T18:00Z Badminton (fredag) confirmed",
+        "2026-11-13T18:00Z Badminton (fredag) confirmed",
+    ]
+    assert all(e.rrule is None for e in events)
 
 
 def test_a_sparse_open_ended_series_keeps_its_dates() -> None:

@@ -191,18 +191,23 @@ class _Reader:
         self._expanded(group)
 
     def _read_series(self, group: list[Any]) -> bool:
-        """Read a series and its exceptions as one Event; False when the model cannot."""
+        """Read a series and its exceptions as one Event (two when split); False if not."""
         master = next(c for c in group if "RECURRENCE-ID" not in c)
         uid = str(one(master, "UID")).strip()
         notes: list[Message] = []
+        split = exceptions.future(group)
         try:
             event = self._event(master, _event_id(uid), notes, rule=True)
+            tail = None
+            if split is not None:  # the rest of the series from RANGE=THISANDFUTURE on
+                tail = self._event(split, f"{_event_id(uid)}/{_stamp(split)}", notes, rule=False)
         except (ValidationError, ValueError, TypeError, KeyError, AttributeError, OverflowError):
             return False  # expanded instead, which says in words what is wrong
-        fitted = exceptions.fit(event, group, self.default_tz, self.now, notes)
-        if fitted is None:
+        found = exceptions.fit(event, group, self.default_tz, self.now, notes, tail)
+        if found is None:
             return False
-        self._keep(fitted)
+        for part in found:
+            self._keep(part)
         label = _label(master, uid)
         self.problems.extend(Message(EVENT, label, note) for note in dict.fromkeys(notes))
         return True
