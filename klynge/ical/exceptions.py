@@ -155,6 +155,8 @@ def _split(
         [move(v) for v in rdates if key(v) >= key(cut)],
         [replace(o, original=move(o.original)) for o in overrides if key(o.original) > key(cut)],
     )
+    if not parts:  # the override moved the series' first date: the series, one id
+        rest = replace(rest, id=event.id)
     parts.append(_fitted(rest, *late, now))
     return parts
 
