@@ -20,7 +20,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from klynge.errors import InvalidValue, ValidationError
+from klynge.errors import ValidationError
 from klynge.ical.fields import (
     UNTITLED,
     aware,
@@ -33,7 +33,7 @@ from klynge.ical.fields import (
 )
 from klynge.ical.series import HORIZON, PAST
 from klynge.messages import Message
-from klynge.model import TEXT_MAX, TITLE_MAX, Event, When, as_utc, localize, zone
+from klynge.model import TEXT_MAX, TITLE_MAX, Event, Place, When, as_utc, localize, zone
 from klynge.rrules import naive_start
 from klynge.series import MAX_EXCEPTIONS, Change, changed_span, key, rule_starts, sift
 
@@ -53,7 +53,7 @@ class _Override:
     end: When
     title: str
     description: str
-    place: Any
+    place: Place | None
     status: str
     sequence: int
 
@@ -114,7 +114,15 @@ def fit(
             raise _Unfit
         cut = _kind(event, one(split, "RECURRENCE-ID").dt)
         return _split(event, tail, cut, (exdates, rdates, overrides), now)
-    except (_Unfit, InvalidValue, ValidationError, ValueError, TypeError, AttributeError):
+    except (
+        _Unfit,
+        ValidationError,
+        ValueError,
+        TypeError,
+        AttributeError,
+        KeyError,
+        OverflowError,
+    ):
         return None  # expanded instead, where a broken date is said in words
 
 
