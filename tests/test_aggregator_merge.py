@@ -125,6 +125,12 @@ FEST = event("Fest", updated=NOW)
 SUMMER, SPRING = event("Sommerfest", days=-40), event("Forårsfest", days=-100)
 NOTE = notice("Opslag")
 DAY = timedelta(days=1)
+# An .ics series read as its dates by an older Klynge, then as one series (docs/aggregator.md)
+BADMINTON = event("Badminton-serie", id="urn:x-ics:b@x", rrule="FREQ=WEEKLY;COUNT=4")
+SINGLE_DATES = [
+    event(f"Badminton {n}", id=f"urn:x-ics:b@x/2026120{n}T180000Z", days=n) for n in (1, 2, 3)
+]
+PAST_DATE = event("Badminton forbi", id="urn:x-ics:b@x/20261020T180000Z", days=-40)
 
 
 @dataclass(frozen=True)
@@ -228,6 +234,16 @@ RULES: dict[str, Rule] = {
             Fetch((E[0], E[1]), at=NOW + 51 * DAY),
         ),
         ("E0", "E1"),
+    ),
+    "the single dates of a series that now carries them go at once, without a hold": Rule(
+        (Fetch((*SINGLE_DATES, PAST_DATE, E[0])), Fetch((BADMINTON, E[0]))),
+        ("Badminton-serie", "E0"),
+    ),
+    "single dates whose id only looks like a series' stay guarded": Rule(
+        (Fetch((*SINGLE_DATES, E[0])), Fetch((dataclasses.replace(BADMINTON, rrule=None), E[0]))),
+        ("Badminton 1", "Badminton 2", "Badminton 3", "Badminton-serie", "E0"),
+        held=("Badminton 1", "Badminton 2", "Badminton 3"),
+        flag="This fetch would remove 3 of 4 upcoming entries",
     ),
     "an entry is first seen when first fetched, whatever its edits": Rule(
         (Fetch((KONCERT,), at=NOW - 2 * DAY), Fetch((MOVED, E[0]))),

@@ -1,7 +1,8 @@
 """ICS import fidelity: ids for events without UID, broken optional properties, exceptions.
 
-Series with exceptions are imported as their single dates (worked out by recurring_ical_events)
-until the model carries exceptions; a plain series stays one series. The clock is frozen on a
+A series with EXDATE, RDATE and single-date overrides is imported as one series with the model's
+exceptions; what the model cannot carry (a second RRULE, RANGE=THISANDFUTURE, overrides without
+their series) as its single dates, worked out by recurring_ical_events. The clock is frozen on a
 Sunday in the DST change of 25 October 2026.
 """
 
@@ -9,7 +10,10 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime
 
-from klynge.ical.reader import UNTITLED, read_calendar
+import icalendar
+import recurring_ical_events
+
+from klynge.ical.reader import CANCELLED_MARK, UNTITLED, read_calendar
 from klynge.recurrence import expand
 
 NOW = datetime(2026, 10, 25, 1, 30, tzinfo=UTC)  # Sunday; Copenhagen leaves summer time at 01:00Z
@@ -32,11 +36,23 @@ def starts(events: list) -> list[str]:  # type: ignore[type-arg]
     """Return the events' occurrences over the next year as 'start UTC title status'."""
     found = expand(events, datetime(2026, 7, 1, tzinfo=UTC), datetime(2027, 12, 1, tzinfo=UTC))
     return [
-        f"{o.start.astimezone(UTC):%Y-%m-%dT%H:%MZ} {o.event.title} {o.event.status}"
+        f"{o.start.astimezone(UTC):%Y-%m-%dT%H:%MZ} {o.title} {o.status}"
         if isinstance(o.start, datetime)
-        else f"{o.start} {o.event.title} {o.event.status}"
+        else f"{o.start} {o.title} {o.status}"
         for o in found
     ]
+
+
+def oracle(data: bytes) -> list[str]:
+    """Return what recurring_ical_events gives over the same year, in the form of `starts`."""
+    window = (datetime(2026, 7, 1, tzinfo=UTC), datetime(2027, 12, 1, tzinfo=UTC))
+    found = recurring_ical_events.of(icalendar.Calendar.from_ical(data)).between(*window)
+    return sorted(
+        f"{c['DTSTART'].dt.astimezone(UTC):%Y-%m-%dT%H:%MZ} "
+        f"{str(c['SUMMARY']).removeprefix(CANCELLED_MARK)} "
+        f"{str(c.get('STATUS', 'CONFIRMED')).lower()}"
+        for c in found
+    )
 
 
 NO_UID = "SUMMARY:Loppemarked\nDTSTART;TZID=Europe/Copenhagen:20261107T100000\nLOCATION:Hallen"
@@ -88,9 +104,11 @@ DTSTART;TZID=Europe/Copenhagen:20261112T190000
 DTEND;TZID=Europe/Copenhagen:20261112T210000"""
 
 
-def test_a_series_with_exceptions_is_imported_as_its_dates_across_dst() -> None:
+def test_a_series_with_exceptions_is_imported_as_one_series_across_dst() -> None:
     events, problems = read_calendar(calendar(SERIES, MOVED, CANCELLED), now=NOW)
-    assert problems == []
+    assert problems == [] and starts(events) == oracle(calendar(SERIES, MOVED, CANCELLED))
+    (event,) = events
+    assert event.id == "urn:x-ics:badminton@x" and len(event.exdates) == 1
     assert starts(events) == [
         "2026-10-15T17:00Z Badminton confirmed",  # summer time
         "2026-10-22T17:00Z Badminton confirmed",
@@ -98,10 +116,36 @@ def test_a_series_with_exceptions_is_imported_as_its_dates_across_dst() -> None:
         "2026-11-04T17:00Z Badminton (i hallen) confirmed",  # moved a day earlier, retitled
         "2026-11-12T18:00Z Badminton cancelled",
     ]
-    ids = sorted(e.id for e in events)
-    assert ids[0] == "urn:x-ics:badminton@x/20261015T170000Z"
+    moved, cancelled = event.changes
+    assert moved.title == "Badminton (i hallen)" and moved.start is not None
+    assert cancelled.cancelled and cancelled.start is None and cancelled.title == ""
     again, _ = read_calendar(calendar(CANCELLED, MOVED, SERIES), now=NOW)
-    assert sorted(e.id for e in again) == ids  # stable whatever the order
+    assert again == events  # the same whatever the order
+
+
+def test_a_series_with_a_second_rule_is_imported_as_its_dates() -> None:
+    twice = SERIES.replace("RRULE:", "RRULE:FREQ=WEEKLY;COUNT=1;BYDAY=SA\nRRULE:")
+    events, problems = read_calendar(calendar(twice, MOVED), now=NOW)
+    assert problems == []
+    assert "2026-10-17T17:00Z Badminton confirmed" in starts(events)  # the second rule's
+    assert sorted(e.id for e in events)[0] == "urn:x-ics:badminton@x/20261015T170000Z"
+    assert all(e.rrule is None for e in events)
+
+
+def test_an_override_of_no_date_of_the_series_is_imported_as_its_dates() -> None:
+    # recurring_ical_events shows such an override as an extra date; the model has no place
+    # for a change of a date its series does not have.
+    stray = MOVED.replace("20261105T190000", "20261106T190000")
+    events, _ = read_calendar(calendar(SERIES, stray), now=NOW)
+    assert "2026-11-04T17:00Z Badminton (i hallen) confirmed" in starts(events)
+    assert len(events) == 5 and all(e.rrule is None for e in events)  # 4 dates, 1 extra
+
+
+def test_an_exdate_of_no_date_of_the_series_is_left_out() -> None:
+    odd = SERIES + "\nEXDATE;TZID=Europe/Copenhagen:20261030T190000\nRDATE:20261120T180000Z"
+    (event,), problems = read_calendar(calendar(odd), now=NOW)
+    assert problems == [] and len(event.exdates) == 1 and len(event.rdates) == 1
+    assert starts([event])[-1] == "2026-11-20T18:00Z Badminton confirmed"
 
 
 def test_a_plain_series_stays_one_series() -> None:
@@ -126,11 +170,61 @@ DTSTART;TZID=Europe/Copenhagen:20261105T200000
 DTEND;TZID=Europe/Copenhagen:20261105T220000"""
     plain = SERIES.replace("\nEXDATE;TZID=Europe/Copenhagen:20261029T190000", "")
     events, _ = read_calendar(calendar(plain, future), now=NOW)
+    assert starts(events) == oracle(calendar(plain, future))
     assert starts(events)[-2:] == [
         "2026-11-05T19:00Z Badminton (ny tid) confirmed",
         "2026-11-12T19:00Z Badminton (ny tid) confirmed",
     ]
-    assert len({e.id for e in events}) == len(events) == 5
+    first, rest = sorted(events, key=lambda e: e.id)
+    assert (first.id, rest.id) == (
+        "urn:x-ics:badminton@x",
+        "urn:x-ics:badminton@x/20261105T180000Z",
+    )
+    assert str(first.rrule) == "FREQ=WEEKLY;UNTIL=20261029T180000Z"  # winter time
+    assert (rest.title, str(rest.rrule)) == (
+        "Badminton (ny tid)",
+        "FREQ=WEEKLY;UNTIL=20261112T190000Z",
+    )
+
+
+def test_a_split_series_keeps_its_later_exceptions_moved_with_it() -> None:
+    future = """UID:badminton@x
+RECURRENCE-ID;RANGE=THISANDFUTURE;TZID=Europe/Copenhagen:20261029T190000
+SUMMARY:Badminton (ny tid)
+DTSTART;TZID=Europe/Copenhagen:20261029T200000
+DTEND;TZID=Europe/Copenhagen:20261029T220000"""
+    series = SERIES.replace(
+        "EXDATE;TZID=Europe/Copenhagen:20261029T190000", "EXDATE:20261105T180000Z"
+    )
+    data = calendar(series, future, CANCELLED)
+    events, problems = read_calendar(data, now=NOW)
+    assert problems == [] and len(events) == 2
+    assert (
+        starts(events)
+        == oracle(data)
+        == [
+            "2026-10-15T17:00Z Badminton confirmed",
+            "2026-10-22T17:00Z Badminton confirmed",
+            "2026-10-29T19:00Z Badminton (ny tid) confirmed",  # an hour later from here on
+            # 5 November excluded (named at its time before the move)
+            "2026-11-12T18:00Z Badminton cancelled",  # the cancelled date keeps its own time
+        ]
+    )
+
+
+def test_a_split_the_rule_cannot_follow_is_imported_as_its_dates() -> None:
+    # Moved from Thursday to Friday, a BYDAY=TH rule gives no Friday: the dates instead.
+    weekly = SERIES.replace("RRULE:FREQ=WEEKLY;", "RRULE:FREQ=WEEKLY;BYDAY=TH;")
+    future = """UID:badminton@x
+RECURRENCE-ID;RANGE=THISANDFUTURE;TZID=Europe/Copenhagen:20261105T190000
+SUMMARY:Badminton (fredag)
+DTSTART;TZID=Europe/Copenhagen:20261106T190000"""
+    events, _ = read_calendar(calendar(weekly, future), now=NOW)
+    assert starts(events)[-2:] == [
+        "2026-11-06T18:00Z Badminton (fredag) confirmed",
+        "2026-11-13T18:00Z Badminton (fredag) confirmed",
+    ]
+    assert all(e.rrule is None for e in events)
 
 
 def test_a_sparse_open_ended_series_keeps_its_dates() -> None:
@@ -188,7 +282,7 @@ def test_attack_rules_stay_refused_in_words_when_the_series_has_exceptions() -> 
 def test_expanded_dates_are_bounded_in_all() -> None:
     series = [
         f"UID:s{n}@x\nSUMMARY:Hver dag {n}\nDTSTART:20261001T0{n}0000Z\nRRULE:FREQ=DAILY\n"
-        "EXDATE:20261002T000000Z"
+        "RRULE:FREQ=DAILY;INTERVAL=2"  # a second RRULE: expanded
         for n in range(3)
     ]
     events, problems = read_calendar(calendar(*series), now=NOW, max_events=300)

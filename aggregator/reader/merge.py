@@ -16,6 +16,7 @@ entry reached directly. The merge is a function of all sources' contents, never 
 from __future__ import annotations
 
 import copy
+import re
 import uuid
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
@@ -31,6 +32,8 @@ TOMBSTONE_DAYS = 30  # design.md: tombstones stay in a feed for 30 days
 PAST_DAYS = 90  # design.md: calendars keep about 90 days of past events
 # Ids of entries that several origins publish under one atom:id are derived in this namespace.
 SHARED_ID_NAMESPACE = uuid.UUID("6f1d7a52-3c1e-4b8e-9a47-0d5c2b6e8f13")
+# The id of one date of an ICS series imported as its dates: `<series id>/<start in UTC>`.
+_DATE_STAMP = re.compile(r"/\d{8}(?:T\d{6}Z?)?$")
 HELD_BACK = define(
     "merge.held_back",
     "This fetch would remove %(gone)s of %(total)s upcoming entry; "
@@ -179,13 +182,37 @@ def apply_fetch(
         if not _buried(item, tombs.get(item.id)):
             fresh[item.id] = _newest(fresh[item.id], item) if item.id in fresh else item
     vanished = [
-        i for i in old.entries if i not in fresh and not _buried(old.entries[i], tombs.get(i))
+        i
+        for i in old.entries
+        if i not in fresh
+        and not _buried(old.entries[i], tombs.get(i))
+        and not _replaced(i, old.entries[i], fresh)
     ]
     held, flag = _hold_back(old, vanished, now)
     past = {i: old.entries[i] for i in vanished if _recently_ended(old.entries[i], now)}
     entries = {**past, **fresh, **{i: old.entries[i] for i in held}}
     first_seen = {i: old.first_seen.get(i, now) for i in entries}
     return Content(origin, entries, first_seen, tombs, held, flag)
+
+
+def _replaced(item_id: str, item: Item, fresh: Mapping[str, Item]) -> bool:
+    """Tell whether a single date `<series id>/<start>` is now carried by its series.
+
+    An .ics series imported as its dates before and as one series now (klynge.ical.reader;
+    docs/aggregator.md, "ICS sources"): its dates are not deleted, so neither held nor kept.
+    """
+    if not isinstance(item, Event) or item.rrule is not None:
+        return False
+    head = item_id
+    for _ in range(2):  # a date after RANGE=THISANDFUTURE carries two stamps
+        match = _DATE_STAMP.search(head)
+        if match is None:
+            return False
+        head = head[: match.start()]
+        series = fresh.get(head)
+        if isinstance(series, Event) and series.rrule is not None:
+            return True
+    return False
 
 
 def _recently_ended(item: Item, now: datetime) -> bool:

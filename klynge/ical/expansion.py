@@ -1,11 +1,13 @@
 """The dates of a series Klynge's model cannot carry, worked out by `recurring_ical_events`.
 
-Used for series with exceptions (EXDATE, RDATE, RECURRENCE-ID overrides, RANGE=THISANDFUTURE, a
-second RRULE), rules the model refuses (a sparse YEARLY;INTERVAL=4 has too few dates in its
-five years) and overrides whose series is missing. Each rule is first checked by Klynge's own
-parser (attacks such as INTERVAL=0 or BYHOUR are refused in the same words as elsewhere), and
-an old series is moved to a recent occurrence first, so that dateutil never walks decades of
-days (a DAILY rule that never matches cost 7 s from 1995, measured).
+Used where klynge.ical.exceptions cannot make the series one (or two) model series: a second
+RRULE, two RANGE=THISANDFUTURE overrides, an RDATE period, exceptions of another kind than the
+start, more than the model's cap (docs/aggregator.md, "ICS sources"); rules the model refuses (a
+sparse YEARLY;INTERVAL=4 has too few dates in its five years); and overrides whose series is
+missing. Each rule is first checked by Klynge's own parser (attacks such as INTERVAL=0 or BYHOUR
+are refused in the same words as elsewhere), and an old series is moved to a recent occurrence
+first, so that dateutil never walks decades of days (a DAILY rule that never matches cost 7 s
+from 1995, measured).
 """
 
 from __future__ import annotations

@@ -25,6 +25,7 @@ from klynge.model import CATEGORIES, Place, When, is_http_url, localize, zone
 T = TypeVar("T")
 CANCELLED_MARK = "AFLYST: "  # titles are marked for calendars that hide STATUS
 POSTPONED_MARK = "UDSAT: "
+UNTITLED = "(uden titel)"  # the model needs a title; a VEVENT need not have a SUMMARY
 
 BAD_DURATION = define("ical.bad_duration", "the duration (DURATION) cannot be read.")
 MIXED_TIMES = define("ical.mixed_times", "the start and end are not both dates or both date-times.")

@@ -2,15 +2,15 @@
 
 The components of one UID are read together:
 
-* a **plain series** (one RRULE, no EXDATE, RDATE or RECURRENCE-ID override) or a single
-  event becomes one model Event; an open-ended rule is bounded 18 months ahead
-  (klynge.ical.series).
-* a series **with exceptions** (EXDATE, RDATE, overrides, a second RRULE), one the model
-  cannot carry (FREQ=HOURLY, a sparse YEARLY;INTERVAL=4 whose five years hold one date …), and
-  overrides without their series are expanded by `recurring_ical_events` into single events,
-  one per occurrence from 90 days ago to 18 months ahead, each with the id
-  `<series id>/<original start>`. This is the current behaviour until the model carries
-  exceptions (issue 12): `_expanded` is the one place to switch.
+* a **single event or a series** becomes one model Event; an open-ended rule is bounded 18
+  months ahead (klynge.ical.series). A series' EXDATE, RDATE and single-date RECURRENCE-ID
+  overrides (moved, retitled, STATUS:CANCELLED) become the model's excluded, extra and changed
+  dates (klynge.ical.exceptions), so the series keeps the id of its UID.
+* what the model cannot carry (a second RRULE, RANGE=THISANDFUTURE, overrides without their
+  series, more exceptions than the model's cap, a rule the model refuses such as a sparse
+  YEARLY;INTERVAL=4 whose five years hold one date …) is expanded by `recurring_ical_events`
+  into single events, one per occurrence from 90 days ago to 18 months ahead, each with the id
+  `<series id>/<original start>` (`_expanded`).
 """
 
 from __future__ import annotations
@@ -30,10 +30,12 @@ import icalendar
 from icalendar import Calendar
 
 from klynge.errors import FeedError, InvalidValue, ValidationError, problem_of
+from klynge.ical import exceptions
 from klynge.ical.expansion import occurrences
 from klynge.ical.fields import (
     CANCELLED_MARK,
     POSTPONED_MARK,
+    UNTITLED,
     category_term,
     http_url,
     one,
@@ -51,9 +53,15 @@ from klynge.messages import Message, define
 from klynge.model import DEFAULT_TIMEZONE, TEXT_MAX, TITLE_MAX, Event, utcnow
 from klynge.repeat_rule import RepeatRule, parse_rrule
 
-__all__ = ["CANCELLED_MARK", "POSTPONED_MARK", "TOO_MANY_EVENTS", "category_term", "read_calendar"]
+__all__ = [
+    "CANCELLED_MARK",
+    "POSTPONED_MARK",
+    "TOO_MANY_EVENTS",
+    "UNTITLED",
+    "category_term",
+    "read_calendar",
+]
 
-UNTITLED = "(uden titel)"  # the model needs a title; a VEVENT need not have a SUMMARY
 EXPANDED_LIMIT = 500  # occurrences of one expanded series, as the model's COUNT
 DATES_LIMIT = 10_000  # events from expanded series in one calendar, without `max_events`
 _SAFE_ID = "@:/._-~+=!$&'()*,;"
@@ -166,7 +174,7 @@ class _Reader:
         return f"made-{digest.hexdigest()[:32]}"
 
     def read_group(self, group: list[Any]) -> None:
-        """Read the components of one UID as a plain series or as expanded occurrences."""
+        """Read the components of one UID as one series (with its exceptions) or its dates."""
         for component in [c for c in group if "DTSTART" not in c]:
             uid = str(one(component, "UID")).strip()
             self.problems.append(Message(SKIPPED, _label(component, uid), Message(NO_START)))
@@ -178,7 +186,31 @@ class _Reader:
             if not refused:
                 return
             group = refused[:1]  # a rule the model refuses: its dates, one by one
+        elif exceptions.native(group) and self._read_series(group):
+            return
         self._expanded(group)
+
+    def _read_series(self, group: list[Any]) -> bool:
+        """Read a series and its exceptions as one Event (two when split); False if not."""
+        master = next(c for c in group if "RECURRENCE-ID" not in c)
+        uid = str(one(master, "UID")).strip()
+        notes: list[Message] = []
+        split = exceptions.future(group)
+        try:
+            event = self._event(master, _event_id(uid), notes, rule=True)
+            tail = None
+            if split is not None:  # the rest of the series from RANGE=THISANDFUTURE on
+                tail = self._event(split, f"{_event_id(uid)}/{_stamp(split)}", notes, rule=False)
+        except (ValidationError, ValueError, TypeError, KeyError, AttributeError, OverflowError):
+            return False  # expanded instead, which says in words what is wrong
+        found = exceptions.fit(event, group, self.default_tz, self.now, notes, tail)
+        if found is None:
+            return False
+        for part in found:
+            self._keep(part)
+        label = _label(master, uid)
+        self.problems.extend(Message(EVENT, label, note) for note in dict.fromkeys(notes))
+        return True
 
     def _read_plain(self, component: Any) -> bool:
         """Read one component as one Event; False when the model refuses only its rule."""

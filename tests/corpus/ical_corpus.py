@@ -85,9 +85,7 @@ def compare(path: Path) -> Outcome:
     except FeedError as e:
         verdict: Verdict = "both_refuse" if oracle is None else "refused"
         return Outcome(name, verdict, words=[e.message])
-    ours = sorted(
-        _row(o.start, o.end, o.event.title, o.event.status) for o in _expand(events, lo, hi)
-    )
+    ours = sorted(_row(o.start, o.end, o.title, o.status) for o in _expand(events, lo, hi))
     said = [w.english() for w in words]
     if oracle is None:  # Klynge reads what the oracle cannot (or refuses it in words)
         return Outcome(name, "refused" if not ours else "no_oracle", only_klynge=ours, words=said)
