@@ -389,20 +389,20 @@ async def test_status_names_each_source_state_in_words(
 
 @hostile_dates
 async def test_poster_names_the_week_and_links_to_subscribe(w: World, client: Any) -> None:
-    html = main_of(await page(client, "/poster", week="2026-W49"))
+    html = main_of(await page(client, "/poster", week="2026-W49", weeks="1"))
     assert "Klynge Syd" in html
     assert "Uge 49 · 30. november – 6. december 2026" in html
     assert '<svg role="img"' in html and "http://syd.example/subscribe" in html
-    english = main_of(await page(client, "/poster", week="2026-W49", lang="en"))
+    english = main_of(await page(client, "/poster", week="2026-W49", weeks="1", lang="en"))
     assert "Week 49 · 30 November – 6 December 2026" in english
-    this_week = main_of(await page(client, "/poster"))
+    this_week = main_of(await page(client, "/poster", weeks="1"))
     assert f"Uge {w.TODAY.isocalendar().week} ·" in this_week
 
 
 @hostile_dates
 async def test_poster_shows_the_week_grouped_by_day(w: World, client: Any) -> None:
     year, week, _ = w.NEXT_MONDAY.isocalendar()
-    html = main_of(await page(client, "/poster", week=f"{year}-W{week:02d}"))
+    html = main_of(await page(client, "/poster", week=f"{year}-W{week:02d}", weeks="1"))
     monday = section(html, f'id="p-{w.NEXT_MONDAY.isoformat()}"')
     assert "Fællesspisning" in monday and "18:00" in monday
     assert "Strikkeklub" in section(html, f'id="p-{(w.NEXT_MONDAY + timedelta(1)).isoformat()}"')

@@ -1,11 +1,14 @@
-"""The printable week poster: one A4 page, grouped by day, with a QR code to /subscribe.
+"""The printable poster: one A4 (or A3) page, one or two weeks by day, notices and a QR code.
 
-The only module that imports segno (the QR code library).
+The only module that imports segno (the QR code library). The type size is chosen here, from
+an estimate of the lines the entries take, so that a quiet week prints large and a busy one
+still fits; poster.css clips the days' box as a last guard so the page never spills over.
 """
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
@@ -13,6 +16,8 @@ import segno
 from aiohttp import web
 from markupsafe import Markup
 
+from aggregator.keys import now
+from aggregator.publish import outputs
 from aggregator.web.pages import (
     Days,
     by_day,
@@ -20,6 +25,7 @@ from aggregator.web.pages import (
     filters_of,
     lang_of,
     local_today,
+    make_href,
     merged_of,
     occurrences_between,
     public_url,
@@ -28,6 +34,7 @@ from aggregator.web.pages import (
 )
 from klynge.errors import BadRequest
 from klynge.i18n import N_
+from klynge.model import Notice
 from klynge.recurrence import Occurrence
 
 _WEEK_RE = re.compile(r"^(\d{4})-?W(\d{1,2})$", re.IGNORECASE)
@@ -38,6 +45,41 @@ BAD_WEEK = N_("Give the week as YYYY-Www, for example 2026-W49.")
 POSTER_LINES = 68
 CHARS_PER_LINE = 38
 ENTRY_LINES_MAX = 3  # poster.css clamps an entry to three lines in print
+BAD_WEEKS = N_("Give the number of weeks as 1 or 2.")
+NOTICES = 3  # a few current notices, one line each, under the days
+# The days' box on A4 with 10 mm margins, besides the header, notices and footer (points);
+# on A3 every length and type size is 1.414 times larger, so the same budget holds.
+DAYS_HEIGHT_PT = 540.0
+DAYS_WIDTH_PT = 538.0
+COLUMN_GAP_PT = 22.0
+LINE_HEIGHT = 1.3
+CHAR_WIDTH_EM = 0.46  # measured: 40 letters of DejaVu Sans at 14 pt in a 258 pt column
+FILL_SAFETY = 0.92  # the estimate is rough: aim below the box, never beyond it
+PAPER_SCALE = {"a4": 1.0, "a3": 1.414}
+
+
+@dataclass(frozen=True)
+class Scale:
+    """One type size the poster can print at: its entry size and columns."""
+
+    size_pt: int
+    columns: int
+
+    @property
+    def lines(self) -> int:
+        """Return about how many entry lines the days' box holds at this size."""
+        per_column = DAYS_HEIGHT_PT / (self.size_pt * LINE_HEIGHT)
+        return int(per_column * self.columns * FILL_SAFETY)
+
+    @property
+    def chars(self) -> int:
+        """Return about how many characters one line of a column holds."""
+        width = (DAYS_WIDTH_PT - COLUMN_GAP_PT * (self.columns - 1)) / self.columns
+        return int(width / (self.size_pt * CHAR_WIDTH_EM))
+
+
+# Largest first; events never print below 14 pt (issue 16: readable on a board).
+SCALES = (Scale(30, 1), Scale(26, 1), Scale(22, 1), Scale(18, 2), Scale(16, 2), Scale(14, 2))
 
 
 def parse_week(value: str, today: date) -> date:
@@ -69,24 +111,34 @@ def qr_svg(url: str, label: str = "") -> Markup:
     return Markup(svg.replace("<svg ", '<svg role="img" focusable="false" ', 1))
 
 
-def entry_lines(occurrence: Occurrence) -> int:
+def entry_lines(occurrence: Occurrence, chars_per_line: int = CHARS_PER_LINE) -> int:
     """Return about how many printed lines one entry takes (its text wraps in a column)."""
     event = occurrence.event
     place = occurrence.place.name if occurrence.place else ""
     village = event.source.title if event.source else ""
     chars = 8 + len(occurrence.title) + len(place) + len(village)
-    return min(ENTRY_LINES_MAX, 1 + chars // CHARS_PER_LINE)
+    return min(ENTRY_LINES_MAX, -(-chars // max(chars_per_line, 1)))  # whole lines, rounded up
 
 
-def poster_lines(days: Days, cap: int) -> int:
+def poster_lines(days: Days, cap: int, chars_per_line: int = CHARS_PER_LINE) -> int:
     """Return about how many lines the week takes with at most `cap` entries a day."""
     total = 0
     for _, items in days:
-        total += 2 + sum(entry_lines(o) for o in items[:cap]) + (len(items) > cap)
+        shown = sum(entry_lines(o, chars_per_line) for o in items[:cap])
+        total += 2 + shown + (len(items) > cap)
     return total
 
 
-def day_cap(days: Days, lines: int = 0) -> int:
+def fitting_scale(days: Days) -> Scale | None:
+    """Return the largest type size at which every entry of `days` fits, or None."""
+    longest = max((len(items) for _, items in days), default=0)
+    for scale in SCALES:
+        if longest <= scale.lines and poster_lines(days, longest, scale.chars) <= scale.lines:
+            return scale
+    return None
+
+
+def day_cap(days: Days, lines: int = 0, chars_per_line: int = CHARS_PER_LINE) -> int:
     """Return the most entries shown per day so the whole week fits in `lines` lines.
 
     Linear in the entries that can fit: the lines of each day's first entries are summed once
@@ -97,7 +149,7 @@ def day_cap(days: Days, lines: int = 0) -> int:
     budget = lines or POSTER_LINES
     longest = max((len(items) for _, items in days), default=0)
     reach = min(longest, budget)  # every entry takes a line: more never fit
-    sums = [_prefix_lines(items[:reach]) for _, items in days]
+    sums = [_prefix_lines(items[:reach], chars_per_line) for _, items in days]
     sizes = [len(items) for _, items in days]
 
     def week_lines(cap: int) -> int:
@@ -114,10 +166,10 @@ def day_cap(days: Days, lines: int = 0) -> int:
     return low
 
 
-def _prefix_lines(items: list[Occurrence]) -> list[int]:
+def _prefix_lines(items: list[Occurrence], chars_per_line: int) -> list[int]:
     sums = [0]
     for occurrence in items:
-        sums.append(sums[-1] + entry_lines(occurrence))
+        sums.append(sums[-1] + entry_lines(occurrence, chars_per_line))
     return sums
 
 
@@ -126,21 +178,85 @@ def capped(days: Days, cap: int) -> list[tuple[date, list[Any], int]]:
     return [(day, items[:cap], max(0, len(items) - cap)) for day, items in days]
 
 
+@dataclass(frozen=True)
+class Plan:
+    """What the poster prints: its days (capped), how many weeks, and the type size."""
+
+    days: list[tuple[date, list[Any], int]]
+    weeks: int
+    scale: Scale
+
+
+def plan(one: Days, two: Days, weeks: int = 0) -> Plan:
+    """Choose one or two weeks and the type size so the poster fills its page (0 = choose)."""
+    single = fitting_scale(one)
+    if weeks == 2 or (weeks == 0 and _wants_two(one, two, single)):
+        scale = fitting_scale(two)
+        if scale is not None:
+            return Plan(capped(two, max((len(i) for _, i in two), default=0)), 2, scale)
+        if weeks == 2:
+            smallest = SCALES[-1]
+            return Plan(capped(two, day_cap(two, smallest.lines, smallest.chars)), 2, smallest)
+    if single is not None:
+        return Plan(capped(one, max((len(i) for _, i in one), default=0)), 1, single)
+    smallest = SCALES[-1]
+    return Plan(capped(one, day_cap(one, smallest.lines, smallest.chars)), 1, smallest)
+
+
+def _wants_two(one: Days, two: Days, single: Scale | None) -> bool:
+    """Tell whether a quiet week leaves room that next week's entries can fill, still large."""
+    if single is None or single != SCALES[0] or len(two) == len(one):
+        return False
+    biggest = SCALES[0]
+    roomy = poster_lines(one, len(one) and max(len(i) for _, i in one), biggest.chars)
+    both = fitting_scale(two)
+    return roomy * 2 < biggest.lines and both is not None and both.size_pt >= 22
+
+
+def parse_weeks(value: str) -> int:
+    """Return the `?weeks=` choice: 0 (let the poster choose), 1 or 2; or raise BadRequest."""
+    if value.strip() in ("", "auto"):
+        return 0
+    if value.strip() in ("1", "2"):
+        return int(value)
+    raise BadRequest(BAD_WEEKS)
+
+
+def paper_of(value: str) -> str:
+    """Return the paper size asked for (`a4` or `a3`); anything else is A4."""
+    return value.strip().lower() if value.strip().lower() in PAPER_SCALE else "a4"
+
+
+def poster_notices(request: web.Request, merged: Any, village: str) -> list[Notice]:
+    """Return a few current notices (of the village, when the poster is for one)."""
+    return outputs.current_notices(merged, now(request), village)[:NOTICES]
+
+
 async def poster_context(request: web.Request) -> dict[str, Any]:
-    """Gather one week for the poster, capped to fit one A4 page."""
+    """Gather one or two weeks for the poster, at the largest type that fits one page."""
     tz = timezone_of(request)
+    lang = lang_of(request)
     monday = parse_week(request.query.get("week", ""), local_today(request))
+    weeks = parse_weeks(request.query.get("weeks", ""))
+    paper = paper_of(request.query.get("paper", ""))
     filters = filters_of(request)
-    sunday = monday + timedelta(days=6)
-    days = by_day(await occurrences_between(request, monday, sunday + timedelta(1), filters), tz)
+    found = await occurrences_between(request, monday, monday + timedelta(14), filters)
+    two = by_day(found, tz)
+    chosen = plan([d for d in two if d[0] < monday + timedelta(7)], two, weeks)
+    sunday = monday + timedelta(days=7 * chosen.weeks - 1)
     subscribe = public_url(request, "/subscribe")
     merged = await merged_of(request)
     return {
         "monday": monday,
         "sunday": sunday,
-        "week_span": f"{day_month(monday, lang_of(request))} – "
-        f"{day_month(sunday, lang_of(request), year=True)}",
-        "days": capped(days, day_cap(days)),
+        "weeks": chosen.weeks,
+        "week_numbers": [(monday + timedelta(7 * n)).isocalendar()[1] for n in range(chosen.weeks)],
+        "week_span": f"{day_month(monday, lang)} – {day_month(sunday, lang, year=True)}",
+        "days": chosen.days,
+        "scale": chosen.scale,
+        "paper": paper,
+        "paper_scale": PAPER_SCALE[paper],
+        "notices": poster_notices(request, merged, filters.village),
         "filters": filters,
         "village_name": village_name(merged, filters.village) if filters.village else "",
         "subscribe_url": subscribe,
@@ -149,4 +265,7 @@ async def poster_context(request: web.Request) -> dict[str, Any]:
         "qr": qr_svg(subscribe),
         "prev_week": week_param(monday - timedelta(days=7)),
         "next_week": week_param(monday + timedelta(days=7)),
+        "poster_href": make_href(
+            "/poster", {"week": week_param(monday), "village": filters.village, "paper": paper}
+        ),
     }

@@ -28,6 +28,7 @@ from aggregator.web.pages import (
     timezone_of,
 )
 from aggregator.web.poster import poster_context
+from aggregator.web.screen import screen_context
 from klynge.i18n import N_
 from klynge.web import render
 
@@ -46,6 +47,7 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/subscribe", subscribe)
     app.router.add_get("/status", status_page)
     app.router.add_get("/poster", poster)
+    app.router.add_get("/screen", screen)
 
 
 @dataclass(frozen=True)
@@ -122,3 +124,13 @@ async def status_page(request: web.Request) -> web.Response:
 async def poster(request: web.Request) -> web.Response:
     """Show the printable week poster."""
     return render(request, "poster.html", await poster_context(request))
+
+
+async def screen(request: web.Request) -> web.Response:
+    """Show today and the coming days for a TV, reloading itself."""
+    context = await screen_context(request)
+    response = render(request, "screen.html", context)
+    # The Refresh header (HTML's "refresh" pragma, sent as a header) reloads the page with
+    # no JavaScript, as <meta http-equiv=refresh> would; the screen is an unattended display.
+    response.headers["Refresh"] = str(context["refresh_seconds"])
+    return response
