@@ -30,7 +30,7 @@ def create_app(config: NodeConfig, *, housekeeping: bool = True) -> web.Applicat
     app[LIMITER] = LoginLimiter(
         config.login_limit_user, config.login_limit_address, config.login_window
     )
-    setup_web(app, package="node", site_name=config.name)
+    setup_web(app, package="node", site_name=config.name, language=config.language)
     app.middlewares.append(session_middleware)
     api.add_routes(app)
     admin.add_routes(app)
