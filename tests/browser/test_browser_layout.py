@@ -63,7 +63,8 @@ async def test_front_page_fits_a_phone_with_200_percent_text(browser: Any, clust
         width = await page.evaluate("document.documentElement.scrollWidth")
         wide = await page.evaluate("""[...document.querySelectorAll('body *')]
           .filter(e => e.getBoundingClientRect().right > 376)
-          .map(e => e.tagName + '.' + e.className + ' ' + Math.round(e.getBoundingClientRect().right)
+          .map(e => e.tagName + '.' + e.className + ' '
+               + Math.round(e.getBoundingClientRect().right)
                + ' ' + e.textContent.trim().slice(0, 30))""")
         assert width <= 375, (
             f"the front page is {width} px wide at 375 px with 200% text: {wide[:12]}"
