@@ -81,7 +81,7 @@ async def test_preview_then_publish_stores_exactly_once(client: Client) -> None:
     assert f"{date_long(SOON, 'da', year=True)} kl. 16:00–18:00" in shown
     buttons = doc(page).xpath("//main//form//button")
     assert [(b.get("value"), b.text_content()) for b in buttons] == [
-        ("publish", "Publicer"), ("edit", "Ret")]  # fmt: skip
+        ("publish", "Offentliggør"), ("edit", "Ret")]  # fmt: skip
 
     first = await press(client, "/admin/events/new", page, "publish")
     again = await press(client, "/admin/events/new", page, "publish")  # pressed twice
