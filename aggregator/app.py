@@ -39,7 +39,13 @@ def create_app(config: AggregatorConfig, *, periodic: bool = True) -> web.Applic
     """Return the aggregator app; `periodic=False` leaves polling to pings and refreshes."""
     app = web.Application(middlewares=[error_middleware], client_max_size=MAX_BODY)
     app[CONFIG] = config
-    setup_web(app, package="aggregator", site_name=config.name, json_paths=("/ping",))
+    setup_web(
+        app,
+        package="aggregator",
+        site_name=config.name,
+        json_paths=("/ping",),
+        language=config.language,
+    )
     api.add_routes(app)
     routes.add_routes(app)
 

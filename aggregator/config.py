@@ -17,6 +17,7 @@ from typing import Any, Literal, cast
 from klynge.clock import SYSTEM_CLOCK, Clock, clock_from_env
 from klynge.config import read_toml
 from klynge.errors import ConfigError
+from klynge.i18n import DEFAULT_LANG, LANGS
 from klynge.model import DEFAULT_TIMEZONE, is_http_url, zone
 
 CONFIG_NAME = "aggregator.toml"
@@ -78,6 +79,7 @@ class AggregatorConfig:
     sources: tuple[Source, ...] = ()
     poll_interval: timedelta = timedelta(minutes=15)
     timezone: str = DEFAULT_TIMEZONE
+    language: str = DEFAULT_LANG  # the pages' language unless a resident picks another
     limits: Limits = field(default_factory=Limits)
     clock: Clock = SYSTEM_CLOCK  # KLYNGE_NOW starts it at a chosen instant (klynge.clock)
 
@@ -92,6 +94,8 @@ class AggregatorConfig:
             zone(self.timezone)
         except ValueError as e:
             raise ConfigError(str(e)) from e
+        if self.language not in LANGS:
+            raise ConfigError(f"language must be one of {', '.join(LANGS)}, not {self.language!r}")
         urls = [s.url for s in self.sources]
         if len(set(urls)) != len(urls):
             raise ConfigError("a source URL is listed twice in aggregator.toml")
@@ -116,6 +120,7 @@ def _apply_env(raw: dict[str, Any], env: Mapping[str, str]) -> dict[str, Any]:
         ("KLYNGE_NAME", "name"),
         ("KLYNGE_PUBLIC_URL", "url"),
         ("KLYNGE_TIMEZONE", "timezone"),
+        ("KLYNGE_LANGUAGE", "language"),
     ):
         if env.get(var):
             raw[key] = env[var]
@@ -139,6 +144,7 @@ def from_mapping(
             sources=tuple(_source(s) for s in _list(raw, "sources")),
             poll_interval=timedelta(minutes=_number(raw, "poll_minutes", 15)),
             timezone=_str(raw, "timezone", DEFAULT_TIMEZONE),
+            language=_str(raw, "language") or DEFAULT_LANG,
             limits=_limits(raw.get("limits", {})),
         )
     except ConfigError as e:

@@ -81,12 +81,15 @@ def negotiate(accept_language: str) -> str | None:
     return normalise_lang(found)
 
 
-def choose_lang(query: str | None, cookie: str | None, accept_language: str) -> str:
-    """Pick the language: `?lang=`, then the `lang` cookie, then Accept-Language, then Danish."""
+def choose_lang(
+    query: str | None, cookie: str | None, accept_language: str, default: str = DEFAULT_LANG
+) -> str:
+    """Pick the language: `?lang=`, the `lang` cookie, Accept-Language, then `default`."""
     return (
         normalise_lang(query)
         or normalise_lang(cookie)
         or negotiate(accept_language)
+        or normalise_lang(default)
         or DEFAULT_LANG
     )
 

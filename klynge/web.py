@@ -36,6 +36,7 @@ from klynge.errors import BadRequest, KlyngeError, StorageError, error_json
 from klynge.i18n import N_
 from klynge.messages import Message, as_message, define
 from klynge.model import category_label
+from klynge.phone import tel_links
 
 log = logging.getLogger("klynge.web")
 
@@ -70,6 +71,7 @@ class WebState:
     packages: tuple[str, ...]
     static_files: dict[str, StaticFile] = field(default_factory=dict)
     json_paths: frozenset[str] = frozenset()  # answered by programs: errors always JSON
+    language: str = i18n.DEFAULT_LANG  # the configured language of the pages
 
     def translations(self, lang: str) -> NullTranslations:
         """Return the merged catalogue (service over klynge) for `lang`."""
@@ -92,6 +94,7 @@ def setup_web(
     site_name: str,
     extra_template_dirs: Iterable[Path] = (),
     json_paths: Iterable[str] = (),
+    language: str = i18n.DEFAULT_LANG,
 ) -> None:
     """Set up templates, catalogues, /static/ and /lang/{code} for a service app.
 
@@ -100,6 +103,7 @@ def setup_web(
     packages = (package, "klynge") if package != "klynge" else ("klynge",)
     state = WebState(_environment(packages, extra_template_dirs), site_name, packages)
     state.json_paths = frozenset(json_paths)
+    state.language = language
     state.static_files = _load_static(packages)
     app[WEB_STATE] = state
     app[FATAL_ERRORS] = []
@@ -158,10 +162,16 @@ def request_lang(request: web.Request) -> str:
     """Return (and remember in request[LANG]) the language chosen for this request."""
     if LANG in request:
         return request[LANG]
+    state = request.config_dict.get(WEB_STATE)
+    # A browser's Accept-Language is the phone's setting, not a choice: the configured language
+    # wins unless the resident picks another (?lang=, the cookie). Programs calling the API
+    # state the language they want, so there it still counts.
+    accept = request.headers.get("Accept-Language", "") if _is_api(request) else ""
     lang = i18n.choose_lang(
         request.query.get("lang"),
         request.cookies.get(LANG_COOKIE),
-        request.headers.get("Accept-Language", ""),
+        accept,
+        state.language if state else i18n.DEFAULT_LANG,
     )
     request[LANG] = lang
     return lang
@@ -365,11 +375,16 @@ async def read_form(request: web.Request) -> Any:
         raise BadRequest(FORM_UNREADABLE) from e
 
 
-def wants_json(request: web.Request) -> bool:
-    """Tell whether an error should be JSON: API paths, or a client asking for JSON only."""
+def _is_api(request: web.Request) -> bool:
+    """Tell whether the path is answered to programs: /api/ and the service's JSON paths."""
     if request.path == "/api" or request.path.startswith("/api/"):
         return True
-    if WEB_STATE in request.config_dict and request.path in _state(request).json_paths:
+    return WEB_STATE in request.config_dict and request.path in _state(request).json_paths
+
+
+def wants_json(request: web.Request) -> bool:
+    """Tell whether an error should be JSON: API paths, or a client asking for JSON only."""
+    if _is_api(request):
         return True
     accept = request.headers.get("Accept", "")
     return "application/json" in accept and "text/html" not in accept
@@ -466,4 +481,5 @@ FILTERS: dict[str, Callable[..., str]] = {
     "category_label": _context_filter(category_label),
     "time_short": i18n.time_short,
     "datetime_iso": i18n.datetime_iso,
+    "tel_links": tel_links,
 }

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import replace
+from datetime import datetime
+from functools import partial
 from urllib.parse import quote
 
 from aiohttp import web
 
 from klynge.errors import Forbidden, ValidationError
 from klynge.i18n import N_, translate_fields
-from klynge.model import Place
+from klynge.model import Place, zone
 from klynge.web import gettext, read_form, render, request_lang, safe_next
 from node import auth
 from node.auth import hash_password, new_token, verify_password
@@ -214,8 +216,18 @@ async def status_page(request: web.Request) -> web.Response:
         "pings": list(pinger.status.values()),
         "log": request.app[STORE].ping_log(),
         "feed_url": request.app[CONFIG].feed_url,
+        "local": partial(local_time, tz=request.app[CONFIG].timezone),
     }
     return render(request, "status.html", context)
+
+
+def local_time(stamp: str, tz: str) -> datetime | None:
+    """Return a stored ISO 8601 instant in the node's zone, for the page to say in words."""
+    try:
+        when = datetime.fromisoformat(stamp)
+    except (TypeError, ValueError):
+        return None
+    return when.astimezone(zone(tz)) if when.tzinfo else when
 
 
 async def tokens_page(request: web.Request) -> web.Response:

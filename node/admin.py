@@ -48,6 +48,7 @@ from node.sessions import redirect
 from node.store import User
 from node.undo import UNDO, UNDO_MINUTES, UndoShelf, restored
 from node.views import event_context, notice_context
+from node.warnings import warnings_for
 
 UUID = r"{uuid:[0-9a-fA-F-]{36}}"
 UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
@@ -188,7 +189,17 @@ async def _publish_new(request: web.Request, user: User, item: Item) -> web.Resp
     if existing is not None or any(t.id == item.id for t in store.tombstones()):
         item = replace(item, id=new_id())  # that draft's id is taken: a new entry after all
     await store.save_item(item)
+    await _remember_place(request, item)
     return redirect(f"/admin?done=created&entry={short_id(item.id)}")
+
+
+async def _remember_place(request: web.Request, item: Item) -> None:
+    """Save a place typed in the form, so the next event can pick it from the list."""
+    place = item.place if isinstance(item, Event) else None
+    if place is None or not place.name:
+        return
+    if all(p.name.casefold() != place.name.casefold() for p in _places(request)):
+        await request.app[STORE].save_place(place)
 
 
 async def edit_entry(request: web.Request) -> web.Response:
@@ -208,7 +219,7 @@ async def edit_entry(request: web.Request) -> web.Response:
         return _form(request, old.kind, old, form, e.fields, status=422)
     if post.get("action") != "publish":
         return _preview(request, item, form, old=old)
-    await save_edit(request, old, values)
+    await _remember_place(request, await save_edit(request, old, values))
     return redirect(f"/admin?done=saved&entry={short_id(old.id)}")
 
 
@@ -265,6 +276,7 @@ def _preview(
         "draft": short_id(draft),
         "action": request.path,
         "hx": "h2",
+        "warnings": [w.render(request_lang(request)) for w in warnings_for(item, now(request))],
     }
     return render(request, "preview.html", context)
 

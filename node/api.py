@@ -14,6 +14,7 @@ from klynge.errors import BadRequest, Forbidden, NotFound, TooLarge
 from klynge.i18n import N_
 from klynge.model import Event, Item, new_id
 from klynge.series import sift
+from klynge.web import request_lang
 from node.auth import user_for_token
 from node.keys import CONFIG, STORE, now
 from node.publish import entry_link
@@ -31,6 +32,7 @@ from node.serialize import (
     time_changed,
 )
 from node.store import User
+from node.warnings import warnings_for
 
 MAX_BODY = 64 * 1024
 KINDS = {"events": "event", "notices": "notice"}
@@ -63,9 +65,15 @@ def api_user(request: web.Request) -> User:
     return user_for_token(request.app[STORE], request.headers.get("Authorization", ""))
 
 
-def item_response(request: web.Request, item: Item, status: int = 200) -> web.Response:
-    """Return an entry as the API's JSON answer."""
+def item_response(
+    request: web.Request, item: Item, status: int = 200, *, warn: bool = False
+) -> web.Response:
+    """Return an entry as the API's JSON answer (with `warnings` after a change, if any)."""
     body = item_to_api(item, entry_link(request.app[CONFIG], item))
+    found = warnings_for(item, now(request)) if warn else []
+    if found:
+        lang = request_lang(request)
+        body["warnings"] = [{"code": w.code, "message": w.render(lang)} for w in found]
     return web.json_response(body, status=status, dumps=_dumps)
 
 
@@ -207,7 +215,7 @@ async def create_entry(request: web.Request) -> web.Response:
     stamp = Stamp(id=new_id(), organizer=user.association, created=moment, updated=moment)
     item = _build(request, kind, payload, stamp)
     await request.app[STORE].save_item(item)
-    response = item_response(request, item, status=201)
+    response = item_response(request, item, status=201, warn=True)
     response.headers["Location"] = f"/api/{kind}s/{short_id(item.id)}"
     return response
 
@@ -221,7 +229,7 @@ async def update_entry(request: web.Request) -> web.Response:
     spec = EVENT_INPUT if kind == "event" else NOTICE_INPUT
     payload = check_payload(await read_json(request), spec)
     item = await save_edit(request, old, {**item_to_input(old), **payload})
-    return item_response(request, item)
+    return item_response(request, item, warn=True)
 
 
 def edited(request: web.Request, old: Item, values: dict[str, Any]) -> Item:

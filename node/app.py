@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator, Callable
 from aiohttp import web
 
 from klynge.control import ControlServer
-from klynge.web import error_middleware, setup_web
+from klynge.web import WEB_STATE, error_middleware, setup_web
 from node import admin, api, dates, operations, views
 from node.auth import LoginLimiter
 from node.cluster import Cluster
@@ -17,7 +17,7 @@ from node.housekeeping import start_scheduler
 from node.keys import CLUSTER, CONFIG, LIMITER, PINGER, PUBLISHER, STORE
 from node.ping import Pinger
 from node.publish import Publisher
-from node.sessions import session_middleware
+from node.sessions import current_user, session_middleware
 from node.store import Store
 
 log = logging.getLogger("node")
@@ -30,7 +30,10 @@ def create_app(config: NodeConfig, *, housekeeping: bool = True) -> web.Applicat
     app[LIMITER] = LoginLimiter(
         config.login_limit_user, config.login_limit_address, config.login_window
     )
-    setup_web(app, package="node", site_name=config.name)
+    setup_web(app, package="node", site_name=config.name, language=config.language)
+    # The admin menu asks who is logged in itself: pages that passed no `user` showed a
+    # shorter menu than the others (issue 16).
+    app[WEB_STATE].env.globals["current_user"] = current_user
     app.middlewares.append(session_middleware)
     api.add_routes(app)
     admin.add_routes(app)

@@ -15,6 +15,7 @@ from typing import Any
 from klynge.clock import SYSTEM_CLOCK, Clock, clock_from_env
 from klynge.config import read_toml
 from klynge.errors import ConfigError, ValidationError
+from klynge.i18n import DEFAULT_LANG, LANGS
 from klynge.model import DEFAULT_TIMEZONE, Place, is_http_url, new_id, zone
 from klynge.storage import backup_path, keep_private
 
@@ -27,6 +28,7 @@ ENV_KEYS = {
     "KLYNGE_NAME": "name",
     "KLYNGE_PUBLIC_URL": "url",
     "KLYNGE_TIMEZONE": "timezone",
+    "KLYNGE_LANGUAGE": "language",
     "KLYNGE_AGGREGATORS": "aggregators",
     "KLYNGE_SECRET_KEY": "secret_key",
     "KLYNGE_TRUSTED_PROXIES": "trusted_proxies",
@@ -45,6 +47,7 @@ class NodeConfig:
     secret_key: str
     feed_id: str = ""
     timezone: str = DEFAULT_TIMEZONE
+    language: str = DEFAULT_LANG  # the pages' language unless a volunteer picks another
     aggregators: tuple[str, ...] = ()
     places: tuple[Place, ...] = ()
     # Reverse proxies whose X-Forwarded-For is believed (node.auth.client_address).
@@ -129,6 +132,9 @@ def config_from_dict(data_dir: Path, raw: Mapping[str, Any]) -> NodeConfig:
         zone(timezone)
     except ValueError as e:
         raise ConfigError(str(e)) from e
+    language = _text(raw, "language") or DEFAULT_LANG
+    if language not in LANGS:
+        raise ConfigError(f"language must be one of {', '.join(LANGS)}, not {language!r}")
     return NodeConfig(
         data_dir=data_dir,
         name=name,
@@ -136,6 +142,7 @@ def config_from_dict(data_dir: Path, raw: Mapping[str, Any]) -> NodeConfig:
         secret_key=secret,
         feed_id=_text(raw, "feed_id") or f"{url}/feed.atom",
         timezone=timezone,
+        language=language,
         aggregators=_aggregators(raw.get("aggregators", ())),
         places=_places(raw.get("places", ())),
         trusted_proxies=tuple(_network(v) for v in _list(raw, "trusted_proxies")),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
 from datetime import date, datetime, time, timedelta
@@ -262,7 +263,8 @@ def build_event(
     try:
         zone(tz)
     except ValueError as e:
-        raise ValidationError({"timezone": problem_of(e)}) from e
+        errors["timezone"] = problem_of(e)
+        tz = default_tz
     start = _parse_time(values, "start", tz, all_day, errors, required=True)
     end = _parse_time(values, "end", tz, all_day, errors, required=False)
     place = _parse_location(values.get("location"), places, errors)
@@ -270,7 +272,9 @@ def build_event(
     exceptions = _parse_exceptions(values, tz, all_day, errors)
     _check_scripts(values, "description", errors)
     if errors:
-        raise ValidationError(errors)
+        # Every field's problem at once: the model's own checks (title, url, category…) are
+        # run on the fields that did parse, so `{"title": ""}` names the title and the start.
+        raise ValidationError(_untimed_errors(values, stamp, tz) | errors)
     return Event(
         **exceptions,
         **_entry_fields(values, stamp),
@@ -283,6 +287,21 @@ def build_event(
         rrule=rule,
         place=place,
     )
+
+
+def _untimed_errors(values: Mapping[str, Any], stamp: Stamp, tz: str) -> FieldErrors:
+    """Return the model's problems with an event's fields other than its times and place."""
+    try:
+        Event(
+            **_entry_fields(values, stamp),
+            start=stamp.updated,  # a valid stand-in: the times' own problems are known already
+            timezone=tz,
+            description=values.get("description") or "",
+            status=values.get("status") or "confirmed",
+        )
+    except ValidationError as e:
+        return dict(e.fields)
+    return {}
 
 
 def _parse_exceptions(
@@ -322,13 +341,34 @@ def build_notice(values: Mapping[str, Any], stamp: Stamp, *, default_tz: str) ->
     _check_scripts(values, "body", errors)
     related = values.get("related") or ""
     if errors:
-        raise ValidationError(errors)
+        raise ValidationError(_notice_errors(values, stamp) | errors)
     return Notice(
         **_entry_fields(values, stamp),
         body=values.get("body") or "",
         expires=expires,
         related=full_id(related.strip()) if related.strip() else "",
     )
+
+
+# "www.example.dk" or "example.dk/side": a host name with a dot and no scheme or spaces.
+_BARE_HOST_RE = re.compile(r"[\w-]+(\.[\w-]+)*\.[a-z]{2,}(:\d+)?([/?#]\S*)?", re.IGNORECASE)
+
+
+def complete_url(value: str) -> str:
+    """Return a typed web address with `https://` added when it was left out."""
+    value = value.strip()
+    if value and "://" not in value and _BARE_HOST_RE.fullmatch(value):
+        return f"https://{value}"
+    return value
+
+
+def _notice_errors(values: Mapping[str, Any], stamp: Stamp) -> FieldErrors:
+    """Return the model's problems with a notice's fields other than its expiry."""
+    try:
+        Notice(**_entry_fields(values, stamp), body=values.get("body") or "")
+    except ValidationError as e:
+        return dict(e.fields)
+    return {}
 
 
 def _entry_fields(values: Mapping[str, Any], stamp: Stamp) -> dict[str, Any]:
@@ -341,7 +381,7 @@ def _entry_fields(values: Mapping[str, Any], stamp: Stamp) -> dict[str, Any]:
         "organizer": stamp.organizer,
         "sequence": stamp.sequence,
         "category": values.get("category") or "",
-        "url": values.get("url") or "",
+        "url": complete_url(values.get("url") or ""),
     }
 
 

@@ -201,7 +201,7 @@ async def test_hostile_villages_cost_only_themselves(
     assert rows[good]["health"] == "ok"
     status = await (await client.get("/status")).text()
     assert "feedet tog for lang tid at læse" in status.lower()
-    assert "feedet har flere end 5000 indslag" in status.lower()
+    assert "feedet har flere end 5000 indlæg" in status.lower()
 
 
 def free_port() -> int:

@@ -292,7 +292,7 @@ async def test_event_page_describes_recurrence_in_words(w: World, client: Any) -
 async def test_event_page_status_word(w: World, client: Any) -> None:
     html = main_of(await page(client, path_of(w.CANCELLED)))
     assert 'class="event-page cancelled"' in html
-    assert "Aflyst</strong> Arrangementet bliver ikke til noget." in html
+    assert "Aflyst</strong> Begivenheden bliver ikke til noget." in html
 
 
 async def test_event_ics_is_one_parsable_vevent(w: World, client: Any) -> None:
@@ -333,7 +333,7 @@ async def test_event_json_ld_is_valid_and_cannot_end_its_script(w: World, client
 async def test_carpool_offer_is_shown_beside_its_event(w: World, client: Any) -> None:
     html = main_of(await page(client, path_of(w.FEAST)))
     carpools = section(html, 'class="carpools"')
-    assert "Samkørsel til dette arrangement" in carpools and "Samkørsel fra kirken" in carpools
+    assert "Samkørsel til denne begivenhed" in carpools and "Samkørsel fra kirken" in carpools
     assert "Samkørsel" not in main_of(await page(client, path_of(w.FOOTBALL)))
     board = main_of(await page(client, "/noticeboard"))
     offer = section(board, "Samkørsel fra kirken", "</li>")

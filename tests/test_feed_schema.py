@@ -147,7 +147,7 @@ def test_feedparser_recovers_every_field(written: bytes) -> None:
     assert dinner.content[0]["type"] == "text/html"
     assert [(link.rel, link.type, link.href) for link in dinner.links] == [
         ("alternate", "text/html", DINNER.link),
-        ("alternate", "text/calendar", DINNER.link + ".ics"),
+        ("related", "text/calendar", DINNER.link + ".ics"),
         ("related", "text/html", DINNER.url),
     ]
     klynge = {
@@ -195,3 +195,13 @@ def test_tombstone_is_written_as_rfc6721_with_source(written: bytes) -> None:
     assert tombstone.findtext("a:source/a:id", namespaces=ns) == SOURCE.id
     assert tombstone.findtext("a:source/a:author/a:name", namespaces=ns) == "Østerby Lokalråd"
     assert tombstone.find("a:source/a:link[@rel='self']", ns).get("href") == SOURCE.self_url
+
+
+def test_an_event_entry_has_one_alternate_link_the_page(written: bytes) -> None:
+    """Feed readers (newsboat) open an entry's alternate link: it must be the page, not the .ics."""
+    parsed = feedparser.parse(written)
+    dinner = parsed.entries[0]
+    assert [link.href for link in dinner.links if link.rel == "alternate"] == [DINNER.link]
+    assert dinner.link == DINNER.link
+    calendar = [link for link in dinner.links if link.type == "text/calendar"]
+    assert [(link.rel, link.href) for link in calendar] == [("related", DINNER.link + ".ics")]

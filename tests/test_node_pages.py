@@ -434,7 +434,9 @@ async def test_village_page_lists_upcoming_and_subscribe_links(
     assert "Høstmarked" in page
     assert "webcal://osterby.test/calendar.ics" in page
     assert 'href="http://osterby.test/feed.atom"' in page
-    english = await (await client.get("/", headers={"Accept-Language": "en"})).text()
+    english_phone = await (await client.get("/", headers={"Accept-Language": "en"})).text()
+    assert "Subscribe" not in english_phone, "the node's configured Danish wins (issue 16)"
+    english = await (await client.get("/?lang=en")).text()
     assert "Subscribe" in english
 
 

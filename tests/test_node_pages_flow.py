@@ -81,7 +81,7 @@ async def test_preview_then_publish_stores_exactly_once(client: Client) -> None:
     assert f"{date_long(SOON, 'da', year=True)} kl. 16:00–18:00" in shown
     buttons = doc(page).xpath("//main//form//button")
     assert [(b.get("value"), b.text_content()) for b in buttons] == [
-        ("publish", "Publicer"), ("edit", "Ret")]  # fmt: skip
+        ("publish", "Offentliggør"), ("edit", "Ret")]  # fmt: skip
 
     first = await press(client, "/admin/events/new", page, "publish")
     again = await press(client, "/admin/events/new", page, "publish")  # pressed twice
@@ -404,7 +404,7 @@ def test_every_node_msgid_has_danish_and_english() -> None:
 
 async def test_the_flow_in_english(client: Client) -> None:
     token = await as_bo(client)
-    english = {"Accept-Language": "en"}
+    english = {"Cookie": "lang=en"}  # the volunteer chose English (Accept-Language does not)
     form = await (await client.get("/admin/events/new", headers=english)).text()
     assert doc(form).xpath("//label[@for='f-repeat_until']/text()") == ["Repeats every week until"]
     response = await client.post("/admin/events/new", data=event_form(token), headers=english)

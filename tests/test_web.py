@@ -94,9 +94,15 @@ async def handler_gettext(request: web.Request) -> web.Response:
     return web.Response(text=f"{request[LANG]}:{text}")
 
 
-def make_app(template_dir: Path, package: str = "klynge") -> web.Application:
+def make_app(template_dir: Path, package: str = "klynge", language: str = "da") -> web.Application:
     app = web.Application(middlewares=[error_middleware], client_max_size=1024)
-    setup_web(app, package=package, site_name="Testby", extra_template_dirs=[template_dir])
+    setup_web(
+        app,
+        package=package,
+        site_name="Testby",
+        extra_template_dirs=[template_dir],
+        language=language,
+    )
     app.router.add_get("/page", page)
     app.router.add_get("/api/invalid", api_invalid)
     app.router.add_post("/api/echo", api_echo)
@@ -152,13 +158,35 @@ async def test_query_switches_to_english(client: TestClient[Any, Any]) -> None:
     assert ">Dansk</a>" in html
 
 
-async def test_accept_language_english_and_unknown(client: TestClient[Any, Any]) -> None:
+async def test_the_configured_language_wins_over_accept_language(
+    client: TestClient[Any, Any],
+) -> None:
+    """A phone set to English gets the cluster's Danish pages (issue 16); ?lang= still switches."""
     en = await (await client.get("/page", headers={"Accept-Language": "en-GB,en;q=0.8"})).text()
-    assert '<html lang="en">' in en
+    assert '<html lang="da">' in en
     fr = await (await client.get("/page", headers={"Accept-Language": "fr-FR, de;q=0.5"})).text()
     assert '<html lang="da">' in fr
-    mixed = {"Accept-Language": "de, da;q=0.9, en;q=0.5"}
-    assert '<html lang="da">' in await (await client.get("/page", headers=mixed)).text()
+    chosen = await client.get("/page?lang=en", headers={"Accept-Language": "da"})
+    assert '<html lang="en">' in await chosen.text()
+
+
+async def test_an_english_cluster_is_english_unless_the_resident_picks_danish(
+    aiohttp_client: Any, template_dir: Path
+) -> None:
+    client = await aiohttp_client(make_app(template_dir, language="en"))
+    danish_phone = {"Accept-Language": "da-DK,da;q=0.9"}
+    assert '<html lang="en">' in await (await client.get("/page", headers=danish_phone)).text()
+    assert '<html lang="da">' in await (await client.get("/page?lang=da")).text()
+    await client.get("/lang/da?next=/page")
+    assert '<html lang="da">' in await (await client.get("/page")).text(), "the cookie counts"
+
+
+async def test_the_api_follows_accept_language(client: TestClient[Any, Any]) -> None:
+    """Programs state the language they want: on /api/ Accept-Language still chooses."""
+    english = await client.get("/api/invalid", headers={"Accept-Language": "en-GB,en;q=0.8"})
+    assert (await english.json())["error"]["fields"]["title"] == "Give a title."
+    danish = await client.get("/api/invalid", headers={"Accept-Language": "fr"})
+    assert (await danish.json())["error"]["fields"]["title"] != "Give a title."
 
 
 async def test_lang_cookie_is_set_and_persists(client: TestClient[Any, Any]) -> None:

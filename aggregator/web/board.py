@@ -15,13 +15,17 @@ from aggregator.publish import outputs
 from aggregator.reader.merge import Merged
 from aggregator.store.moderation import Hold
 from aggregator.web.pages import (
+    Filters,
     categories_in_use,
     event_path,
+    filters_of,
     lang_of,
     local_day,
+    make_href,
     merged_of,
     public_url,
     timezone_of,
+    village_name,
     villages,
     webcal,
 )
@@ -71,9 +75,12 @@ def notice_row(notice: Notice, events: dict[str, Event], tz: str) -> NoticeRow:
     return NoticeRow(notice, last, event, event_day)
 
 
-def notice_groups(merged: Merged, tz: str, now: datetime) -> list[tuple[str, list[NoticeRow]]]:
-    """Return the unexpired notices by category (vocabulary order), newest first in each."""
-    notices = sorted(outputs.current_notices(merged, now), key=lambda n: n.updated, reverse=True)
+def notice_groups(
+    merged: Merged, tz: str, now: datetime, village: str = ""
+) -> list[tuple[str, list[NoticeRow]]]:
+    """Return the unexpired notices (of one village) by category, newest first in each."""
+    current = outputs.current_notices(merged, now, village)
+    notices = sorted(current, key=lambda n: n.updated, reverse=True)
     events = {e.id: e for e in merged.events}
     rows = [notice_row(n, events, tz) for n in notices]
     order = [*categories_in_use(notices), ""]
@@ -82,11 +89,17 @@ def notice_groups(merged: Merged, tz: str, now: datetime) -> list[tuple[str, lis
 
 
 async def noticeboard_context(request: web.Request) -> dict[str, Any]:
-    """Gather the noticeboard's groups."""
+    """Gather the noticeboard's groups, narrowed to one village by `?village=`."""
     merged = await merged_of(request)
+    filters = Filters(village=filters_of(request).village)
+    groups = notice_groups(merged, timezone_of(request), now(request), filters.village)
     return {
-        "groups": notice_groups(merged, timezone_of(request), now(request)),
+        "groups": groups,
         "event_path": event_path,
+        "filters": filters,
+        "villages": villages(merged),
+        "village_name": village_name(merged, filters.village) if filters.village else "",
+        "href": make_href("/noticeboard", filters.params()),
     }
 
 

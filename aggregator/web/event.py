@@ -29,6 +29,7 @@ from klynge.errors import NotFound
 from klynge.i18n import N_
 from klynge.ical.writer import event_calendar, html_to_text
 from klynge.model import Event, Notice, Place, sanitise_html
+from klynge.phone import tel_links
 from klynge.repeat_rule import DayPart, RepeatRule
 from klynge.web import gettext
 
@@ -236,7 +237,7 @@ async def event_context(request: web.Request) -> dict[str, Any]:
         "occurrences": found[:OCCURRENCES_SHOWN] if event.rrule else [],
         "more_dates": max(0, len(found) - OCCURRENCES_SHOWN) if event.rrule else 0,
         "repeats": recurrence_words(request, event),
-        "description": Markup(sanitise_html(event.description)) if event.description else "",
+        "description": tel_links(sanitise_html(event.description)) if event.description else "",
         "map_url": map_url(event.place),
         "village": village,
         "village_key": outputs.slug(village.title),

@@ -241,7 +241,9 @@ def _links(entry: Any, item: Item) -> None:
     if item.link:
         _link(entry, item.link, "alternate", "text/html")
         if isinstance(item, Event):
-            _link(entry, item.link + ".ics", "alternate", "text/calendar")
+            # Not a second "alternate": feed readers (newsboat) open the last alternate as the
+            # entry's link, which downloaded the .ics instead of showing the event page.
+            _link(entry, item.link + ".ics", "related", "text/calendar")
     if item.url:
         _link(entry, item.url, "related", "")
 

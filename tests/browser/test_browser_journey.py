@@ -66,7 +66,7 @@ async def volunteer_publishes(browser: Any, cluster: Any, day: date) -> None:
                         "end_time": "17:00"}  # fmt: skip
         await page.fill("input[name=end_time]", "21:00")
         response = await send_event_form(page)
-        publish = page.get_by_role("button", name="Publicer")
+        publish = page.get_by_role("button", name="Offentliggør")
         if await publish.count():  # the preview step: what residents will see, then publish
             assert TITLE in await page.inner_text("main")
             response = await follow(page, publish.first)

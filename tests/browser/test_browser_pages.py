@@ -113,7 +113,7 @@ async def test_event_form_posts_without_javascript(browser: Any, cluster: Any) -
         await page.fill("input[name=end_time]", "16:00")
         form = page.locator("form:has(input[name=title])")
         response = await follow(page, form.locator("[type=submit]").first)
-        publish = page.get_by_role("button", name="Publicer")
+        publish = page.get_by_role("button", name="Offentliggør")
         if await publish.count():  # a preview step before publishing
             response = await follow(page, publish.first)
         assert response.status == 200, await page.inner_text("main")
