@@ -3,10 +3,7 @@ Mozilla's ical.js under node) must see the same occurrences in our files."""
 
 from __future__ import annotations
 
-import json
 import re
-import shutil
-import subprocess
 import uuid
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
@@ -15,6 +12,7 @@ from pathlib import Path
 import icalendar
 import pytest
 import recurring_ical_events
+from icaljs_support import icaljs_occurrences
 
 from klynge.errors import FeedError
 from klynge.ical.reader import category_term, read_calendar
@@ -24,7 +22,6 @@ from klynge.model import Event, Notice, Place, When, parse_when
 from klynge.recurrence import expand
 
 ROOT = Path(__file__).resolve().parents[1]
-EXPAND_JS = ROOT / "tests" / "js" / "expand.mjs"
 CPH = "Europe/Copenhagen"
 WINDOW = (datetime(2026, 1, 1, tzinfo=UTC), datetime(2028, 1, 1, tzinfo=UTC))
 NOW = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
@@ -143,23 +140,7 @@ def _python_occurrences(data: bytes) -> list[tuple[str, str, str]]:
 
 
 def _icaljs_occurrences(path: Path) -> list[tuple[str, str, str]]:
-    node = shutil.which("node")
-    if node is None or not (ROOT / "node_modules" / "ical.js").is_dir():
-        pytest.fail(
-            "ical.js is not installed: run `npm install --no-audit --no-fund` in the repository "
-            "root (package.json lists ical.js; node must be on PATH)."
-        )
-    window = [w.isoformat().replace("+00:00", "Z") for w in WINDOW]
-    result = subprocess.run(
-        [node, str(EXPAND_JS), str(path), *window],
-        capture_output=True,
-        check=False,
-        cwd=ROOT,
-        timeout=60,
-        text=True,
-    )
-    assert result.returncode == 0, result.stderr
-    return sorted((o["uid"], o["start"], o["end"]) for o in json.loads(result.stdout))
+    return sorted((o["uid"], o["start"], o["end"]) for o in icaljs_occurrences(path, WINDOW))
 
 
 def _our_occurrences(events: list[Event]) -> list[tuple[str, str, str]]:
