@@ -61,7 +61,7 @@ def create_app(config: AggregatorConfig, *, periodic: bool = True) -> web.Applic
         await refresher.worker.start()  # the parse child; refresher.close() kills it
         refresher.start_loading()  # polls, pings and pages wait for it; /healthz does not
         refresher.on_load_error = partial(stop_serving, app)  # a bad record stops the service
-        scheduler = Scheduler(config, refresher, periodic=periodic)
+        scheduler = Scheduler(refresher, periodic=periodic)
         operator = Operator(config, refresher, scheduler, view)
         await operator.load()  # hidden entries and paused sources, before the first poll
         app[REFRESHER], app[MERGED], app[OUTPUTS] = refresher, view, outputs

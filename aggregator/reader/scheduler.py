@@ -36,9 +36,7 @@ class _PingState:
 class Scheduler:
     """Runs the periodic polls and the ping-triggered fetches of one aggregator."""
 
-    def __init__(
-        self, config: AggregatorConfig, refresher: Refresher, *, periodic: bool = True
-    ) -> None:
+    def __init__(self, refresher: Refresher, *, periodic: bool = True) -> None:
         self.refresher = refresher  # its config holds the sources, which change while serving
         self.periodic = periodic
         self._scheduler: AsyncIOScheduler | None = None
