@@ -8,10 +8,11 @@ from functools import partial
 from aiohttp import web
 
 from aggregator.config import AggregatorConfig
-from aggregator.keys import CONFIG, MERGED, OPERATOR, OUTPUTS, REFRESHER, SCHEDULER
+from aggregator.keys import CONFIG, MERGED, OPERATOR, OUTPUTS, REFRESHER, SCHEDULER, UPSTREAM
 from aggregator.operations import Operator
 from aggregator.publish.merged import MergedView
 from aggregator.publish.outputs import Outputs
+from aggregator.publish.upstream import Upstream
 from aggregator.reader.fetcher import Fetcher, FetchLimits
 from aggregator.reader.refresh import Refresher
 from aggregator.reader.scheduler import Scheduler
@@ -57,7 +58,13 @@ def create_app(config: AggregatorConfig, *, periodic: bool = True) -> web.Applic
         refresher.on_change = view.changed
         refresher.on_remove = view.removed
         outputs = Outputs(config, view.current)
-        view.on_change = outputs.invalidate
+        upstream = Upstream(config, outputs.feed, fetcher.ping)
+
+        def changed() -> None:
+            outputs.invalidate()
+            upstream.notify()  # after the invalidation: it builds the new feed
+
+        view.on_change = changed
         await refresher.worker.start()  # the parse child; refresher.close() kills it
         refresher.start_loading()  # polls, pings and pages wait for it; /healthz does not
         refresher.on_load_error = partial(stop_serving, app)  # a bad record stops the service
@@ -66,6 +73,7 @@ def create_app(config: AggregatorConfig, *, periodic: bool = True) -> web.Applic
         await operator.load()  # hidden entries and paused sources, before the first poll
         app[REFRESHER], app[MERGED], app[OUTPUTS] = refresher, view, outputs
         app[SCHEDULER], app[OPERATOR] = scheduler, operator
+        app[UPSTREAM] = upstream
         scheduler.start()
         control = ControlServer(config.data_dir, operator.handlers())
         await control.start()  # `klynge aggregator source …`, `hide`, `pause` while serving
@@ -73,6 +81,7 @@ def create_app(config: AggregatorConfig, *, periodic: bool = True) -> web.Applic
             yield
         finally:
             await control.close()
+            await upstream.close()
             outputs.close()
             await scheduler.shutdown()
             await refresher.close()

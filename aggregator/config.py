@@ -50,12 +50,16 @@ class Limits:
     max_decompressed: int = 20_000_000
     max_redirects: int = 3
     max_backoff: timedelta = timedelta(hours=6)
-    ping_interval: float = 5.0  # at most one ping-triggered fetch per source per this many s
+    # The shortest gap between two ping-triggered fetches of one source (seconds); a ping
+    # meanwhile is coalesced into one follow-up fetch (bench/latency_bench.py: 0.5 s keeps a
+    # burst of edits 1 s apart under 1 s p95, where 5 s made it up to 5.7 s).
+    ping_interval: float = 0.5
     stale_after: timedelta = timedelta(hours=24)
     jitter: float = 60.0  # seconds of random spread on each scheduled poll
     parse_timeout: float = 15.0  # seconds one source's body may take to parse and validate
     parse_memory_mb: int = 512  # address space of the process that parses (RLIMIT_AS)
     max_entries: int = 5000  # entries (and tombstones) read from one source's body
+    ping_fetches_per_minute: int = 20  # the bound on ping-triggered fetches of one source
 
     def __post_init__(self) -> None:
         numbers = (self.connect_timeout, self.total_timeout, self.ping_interval, self.jitter)
@@ -67,6 +71,8 @@ class Limits:
             raise ConfigError("limits.parse_memory_mb must be at least 128")
         if not 0 <= self.max_redirects <= 10:
             raise ConfigError("limits.max_redirects must be from 0 to 10")
+        if self.ping_fetches_per_minute < 1:
+            raise ConfigError("limits.ping_fetches_per_minute must be at least 1")
 
 
 @dataclass(frozen=True)
@@ -82,6 +88,9 @@ class AggregatorConfig:
     language: str = DEFAULT_LANG  # the pages' language unless a resident picks another
     limits: Limits = field(default_factory=Limits)
     clock: Clock = SYSTEM_CLOCK  # KLYNGE_NOW starts it at a chosen instant (klynge.clock)
+    # The aggregators that read this one, pinged when the merged feed changes (their /ping or
+    # base URLs), so a village's change reaches the region in seconds, not at its next poll.
+    upstream: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not self.name.strip():
@@ -99,10 +108,29 @@ class AggregatorConfig:
         urls = [s.url for s in self.sources]
         if len(set(urls)) != len(urls):
             raise ConfigError("a source URL is listed twice in aggregator.toml")
+        for url in self.upstream:
+            if not is_http_url(url):
+                raise ConfigError(f"upstream URL {url!r} must be an http:// or https:// URL")
 
     def source(self, url: str) -> Source | None:
         """Return the configured source with this URL, if any."""
         return next((s for s in self.sources if s.url == url), None)
+
+    @property
+    def feed_url(self) -> str:
+        """Return the public URL of the merged feed (what upstream aggregators poll)."""
+        return f"{self.url.rstrip('/')}/feed.atom"
+
+    @property
+    def upstream_pings(self) -> tuple[str, ...]:
+        """Return each upstream aggregator's /ping URL (given as its base or its /ping URL)."""
+        return tuple(ping_url(url) for url in self.upstream)
+
+
+def ping_url(aggregator: str) -> str:
+    """Return the /ping URL of an aggregator given by its base URL (or its /ping URL)."""
+    base = aggregator.rstrip("/")
+    return base if base.endswith("/ping") else f"{base}/ping"
 
 
 def load_config(data_dir: Path, env: Mapping[str, str] | None = None) -> AggregatorConfig:
@@ -146,6 +174,7 @@ def from_mapping(
             timezone=_str(raw, "timezone", DEFAULT_TIMEZONE),
             language=_str(raw, "language") or DEFAULT_LANG,
             limits=_limits(raw.get("limits", {})),
+            upstream=_urls(raw, "upstream"),
         )
     except ConfigError as e:
         where = f"{origin}: " if origin else ""
@@ -180,6 +209,13 @@ def _list(raw: Mapping[str, Any], key: str) -> list[Mapping[str, Any]]:
     return value
 
 
+def _urls(raw: Mapping[str, Any], key: str) -> tuple[str, ...]:
+    value = raw.get(key, [])
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ConfigError(f'{key} must be a list of URLs ({key} = ["https://..."])')
+    return tuple(v.strip() for v in value if v.strip())
+
+
 def _source(raw: Mapping[str, Any]) -> Source:
     kind = _str(raw, "kind", "node")
     return Source(url=_str(raw, "url"), name=_str(raw, "name"), kind=cast(Kind, kind))
@@ -192,6 +228,7 @@ _INT_LIMIT_KEYS = (
     "max_redirects",
     "parse_memory_mb",
     "max_entries",
+    "ping_fetches_per_minute",
 )
 
 
@@ -220,6 +257,8 @@ def to_toml(config: AggregatorConfig) -> str:
         f"poll_minutes = {config.poll_interval.total_seconds() / 60:g}",
         f"timezone = {_q(config.timezone)}",
     ]
+    if config.upstream:
+        lines.append(f"upstream = [{', '.join(_q(url) for url in config.upstream)}]")
     lim = config.limits
     lines += ["", "[limits]"]
     for key in _FLOAT_LIMIT_KEYS:

@@ -10,6 +10,7 @@ from aggregator.config import AggregatorConfig
 from aggregator.operations import Operator
 from aggregator.publish.merged import MergedView
 from aggregator.publish.outputs import Outputs
+from aggregator.publish.upstream import Upstream
 from aggregator.reader.refresh import Refresher
 from aggregator.reader.scheduler import Scheduler
 
@@ -19,6 +20,7 @@ MERGED = web.AppKey("aggregator_merged", MergedView)
 OUTPUTS = web.AppKey("aggregator_outputs", Outputs)
 SCHEDULER = web.AppKey("aggregator_scheduler", Scheduler)
 OPERATOR = web.AppKey("aggregator_operator", Operator)
+UPSTREAM = web.AppKey("aggregator_upstream", Upstream)
 
 
 def now(request: web.Request) -> datetime:

@@ -1,8 +1,11 @@
 """Scheduling: one APScheduler job per source (with jitter), and ping-triggered fetches.
 
 The only module here that imports apscheduler. A ping (POST /ping) starts a conditional GET
-at once, but at most one per source every `limits.ping_interval` seconds: pings that arrive
-meanwhile are coalesced into one follow-up fetch, so a chatty node cannot make us hammer it.
+at once. A ping that comes while that source's fetch is waiting or under way is coalesced:
+it marks the source dirty, and one more fetch follows right after (the change may have come
+after the fetch read the feed). Two bounds keep a chatty node from making us hammer it: the
+fetches of one source start at least `limits.ping_interval` seconds apart, and at most
+`limits.ping_fetches_per_minute` start in any minute.
 """
 
 from __future__ import annotations
@@ -10,7 +13,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from dataclasses import dataclass
+from collections import deque
+from dataclasses import dataclass, field
 from datetime import timedelta
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -23,14 +27,25 @@ from klynge.errors import StorageError
 
 log = logging.getLogger("klynge.aggregator")
 FIRST_POLL_SPREAD = 30.0  # seconds over which the first polls after start are spread
+MINUTE = 60.0
 
 
 @dataclass
 class _PingState:
-    last: float = -1e9  # loop time of the last ping-triggered fetch
+    starts: deque[float] = field(default_factory=deque)  # loop times of this minute's fetches
     task: asyncio.Task[None] | None = None
     fetching: bool = False
     again: bool = False
+
+    def wait(self, now: float, gap: float, per_minute: int) -> float:
+        """Return how long the next fetch must wait to keep both bounds (0: start now)."""
+        while self.starts and self.starts[0] <= now - MINUTE:
+            self.starts.popleft()
+        if not self.starts:
+            return 0.0
+        after_gap = self.starts[-1] + gap - now
+        after_budget = self.starts[0] + MINUTE - now if len(self.starts) >= per_minute else 0.0
+        return max(0.0, after_gap, after_budget)
 
 
 class Scheduler:
@@ -124,23 +139,24 @@ class Scheduler:
         if state.task is not None and not state.task.done():
             state.again = state.again or state.fetching  # a change after the fetch started
             return True
-        loop = asyncio.get_running_loop()
-        delay = max(0.0, state.last + self.config.limits.ping_interval - loop.time())
-        state.task = loop.create_task(self._ping_fetch(source, state, delay))
+        state.task = asyncio.get_running_loop().create_task(self._ping_fetch(source, state))
         return True
 
-    async def _ping_fetch(self, source: Source, state: _PingState, delay: float) -> None:
+    async def _ping_fetch(self, source: Source, state: _PingState) -> None:
         loop = asyncio.get_running_loop()
+        limits = self.config.limits
         while True:
-            await asyncio.sleep(delay)
-            state.last, state.fetching, state.again = loop.time(), True, False
+            delay = state.wait(loop.time(), limits.ping_interval, limits.ping_fetches_per_minute)
+            if delay:
+                await asyncio.sleep(delay)
+            state.starts.append(loop.time())
+            state.fetching, state.again = True, False
             try:
                 await self.refresher.refresh_source(source)
             finally:
                 state.fetching = False
             if not state.again:
                 return
-            delay = self.config.limits.ping_interval
 
     async def shutdown(self) -> None:
         """Stop polling and cancel pending ping fetches."""
