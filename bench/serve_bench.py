@@ -232,11 +232,14 @@ def wait_until(check: Callable[[], bool], pause: float) -> None:
 
 
 @contextmanager
-def serving(tree: Tree, data_dir: Path, log: Path) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
-    """Run `klynge aggregator serve DIR --port 0` from `tree`; yield the process and base URL."""
-    command = [sys.executable, "-m", "klynge.cli", "aggregator", "serve", str(data_dir)]
+def serving(
+    tree: Tree, data_dir: Path, log: Path, *, port: int = 0, service: str = "aggregator"
+) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
+    """Run `klynge SERVICE serve DIR --port PORT` from `tree`; yield the process and base URL."""
+    command = [sys.executable, "-m", "klynge.cli", service, "serve", str(data_dir)]
     with log.open("wb") as out:
-        proc = subprocess.Popen([*command, "--port", "0"], stdout=out, stderr=subprocess.STDOUT,
+        command += ["--port", str(port)]
+        proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT,
                                 stdin=subprocess.DEVNULL, cwd=tree.path, env=tree.env)  # fmt: skip
     try:
         yield proc, _wait_serving(proc, log)
