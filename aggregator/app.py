@@ -8,8 +8,18 @@ from functools import partial
 from aiohttp import web
 
 from aggregator.config import AggregatorConfig
-from aggregator.keys import CONFIG, MERGED, OPERATOR, OUTPUTS, REFRESHER, SCHEDULER, UPSTREAM
+from aggregator.keys import (
+    ANSWERS,
+    CONFIG,
+    MERGED,
+    OPERATOR,
+    OUTPUTS,
+    REFRESHER,
+    SCHEDULER,
+    UPSTREAM,
+)
 from aggregator.operations import Operator
+from aggregator.publish.answers import Answers
 from aggregator.publish.merged import MergedView
 from aggregator.publish.outputs import Outputs
 from aggregator.publish.upstream import Upstream
@@ -40,6 +50,7 @@ def create_app(config: AggregatorConfig, *, periodic: bool = True) -> web.Applic
     """Return the aggregator app; `periodic=False` leaves polling to pings and refreshes."""
     app = web.Application(middlewares=[error_middleware], client_max_size=MAX_BODY)
     app[CONFIG] = config
+    app[ANSWERS] = Answers()  # pages and JSON answers per data version (kept.py)
     setup_web(
         app,
         package="aggregator",

@@ -8,6 +8,7 @@ from aiohttp import web
 
 from aggregator.config import AggregatorConfig
 from aggregator.operations import Operator
+from aggregator.publish.answers import Answers
 from aggregator.publish.merged import MergedView
 from aggregator.publish.outputs import Outputs
 from aggregator.publish.upstream import Upstream
@@ -21,6 +22,7 @@ OUTPUTS = web.AppKey("aggregator_outputs", Outputs)
 SCHEDULER = web.AppKey("aggregator_scheduler", Scheduler)
 OPERATOR = web.AppKey("aggregator_operator", Operator)
 UPSTREAM = web.AppKey("aggregator_upstream", Upstream)
+ANSWERS = web.AppKey("aggregator_answers", Answers)
 
 
 def now(request: web.Request) -> datetime:

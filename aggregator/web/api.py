@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -12,6 +12,8 @@ from aiohttp import web
 
 from aggregator.keys import CONFIG, MERGED, OUTPUTS, REFRESHER, SCHEDULER
 from aggregator.publish import outputs
+from aggregator.reader.merge import Merged
+from aggregator.web.kept import kept
 from aggregator.web.status import source_rows
 from klynge.errors import BadRequest, NotFound, ValidationError
 from klynge.i18n import N_
@@ -28,8 +30,8 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/feed.atom", feed)
     app.router.add_get("/calendar.ics", calendar)
     app.router.add_get("/sources.opml", opml)
-    app.router.add_get("/api/events", api_events)
-    app.router.add_get("/api/notices", api_notices)
+    app.router.add_get("/api/events", kept(api_events))
+    app.router.add_get("/api/notices", kept(api_notices))
     app.router.add_get("/api/sources", api_sources)
     app.router.add_post("/ping", ping)
 
@@ -85,13 +87,19 @@ async def api_events(request: web.Request) -> web.Response:
     village, category = _filters(request)
     merged = await request.app[MERGED].current()
     loop = asyncio.get_running_loop()
-    found = await loop.run_in_executor(None, outputs.occurrences, merged, lo, hi, village, category)
+    # Expanding, rendering and encoding a month at 20,000 entries takes 0.5 s: off the loop.
+    body = await loop.run_in_executor(None, _events_body, merged, lo, hi, village, category)
+    return web.Response(body=body, content_type="application/json", charset="utf-8")
+
+
+def _events_body(merged: Merged, lo: datetime, hi: datetime, village: str, category: str) -> bytes:
+    found = outputs.occurrences(merged, lo, hi, village, category)
     body: dict[str, Any] = {
         "from": lo.isoformat(),
         "to": hi.isoformat(),
         "events": rendered(found, outputs.occurrence_json, "/api/events"),
     }
-    return web.json_response(body, dumps=_dumps)
+    return _dumps(body).encode()
 
 
 async def api_notices(request: web.Request) -> web.Response:

@@ -17,6 +17,7 @@ from aggregator.publish import outputs
 from aggregator.web.board import noticeboard_context, status_context, subscribe_context
 from aggregator.web.calendar import calendar_context, cut_list
 from aggregator.web.event import event_context, event_ics
+from aggregator.web.kept import kept
 from aggregator.web.pages import (
     Days,
     Filters,
@@ -39,8 +40,8 @@ TEASER_NOTICES = 3
 
 def add_routes(app: web.Application) -> None:
     """Register the HTML pages (and the per-event .ics, served beside its page)."""
-    app.router.add_get("/", home)
-    app.router.add_get("/calendar", calendar_page)
+    app.router.add_get("/", kept(home))
+    app.router.add_get("/calendar", kept(calendar_page))
     app.router.add_get("/noticeboard", noticeboard)
     app.router.add_get(f"/events/{UUID}.ics", event_ics)
     app.router.add_get("/events/{uuid}", event_page)

@@ -1,0 +1,93 @@
+"""Pages and JSON answers kept per data version, request, language and minute, with ETag/304."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import aggregator_support as support
+import pytest
+from aggregator_support import (
+    NOW,
+    FeedServer,
+    config_for,
+    event,
+    feed,
+    notice,
+    refresher_of,
+    start_aggregator,
+)
+
+from aggregator.config import Source
+from aggregator.keys import ANSWERS, MERGED
+
+feed_server = support.feed_server  # a fixture
+MARKET = event("Loppemarked", category="market")
+RIDE = notice("Samkørsel")
+PATHS = ["/", "/calendar?view=month", "/calendar", "/api/events", "/api/notices?category=carpool"]
+
+
+@pytest.fixture
+async def cluster(feed_server: FeedServer, tmp_path: Path, aiohttp_client: Any) -> Any:
+    """An aggregator over one village, refreshed once."""
+    url = feed_server.set("/osterby.atom", feed("Østerby", [MARKET, RIDE]))
+    client = await start_aggregator(aiohttp_client, config_for(tmp_path, [Source(url, "Østerby")]))
+    await refresher_of(client).refresh_all()
+    return client
+
+
+async def _get(client: Any, path: str, **headers: str) -> tuple[int, bytes, str]:
+    resp = await client.get(path, headers=headers)
+    return resp.status, await resp.read(), resp.headers.get("ETag", "")
+
+
+@pytest.mark.parametrize("path", PATHS)
+async def test_an_answer_is_rendered_once_per_data_version_and_revalidates(
+    cluster: Any, feed_server: FeedServer, path: str
+) -> None:
+    answers = cluster.server.app[ANSWERS]
+    status, first, etag = await _get(cluster, path)
+    assert status == 200 and etag.startswith('"')
+    assert b"Loppemarked" in first or b"Samk\xc3\xb8rsel" in first
+    renders = answers.renders
+    again = await _get(cluster, path)
+    assert again == (200, first, etag) and answers.renders == renders
+    not_modified = await cluster.get(path, headers={"If-None-Match": etag})
+    assert not_modified.status == 304 and await not_modified.read() == b""
+    assert not_modified.headers["ETag"] == etag and answers.renders == renders
+    # A change of the data: the answer is rendered anew and shows it; the old ETag gets a 200.
+    ride_home = replace(RIDE, title="Samkørsel hjem", updated=NOW)
+    feed_server.set("/osterby.atom", feed("Østerby", [MARKET, event("Høstfest"), ride_home]))
+    await refresher_of(cluster).refresh_all()
+    status, changed, new_etag = await _get(cluster, path, **{"If-None-Match": etag})
+    assert status == 200 and new_etag != etag and answers.renders == renders + 1
+    assert b"H\xc3\xb8stfest" in changed or b"Samk\xc3\xb8rsel hjem" in changed
+
+
+async def test_each_language_and_query_has_its_own_answer(cluster: Any) -> None:
+    _, danish, _ = await _get(cluster, "/")
+    _, english, _ = await _get(cluster, "/?lang=en")
+    assert b'lang="da"' in danish and b'lang="en"' in english
+    assert (await _get(cluster, "/"))[1] == danish  # the kept Danish one, not the English
+    _, month, _ = await _get(cluster, "/calendar?view=month")
+    _, listed, _ = await _get(cluster, "/calendar")
+    assert month != listed
+
+
+async def test_errors_are_not_kept(cluster: Any) -> None:
+    answers = cluster.server.app[ANSWERS]
+    for _ in range(2):
+        resp = await cluster.get("/api/events", params={"from": "not a date"})
+        assert resp.status == 422 or resp.status == 400
+        assert "YYYY-MM-DD" in await resp.text()
+    assert answers.renders == 0
+
+
+async def test_hiding_an_entry_is_a_new_data_version(cluster: Any) -> None:
+    _, before, _ = await _get(cluster, "/api/events")
+    assert b"Loppemarked" in before
+    view = cluster.server.app[MERGED]
+    view.moderate(frozenset({MARKET.id}), frozenset())
+    _, after, _ = await _get(cluster, "/api/events")
+    assert b"Loppemarked" not in after
