@@ -21,6 +21,7 @@ from aggregator_support import (
 
 from aggregator.config import Source
 from aggregator.keys import ANSWERS, MERGED
+from aggregator.web.board import megabytes
 
 feed_server = support.feed_server  # a fixture
 MARKET = event("Loppemarked", category="market")
@@ -91,3 +92,18 @@ async def test_hiding_an_entry_is_a_new_data_version(cluster: Any) -> None:
     view.moderate(frozenset({MARKET.id}), frozenset())
     _, after, _ = await _get(cluster, "/api/events")
     assert b"Loppemarked" not in after
+
+
+async def test_status_reports_the_size_of_the_feed_and_the_calendar(cluster: Any) -> None:
+    feed_kb = round(len(await (await cluster.get("/feed.atom")).read()) / 1000)
+    ics_kb = round(len(await (await cluster.get("/calendar.ics")).read()) / 1000)
+    assert feed_kb != ics_kb
+    danish = await (await cluster.get("/status")).text()
+    english = await (await cluster.get("/status?lang=en")).text()
+    assert f"det samlede feed fylder {feed_kb} kB, kalenderen {ics_kb} kB." in danish
+    assert f"the merged feed is {feed_kb} kB, the calendar {ics_kb} kB." in english
+
+
+def test_sizes_are_worded_in_the_language() -> None:
+    assert megabytes(1_234_567, "da") == "1,2 MB" and megabytes(1_234_567, "en") == "1.2 MB"
+    assert megabytes(58_000_000, "en") == "58.0 MB" and megabytes(200, "da") == "1 kB"

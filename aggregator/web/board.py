@@ -9,8 +9,9 @@ from typing import Any
 from urllib.parse import quote
 
 from aiohttp import web
+from babel.numbers import format_decimal
 
-from aggregator.keys import CONFIG, OPERATOR, REFRESHER, now
+from aggregator.keys import CONFIG, OPERATOR, OUTPUTS, REFRESHER, now
 from aggregator.publish import outputs
 from aggregator.reader.merge import Merged
 from aggregator.store.moderation import Hold
@@ -211,7 +212,32 @@ async def status_context(request: web.Request) -> dict[str, Any]:
         "state_words": STATE_WORDS,
         "now": moment,
         "hidden": hidden,
+        "documents": await document_sizes(request, lang),
     }
+
+
+async def document_sizes(request: web.Request, lang: str) -> dict[str, str] | None:
+    """Return the sizes of the merged feed and the calendar, in words (built if need be).
+
+    `calendar.ics` keeps 90 days of past events (design.md), so a big tier's file grows with
+    its past: the host sees here what every subscribed phone downloads. None while the stored
+    entries are still loading (the page answers at once then, as before).
+    """
+    if request.app[REFRESHER].loading:
+        return None
+    documents = request.app[OUTPUTS]
+    feed, calendar = await documents.feed(), await documents.calendar()
+    return {
+        "feed": megabytes(len(feed.body), lang),
+        "calendar": megabytes(len(calendar.body), lang),
+    }
+
+
+def megabytes(size: int, lang: str) -> str:
+    """Return a size in bytes as kB below a megabyte, else MB with one decimal (local format)."""
+    if size < 1_000_000:
+        return format_decimal(max(1, round(size / 1000)), locale=lang) + " kB"
+    return format_decimal(size / 1e6, format="#,##0.0", locale=lang) + " MB"
 
 
 def _reason(paused: Mapping[str, Hold], row: dict[str, Any]) -> str:
