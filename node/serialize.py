@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
+from klynge.carpool import carpool_doc, doc_carpool
 from klynge.errors import FieldErrors, ValidationError, problem_of
 from klynge.i18n import N_
 from klynge.messages import Message
@@ -101,6 +102,8 @@ def item_to_doc(item: Item) -> dict[str, Any]:
         doc.update(_event_doc(item))
     else:
         doc.update(body=item.body, expires=_iso(item.expires), related=item.related)
+        if item.carpool is not None:
+            doc["carpool"] = carpool_doc(item.carpool)
     return doc
 
 
@@ -115,6 +118,7 @@ def _event_doc(event: Event) -> dict[str, Any]:
         "rrule": rule_text(event.rrule),
         "place": None if event.place is None else asdict(event.place),
         **exceptions_json(event),
+        **({"carpooling": True} if event.carpooling else {}),
     }
 
 
@@ -133,7 +137,14 @@ def doc_to_item(doc: Mapping[str, Any]) -> Item:
     }
     if doc.get("kind") == "notice":
         expires = _dt(doc.get("expires"))
-        return Notice(**common, body=doc.get("body", ""), expires=expires, related=doc["related"])
+        carpool = doc_carpool(doc["carpool"]) if doc.get("carpool") is not None else None
+        return Notice(
+            **common,
+            body=doc.get("body", ""),
+            expires=expires,
+            related=doc["related"],
+            carpool=carpool,
+        )
     all_day = bool(doc.get("all_day"))
     place = doc.get("place")
     return Event(
@@ -148,6 +159,7 @@ def doc_to_item(doc: Mapping[str, Any]) -> Item:
         place=None if place is None else Place(**place),
         # Documents stored before series had exceptions have none of these keys.
         **exceptions_from(doc, tz=doc["timezone"], all_day=all_day),
+        carpooling=doc.get("carpooling") is True,
     )
 
 
