@@ -25,6 +25,7 @@ from klynge.model import (
 )
 from klynge.repeat_rule import RepeatRule, optional_rule, rule_text
 from klynge.series_text import changes_from, exceptions_from, exceptions_json, read_dates
+from node.carpool.defaults import carpooling_of
 
 UUID_PREFIX = "urn:uuid:"
 PLACE_KEYS = ("name", "street", "postcode", "locality", "lat", "lon")
@@ -46,6 +47,7 @@ EVENT_INPUT: dict[str, tuple[type | None, ...]] = {
     "exdates": (list, None),
     "rdates": (list, None),
     "changes": (list, None),
+    "carpooling": (bool, None),  # default: on for sport and away matches (node.carpool)
 }
 SERIES_KEYS = ("exdates", "rdates", "changes")
 NOTICE_INPUT: dict[str, tuple[type | None, ...]] = {
@@ -86,7 +88,7 @@ def full_id(uuid: str) -> str:
 
 def item_to_doc(item: Item) -> dict[str, Any]:
     """Return a JSON-ready store document for an event or notice."""
-    doc = {
+    doc: dict[str, Any] = {
         "id": item.id,
         "kind": item.kind,
         "title": item.title,
@@ -226,6 +228,7 @@ def item_to_input(item: Item) -> dict[str, Any]:
         "url": item.url or None,
         **{name: [] for name in SERIES_KEYS},
         **exceptions_json(item),
+        "carpooling": item.carpooling,
     }
 
 
@@ -298,6 +301,7 @@ def build_event(
         status=values.get("status") or "confirmed",
         rrule=rule,
         place=place,
+        carpooling=carpooling_of(values),
     )
 
 

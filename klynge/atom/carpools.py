@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime
 
 from klynge.carpool import BAD_DEPARTURE, BAD_SEATS, SEATS_MAX, Carpool
 from klynge.errors import ValidationError
@@ -23,7 +24,8 @@ def read_carpool(k: Callable[[str], str], tz: str) -> tuple[Carpool | None, dict
     departure = None
     if k("departure").strip():
         try:
-            departure = parse_when(k("departure"), tz=tz, all_day=False)
+            when = parse_when(k("departure"), tz=tz, all_day=False)
+            departure = when if isinstance(when, datetime) else None
         except ValueError:
             return None, {"departure": Message(BAD_DEPARTURE)}
     try:
