@@ -109,7 +109,7 @@ async def public_form(request: web.Request) -> web.Response:
         return render(request, "carpool_form.html", context, status=422)
     request.app[LIMITER].record(accounts.client_address(request), event.id)
     notice, secret = await posts.create(
-        request.app[STORE], event, carpool, now(request), _lang(request)
+        request.app[STORE], event, carpool, now(request), request.app[CONFIG].language
     )
     link = f"{request.app[CONFIG].public_url}/carpool/{short_id(notice.id)}/{secret}"
     response = render(
@@ -189,7 +189,7 @@ async def private_link(request: web.Request) -> web.Response:
             request, event, values, errors=_words(request, dict(e.fields)), **extra
         )
         return render(request, "carpool_form.html", context, status=422)
-    changed = await posts.change(store, notice, carpool, now(request), _lang(request))
+    changed = await posts.change(store, notice, carpool, now(request), request.app[CONFIG].language)
     context = _form_context(
         request, event, _filled(changed, event.timezone), editing=True, notice=changed, saved=True
     )
