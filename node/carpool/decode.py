@@ -27,6 +27,7 @@ from klynge.model import clean_text, localize
 
 HONEYPOT = "website"  # hidden from people by CSS; a bot that fills every field fills it
 FIELD_MAX = 200  # characters read of any field; the model bounds each one lower still
+_FORM_NAMES = {"contact": "name", "origin": "from"}  # the model's names -> the form's
 FIELDS = ("direction", "seats", "from", "departure", "name", "phone", "email", HONEYPOT)
 
 
@@ -67,7 +68,7 @@ def decode_post(form: Mapping[str, object], day: date, tz: ZoneInfo) -> Carpool:
             email=text["email"],
         )
     except ValidationError as e:
-        found = {("name" if k == "contact" else k): v for k, v in e.fields.items()}
+        found = {_FORM_NAMES.get(k, k): v for k, v in e.fields.items()}
         errors = {**found, **errors}
     if errors:
         raise ValidationError(errors)
