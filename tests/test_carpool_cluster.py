@@ -46,7 +46,9 @@ async def cluster(
     agg_port = unused_tcp_port_factory()
     agg = f"http://127.0.0.1:{agg_port}"
     villages = [
-        make_village(n, tmp_path, unused_tcp_port_factory(), agg, capsys, monkeypatch, aiohttp_server)
+        make_village(
+            n, tmp_path, unused_tcp_port_factory(), agg, capsys, monkeypatch, aiohttp_server
+        )
         for n in ("Vesterlund", "Østerby", "Nørrevang")
     ]
     config = aggregator_config(tmp_path, [Source(v.feed_url, v.name) for v in villages])
@@ -70,13 +72,18 @@ async def away_match(vesterlund: Village) -> str:
 
 
 async def text(url: str, **kwargs: Any) -> tuple[int, str]:
-    async with aiohttp.ClientSession() as session, session.request(kwargs.pop("method", "GET"), url, **kwargs) as r:
+    async with (
+        aiohttp.ClientSession() as session,
+        session.request(kwargs.pop("method", "GET"), url, **kwargs) as r,
+    ):
         return r.status, html.unescape(await r.text())
 
 
 def files_text(*folders: Path) -> str:
     """Return every store file (and backup) under the folders, as text."""
-    paths = [p for folder in folders for p in folder.rglob("*") if p.is_file() and ".json" in p.name]
+    paths = [
+        p for folder in folders for p in folder.rglob("*") if p.is_file() and ".json" in p.name
+    ]
     assert paths
     return "".join(p.read_text(encoding="utf-8", errors="replace") for p in paths)
 
@@ -104,7 +111,10 @@ async def test_carpools_across_villages_from_the_cluster_page_to_deletion(cluste
 
     async def both_shown() -> bool:
         shown = (await text(page_url))[1]
-        return "Tilbyder 3 pladser fra Østerby Kirke" in shown and "Søger 1 plads fra Nørrevang" in shown
+        return (
+            "Tilbyder 3 pladser fra Østerby Kirke" in shown
+            and "Søger 1 plads fra Nørrevang" in shown
+        )
 
     await eventually(both_shown, limit=2.0)  # the acceptance bound: within 2 s, by the ping
     print(f"both posts on the cluster's page {time.monotonic() - posted_at:.2f} s after posting")
@@ -116,7 +126,10 @@ async def test_carpools_across_villages_from_the_cluster_page_to_deletion(cluste
     assert 'class="carpool-event"' in board and board.count("Udebanekamp U10") == 1
     notices = json.loads((await text(str(cluster.aggregator.make_url("/api/notices"))))[1])
     pools = [n for n in notices["notices"] if "carpool" in n]
-    assert {(p["carpool"]["direction"], p["carpool"]["seats"]) for p in pools} == {("offer", 3), ("request", 1)}
+    assert {(p["carpool"]["direction"], p["carpool"]["seats"]) for p in pools} == {
+        ("offer", 3),
+        ("request", 1),
+    }
 
     # The private link: 2 seats, then withdrawn.
     assert (await text(link, method="POST", data=offer(seats="2", action="save")))[0] == 200

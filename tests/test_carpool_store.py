@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -60,7 +61,7 @@ def test_a_carpool_survives_every_adapter() -> None:
         ("phone", "112"),
         ("departure", "tomorrow"),
         ("from", "x" * 81),
-    ],  # fmt: skip
+    ],
 )
 def test_a_bad_carpool_element_is_a_problem_not_a_crash(element: str, value: str) -> None:
     event = match()
@@ -109,8 +110,7 @@ def test_the_aggregator_store_keeps_no_removed_contact_in_its_backup(tmp_path: P
 def test_a_carpool_whose_event_ended_early_goes_too() -> None:
     event = match()
     notice = post(event)
-    longer = Notice(**{**{f: getattr(notice, f) for f in ("id", "title", "updated", "category", "related", "carpool")},
-                       "expires": datetime(2100, 1, 1, tzinfo=UTC)})  # fmt: skip
+    longer = replace(notice, expires=datetime(2100, 1, 1, tzinfo=UTC))
     content = Content(entries={event.id: event, notice.id: longer})
     assert without_ended_carpools(content, event.series_end() - timedelta(minutes=1)) is None
     cleaned = without_ended_carpools(content, event.series_end())
