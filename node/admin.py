@@ -23,6 +23,7 @@ from klynge.model import CATEGORIES, Event, Item, Notice, Place, new_id
 from klynge.web import gettext, read_form, render, request_lang
 from node import accounts
 from node.api import edited, may_edit, save_edit
+from node.carpool.picker import event_choices
 from node.carpool.posts import is_carpool
 from node.forms import (
     EVENT_FIELDS,
@@ -312,6 +313,11 @@ def _form(
         "action": request.path,
         "draft": short_id(draft),
     }
+    if kind == "notice":
+        user = accounts.login_required(request)
+        context["event_choices"] = [("", gettext(request, "No event")), *event_choices(
+            request.app[STORE], user.association, form.get("related", ""), now(request),
+            request.app[CONFIG].timezone, lang)]  # fmt: skip
     return render(request, f"{kind}_form.html", context, status=status)
 
 

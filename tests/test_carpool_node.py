@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import re
 from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import replace
 from datetime import timedelta
@@ -290,3 +291,32 @@ async def test_hostile_bodies_are_refused_in_words(
     page = await response.text()
     assert "Traceback" not in page and ('role="alert"' in page or "<h1" in page)
     assert store_text(node_dir) == before
+
+
+async def test_the_notice_form_ties_a_notice_to_a_coming_event(
+    client: Client, node_dir: NodeDir
+) -> None:
+    uid = (await away_match(client, node_dir.token))["id"]
+    concert = await away_match(client, node_dir.other_token, title="Koncert", category="culture")
+    token = await login(client, "bo")
+    page = await (await client.get("/admin/notices/new")).text()
+    options = re.findall(r'<option value="(urn:uuid:[^"]+)"', page)
+    assert options == [f"urn:uuid:{uid}", f"urn:uuid:{concert['id']}"]  # ours first
+    form = {"csrf_token": token, "title": "Samkørsel: vi mødes ved kirken", "body": "Kl. 9",
+            "category": "carpool", "expires": "", "url": "", "related": f"urn:uuid:{uid}"}  # fmt: skip
+    preview = await client.post("/admin/notices/new", data=form)
+    fields = dict(
+        re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)">', await preview.text())
+    )
+    assert fields["related"] == f"urn:uuid:{uid}"
+    done = await client.post(
+        "/admin/notices/new", data={**fields, "action": "publish"}, allow_redirects=False
+    )
+    assert done.status == 303
+    (notice,) = [n for n in client.server.app[STORE].notices() if n.title.startswith("Samkørsel:")]
+    assert notice.related == f"urn:uuid:{uid}"
+    # The editing form shows the tie selected.
+    edit = await (
+        await client.get(f"/admin/notices/{notice.id.removeprefix('urn:uuid:')}/edit")
+    ).text()
+    assert f'<option value="urn:uuid:{uid}" selected>' in edit
