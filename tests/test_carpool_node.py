@@ -302,8 +302,15 @@ async def test_the_notice_form_ties_a_notice_to_a_coming_event(
     page = await (await client.get("/admin/notices/new")).text()
     options = re.findall(r'<option value="(urn:uuid:[^"]+)"', page)
     assert options == [f"urn:uuid:{uid}", f"urn:uuid:{concert['id']}"]  # ours first
-    form = {"csrf_token": token, "title": "Samkørsel: vi mødes ved kirken", "body": "Kl. 9",
-            "category": "carpool", "expires": "", "url": "", "related": f"urn:uuid:{uid}"}  # fmt: skip
+    form = {
+        "csrf_token": token,
+        "title": "Samkørsel: vi mødes ved kirken",
+        "body": "Kl. 9",
+        "category": "carpool",
+        "expires": "",
+        "url": "",
+        "related": f"urn:uuid:{uid}",
+    }
     preview = await client.post("/admin/notices/new", data=form)
     fields = dict(
         re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)">', await preview.text())
