@@ -327,3 +327,34 @@ async def test_the_notice_form_ties_a_notice_to_a_coming_event(
         await client.get(f"/admin/notices/{notice.id.removeprefix('urn:uuid:')}/edit")
     ).text()
     assert f'<option value="urn:uuid:{uid}" selected>' in edit
+
+
+async def test_a_moved_event_takes_its_posts_along(client: Client, node_dir: NodeDir) -> None:
+    uid = (await away_match(client, node_dir.token))["id"]
+    await post(client, uid, offer())
+    later = match_start() + timedelta(days=1)
+    body = {"start": later.strftime("%Y-%m-%dT%H:%M"),
+            "end": (later + timedelta(hours=2)).strftime("%Y-%m-%dT%H:%M")}  # fmt: skip
+    moved = await client.patch(f"/api/events/{uid}", json=body, headers=auth(node_dir.token))
+    assert moved.status == 200, await moved.text()
+    store = client.server.app[STORE]
+    with time_machine.travel(match_start() + timedelta(hours=3), tick=True):
+        await tidy(store)  # the old end has passed, the new one has not
+        (kept,) = posts.open_posts(store, f"urn:uuid:{uid}")
+        assert kept.expires == later + timedelta(hours=2)
+        assert "ring til Mette" in await (await client.get(f"/events/{uid}")).text()
+
+
+async def test_changes_through_the_private_link_count_towards_the_limit(
+    client: Client, node_dir: NodeDir
+) -> None:
+    uid = (await away_match(client, node_dir.token))["id"]
+    link = private_link(await (await post(client, uid, offer())).text())
+    statuses = []
+    for n in range(6):
+        response = await client.post(
+            link, data=offer(seats=str(n % 3 + 1), action="save"), headers=from_address(1)
+        )
+        statuses.append(response.status)
+    assert statuses == [200] * 4 + [429] * 2  # 5 in the hour with the post itself
+    assert "For mange opslag" in await response.text()

@@ -99,7 +99,7 @@ async def change(
         notice,
         title=title_of(carpool, lang),
         carpool=carpool,
-        updated=max(now, notice.updated + timedelta(seconds=1)),
+        updated=_later(notice, now),
         sequence=notice.sequence + 1,
     )
     await store.save_item(changed)
@@ -115,20 +115,29 @@ async def withdraw(store: Store, notice: Notice, now: datetime) -> None:
 async def expire(store: Store, now: datetime) -> int:
     """Delete the posts whose event has ended or is gone; return how many went."""
     events = {e.id: e for e in store.events()}
-    gone = []
+    gone, moved = [], []
     for notice in store.notices():
         if notice.carpool is None:
             continue
         event = events.get(notice.related)
-        if event is None or ends_at(event) <= now or (notice.expires and notice.expires <= now):
+        if event is None or ends_at(event) <= now:
             gone.append(notice)
+        elif notice.expires != ends_at(event):  # the event was moved: the post follows it
+            moved.append(replace(notice, expires=ends_at(event), updated=_later(notice, now)))
     for notice in gone:
         await store.delete_item(notice, now)
+    for notice in moved:
+        await store.save_item(notice)
     orphans = {k for k in store.table(KEYS) if store.get(k, "notice") is None}
     if gone or orphans:
         # Also when nothing else changed: this write replaces a `.bak` that held contacts.
         await store.commit(_drop_keys(orphans))
     return len(gone)
+
+
+def _later(notice: Notice, now: datetime) -> datetime:
+    # A new edit time even within the same second, so every copy takes the change.
+    return max(now, notice.updated + timedelta(seconds=1))
 
 
 def _put_key(key: str, record: dict[str, Any]) -> Any:

@@ -120,6 +120,10 @@ async def public_form(request: web.Request) -> web.Response:
     return response
 
 
+def _words_of(request: web.Request, code: str) -> str:
+    return Message(code).render(_lang(request))
+
+
 def _values(form: Any) -> dict[str, str]:
     return {name: field_text(form, name) for name in SHOWN_FIELDS}
 
@@ -180,6 +184,12 @@ async def private_link(request: web.Request) -> web.Response:
     if field_text(form, "action") == "withdraw":
         await posts.withdraw(store, notice, now(request))
         return render(request, "carpool_gone.html", {"event": event})
+    address = accounts.client_address(request)
+    if not request.app[LIMITER].allowed(address, event.id):
+        context = _form_context(
+            request, event, _values(form), problem=_words_of(request, TOO_MANY), **extra
+        )
+        return render(request, "carpool_form.html", context, status=429)
     tz = zone(event.timezone)
     values = _values(form)
     try:
@@ -189,6 +199,7 @@ async def private_link(request: web.Request) -> web.Response:
             request, event, values, errors=_words(request, dict(e.fields)), **extra
         )
         return render(request, "carpool_form.html", context, status=422)
+    request.app[LIMITER].record(address, event.id)
     changed = await posts.change(store, notice, carpool, now(request), request.app[CONFIG].language)
     context = _form_context(
         request, event, _filled(changed, event.timezone), editing=True, notice=changed, saved=True
