@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import nh3
 
+from klynge.carpool import Carpool
 from klynge.clock import system_now
 from klynge.errors import InvalidValue, ValidationError
 from klynge.messages import Message, define
@@ -78,6 +79,7 @@ ENDLESS = define(
     "model.endless", "A repeating event needs an end: a number of times or an end date."
 )
 RULE_BEFORE_START = define("model.rule_before_start", "The repeat rule ends before the first date.")
+BAD_CARPOOL = define("model.bad_carpool", "A carpool post needs its direction, seats and origin.")
 RULE_TOO_LONG = define("model.rule_too_long", "A repeating event may run for at most five years.")
 
 STATUSES = ("confirmed", "cancelled", "postponed")
@@ -378,6 +380,7 @@ class Event(Entry):
     rdates: tuple[When, ...] = ()
     changes: tuple[Change, ...] = ()
     kind: Literal["event"] = "event"
+    carpooling: bool = False  # residents may post carpools for it (issue 14)
 
     def __post_init__(self) -> None:
         self._normalise()
@@ -474,6 +477,7 @@ class Notice(Entry):
     expires: datetime | None = None
     related: str = ""
     kind: Literal["notice"] = "notice"
+    carpool: Carpool | None = None  # a carpool post tied to `related` (klynge.carpool)
 
     def __post_init__(self) -> None:
         self._normalise()
@@ -489,6 +493,8 @@ class Notice(Entry):
             errors.update(_year_errors(expires=self.expires))
         if self.related and _check_id(self.related):
             errors["related"] = Message(BAD_RELATED)
+        if self.carpool is not None and not isinstance(self.carpool, Carpool):
+            errors["carpool"] = Message(BAD_CARPOOL)
         if errors:
             raise ValidationError(errors)
 

@@ -23,6 +23,8 @@ from klynge.model import CATEGORIES, Event, Item, Notice, Place, new_id
 from klynge.web import gettext, read_form, render, request_lang
 from node import accounts
 from node.api import edited, may_edit, save_edit
+from node.carpool.picker import event_choices
+from node.carpool.posts import is_carpool
 from node.forms import (
     EVENT_FIELDS,
     NEW_PLACE,
@@ -92,7 +94,7 @@ def _places(request: web.Request) -> list[Place]:
 def _own_item(request: web.Request, user: User) -> Item:
     kind = _kind(request)
     item = request.app[STORE].get(request.match_info["uuid"].lower(), kind)
-    if item is None:
+    if item is None or is_carpool(item):
         raise NotFound(N_("That entry does not exist (any more)."))
     if not may_edit(user, item):
         raise Forbidden(N_("This entry belongs to another association."))
@@ -113,7 +115,8 @@ def _page_link(item: Item) -> str:
 async def entry_list(request: web.Request) -> web.Response:
     """GET /admin: our association's entries (all entries for admins)."""
     user = accounts.login_required(request)
-    items = [i for i in request.app[STORE].items() if may_edit(user, i)]
+    # Carpool posts are residents' own, changed by their link or removed at /admin/carpools.
+    items = [i for i in request.app[STORE].items() if may_edit(user, i) and not is_carpool(i)]
     events = sorted((i for i in items if isinstance(i, Event)), key=lambda e: e.series_end())
     notices = sorted((i for i in items if isinstance(i, Notice)), key=lambda n: n.updated)
     context = {
@@ -310,6 +313,11 @@ def _form(
         "action": request.path,
         "draft": short_id(draft),
     }
+    if kind == "notice":
+        user = accounts.login_required(request)
+        context["event_choices"] = [("", gettext(request, "No event")), *event_choices(
+            request.app[STORE], user.association, form.get("related", ""), now(request),
+            request.app[CONFIG].timezone, lang)]  # fmt: skip
     return render(request, f"{kind}_form.html", context, status=status)
 
 

@@ -11,6 +11,7 @@ from klynge.control import ControlServer
 from klynge.web import WEB_STATE, error_middleware, setup_web
 from node import admin, api, dates, operations, views
 from node.auth import LoginLimiter
+from node.carpool import views as carpool_views
 from node.cluster import Cluster
 from node.config import NodeConfig
 from node.housekeeping import start_scheduler
@@ -39,6 +40,7 @@ def create_app(config: NodeConfig, *, housekeeping: bool = True) -> web.Applicat
     admin.add_routes(app)
     dates.add_routes(app)
     views.add_routes(app)
+    carpool_views.add_routes(app)
     app.cleanup_ctx.append(_resources(housekeeping))
     return app
 

@@ -12,6 +12,7 @@ from typing import Any
 from klynge.i18n import N_
 from klynge.messages import Message
 from klynge.model import Event, Notice, Place, localize, zone
+from node.carpool.defaults import form_choice
 
 NEW_PLACE = "__new__"
 PLACE_FIELDS = ("street", "postcode", "locality", "lat", "lon")
@@ -22,7 +23,7 @@ _TAG_RE = re.compile(r"<(?:/?[a-zA-Z]|!--)")
 EVENT_FIELDS = (
     "title", "date", "start_time", "end_date", "end_time", "all_day", "place", "place_name",
     "place_street", "place_postcode", "place_locality", "place_lat", "place_lon", "category",
-    "description", "url", "repeat_until", "rrule", "status",
+    "description", "url", "repeat_until", "rrule", "status", "carpooling",
 )  # fmt: skip
 STATUSES = ("confirmed", "cancelled", "postponed")
 NOTICE_FIELDS = ("title", "body", "category", "expires", "url", "related")
@@ -72,6 +73,7 @@ def event_input(form: Mapping[str, str], tz: str) -> dict[str, Any]:
     }
     if form.get("status"):
         values["status"] = form["status"]
+    values["carpooling"] = form_choice(form.get("carpooling", ""))
     if all_day:
         values["start"] = day
         values["end"] = _day_after(form.get("end_date", ""))
@@ -136,6 +138,7 @@ def event_form(event: Event, saved: Iterable[Place]) -> dict[str, str]:
     form["url"] = event.url
     form["all_day"] = "1" if event.all_day else ""
     form["status"] = event.status
+    form["carpooling"] = "on" if event.carpooling else "off"
     _fill_times(form, event)
     _fill_place(form, event.place, saved)
     _fill_repeat(form, event)

@@ -13,6 +13,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from klynge.clock import system_now
 from node.auth import SESSION_MAX_AGE
+from node.carpool import posts as carpool_posts
 from node.store import Store
 
 log = logging.getLogger("node.housekeeping")
@@ -21,6 +22,10 @@ log = logging.getLogger("node.housekeeping")
 async def tidy(store: Store, now: datetime | None = None) -> int:
     """Drop expired notices and tombstones older than 30 days; return how many went."""
     now = now or store.clock.now()
+    # First: purge() drops expired notices without a tombstone; carpools need theirs.
+    expired = await carpool_posts.expire(store, now)
+    if expired:
+        log.info("housekeeping removed %d carpool posts of ended events", expired)
     removed = await store.purge(now)
     if removed:
         log.info("housekeeping removed %d expired notices and old tombstones", removed)

@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
+from klynge.carpool import carpool_doc, doc_carpool
 from klynge.errors import FieldErrors, ValidationError, problem_of
 from klynge.i18n import N_
 from klynge.messages import Message
@@ -24,6 +25,7 @@ from klynge.model import (
 )
 from klynge.repeat_rule import RepeatRule, optional_rule, rule_text
 from klynge.series_text import changes_from, exceptions_from, exceptions_json, read_dates
+from node.carpool.defaults import carpooling_of
 
 UUID_PREFIX = "urn:uuid:"
 PLACE_KEYS = ("name", "street", "postcode", "locality", "lat", "lon")
@@ -45,6 +47,7 @@ EVENT_INPUT: dict[str, tuple[type | None, ...]] = {
     "exdates": (list, None),
     "rdates": (list, None),
     "changes": (list, None),
+    "carpooling": (bool, None),  # default: on for sport and away matches (node.carpool)
 }
 SERIES_KEYS = ("exdates", "rdates", "changes")
 NOTICE_INPUT: dict[str, tuple[type | None, ...]] = {
@@ -85,7 +88,7 @@ def full_id(uuid: str) -> str:
 
 def item_to_doc(item: Item) -> dict[str, Any]:
     """Return a JSON-ready store document for an event or notice."""
-    doc = {
+    doc: dict[str, Any] = {
         "id": item.id,
         "kind": item.kind,
         "title": item.title,
@@ -101,6 +104,8 @@ def item_to_doc(item: Item) -> dict[str, Any]:
         doc.update(_event_doc(item))
     else:
         doc.update(body=item.body, expires=_iso(item.expires), related=item.related)
+        if item.carpool is not None:
+            doc["carpool"] = carpool_doc(item.carpool)
     return doc
 
 
@@ -115,6 +120,7 @@ def _event_doc(event: Event) -> dict[str, Any]:
         "rrule": rule_text(event.rrule),
         "place": None if event.place is None else asdict(event.place),
         **exceptions_json(event),
+        **({"carpooling": True} if event.carpooling else {}),
     }
 
 
@@ -133,7 +139,14 @@ def doc_to_item(doc: Mapping[str, Any]) -> Item:
     }
     if doc.get("kind") == "notice":
         expires = _dt(doc.get("expires"))
-        return Notice(**common, body=doc.get("body", ""), expires=expires, related=doc["related"])
+        carpool = doc_carpool(doc["carpool"]) if doc.get("carpool") is not None else None
+        return Notice(
+            **common,
+            body=doc.get("body", ""),
+            expires=expires,
+            related=doc["related"],
+            carpool=carpool,
+        )
     all_day = bool(doc.get("all_day"))
     place = doc.get("place")
     return Event(
@@ -148,6 +161,7 @@ def doc_to_item(doc: Mapping[str, Any]) -> Item:
         place=None if place is None else Place(**place),
         # Documents stored before series had exceptions have none of these keys.
         **exceptions_from(doc, tz=doc["timezone"], all_day=all_day),
+        carpooling=doc.get("carpooling") is True,
     )
 
 
@@ -214,6 +228,7 @@ def item_to_input(item: Item) -> dict[str, Any]:
         "url": item.url or None,
         **{name: [] for name in SERIES_KEYS},
         **exceptions_json(item),
+        "carpooling": item.carpooling,
     }
 
 
@@ -286,6 +301,7 @@ def build_event(
         status=values.get("status") or "confirmed",
         rrule=rule,
         place=place,
+        carpooling=carpooling_of(values),
     )
 
 

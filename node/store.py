@@ -126,6 +126,10 @@ class Store:
         # place, so readers on the loop never see a table change size under them.
         return self._tables.get(name, {})
 
+    def table(self, name: str) -> dict[str, Any]:
+        """Return one table of the file, read-only (a feature's own records: node.carpool)."""
+        return self._table(name)
+
     # --- reading (from memory) --------------------------------------------------------------
 
     def _snapshot(self) -> list[Item]:

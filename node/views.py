@@ -17,6 +17,7 @@ from klynge.model import MAX_OCCURRENCES, Event, Notice, Place, zone
 from klynge.recurrence import Occurrence, expand, occurrences
 from klynge.render_guard import rendered
 from klynge.web import render
+from node.carpool import views as carpool_views
 from node.forms import last_day_shown
 from node.keys import CONFIG, PUBLISHER, STORE, now
 from node.publish import CALENDAR_TYPE, FEED_TYPE, feed_links, linked, respond
@@ -150,6 +151,7 @@ async def event_page(request: web.Request) -> web.Response:
     """GET /events/{uuid}: the event's page with schema.org JSON-LD."""
     event = _event(request)
     context = event_context(event) | {"json_ld": json_ld(event), "ics_url": f"{event.link}.ics"}
+    context |= carpool_views.section_context(request, event)
     return render(request, "event.html", context)
 
 
@@ -186,6 +188,7 @@ async def village_page(request: web.Request) -> web.Response:
         output="the village page",
     )
     notices = [n for n in store.notices() if n.expires is None or n.expires > moment]
+    notices = [n for n in notices if n.carpool is None]  # shown on their event's page
     notices.sort(key=lambda n: n.updated, reverse=True)
     today = moment.astimezone(zone(config.timezone)).date()
     context = {

@@ -28,6 +28,7 @@ from aggregator.publish.documents import slug as slug
 from aggregator.publish.documents import village_of as village_of
 from aggregator.publish.pieces import Pieces
 from aggregator.reader.merge import Merged, is_upcoming
+from klynge.carpool import carpool_doc
 from klynge.model import Event, Item, Notice, Place, as_utc, format_when, zone
 from klynge.recurrence import Occurrence, expand
 from klynge.repeat_rule import rule_text
@@ -215,6 +216,7 @@ def notice_json(notice: Notice) -> dict[str, Any]:
         "body": notice.body,
         "expires": format_when(notice.expires) if notice.expires else None,
         "related": notice.related,
+        **({"carpool": carpool_doc(notice.carpool)} if notice.carpool else {}),
     }
 
 

@@ -22,6 +22,7 @@ from datetime import datetime
 from functools import partial
 
 from aggregator.config import AggregatorConfig, Source
+from aggregator.reader.carpools import without_ended_carpools
 from aggregator.reader.fetcher import Fetcher, FetchError, FetchResult
 from aggregator.reader.merge import Content, apply_fetch, bind
 from aggregator.reader.parse_worker import JobFailed, ParseOverrun, ParseWorker
@@ -188,6 +189,7 @@ class Refresher:
         await self.ready()
         gate = asyncio.Semaphore(PARALLEL_FETCHES)
         now = self.config.clock.now()
+        await self._drop_ended_carpools(now)
 
         async def one(source: Source) -> Outcome:
             async with gate:
@@ -224,6 +226,17 @@ class Refresher:
                 return self._failed(state, Message(COULD_NOT_READ, {"detail": detail}), now)
             finally:
                 await self._written(source.url)  # on disk before the outcome is told
+
+    async def _drop_ended_carpools(self, now: datetime) -> None:
+        """Drop ended carpool posts from every source, answering or not (reader.carpools)."""
+        for url, state in list(self.states.items()):
+            fresh = without_ended_carpools(state.content, now)
+            if fresh is not None:
+                state.content = fresh
+                self._mark(url)
+                await self._written(url)
+                if self.config.source(url) is not None:
+                    self.on_change(url, fresh)
 
     def state(self, source: Source) -> SourceState:
         """Return a source's state, creating it for a new source (a stand-in while loading)."""

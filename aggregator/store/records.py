@@ -7,6 +7,7 @@ from dataclasses import MISSING, fields
 from datetime import date, datetime
 from typing import Any, TypeVar
 
+from klynge.carpool import carpool_doc, doc_carpool
 from klynge.model import DEFAULT_TIMEZONE, Event, FeedSource, Item, Notice, Place, Tombstone, zone
 from klynge.repeat_rule import optional_rule, rule_text
 from klynge.series_text import exceptions_from, exceptions_json
@@ -71,6 +72,8 @@ def item_record(item: Item) -> Record:
             value = rule_text(value)
         elif f.name in _EXCEPTIONS:
             value = series.get(f.name)
+        elif f.name == "carpool":
+            value = None if value is None else carpool_doc(value)
         elif f.name == "place":
             value = (
                 None if value is None else {k.name: getattr(value, k.name) for k in fields(value)}
@@ -98,6 +101,8 @@ def item_from(record: Record) -> Item:
     if "source" in data:
         data["source"] = source_from(data["source"])
     if kind == "notice":
+        if "carpool" in data:
+            data["carpool"] = doc_carpool(data["carpool"])
         return _trusted(Notice, data)
     all_day = bool(data.get("all_day"))
     tz = zone(data.get("timezone", DEFAULT_TIMEZONE))

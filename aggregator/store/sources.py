@@ -29,6 +29,7 @@ from typing import Any
 from tinydb import TinyDB
 from tinydb.table import Document, Table
 
+from aggregator.reader.carpools import carpool_contacts
 from aggregator.reader.merge import Content
 from aggregator.reader.state import SourceState
 from aggregator.store.records import (
@@ -209,8 +210,14 @@ class Store:
         name = self._files.get(state.url)
         if name is not None:
             table = _database(self.directory / name).table(TABLE)
+            had = carpool_contacts(table.get(doc_id=DOC_ID))
             if table.update(_replace_with(record), doc_ids=[DOC_ID]):
                 self.writes += 1
+                if had - carpool_contacts(record):
+                    # Again, so the `.bak` (the previous version) keeps no removed contact
+                    # details either (issue 14: gone from the store file when the event ends).
+                    table.update(_replace_with(record), doc_ids=[DOC_ID])
+                    self.writes += 1
                 return
         self.save_new([record])
 

@@ -89,6 +89,19 @@ def notice_groups(
     return [(term, found) for term, found in groups if found]
 
 
+def by_event(rows: list[NoticeRow]) -> list[tuple[Event | None, list[NoticeRow]]]:
+    """Return carpool rows grouped by their event, soonest event first (issue 14)."""
+    groups: dict[str, list[NoticeRow]] = {}
+    for row in rows:
+        groups.setdefault(row.event.id if row.event else "", []).append(row)
+
+    def soonest(found: list[NoticeRow]) -> tuple[bool, str]:
+        event = found[0].event
+        return (event is None, event.series_end().isoformat() if event else "")
+
+    return [(found[0].event, found) for found in sorted(groups.values(), key=soonest)]
+
+
 async def noticeboard_context(request: web.Request) -> dict[str, Any]:
     """Gather the noticeboard's groups, narrowed to one village by `?village=`."""
     merged = await merged_of(request)
@@ -97,6 +110,7 @@ async def noticeboard_context(request: web.Request) -> dict[str, Any]:
     return {
         "groups": groups,
         "event_path": event_path,
+        "by_event": by_event,
         "filters": filters,
         "villages": villages(merged),
         "village_name": village_name(merged, filters.village) if filters.village else "",

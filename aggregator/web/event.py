@@ -220,6 +220,17 @@ def carpools_for(merged: Merged, entry_id: str, now: datetime) -> list[Notice]:
     return sorted(found, key=lambda n: n.updated, reverse=True)
 
 
+def carpool_form(event: Event, now: datetime) -> str:
+    """Return the owning node's public carpool form for an event that takes posts, or ''.
+
+    A node publishes `carpooling` on such events and serves the form at the event's page
+    plus `/carpool` (docs/feed-format.md, "Carpools").
+    """
+    if not event.carpooling or not event.link or event.series_end() <= now:
+        return ""
+    return event.link.rstrip("/") + "/carpool"
+
+
 async def event_context(request: web.Request) -> dict[str, Any]:
     """Gather one event: coming dates, words, place, provenance, carpools and JSON-LD."""
     merged, event = await find_event(request)
@@ -242,6 +253,7 @@ async def event_context(request: web.Request) -> dict[str, Any]:
         "village": village,
         "village_key": outputs.slug(village.title),
         "carpools": carpools_for(merged, event.id, now(request)),
+        "carpool_form": carpool_form(event, now(request)),
         "ics_path": f"{path}.ics",
         "json_ld": json_ld(event, public_url(request, path)),
     }

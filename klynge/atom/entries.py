@@ -23,6 +23,7 @@ from xml.etree.ElementTree import Element
 
 import nh3
 
+from klynge.atom.carpools import read_carpool
 from klynge.atom.scan import Problem, exact_text, parse_instant
 from klynge.atom.writer import ATOM_NS, KLYNGE_NS
 from klynge.errors import ValidationError, problem_of
@@ -325,6 +326,7 @@ def _event_fields(view: EntryView, ctx: Context, fields: dict[str, Any]) -> dict
             except ValueError as e:
                 errors[name] = problem_of(e)
     fields["status"] = view.k("status").lower() or "confirmed"
+    fields["carpooling"] = view.k("carpooling").lower() in ("true", "1")
     try:  # parsed here, at the edge: an entry with a bad rule is refused in words
         fields["rrule"] = optional_rule(view.k("rrule"))
     except ValidationError as e:
@@ -339,14 +341,15 @@ def _event_fields(view: EntryView, ctx: Context, fields: dict[str, Any]) -> dict
 def _notice_fields(view: EntryView, ctx: Context, fields: dict[str, Any]) -> dict[str, Message]:
     fields["body"] = _html(view)
     fields["related"] = view.k("related")
+    fields["carpool"], errors = read_carpool(view.k, ctx.default_timezone)
     expires = view.k("expires")
     if not expires:
-        return {}
+        return errors
     try:
         fields["expires"] = parse_when(expires, tz=ctx.default_timezone, all_day=False)
     except ValueError as e:
-        return {"expires": problem_of(e)}
-    return {}
+        return {**errors, "expires": problem_of(e)}
+    return errors
 
 
 def _place(view: EntryView) -> tuple[Place | None, dict[str, Message]]:

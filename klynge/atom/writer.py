@@ -18,6 +18,7 @@ from feedgen.feed import FeedGenerator
 from lxml import etree
 
 from klynge import __version__
+from klynge.carpool import Carpool
 from klynge.model import (
     CATEGORIES,
     Event,
@@ -211,9 +212,27 @@ def klynge_values(item: Item) -> list[tuple[str, str]]:
     if isinstance(item, Notice):
         expires = format_when(item.expires) if item.expires is not None else ""
         pairs = [("kind", "notice"), ("expires", expires), ("related", item.related), *common]
+        pairs += carpool_values(item.carpool)
     else:
         pairs = [("kind", "event"), *_event_values(item), *common]
+        pairs += [("carpooling", "true" if item.carpooling else "")]
     return [(name, value) for name, value in pairs if value]
+
+
+def carpool_values(carpool: Carpool | None) -> list[tuple[str, str]]:
+    """Return a carpool notice's own elements (docs/feed-format.md, "Carpools")."""
+    if carpool is None:
+        return []
+    departure = format_when(carpool.departure) if carpool.departure is not None else ""
+    return [
+        ("direction", carpool.direction),
+        ("seats", str(carpool.seats)),
+        ("from", carpool.origin),
+        ("departure", departure),
+        ("contact", carpool.contact),
+        ("phone", carpool.phone),
+        ("email", carpool.email),
+    ]
 
 
 def _event_values(event: Event) -> list[tuple[str, str]]:
