@@ -7,6 +7,7 @@ from datetime import datetime
 from aiohttp import web
 
 from aggregator.config import AggregatorConfig
+from aggregator.mail.service import Mailer
 from aggregator.operations import Operator
 from aggregator.publish.merged import MergedView
 from aggregator.publish.outputs import Outputs
@@ -19,6 +20,7 @@ MERGED = web.AppKey("aggregator_merged", MergedView)
 OUTPUTS = web.AppKey("aggregator_outputs", Outputs)
 SCHEDULER = web.AppKey("aggregator_scheduler", Scheduler)
 OPERATOR = web.AppKey("aggregator_operator", Operator)
+MAILER = web.AppKey("aggregator_mailer", Mailer)  # only when [mail] is configured
 
 
 def now(request: web.Request) -> datetime:

@@ -159,8 +159,12 @@ async def test_embed_in_an_iframe_on_another_port_fits_its_height(
     tab.on("pageerror", lambda e: errors.append(str(e)))
     try:
         await tab.goto(str(host.make_url("/")))
-        frame = next(f for f in tab.frames if f.url.startswith(origin))
+        element = await tab.wait_for_selector("iframe.klynge-embed")
+        assert element is not None
+        frame = await element.content_frame()
+        assert frame is not None
         await frame.wait_for_selector(".embed-day")
+        assert frame.url.startswith(origin)
         inner = 0
         for _ in range(50):  # the height arrives by postMessage, after the frame's layout
             inner = await frame.evaluate("document.documentElement.scrollHeight")
