@@ -344,3 +344,66 @@ def test_mail_settings_are_read_and_saved(tmp_path: Path) -> None:
     assert replace(config, mail=None).mail is None
     with pytest.raises(Exception, match=r"mail\.send_weekday"):
         from_mapping(tmp_path, raw | {"mail": raw["mail"] | {"send_weekday": "fredag"}})
+
+
+# --- in chromium: 375 and 1280 px, without JavaScript, axe-clean ------------------------------
+
+AXE = Path(__file__).resolve().parent.parent / "node_modules" / "axe-core" / "axe.min.js"
+
+
+@pytest.fixture
+async def browser() -> Any:
+    """Launch Debian's chromium through Playwright."""
+    from chromium_support import chromium
+
+    async with chromium() as launched:
+        yield launched
+
+
+async def check_page(browser: Any, url: str, width: int, post: dict[str, str] | None) -> None:
+    """Load a page without JavaScript (posting a form first, if asked) and run axe on it."""
+    context = await browser.new_context(viewport={"width": width, "height": 900}, locale="da-DK")
+    tab = await context.new_page()
+    try:
+        await tab.goto(url)
+        if post:
+            for name, value in post.items():
+                await tab.fill(f"[name={name}]", value)
+            await tab.click("form.signup button[type=submit]")
+            await tab.wait_for_load_state()
+        wide = await tab.evaluate("document.documentElement.scrollWidth")
+        assert wide <= width, f"{url} is {wide}px wide at {width}px"
+        await tab.add_script_tag(path=str(AXE))
+        result = await tab.evaluate(
+            "axe.run(document, {runOnly: ['wcag2a', 'wcag2aa', 'best-practice']})"
+        )
+        problems = [(v["id"], v["nodes"][0]["html"]) for v in result["violations"]]
+        assert problems == [], (url, problems)
+    finally:
+        await context.close()
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize("width", [375, 1280])
+async def test_ugeseddel_pages_fit_and_pass_axe(mail_client: Any, browser: Any, width: int) -> None:
+    for path, post in [
+        ("/digest", None),
+        ("/subscribe", None),
+        ("/digest/signup", None),
+        ("/digest/signup", {"email": "anna@osterby"}),  # the error next to the field
+        ("/embed", None),
+    ]:
+        await check_page(browser, str(mail_client.make_url(path)), width, post)
+
+
+async def test_the_scheduler_runs_the_weekly_job(
+    now: datetime, tmp_path: Path, aiohttp_client: Any
+) -> None:
+    from aggregator.app import create_app
+    from aggregator.keys import SCHEDULER
+
+    config = config_for(tmp_path, [], mail=settings(free_port(), now))
+    client = await aiohttp_client(create_app(config))  # periodic, as `serve` runs it
+    assert "mail-weekly" in client.app[SCHEDULER].job_ids()
+    plain = await aiohttp_client(create_app(replace(config, mail=None)))
+    assert "mail-weekly" not in plain.app[SCHEDULER].job_ids()
