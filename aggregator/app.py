@@ -11,6 +11,7 @@ from aggregator.config import AggregatorConfig
 from aggregator.keys import (
     ANSWERS,
     CONFIG,
+    MAILER,
     MERGED,
     OPERATOR,
     OUTPUTS,
@@ -18,6 +19,7 @@ from aggregator.keys import (
     SCHEDULER,
     UPSTREAM,
 )
+from aggregator.mail.service import Mailer
 from aggregator.operations import Operator
 from aggregator.publish.answers import Answers
 from aggregator.publish.merged import MergedView
@@ -32,6 +34,7 @@ from klynge.control import ControlServer
 from klynge.web import error_middleware, setup_web, stop_serving
 
 MAX_BODY = 64 * 1024  # /ping and nothing else takes a body
+MAIL_CHECK_SECONDS = 300  # how often the mailer looks whether the weekly e-mail is due
 
 
 def fetch_limits(config: AggregatorConfig) -> FetchLimits:
@@ -86,6 +89,9 @@ def create_app(config: AggregatorConfig, *, periodic: bool = True) -> web.Applic
         app[SCHEDULER], app[OPERATOR] = scheduler, operator
         app[UPSTREAM] = upstream
         scheduler.start()
+        if config.mail is not None:  # the weekly ugeseddel by e-mail (issue 16)
+            app[MAILER] = Mailer(config, view.current)
+            scheduler.add_periodic("mail-weekly", app[MAILER].tick, MAIL_CHECK_SECONDS)
         control = ControlServer(config.data_dir, operator.handlers())
         await control.start()  # `klynge aggregator source …`, `hide`, `pause` while serving
         try:

@@ -14,6 +14,13 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal, cast
 
+from aggregator.outreach_config import (
+    EmbedSettings,
+    MailSettings,
+    embed_settings,
+    mail_settings,
+    outreach_toml,
+)
 from klynge.clock import SYSTEM_CLOCK, Clock, clock_from_env
 from klynge.config import read_toml
 from klynge.errors import ConfigError
@@ -91,6 +98,8 @@ class AggregatorConfig:
     # The aggregators that read this one, pinged when the merged feed changes (their /ping or
     # base URLs), so a village's change reaches the region in seconds, not at its next poll.
     upstream: tuple[str, ...] = ()
+    embed: EmbedSettings = field(default_factory=EmbedSettings)  # [embed]: colours, framing
+    mail: MailSettings | None = None  # [mail]: the weekly e-mail's SMTP server; None = off
 
     def __post_init__(self) -> None:
         if not self.name.strip():
@@ -175,6 +184,8 @@ def from_mapping(
             language=_str(raw, "language") or DEFAULT_LANG,
             limits=_limits(raw.get("limits", {})),
             upstream=_urls(raw, "upstream"),
+            embed=embed_settings(raw.get("embed", {})),
+            mail=mail_settings(raw.get("mail")),
         )
     except ConfigError as e:
         where = f"{origin}: " if origin else ""
@@ -270,6 +281,7 @@ def to_toml(config: AggregatorConfig) -> str:
     for source in config.sources:
         lines += ["", "[[sources]]", f"url = {_q(source.url)}"]
         lines += [f"name = {_q(source.name)}", f"kind = {_q(source.kind)}"]
+    lines += outreach_toml(config.embed, config.mail)
     return "\n".join(lines) + "\n"
 
 

@@ -7,6 +7,7 @@ from datetime import datetime
 from aiohttp import web
 
 from aggregator.config import AggregatorConfig
+from aggregator.mail.service import Mailer
 from aggregator.operations import Operator
 from aggregator.publish.answers import Answers
 from aggregator.publish.merged import MergedView
@@ -23,6 +24,7 @@ SCHEDULER = web.AppKey("aggregator_scheduler", Scheduler)
 OPERATOR = web.AppKey("aggregator_operator", Operator)
 UPSTREAM = web.AppKey("aggregator_upstream", Upstream)
 ANSWERS = web.AppKey("aggregator_answers", Answers)
+MAILER = web.AppKey("aggregator_mailer", Mailer)  # only when [mail] is configured
 
 
 def now(request: web.Request) -> datetime:

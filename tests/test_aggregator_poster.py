@@ -74,4 +74,39 @@ async def test_a3_poster_asks_chromium_for_an_a3_page(w: World, client: Any) -> 
 @pytest.mark.parametrize("weeks", ["3", "0", "-1", "x", "1.5"])
 async def test_poster_refuses_other_numbers_of_weeks_in_words(client: Any, weeks: str) -> None:
     html = await page(client, "/poster", 400, weeks=weeks)
-    assert "Skriv antallet af uger som 1 eller 2." in html
+    assert "Skriv antallet af uger som 1 eller 2, eller month for månedens højdepunkter." in html
+
+
+def quiet_month(w: World) -> list[Any]:
+    """Return a quiet fortnight (a weekly club, one supper) and a month of one-off events."""
+    club = make_event("Strikkeklub", w.NEXT_MONDAY + timedelta(days=1), rrule="FREQ=WEEKLY;COUNT=8")
+    supper = make_event("Fællesspisning", w.NEXT_MONDAY + timedelta(days=3), 18)
+    called_off = make_event("Aflyst koncert", w.NEXT_MONDAY + timedelta(days=4), status="cancelled")
+    later = [
+        make_event(f"Julemarked {n}", w.NEXT_MONDAY + timedelta(days=14 + 2 * n), 10 + n)
+        for n in range(7)
+    ]
+    return [club, supper, called_off, *later]
+
+
+@hostile_dates
+async def test_a_quiet_fortnight_becomes_the_months_highlights(w: World, client_for: Any) -> None:
+    client = await client_for(quiet_month(w))
+    html = main_of(await page(client, "/poster", week=week_of(w)))
+    assert "Månedens højdepunkter ·" in html
+    assert "Fællesspisning" in html and "Julemarked 6" in html  # four weeks on
+    assert "Strikkeklub" not in html, "a weekly club is routine, not a highlight"
+    assert "Aflyst koncert" not in html, "a cancelled event is no highlight"
+    last = w.NEXT_MONDAY + timedelta(days=27)
+    assert f"{last.day}. " in html.split("Månedens højdepunkter ·")[1].split("</p>")[0]
+    two = main_of(await page(client, "/poster", week=week_of(w), weeks="2"))
+    assert "Strikkeklub" in two and "Julemarked 6" not in two
+    asked = main_of(await page(client, "/poster", week=week_of(w), weeks="month"))
+    assert "Månedens højdepunkter ·" in asked
+
+
+async def test_a_busy_fortnight_stays_weeks(w: World, client_for: Any) -> None:
+    busy = [make_event(f"Møde {n}", w.NEXT_MONDAY + timedelta(days=n % 14)) for n in range(14)]
+    client = await client_for([*busy, *quiet_month(w)[3:]])
+    html = main_of(await page(client, "/poster", week=week_of(w)))
+    assert "Månedens højdepunkter" not in html.split("poster-week")[1].split("</p>")[0]

@@ -115,3 +115,33 @@ async def test_poster_prints_on_one_a3_page_when_asked(
     assert pages == 1 and abs(figures.height - A3[1]) < 2
     assert figures.smallest() >= 14 * 1.4 - PT_ROUNDING, sorted(figures.sizes)[:4]
     assert figures.filled >= 2 / 3
+
+
+def quiet_month(w: World) -> list[Any]:
+    """Return a quiet fortnight and seven one-off events in the fortnight after it."""
+    club = make_event("Sangaften", w.NEXT_MONDAY + timedelta(days=1), rrule="FREQ=WEEKLY;COUNT=8")
+    supper = make_event("Fællesspisning", w.NEXT_MONDAY + timedelta(days=3), 18, place=HALL)
+    later = [
+        make_event(f"{TITLES[n % 3]} {n}", w.NEXT_MONDAY + timedelta(days=14 + 2 * n),
+                   10 + n, place=HALL)
+        for n in range(7)
+    ]  # fmt: skip
+    return [club, supper, *later, make_notice("Hjælpere søges til julemarkedet")]
+
+
+@pytest.mark.parametrize("now", list(NOWS.values()), ids=list(NOWS), indirect=True)
+async def test_months_highlights_fill_one_a4_page_in_large_type(
+    w: World, browser: Any, client_for: Any
+) -> None:
+    client = await client_for(quiet_month(w))
+    pages, pdf = await printed(browser, week_url(client, w), shot="poster-month")
+    figures = page_figures(pdf)
+    report("the month's highlights", pages, figures)
+    text = " ".join(text for _, text in figures.sizes)
+    assert "højdepunkter" in text, "a quiet fortnight did not become the month's highlights"
+    assert pages == 1
+    assert figures.smallest() >= 14 - PT_ROUNDING, sorted(figures.sizes)[:5]
+    assert figures.filled >= 2 / 3, f"only {figures.filled:.0%} of the page is used"
+    joined = "".join(text.split())  # chromium splits runs at kerning pairs ("F ællesspisning")
+    assert "Fællesspisning" in joined and "Sangaften" not in joined  # a weekly club is routine
+    assert "Strikkeklub0" in joined and "Strikkeklub6" in joined  # 26 days on

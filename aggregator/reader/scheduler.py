@@ -14,6 +14,7 @@ import asyncio
 import logging
 import random
 from collections import deque
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -167,3 +168,28 @@ class Scheduler:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+
+    def add_periodic(
+        self, job_id: str, run: Callable[[], Awaitable[object]], seconds: float
+    ) -> None:
+        """Run `run` every `seconds` (when periodic); the job itself decides whether to act."""
+        if not self.periodic:
+            return
+        if self._scheduler is None:
+            self._scheduler = AsyncIOScheduler(
+                event_loop=asyncio.get_running_loop(), timezone="UTC"
+            )
+            self._scheduler.start()
+        self._scheduler.add_job(
+            run,
+            IntervalTrigger(seconds=seconds),
+            id=job_id,
+            next_run_time=system_now() + timedelta(seconds=min(seconds, FIRST_POLL_SPREAD)),
+            coalesce=True,
+            max_instances=1,
+            replace_existing=True,
+        )
+
+    def job_ids(self) -> list[str]:
+        """Return the ids of the scheduled jobs (the sources' URLs and any periodic job)."""
+        return [job.id for job in self._scheduler.get_jobs()] if self._scheduler else []

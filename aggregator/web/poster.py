@@ -1,5 +1,11 @@
 """The printable poster: one A4 (or A3) page, one or two weeks by day, notices and a QR code.
 
+When even two weeks leave most of the page empty, the poster shows the month's highlights
+instead: the four weeks from the asked Monday, with only the one-off events (no repeat rule)
+that are not cancelled or postponed. A one-off is what a poster is for (the Christmas market,
+a concert, the general meeting); a weekly training or club evening is routine that the
+residents know and the calendar lists, and on a month's poster it would crowd out the rest.
+
 The only module that imports segno (the QR code library). The type size is chosen here, from
 an estimate of the lines the entries take, so that a quiet week prints large and a busy one
 still fits; poster.css clips the days' box as a last guard so the page never spills over.
@@ -45,7 +51,10 @@ BAD_WEEK = N_("Give the week as YYYY-Www, for example 2026-W49.")
 POSTER_LINES = 68
 CHARS_PER_LINE = 38
 ENTRY_LINES_MAX = 3  # poster.css clamps an entry to three lines in print
-BAD_WEEKS = N_("Give the number of weeks as 1 or 2.")
+BAD_WEEKS = N_("Give the number of weeks as 1 or 2, or month for the month's highlights.")
+MONTH = 4  # the month's highlights cover four weeks from the asked Monday
+QUIET_PT = 22  # weeks that print this large have little on: the month may say more
+MONTH_PT = 18  # ...if all its highlights fit at this size or larger
 NOTICES = 3  # a few current notices, one line each, under the days
 # The days' box on A4 with 10 mm margins, besides the header, notices and footer (points);
 # on A3 every length and type size is 1.414 times larger, so the same budget holds.
@@ -183,7 +192,7 @@ class Plan:
     """What the poster prints: its days (capped), how many weeks, and the type size."""
 
     days: list[tuple[date, list[Any], int]]
-    weeks: int
+    weeks: int  # 1, 2, or MONTH for the month's highlights
     scale: Scale
 
 
@@ -203,6 +212,44 @@ def plan(one: Days, two: Days, weeks: int = 0) -> Plan:
     return Plan(capped(one, day_cap(one, smallest.lines, smallest.chars)), 1, smallest)
 
 
+def highlights(days: Days) -> Days:
+    """Return the month's highlights: one-off events that still take place, by day."""
+    kept = [(day, [o for o in items if _highlight(o)]) for day, items in days]
+    return [(day, items) for day, items in kept if items]
+
+
+def _highlight(occurrence: Occurrence) -> bool:
+    return occurrence.event.rrule is None and occurrence.status not in ("cancelled", "postponed")
+
+
+def fitted(days: Days, weeks: int) -> Plan:
+    """Return `days` at the largest type that fits, capped per day at 14 pt if none does."""
+    scale = fitting_scale(days)
+    if scale is not None:
+        return Plan(capped(days, max((len(i) for _, i in days), default=0)), weeks, scale)
+    smallest = SCALES[-1]
+    return Plan(capped(days, day_cap(days, smallest.lines, smallest.chars)), weeks, smallest)
+
+
+def choose(one: Days, two: Days, month: Days, weeks: int = 0) -> Plan:
+    """Choose one week, two weeks or the month's highlights (0 = choose), to fill the page.
+
+    The highlights win when the weeks print large (so there is little on), the month has more
+    one-off events than the weeks show, and all of them still fit in large type.
+    """
+    if weeks == MONTH:
+        return fitted(highlights(month), MONTH)
+    chosen = plan(one, two, weeks)
+    if weeks or chosen.scale.size_pt < QUIET_PT:
+        return chosen
+    best = highlights(month)
+    scale = fitting_scale(best)
+    shown = sum(len(found) for _, found, _ in chosen.days)
+    if scale is not None and scale.size_pt >= MONTH_PT and sum(len(i) for _, i in best) > shown:
+        return fitted(best, MONTH)
+    return chosen
+
+
 def _wants_two(one: Days, two: Days, single: Scale | None) -> bool:
     """Tell whether a quiet week leaves room that next week's entries can fill, still large."""
     if single is None or single != SCALES[0] or len(two) == len(one):
@@ -217,6 +264,8 @@ def parse_weeks(value: str) -> int:
     """Return the `?weeks=` choice: 0 (let the poster choose), 1 or 2; or raise BadRequest."""
     if value.strip() in ("", "auto"):
         return 0
+    if value.strip().lower() == "month":
+        return MONTH
     if value.strip() in ("1", "2"):
         return int(value)
     raise BadRequest(BAD_WEEKS)
@@ -240,9 +289,10 @@ async def poster_context(request: web.Request) -> dict[str, Any]:
     weeks = parse_weeks(request.query.get("weeks", ""))
     paper = paper_of(request.query.get("paper", ""))
     filters = filters_of(request)
-    found = await occurrences_between(request, monday, monday + timedelta(14), filters)
-    two = by_day(found, tz)
-    chosen = plan([d for d in two if d[0] < monday + timedelta(7)], two, weeks)
+    found = await occurrences_between(request, monday, monday + timedelta(7 * MONTH), filters)
+    month = by_day(found, tz)
+    two = [d for d in month if d[0] < monday + timedelta(14)]
+    chosen = choose([d for d in two if d[0] < monday + timedelta(7)], two, month, weeks)
     sunday = monday + timedelta(days=7 * chosen.weeks - 1)
     subscribe = public_url(request, "/subscribe")
     merged = await merged_of(request)
@@ -250,6 +300,7 @@ async def poster_context(request: web.Request) -> dict[str, Any]:
         "monday": monday,
         "sunday": sunday,
         "weeks": chosen.weeks,
+        "month_highlights": chosen.weeks == MONTH,
         "week_numbers": [(monday + timedelta(7 * n)).isocalendar()[1] for n in range(chosen.weeks)],
         "week_span": f"{day_month(monday, lang)} – {day_month(sunday, lang, year=True)}",
         "days": chosen.days,

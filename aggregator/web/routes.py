@@ -12,8 +12,9 @@ from typing import Any
 
 from aiohttp import web
 
-from aggregator.keys import now
+from aggregator.keys import CONFIG, now
 from aggregator.publish import outputs
+from aggregator.web import digest, embed, mailing
 from aggregator.web.board import noticeboard_context, status_context, subscribe_context
 from aggregator.web.calendar import calendar_context, cut_list
 from aggregator.web.event import event_context, event_ics
@@ -49,6 +50,9 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/status", status_page)
     app.router.add_get("/poster", poster)
     app.router.add_get("/screen", screen)
+    embed.add_routes(app)
+    digest.add_routes(app)
+    mailing.add_routes(app)
 
 
 @dataclass(frozen=True)
@@ -114,7 +118,10 @@ async def event_page(request: web.Request) -> web.Response:
 
 async def subscribe(request: web.Request) -> web.Response:
     """Show how to subscribe to the cluster's calendars."""
-    return render(request, "subscribe.html", await subscribe_context(request))
+    context = await subscribe_context(request)
+    context["embed_snippet"] = embed.snippet(request)
+    context["mail_enabled"] = request.app[CONFIG].mail is not None
+    return render(request, "subscribe.html", context)
 
 
 async def status_page(request: web.Request) -> web.Response:
