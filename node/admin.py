@@ -23,6 +23,7 @@ from klynge.model import CATEGORIES, Event, Item, Notice, Place, new_id
 from klynge.web import gettext, read_form, render, request_lang
 from node import accounts
 from node.api import edited, may_edit, save_edit
+from node.cluster.web import COPY, clash_context, copy_words
 from node.forms import (
     EVENT_FIELDS,
     NEW_PLACE,
@@ -65,6 +66,7 @@ STATUS_LABELS = (
     ("confirmed", N_("As planned")),
     ("cancelled", N_("Cancelled")),
     ("postponed", N_("Postponed")),
+    ("tentative", N_("Tentative")),
 )
 
 
@@ -278,6 +280,7 @@ def _preview(
         "hx": "h2",
         "warnings": [w.render(request_lang(request)) for w in warnings_for(item, now(request))],
     }
+    context |= clash_context(request, item if isinstance(item, Event) else None)
     return render(request, "preview.html", context)
 
 
@@ -310,6 +313,9 @@ def _form(
         "action": request.path,
         "draft": short_id(draft),
     }
+    if kind == "event":  # the clash box: filled by the form's script, or by the preview
+        request.app[COPY].refresh_if_old()
+        context |= {"cluster_copy": copy_words(request), "clashes": []}
     return render(request, f"{kind}_form.html", context, status=status)
 
 

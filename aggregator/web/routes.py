@@ -14,6 +14,7 @@ from aiohttp import web
 
 from aggregator.keys import now
 from aggregator.publish import outputs
+from aggregator.web import plan
 from aggregator.web.board import noticeboard_context, status_context, subscribe_context
 from aggregator.web.calendar import calendar_context, cut_list
 from aggregator.web.event import event_context, event_ics
@@ -48,6 +49,7 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/status", status_page)
     app.router.add_get("/poster", poster)
     app.router.add_get("/screen", screen)
+    plan.add_routes(app)  # /plan and /api/clashes (issue 13)
 
 
 @dataclass(frozen=True)
