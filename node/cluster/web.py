@@ -48,6 +48,11 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/admin/cluster/clashes", clashes_endpoint)
 
 
+def has_cluster(request: web.Request) -> bool:
+    """Tell whether the node names any aggregator (and so keeps a cluster copy)."""
+    return bool(request.app[COPY].aggregators)
+
+
 def clash_rows(request: web.Request, event: Event) -> list[dict[str, Any]]:
     """Return the clashes of `event` as rows for pages and JSON, worded for the request."""
     copy = request.app[COPY]
