@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 from datetime import date
 from typing import Any
@@ -91,7 +92,10 @@ async def api_events(request: web.Request) -> web.Response:
         "to": hi.isoformat(),
         "events": rendered(found, outputs.occurrence_json, "/api/events"),
     }
-    return web.json_response(body, dumps=_dumps)
+    # A strong ETag, so that nodes keeping a cluster copy (issue 13) get a 304 when unchanged.
+    raw = _dumps(body).encode("utf-8")
+    etag = '"' + hashlib.sha256(raw).hexdigest()[:32] + '"'
+    return outputs.respond(request, outputs.Cached(raw, etag, "application/json"), max_age=0)
 
 
 async def api_notices(request: web.Request) -> web.Response:
