@@ -30,7 +30,10 @@
       });
       list.appendChild(ul);
     }
-    if (age && answer.copy && answer.copy.text) age.textContent = answer.copy.text;
+    if (age && answer.copy && answer.copy.text) {
+      age.textContent = answer.copy.text;
+      age.classList.toggle("clash-stale", !!answer.copy.stale);
+    }
   }
 
   function init() {
