@@ -100,6 +100,11 @@ def test_hard_first_then_same_category_then_time() -> None:
     assert [c.other.id for c in flat] == ["urn:uuid:sport", "urn:uuid:market"]  # by time
 
 
+def test_an_overlap_ranks_above_a_shared_day() -> None:
+    fair = other(SATURDAY, SATURDAY + timedelta(days=1), all_day=True, id="urn:uuid:fair")
+    assert [c.kind for c in clashes(TIMED, [fair, FLEA], RULES, NOW)] == [OVERLAP, SAME_DAY]
+
+
 def test_at_most_max_shown() -> None:
     many = [replace(FLEA, id=f"urn:uuid:{n}") for n in range(20)]
     assert len(clashes(TIMED, many, ClashRules(max_shown=3), NOW)) == 3

@@ -72,6 +72,7 @@ def _clash(ours: Occurrence, other: ClusterEvent, rules: ClashRules) -> Clash | 
     same_category = bool(ours.event.category) and ours.event.category == other.category
     score = 10 + (rules.category_weight * 10 if same_category else 0)
     score += 1000 if kind == SAME_VENUE else 0
+    score += 5 if kind == OVERLAP else 0  # a meeting in time beats sharing a day
     return Clash(other, ours.start, kind, same_category, score)
 
 
