@@ -20,6 +20,7 @@ from node.config import ClashRules
 OVERLAP, SAME_DAY, SAME_VENUE = "overlap", "same_day", "same_venue"
 HORIZON = timedelta(days=550)  # the aggregator serves 18 months ahead
 MAX_DATES = 400  # dates of a series compared (a weekly series over five years has 261)
+MAX_SPAN_DAYS = 31  # a longer event is looked at on its first month of days
 
 
 @dataclass(frozen=True)
@@ -44,17 +45,41 @@ def clashes(
     """Return the cluster's events that clash with `event`'s dates, the strongest first."""
     if event.status == "cancelled":
         return []
-    dates = [o for o in occurrences(event, now - timedelta(days=1), now + HORIZON, limit=MAX_DATES)]
-    others = [c for c in cluster if c.status != "cancelled" and c.id != event.id]
-    found = [
-        clash
-        for ours in dates
-        if ours.status != "cancelled"
-        for other in others
-        if (clash := _clash(ours, other, rules)) is not None
-    ]
-    found.sort(key=lambda c: (-c.score, as_utc(c.other.start, event.timezone), c.other.id))
-    return found[: rules.max_shown]
+    dates = occurrences(event, now - timedelta(days=1), now + HORIZON, limit=MAX_DATES)
+    by_day = _by_day([c for c in cluster if c.status != "cancelled" and c.id != event.id], event)
+    found: dict[tuple[str, str, str], Clash] = {}
+    for ours in dates:
+        if ours.status == "cancelled":
+            continue
+        for other in _near(by_day, ours):
+            clash = _clash(ours, other, rules)
+            if clash is not None:
+                found.setdefault((other.id, other.start.isoformat(), str(ours.start)), clash)
+    ranked = sorted(
+        found.values(), key=lambda c: (-c.score, as_utc(c.other.start, event.timezone), c.other.id)
+    )
+    return ranked[: rules.max_shown]
+
+
+def _by_day(others: list[ClusterEvent], event: Event) -> dict[date, list[ClusterEvent]]:
+    """Index the cluster's events by the local days they touch (the work stays per day)."""
+    index: dict[date, list[ClusterEvent]] = {}
+    for other in others:
+        first, last = _days(other.start, other.end, event.timezone)
+        for n in range(min((last - first).days, MAX_SPAN_DAYS) + 1):
+            index.setdefault(first + timedelta(days=n), []).append(other)
+    return index
+
+
+def _near(index: dict[date, list[ClusterEvent]], ours: Occurrence) -> list[ClusterEvent]:
+    """Return the events on our days and the day on each side (the travel margin)."""
+    first, last = _days(ours.start, ours.end, ours.event.timezone)
+    span = min((last - first).days, MAX_SPAN_DAYS) + 2
+    seen: dict[int, ClusterEvent] = {}
+    for n in range(-1, span + 1):
+        for other in index.get(first + timedelta(days=n), ()):
+            seen.setdefault(id(other), other)
+    return list(seen.values())
 
 
 def _clash(ours: Occurrence, other: ClusterEvent, rules: ClashRules) -> Clash | None:

@@ -6,6 +6,7 @@ fetching while the volunteer waits; a form opened on an old copy only starts a r
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -58,8 +59,14 @@ def clash_rows(request: web.Request, event: Event) -> list[dict[str, Any]]:
     copy = request.app[COPY]
     config: NodeConfig = copy.config
     found = clashes(event, copy.events(), config.clash, config.clock.now())
+    return worded(request, event, found)
+
+
+def worded(request: web.Request, event: Event, found: list[Clash]) -> list[dict[str, Any]]:
+    """Return clashes as rows in the request's language."""
     series = event.rrule is not None or bool(event.rdates)
-    return [_row(request, clash, config.timezone, series) for clash in found]
+    tz = request.app[CONFIG].timezone
+    return [_row(request, clash, tz, series) for clash in found]
 
 
 def copy_words(request: web.Request) -> dict[str, Any]:
@@ -87,7 +94,16 @@ async def clashes_endpoint(request: web.Request) -> web.Response:
     login_required(request)
     request.app[COPY].refresh_if_old()
     event = draft_event(request)
-    rows = clash_rows(request, event) if event is not None else []
+    rows: list[dict[str, Any]] = []
+    if event is not None:
+        # Off the event loop: a long daily series against a big cluster takes a while.
+        copy = request.app[COPY]
+        now = copy.config.clock.now()
+        loop = asyncio.get_running_loop()
+        found = await loop.run_in_executor(
+            None, clashes, event, copy.events(), copy.config.clash, now
+        )
+        rows = worded(request, event, found)
     body = {"clashes": rows, "copy": copy_words(request)}
     return web.json_response(body, headers={"Cache-Control": "no-store"})
 
