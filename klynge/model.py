@@ -60,7 +60,9 @@ MAX_20000 = define("model.max_20000", "At most 20000 characters.")
 UPDATED_OFFSET = define("model.updated_offset", "The update time needs a time zone offset.")
 BAD_SEQUENCE = define("model.bad_sequence", "The sequence must be a whole number.")
 NEGATIVE_SEQUENCE = define("model.negative_sequence", "The sequence cannot be negative.")
-BAD_STATUS = define("model.bad_status", "Status must be confirmed, cancelled or postponed.")
+BAD_STATUS = define(
+    "model.bad_status", "Status must be confirmed, cancelled, postponed or tentative."
+)
 BAD_ZONE = define("model.bad_zone", "Unknown time zone; use an IANA name like Europe/Copenhagen.")
 ALLDAY_START = define(
     "model.allday_start", "An all-day event starts on a date (YYYY-MM-DD) without a time."
@@ -82,8 +84,9 @@ RULE_BEFORE_START = define("model.rule_before_start", "The repeat rule ends befo
 BAD_CARPOOL = define("model.bad_carpool", "A carpool post needs its direction, seats and origin.")
 RULE_TOO_LONG = define("model.rule_too_long", "A repeating event may run for at most five years.")
 
-STATUSES = ("confirmed", "cancelled", "postponed")
-Status = Literal["confirmed", "cancelled", "postponed"]
+# `tentative`: a reserved date, details to follow (issue 13; docs/feed-format.md).
+STATUSES = ("confirmed", "cancelled", "postponed", "tentative")
+Status = Literal["confirmed", "cancelled", "postponed", "tentative"]
 When = datetime | date
 
 # The shared category vocabulary: term -> (Danish label, English label). Unknown terms are

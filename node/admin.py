@@ -25,6 +25,7 @@ from node import accounts
 from node.api import edited, may_edit, save_edit
 from node.carpool.picker import event_choices
 from node.carpool.posts import is_carpool
+from node.cluster.web import COPY, clash_context, copy_words
 from node.forms import (
     EVENT_FIELDS,
     NEW_PLACE,
@@ -67,6 +68,7 @@ STATUS_LABELS = (
     ("confirmed", N_("As planned")),
     ("cancelled", N_("Cancelled")),
     ("postponed", N_("Postponed")),
+    ("tentative", N_("Tentative")),
 )
 
 
@@ -281,6 +283,7 @@ def _preview(
         "hx": "h2",
         "warnings": [w.render(request_lang(request)) for w in warnings_for(item, now(request))],
     }
+    context |= clash_context(request, item if isinstance(item, Event) else None)
     return render(request, "preview.html", context)
 
 
@@ -318,6 +321,9 @@ def _form(
         context["event_choices"] = [("", gettext(request, "No event")), *event_choices(
             request.app[STORE], user.association, form.get("related", ""), now(request),
             request.app[CONFIG].timezone, lang)]  # fmt: skip
+    if kind == "event":  # the clash box: filled by the form's script, or by the preview
+        request.app[COPY].refresh_if_old()
+        context |= {"cluster_copy": copy_words(request), "clashes": []}
     return render(request, f"{kind}_form.html", context, status=status)
 
 

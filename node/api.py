@@ -16,6 +16,7 @@ from klynge.model import Event, Item, new_id
 from klynge.series import sift
 from klynge.web import request_lang
 from node.auth import user_for_token
+from node.cluster.web import clash_rows, copy_words, has_cluster
 from node.keys import CONFIG, STORE, now
 from node.publish import entry_link
 from node.serialize import (
@@ -74,6 +75,9 @@ def item_response(
     if found:
         lang = request_lang(request)
         body["warnings"] = [{"code": w.code, "message": w.render(lang)} for w in found]
+    if warn and isinstance(item, Event) and has_cluster(request):  # issue 13
+        body["clashes"] = clash_rows(request, item)
+        body["cluster_copy"] = copy_words(request)
     return web.json_response(body, status=status, dumps=_dumps)
 
 

@@ -13,6 +13,8 @@ from node import admin, api, dates, operations, views
 from node.auth import LoginLimiter
 from node.carpool import views as carpool_views
 from node.cluster import Cluster
+from node.cluster import web as cluster_web
+from node.cluster.copy import ClusterCopy
 from node.config import NodeConfig
 from node.housekeeping import start_scheduler
 from node.keys import CLUSTER, CONFIG, LIMITER, PINGER, PUBLISHER, STORE
@@ -41,6 +43,7 @@ def create_app(config: NodeConfig, *, housekeeping: bool = True) -> web.Applicat
     dates.add_routes(app)
     views.add_routes(app)
     carpool_views.add_routes(app)
+    cluster_web.add_routes(app)
     app.cleanup_ctx.append(_resources(housekeeping))
     return app
 
@@ -53,6 +56,10 @@ def _resources(housekeeping: bool) -> Callable[[web.Application], AsyncIterator[
         app[PUBLISHER] = Publisher(config, store)
         pinger = app[PINGER] = Pinger(config, store)
         cluster = app[CLUSTER] = Cluster(config)
+        copy = app[cluster_web.COPY] = ClusterCopy(config)  # clash warnings (issue 13)
+        pinger.after_ping.append(copy.after_ping)
+        if housekeeping:
+            copy.start()
         scheduler = start_scheduler(store, config.housekeeping_minutes) if housekeeping else None
         control = ControlServer(config.data_dir, operations.handlers(store))
         await control.start()  # `klynge node user …` and `token …` while the node runs
@@ -63,6 +70,7 @@ def _resources(housekeeping: bool) -> Callable[[web.Application], AsyncIterator[
             scheduler.shutdown(wait=False)
         await pinger.close()
         await cluster.close()
+        await copy.close()
         store.close()
 
     return resources

@@ -38,6 +38,19 @@ Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 @dataclass(frozen=True)
+class ClashRules:
+    """The `[clash]` section of node.toml: how clash warnings are found (docs/node.md)."""
+
+    travel_minutes: int = 30  # events closer than this still clash: people must get there
+    assumed_hours: float = 2.0  # the length of an event that gives no end
+    category_weight: int = 2  # how much more a clash in the same category counts
+    max_shown: int = 8  # warnings shown at most, the strongest first
+    refresh_minutes: int = 15  # how often the cluster copy is fetched on a schedule
+    fresh_seconds: int = 60  # a form opened later than this after a fetch fetches again
+    horizon_days: int = 400  # how far ahead the cluster copy reaches (the aggregator caps it)
+
+
+@dataclass(frozen=True)
 class NodeConfig:
     """Everything a village node needs to run, validated."""
 
@@ -61,6 +74,7 @@ class NodeConfig:
     login_limit_address: int = 20
     login_window: float = 15 * 60.0
     housekeeping_minutes: int = 60
+    clash: ClashRules = ClashRules()
 
     @property
     def db_path(self) -> Path:
@@ -146,6 +160,7 @@ def config_from_dict(data_dir: Path, raw: Mapping[str, Any]) -> NodeConfig:
         aggregators=_aggregators(raw.get("aggregators", ())),
         places=_places(raw.get("places", ())),
         trusted_proxies=tuple(_network(v) for v in _list(raw, "trusted_proxies")),
+        clash=_clash_rules(raw.get("clash", {})),
     )
 
 
@@ -233,3 +248,31 @@ def render_new_config(name: str, url: str, aggregators: tuple[str, ...], timezon
 def _toml_str(value: str) -> str:
     escaped = value.replace("\\", "\\\\").replace('"', '\\"')
     return f'"{escaped}"'
+
+
+_CLASH_LIMITS = {  # key -> (lowest, highest) accepted in [clash]
+    "travel_minutes": (0, 24 * 60),
+    "assumed_hours": (0.25, 24),
+    "category_weight": (0, 100),
+    "max_shown": (1, 100),
+    "refresh_minutes": (1, 24 * 60),
+    "fresh_seconds": (0, 24 * 3600),
+    "horizon_days": (7, 550),
+}
+
+
+def _clash_rules(value: Any) -> ClashRules:
+    """Read the `[clash]` table of node.toml, each key bounded (docs/node.md)."""
+    if not isinstance(value, dict):
+        raise ConfigError("clash must be a [clash] table in node.toml")
+    unknown = sorted(set(value) - set(_CLASH_LIMITS))
+    if unknown:
+        raise ConfigError(f"[clash] has unknown keys: {', '.join(unknown)}")
+    values: dict[str, Any] = {}
+    for key, number in value.items():
+        low, high = _CLASH_LIMITS[key]
+        ok = isinstance(number, int | float) and not isinstance(number, bool)
+        if not ok or not low <= number <= high or (isinstance(low, int) and number != int(number)):
+            raise ConfigError(f"[clash] {key} must be a number from {low} to {high}")
+        values[key] = number if key == "assumed_hours" else int(number)
+    return ClashRules(**values)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -50,6 +51,7 @@ class Pinger:
         user_agent = f"Klynge-node/{__version__} (+{config.public_url})"
         self._http = Client(LIMITS, user_agent=user_agent)
         store.listeners.append(self.notify)
+        self.after_ping: list[Callable[[], None]] = []  # e.g. refresh the cluster copy
 
     def notify(self) -> None:
         """Note a change; the ping goes out after the debounce interval, never inline."""
@@ -108,6 +110,8 @@ class Pinger:
         status = self.status[url]
         status.last_ok = self.config.clock.now().isoformat()
         self.sent += 1
+        for listener in self.after_ping:
+            listener()
         if status.failures:
             log.info("ping to %s works again", url)
             status.failures = 0

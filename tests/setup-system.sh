@@ -23,6 +23,7 @@ PACKAGES=(
     docker-compose systemd shellcheck nginx caddy    # tests/test_deploy.py checks deploy/ with them
     faketime    # runs the suite at a chosen date
     khal calcurse    # tests/test_ical_clients.py reads our calendars with two Debian clients
+    poppler-utils    # pdftoppm: the browser tests render printed PDFs to PNG (issue 13)
 )
 
 present() {
@@ -36,6 +37,7 @@ present() {
         docker-compose) command -v docker-compose || docker compose version ;;
         systemd) command -v systemd-analyze ;;
         nginx) command -v nginx || [ -x /usr/sbin/nginx ] ;;
+        poppler-utils) command -v pdftoppm ;;
         *) command -v "$1" ;;  # caddy, faketime, shellcheck: the command is named as the package
     esac >/dev/null 2>&1
 }

@@ -197,7 +197,8 @@ async def test_edit_with_status_preview_and_publish(client: Client) -> None:
     form_page = await (await client.get(f"/admin/events/{uid}/edit")).text()
     options = doc(form_page).xpath("//select[@name='status']/option")
     assert [(o.get("value"), o.text) for o in options] == [
-        ("confirmed", "Som planlagt"), ("cancelled", "Aflyst"), ("postponed", "Udsat")]  # fmt: skip
+        ("confirmed", "Som planlagt"), ("cancelled", "Aflyst"), ("postponed", "Udsat"),
+        ("tentative", "Foreløbig")]  # fmt: skip
     form = {**hidden_fields(form_page), **event_form(token), "status": "cancelled"}
     page = await preview(client, f"/admin/events/{uid}/edit", form)
     assert doc(page).xpath("//div[@class='preview']//article[contains(@class, 'cancelled')]")

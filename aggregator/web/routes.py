@@ -14,7 +14,7 @@ from aiohttp import web
 
 from aggregator.keys import CONFIG, now
 from aggregator.publish import outputs
-from aggregator.web import digest, embed, mailing
+from aggregator.web import digest, embed, mailing, plan
 from aggregator.web.board import noticeboard_context, status_context, subscribe_context
 from aggregator.web.calendar import calendar_context, cut_list
 from aggregator.web.event import event_context, event_ics
@@ -53,6 +53,7 @@ def add_routes(app: web.Application) -> None:
     embed.add_routes(app)
     digest.add_routes(app)
     mailing.add_routes(app)
+    plan.add_routes(app)  # /plan and /api/clashes (issue 13)
 
 
 @dataclass(frozen=True)

@@ -128,6 +128,8 @@ def read_status(component: icalendar.Component) -> tuple[Any, str]:
         return "cancelled", title.removeprefix(CANCELLED_MARK)
     if status == "TENTATIVE" and title.startswith(POSTPONED_MARK):
         return "postponed", title.removeprefix(POSTPONED_MARK)
+    if status == "TENTATIVE":  # RFC 5545 §3.8.1.11: not yet confirmed (a reserved date)
+        return "tentative", title
     return "confirmed", title
 
 

@@ -33,7 +33,12 @@ from klynge.series import Change, changed_span
 
 PRODID = "-//Klynge//Klynge landsbykalender//DA"
 _END = b"END:VCALENDAR\r\n"
-_ISTATUS = {"confirmed": "CONFIRMED", "cancelled": "CANCELLED", "postponed": "TENTATIVE"}
+_ISTATUS = {
+    "confirmed": "CONFIRMED",
+    "cancelled": "CANCELLED",
+    "postponed": "TENTATIVE",
+    "tentative": "TENTATIVE",  # a reserved date (issue 13): no title mark, unlike postponed
+}
 
 
 # One event's serialised VEVENT (or VEVENTs) and the time zones they name.

@@ -140,6 +140,8 @@ def _oracle_rows(components: Iterable[icalendar.Component]) -> list[Row]:
             kind, title = "cancelled", title.removeprefix(CANCELLED_MARK)
         elif status == "TENTATIVE" and title.startswith(POSTPONED_MARK):
             kind, title = "postponed", title.removeprefix(POSTPONED_MARK)
+        elif status == "TENTATIVE":
+            kind = "tentative"
         rows.append(_row(start, end, (title or UNTITLED)[:TITLE_MAX], kind))
     return rows
 
