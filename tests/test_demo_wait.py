@@ -77,9 +77,9 @@ def test_a_slow_start_that_uses_cpu_is_waited_for_past_the_stall_limit(tmp_path:
 def test_a_child_that_exits_is_named_with_its_last_line_and_log(tmp_path: Path) -> None:
     port = _free_port()
     code = "import sys; print('klynge: error: the settings are damaged'); sys.exit(1)"
-    with _child(tmp_path, "vesterlund", port, [sys.executable, "-c", code]) as svc:
-        with pytest.raises(KlyngeError) as caught:
-            wait_healthy([svc], stall=60.0)
+    args = [sys.executable, "-c", code]
+    with _child(tmp_path, "vesterlund", port, args) as svc, pytest.raises(KlyngeError) as caught:
+        wait_healthy([svc], stall=60.0)
     log = tmp_path / "vesterlund.log"
     assert caught.value.message == (
         f"vesterlund stopped at start: the settings are damaged (log: {log})"
@@ -97,9 +97,9 @@ def test_a_port_taken_after_the_check_stops_the_real_service_in_clear_words(
         port = int(holder.getsockname()[1])
         args = [sys.executable, "-m", "klynge.cli", "aggregator", "serve", str(data),
                 "--host", "127.0.0.1", "--port", str(port)]  # fmt: skip
-        with _child(tmp_path, "aggregator", port, args) as svc:
-            with pytest.raises(KlyngeError) as caught:
-                wait_healthy([svc], stall=120.0)
+        with _child(tmp_path, "aggregator", port, args) as svc, pytest.raises(KlyngeError) as e:
+            wait_healthy([svc], stall=120.0)
+        caught = e
     assert caught.value.message == (
         f"aggregator stopped at start: port {port} on 127.0.0.1 is already in use by another "
         f"program; stop it or choose another port with --port (log: {tmp_path / 'aggregator.log'})"
@@ -109,9 +109,9 @@ def test_a_port_taken_after_the_check_stops_the_real_service_in_clear_words(
 def test_a_child_alive_but_frozen_is_reported_after_the_stall_limit(tmp_path: Path) -> None:
     port = _free_port()
     code = "import time; time.sleep(60)"  # alive, no CPU, no log, no port
-    with _child(tmp_path, "norrevang", port, [sys.executable, "-c", code]) as svc:
-        with pytest.raises(KlyngeError) as caught:
-            wait_healthy([svc], stall=2.0)
+    args = [sys.executable, "-c", code]
+    with _child(tmp_path, "norrevang", port, args) as svc, pytest.raises(KlyngeError) as caught:
+        wait_healthy([svc], stall=2.0)
     assert caught.value.message == (
         "norrevang has made no progress for 2 s (alive, but it used no CPU time, wrote nothing "
         f"to its log and opened no port); see its log: {tmp_path / 'norrevang.log'}"
