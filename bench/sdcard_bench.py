@@ -7,7 +7,8 @@ entries each), its store and its log included. The hour is compressed SCALE time
 120: 30 s): poll_minutes and the poll jitter are divided by SCALE, so each source is polled as
 often per simulated hour as in a real one. Idle: no feed changes (every poll a 304). Busy: a
 village's feed changes and it pings the aggregator every simulated 2 minutes (30 changes an
-hour), round the villages. Each case runs at poll_minutes 15 (the default) and 60.
+hour), round the villages. Each case runs at poll_minutes 15 (the default), at 60, and with
+`serve --verbose` (more log lines).
 
     python -m bench.sdcard_bench [--scale 120] [--villages 15]
 """
@@ -18,8 +19,12 @@ import argparse
 import json
 import re
 import shutil
+import subprocess
+import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -27,17 +32,20 @@ from bench.aggregator_bench import ENTRIES, village_feed
 from bench.serve_bench import (
     REPO,
     Tree,
+    _wait_serving,
     descendants,
     feed_server,
     full_refresh,
     get,
     ping,
-    serving,
     template,
     tree_env,
 )
 
 CHANGES_PER_HOUR = 30
+# (busy, poll_minutes, --verbose): the default, a slower poll, and the verbose log
+CASES = [(False, 15.0, False), (False, 60.0, False), (False, 15.0, True),
+         (True, 15.0, False), (True, 60.0, False), (True, 15.0, True)]  # fmt: skip
 
 
 def io_counters(pid: int) -> dict[str, int]:
@@ -53,6 +61,21 @@ def io_counters(pid: int) -> dict[str, int]:
             if key in total:
                 total[key] += int(value)
     return total
+
+
+@contextmanager
+def serving(tree: Tree, data: Path, log: Path, verbose: bool) -> Iterator[tuple[int, str]]:
+    """Run `klynge aggregator serve DIR --port 0 [--verbose]`; yield its PID and base URL."""
+    command = [sys.executable, "-m", "klynge.cli", "aggregator", "serve", str(data), "--port", "0"]
+    with log.open("wb") as out:
+        proc = subprocess.Popen([*command, *(["--verbose"] if verbose else [])], stdout=out,
+                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                cwd=tree.path, env=tree.env)  # fmt: skip
+    try:
+        yield proc.pid, _wait_serving(proc, log)
+    finally:
+        proc.kill()
+        proc.wait()
 
 
 def successes(base: str) -> dict[str, str]:
@@ -78,25 +101,28 @@ def change(feed_dir: Path, n: int, round_: int) -> None:
     path.write_bytes(original.replace(b"Arrangement 1 i", f"Ny titel {round_} i".encode(), 1))
 
 
-def one_hour(tree: Tree, data: Path, feed_dir: Path, feeds: list[str], busy: bool, scale: float):
+def one_hour(
+    tree: Tree, data: Path, feed_dir: Path, feeds: list[str], case: tuple[bool, bool], scale: float
+) -> dict[str, int]:
     """Serve for one simulated hour; return the write counters and the store/log sizes."""
+    busy, verbose = case
     log = data.parent / f"{data.name}.log"
     hour = 3600 / scale
-    with serving(tree, data, log) as (proc, base):
-        full_refresh(proc.pid, base, feeds)
+    with serving(tree, data, log, verbose) as (pid, base):
+        full_refresh(pid, base, feeds)
         time.sleep(min(30.0, hour / 4))  # let the spread first polls pass
-        before, log_before = io_counters(proc.pid), log.stat().st_size
+        before, log_before = io_counters(pid), log.stat().st_size
         fetched = successes(base)
         began, done = time.monotonic(), 0
         while (elapsed := time.monotonic() - began) < hour:
-            due = int(elapsed / hour * CHANGES_PER_HOUR) if busy else 0
+            due = min(CHANGES_PER_HOUR, int(elapsed / hour * CHANGES_PER_HOUR) + 1) if busy else 0
             while done < due:
                 n = done % len(feeds)
                 change(feed_dir, n, done)
                 ping(base, feeds[n])
                 done += 1
             time.sleep(0.05)
-        after = io_counters(proc.pid)
+        after = io_counters(pid)
         log_bytes = log.stat().st_size - log_before
         # Proof that the hour had its polls: every source fetched again since it began.
         polled = sum(a != fetched.get(url) for url, a in successes(base).items())
@@ -124,16 +150,16 @@ def main() -> None:
         with feed_server(feed_dir) as base:
             feeds = [f"{base}/v{n}.atom" for n in range(args.villages)]
             fresh = template(tree, root, feeds)
-            for busy in (False, True):
-                for poll in (15.0, 60.0):
-                    data = root / f"run-{'busy' if busy else 'idle'}-{poll:g}"
-                    shutil.copytree(fresh, data)
-                    configure(data, poll, args.scale)
-                    for n in range(args.villages):
-                        shutil.copy(feed_dir / f"v{n}.orig", feed_dir / f"v{n}.atom")
-                    figures = one_hour(tree, data, feed_dir, feeds, busy, args.scale)
-                    rows.append(("busy" if busy else "idle", poll, figures))
-                    print(f"{rows[-1][0]}, poll_minutes {poll:g}: {figures}", flush=True)
+            for busy, poll, verbose in CASES:
+                kind = ("busy" if busy else "idle") + (" -v" if verbose else "")
+                data = root / f"run-{kind.replace(' ', '')}-{poll:g}"
+                shutil.copytree(fresh, data)
+                configure(data, poll, args.scale)
+                for n in range(args.villages):
+                    shutil.copy(feed_dir / f"v{n}.orig", feed_dir / f"v{n}.atom")
+                figures = one_hour(tree, data, feed_dir, feeds, (busy, verbose), args.scale)
+                rows.append((kind, poll, figures))
+                print(f"{kind}, poll_minutes {poll:g}: {figures}", flush=True)
     report(rows, args.villages)
 
 
