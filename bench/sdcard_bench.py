@@ -8,7 +8,8 @@ entries each), its store and its log included. The hour is compressed SCALE time
 often per simulated hour as in a real one. Idle: no feed changes (every poll a 304). Busy: a
 village's feed changes and it pings the aggregator every simulated 2 minutes (30 changes an
 hour), round the villages. Each case runs at poll_minutes 15 (the default), at 60, and with
-`serve --verbose` (more log lines).
+`serve --verbose` (more log lines). A village node on the same Pi is measured too
+(bench/sdcard_node.py): idle, and busy with 30 events posted an hour.
 
     python -m bench.sdcard_bench [--scale 120] [--villages 15]
 """
@@ -150,6 +151,12 @@ def main() -> None:
         with feed_server(feed_dir) as base:
             feeds = [f"{base}/v{n}.atom" for n in range(args.villages)]
             fresh = template(tree, root, feeds)
+            from bench.sdcard_node import node_hour
+
+            for busy in (False, True):
+                figures = node_hour(tree, root, busy, args.scale)
+                rows.append((f"node {'busy' if busy else 'idle'}", 0.0, figures))
+                print(f"{rows[-1][0]}: {figures}", flush=True)
             for busy, poll, verbose in CASES:
                 kind = ("busy" if busy else "idle") + (" -v" if verbose else "")
                 data = root / f"run-{kind.replace(' ', '')}-{poll:g}"
@@ -168,12 +175,13 @@ def report(rows: list[tuple[str, float, dict[str, int]]], villages: int) -> None
     print(
         f"\nwrites of `klynge aggregator serve` per hour, {villages} villages x {ENTRIES} entries"
     )
-    print(f"{'cluster':<8} {'poll_minutes':>12} {'write() MB/h':>13} {'to disk MB/h':>13} "
+    print(f"{'service':<11} {'poll_minutes':>12} {'write() MB/h':>13} {'to disk MB/h':>13} "
           f"{'log kB/h':>9} {'changes':>8} {'polled':>7} {'MB/day to disk':>15}")  # fmt: skip
     for kind, poll, f in rows:
         day = f["write_bytes"] * 24e-6
         mb = f"{f['wchar'] / 1e6:>13.2f} {f['write_bytes'] / 1e6:>13.2f}"
-        print(f"{kind:<8} {poll:>12g} {mb} {f['log'] / 1e3:>9.1f} {f['changes']:>8} "
+        shown = f"{poll:g}" if poll else "-"
+        print(f"{kind:<11} {shown:>12} {mb} {f['log'] / 1e3:>9.1f} {f['changes']:>8} "
               f"{f['polled']:>7} {day:>15.1f}")  # fmt: skip
 
 
