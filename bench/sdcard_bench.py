@@ -172,9 +172,9 @@ def main() -> None:
 
 def report(rows: list[tuple[str, float, dict[str, int]]], villages: int) -> None:
     """Print bytes per simulated hour for every case."""
-    print(
-        f"\nwrites of `klynge aggregator serve` per hour, {villages} villages x {ENTRIES} entries"
-    )
+    print(f"\nwrites per simulated hour: `klynge aggregator serve` ({villages} villages x "
+          f"{ENTRIES} entries) and one `klynge node serve`; write() includes the pipe to the "
+          "parse worker, 'to disk' is /proc/PID/io write_bytes")  # fmt: skip
     print(f"{'service':<11} {'poll_minutes':>12} {'write() MB/h':>13} {'to disk MB/h':>13} "
           f"{'log kB/h':>9} {'changes':>8} {'polled':>7} {'MB/day to disk':>15}")  # fmt: skip
     for kind, poll, f in rows:
