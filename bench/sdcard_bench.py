@@ -158,8 +158,8 @@ def main() -> None:
                 rows.append((f"node {'busy' if busy else 'idle'}", 0.0, figures))
                 print(f"{rows[-1][0]}: {figures}", flush=True)
             for busy, poll, verbose in CASES:
-                kind = ("busy" if busy else "idle") + (" -v" if verbose else "")
-                data = root / f"run-{kind.replace(' ', '')}-{poll:g}"
+                kind = ("aggregator busy" if busy else "aggregator idle") + (" -v" * verbose)
+                data = root / f"run-{kind.replace(' ', '-')}-{poll:g}"
                 shutil.copytree(fresh, data)
                 configure(data, poll, args.scale)
                 for n in range(args.villages):
@@ -175,13 +175,13 @@ def report(rows: list[tuple[str, float, dict[str, int]]], villages: int) -> None
     print(f"\nwrites per simulated hour: `klynge aggregator serve` ({villages} villages x "
           f"{ENTRIES} entries) and one `klynge node serve`; write() includes the pipe to the "
           "parse worker, 'to disk' is /proc/PID/io write_bytes")  # fmt: skip
-    print(f"{'service':<11} {'poll_minutes':>12} {'write() MB/h':>13} {'to disk MB/h':>13} "
+    print(f"{'service':<18} {'poll_minutes':>12} {'write() MB/h':>13} {'to disk MB/h':>13} "
           f"{'log kB/h':>9} {'changes':>8} {'polled':>7} {'MB/day to disk':>15}")  # fmt: skip
     for kind, poll, f in rows:
         day = f["write_bytes"] * 24e-6
         mb = f"{f['wchar'] / 1e6:>13.2f} {f['write_bytes'] / 1e6:>13.2f}"
         shown = f"{poll:g}" if poll else "-"
-        print(f"{kind:<11} {shown:>12} {mb} {f['log'] / 1e3:>9.1f} {f['changes']:>8} "
+        print(f"{kind:<18} {shown:>12} {mb} {f['log'] / 1e3:>9.1f} {f['changes']:>8} "
               f"{f['polled']:>7} {day:>15.1f}")  # fmt: skip
 
 
