@@ -22,7 +22,7 @@ def test_the_pi_scripts_pass_shellcheck() -> None:
     if shellcheck is None:
         pytest.fail("shellcheck is missing: tests/setup-system.sh installs it")
     scripts = sorted(str(p) for p in PI.glob("*.sh"))
-    assert len(scripts) == 4
+    assert len(scripts) == 5
     done = subprocess.run([shellcheck, *scripts], capture_output=True, text=True, check=False)
     assert (done.returncode, done.stdout + done.stderr) == (0, "")
 

@@ -38,7 +38,11 @@ cleanup() {
 }
 trap cleanup EXIT
 for m in proc sys dev; do
-	mountpoint -q "$base/$m" || { mount --rbind "/$m" "$base/$m"; mounted+=("$base/$m"); }
+	# rslave: unmounting the copies later must not propagate to the host's own mounts.
+	mountpoint -q "$base/$m" || {
+		mount --rbind "/$m" "$base/$m" && mount --make-rslave "$base/$m"
+		mounted+=("$base/$m")
+	}
 done
 cp -L /etc/resolv.conf "$base/etc/resolv.conf"
 arm() { chroot "$base" /usr/bin/env -i HOME=/root PATH="$venv/bin:/usr/bin:/bin" LANG=C.UTF-8 \
