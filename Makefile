@@ -3,7 +3,7 @@ VENV  := .venv
 BIN   := $(VENV)/bin
 STAMP := $(VENV)/.klynge-installed
 
-.PHONY: help venv deps test lint format demo bench fuzz
+.PHONY: help venv deps test lint format demo bench fuzz pi-check
 # deps and the venv may both run apt-get, which must not run twice at once.
 .NOTPARALLEL:
 
@@ -14,6 +14,7 @@ help:
 	@echo "make format  ruff format and safe ruff fixes"
 	@echo "make bench   every bench/*_bench.py (medians and ratios)"
 	@echo "make fuzz    the fuzz tests for FUZZ_MINUTES (default 10), fresh seeds each round"
+	@echo "make pi-check  the project on arm64 Raspberry Pi OS's base under emulation (root)"
 
 $(STAMP): pyproject.toml
 	@tests/setup-system.sh python3 python3-venv
@@ -56,3 +57,10 @@ bench: $(STAMP)
 		echo "== $$f"; $(BIN)/python -m bench.$$(basename "$$f" .py); \
 	done; \
 	[ -n "$$found" ] || echo "no bench/*_bench.py files yet"
+
+# The project on an arm64 Debian bookworm root (Raspberry Pi OS's base) under qemu-user
+# emulation, beside the same figures on this host (deploy/pi/check.sh). Not part of `make test`:
+# it needs root, and the root is built once (debootstrap) and cached in /var/cache/klynge.
+pi-check:
+	@deploy/pi/setup.sh
+	nice -n 10 deploy/pi/check.sh

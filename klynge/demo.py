@@ -2,7 +2,9 @@
 
 The demo drives the real commands as separate processes (`klynge node serve`, `klynge
 aggregator serve`), exactly the topology of docker-compose.yml, and seeds the villages through
-the real JSON API, so the nodes ping the aggregator as they would in production.
+the real JSON API, so the nodes ping the aggregator as they would in production. The data
+directories are made by the real `init`/`user`/`token`/`source` commands run in-process
+(klynge/demo_init.py); start-up waits while the services make progress (klynge/demo_wait.py).
 """
 
 from __future__ import annotations
@@ -25,14 +27,11 @@ from typing import Any
 
 from klynge.clock import ENV_NOW, Clock, clock_from_env
 from klynge.demo_data import DEMO_PASSWORD, DemoVillage, villages
+from klynge.demo_init import CLUSTER_NAME, init_aggregator, init_node
+from klynge.demo_wait import Started, wait_healthy
 from klynge.errors import KlyngeError
 from klynge.model import DEFAULT_TIMEZONE, zone
 
-CLUSTER_NAME = "Klynge Midtå"
-# No start limit that a slow machine trips: the demo waits while its services run (a Pi 3 or an
-# emulated arm64 takes over a minute) and gives up only when one exits, or after this long.
-START_TIMEOUT = 900.0
-WAITING_NOTE = 15.0  # seconds between "still waiting for …" lines
 STOP_TIMEOUT = 4.0
 PORTS_FILE = "ports.json"  # --port 0: the four ports the OS gave the first start
 EXAMPLE = (
@@ -58,65 +57,6 @@ class Service:
 
 
 Nodes = list[tuple[Service, DemoVillage]]
-
-
-def klynge(*args: str, stdin: str | None = None) -> str:
-    """Run a `klynge` command in a child process and return its stdout, or raise in words."""
-    done = subprocess.run(
-        [sys.executable, "-m", "klynge.cli", *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    if done.returncode != 0:
-        raise KlyngeError(f"`klynge {' '.join(args[:3])}` failed: {done.stderr.strip()}")
-    return done.stdout
-
-
-def _init_node(svc: Service, village: DemoVillage, aggregator: Service) -> str:
-    """Create a village node's data directory, its association login and an API token."""
-    klynge(
-        "node",
-        "init",
-        str(svc.data_dir),
-        "--name",
-        village.name,
-        "--url",
-        svc.url,
-        "--aggregator",
-        aggregator.url,
-    )
-    klynge(
-        "node",
-        "user",
-        "add",
-        str(svc.data_dir),
-        village.username,
-        "--association",
-        village.association,
-        "--admin",
-        "--password-stdin",
-        stdin=DEMO_PASSWORD + "\n",
-    )
-    return klynge("node", "token", "add", str(svc.data_dir), village.username).strip().split()[-1]
-
-
-def _init_aggregator(svc: Service, nodes: Nodes) -> None:
-    klynge("aggregator", "init", str(svc.data_dir), "--name", CLUSTER_NAME, "--url", svc.url)
-    for node, village in nodes:
-        klynge(
-            "aggregator",
-            "source",
-            "add",
-            str(svc.data_dir),
-            f"{node.url}/feed.atom",
-            "--name",
-            village.name,
-            "--kind",
-            "node",
-        )
 
 
 def free_ports(count: int) -> list[int]:
@@ -195,11 +135,11 @@ def _prepare(root: Path, aggregator: Service, nodes: Nodes) -> dict[str, str]:
     root.mkdir(parents=True, exist_ok=True)
     for svc, village in nodes:
         if not svc.data_dir.exists():
-            tokens[svc.name] = _init_node(svc, village, aggregator)
+            tokens[svc.name] = init_node(svc, village, aggregator)
             tokens_file.write_text(json.dumps(tokens, indent=2))
             tokens_file.chmod(0o600)
     if not aggregator.data_dir.exists():
-        _init_aggregator(aggregator, nodes)
+        init_aggregator(aggregator, nodes)
     return tokens
 
 
@@ -209,85 +149,19 @@ def _clock() -> Clock:
     return clock_from_env(os.environ)
 
 
-def _start(svc: Service, logs: Path) -> subprocess.Popen[bytes]:
-    log = (logs / f"{svc.name}.log").open("ab")
-    return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "klynge.cli",
-            svc.role,
-            "serve",
-            str(svc.data_dir),
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(svc.port),
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL,
-        env={**os.environ, ENV_NOW: _clock().now().isoformat()},
-    )
-
-
-def _healthy(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(f"{url}/healthz", timeout=2) as response:
-            return 200 <= int(response.status) < 300
-    except (urllib.error.URLError, OSError):
-        return False
-
-
-def _last_error(log: Path) -> str:
-    """Return the last line a service wrote to its log, without the `klynge: error:` prefix."""
-    try:
-        lines = log.read_text(encoding="utf-8", errors="replace").strip().splitlines()
-    except OSError:
-        return ""
-    return lines[-1].removeprefix("klynge: error: ").strip() if lines else ""
-
-
-def _log_size(log: Path) -> int:
-    return log.stat().st_size if log.exists() else 0
-
-
-def _bound(svc: Service, logs: Path, mark: int) -> bool:
-    """Tell whether this start of `svc` says it serves its port (not some other program)."""
-    with (logs / f"{svc.name}.log").open("rb") as log:
-        log.seek(mark)
-        return f"Serving on {svc.url}/".encode() in log.read()
-
-
-def _wait_healthy(
-    services: list[Service],
-    procs: list[subprocess.Popen[bytes]],
-    logs: Path,
-    marks: dict[str, int],
-) -> None:
-    began = time.monotonic()
-    noted = began
-    pending = list(services)
-    while pending and time.monotonic() - began < START_TIMEOUT:
-        for svc, proc in zip(services, procs, strict=True):
-            if proc.poll() is not None:
-                log = logs / f"{svc.name}.log"
-                reason = _last_error(log)
-                why = f": {reason}" if reason else ""
-                raise KlyngeError(f"{svc.name} stopped at start{why} (log: {log})")
-        # A port asked of the OS can be taken by another program before the service binds
-        # it: only the service's own "Serving on" line proves that /healthz is its answer.
-        pending = [
-            svc for svc in pending if not (_bound(svc, logs, marks[svc.name]) and _healthy(svc.url))
-        ]
-        if pending and time.monotonic() - noted >= WAITING_NOTE:
-            noted = time.monotonic()
-            names = ", ".join(svc.name for svc in pending)
-            print(f"still starting ({noted - began:.0f} s): waiting for {names}", file=sys.stderr)
-        time.sleep(0.2)
-    if pending:
-        names = ", ".join(svc.name for svc in pending)
-        raise KlyngeError(f"{names} did not answer /healthz within {START_TIMEOUT:.0f} s")
+def _start(svc: Service, logs: Path) -> Started:
+    path = logs / f"{svc.name}.log"
+    mark = path.stat().st_size if path.exists() else 0
+    with path.open("ab") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "klynge.cli", svc.role, "serve", str(svc.data_dir),
+             "--host", "127.0.0.1", "--port", str(svc.port)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env={**os.environ, ENV_NOW: _clock().now().isoformat()},
+        )  # fmt: skip
+    return Started(svc.name, svc.url, proc, path, mark)
 
 
 def _post(url: str, token: str, payload: dict[str, Any]) -> None:
@@ -367,6 +241,7 @@ def _raise_stop(signum: int, frame: FrameType | None) -> None:
 
 def run(root: Path, base: int) -> int:
     """Prepare, start, seed and supervise the demo until interrupted (BASE 0: any free ports)."""
+    began = time.monotonic()
     aggregator, nodes = _services(root, demo_ports(root, base))
     services = [aggregator, *(svc for svc, _ in nodes)]
     check_ports(services, root, base)
@@ -377,11 +252,15 @@ def run(root: Path, base: int) -> int:
     signal.signal(signal.SIGINT, _raise_stop)
     procs: list[subprocess.Popen[bytes]] = []
     try:
-        marks = {svc.name: _log_size(logs / f"{svc.name}.log") for svc in services}
-        procs = [_start(svc, logs) for svc in services]
-        _wait_healthy(services, procs, logs, marks)
+        started = [_start(svc, logs) for svc in services]
+        procs = [s.proc for s in started]
+        names = ", ".join(svc.name for svc in services)
+        print(f"Starting {names}; waiting for each to answer /healthz…", flush=True)
+        took = wait_healthy(started)
         _seed(root, services, tokens)
         print(_banner(services, root), flush=True)
+        print(f"Started in {time.monotonic() - began:.1f} s (services up in {took:.1f} s).",
+              flush=True)  # fmt: skip
         while all(proc.poll() is None for proc in procs):
             time.sleep(0.2)
         dead = [svc.name for svc, p in zip(services, procs, strict=True) if p.poll() is not None]
