@@ -320,7 +320,7 @@ def _form(
         user = accounts.login_required(request)
         context["event_choices"] = [("", gettext(request, "No event")), *event_choices(
             request.app[STORE], user.association, form.get("related", ""), now(request),
-            request.app[CONFIG].timezone, lang)]  # fmt: skip
+            request.app[CONFIG].timezone, lang, request.app[COPY].events())]  # fmt: skip
     if kind == "event":  # the clash box: filled by the form's script, or by the preview
         request.app[COPY].refresh_if_old()
         context |= {"cluster_copy": copy_words(request), "clashes": []}

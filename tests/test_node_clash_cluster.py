@@ -295,3 +295,22 @@ async def test_api_clashes_refuses_bad_ranges(cluster: Cluster, query: str, word
     ):
         assert r.status == 400
         assert words in (await r.text())
+
+
+def picker_labels(page: str) -> dict[str, str]:
+    tree = lxml_html.fromstring(page)
+    return {
+        o.get("value"): o.text_content() for o in tree.xpath("//select[@name='related']//option")
+    }
+
+
+async def test_the_notice_forms_picker_offers_the_clusters_events(cluster: Cluster) -> None:
+    """A carpool notice on Østerby can be tied to Vesterby's flea market (issue 14 item 5)."""
+    node = cluster.villages["Østerby"]
+    async with await logged_in(cluster, "Østerby") as session:
+        page = await (await session.get(node.url("/admin/notices/new"))).text()
+    labels = list(picker_labels(page).values())
+    assert any("Loppemarked (Vesterby)" in label for label in labels), labels
+    assert any("Søndagscafé (Vesterby)" in label for label in labels), labels
+    assert not any("Aflyst koncert" in label for label in labels)  # cancelled: nothing to tie
+    assert not any("Fjernt marked" in label for label in labels)  # another cluster
