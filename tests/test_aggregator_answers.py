@@ -66,6 +66,22 @@ async def test_an_answer_is_rendered_once_per_data_version_and_revalidates(
     assert b"H\xc3\xb8stfest" in changed or b"Samk\xc3\xb8rsel hjem" in changed
 
 
+async def test_only_the_newest_views_answers_are_kept(
+    cluster: Any, feed_server: FeedServer
+) -> None:
+    """Each kept answer holds its merged view: after a change no old view stays alive."""
+    answers = cluster.server.app[ANSWERS]
+    for path in PATHS:
+        assert (await _get(cluster, path))[0] == 200
+    old = {id(a.merged) for a in answers._kept.values()}
+    assert len(answers._kept) == len(PATHS) and len(old) == 1
+    feed_server.set("/osterby.atom", feed("Østerby", [MARKET, event("Høstfest"), RIDE]))
+    await refresher_of(cluster).refresh_all()
+    assert (await _get(cluster, PATHS[0]))[0] == 200
+    assert len(answers._kept) == 1
+    assert {id(a.merged) for a in answers._kept.values()}.isdisjoint(old)
+
+
 async def test_each_language_and_query_has_its_own_answer(cluster: Any) -> None:
     _, danish, _ = await _get(cluster, "/")
     _, english, _ = await _get(cluster, "/?lang=en")

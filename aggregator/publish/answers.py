@@ -5,8 +5,9 @@ Measured (issue 15): `/` and `/calendar?view=month` cost 254 / 356 ms at 20,000 
 An answer depends on the merged view (kept by identity: a new merge is a new object), the
 path and query, the language, and the time; the time counts to the minute, so a notice that
 expires or a day that begins shows within a minute, as a `max-age=60` cache would show it.
-Only 200 answers with a body are kept; errors are rendered anew. A strong ETag (a hash of the
-body) lets a client that has the answer get a 304 without any rendering.
+Only 200 answers with a body are kept; errors are rendered anew. Only answers of the newest
+view are kept: each holds its view, and a big tier's old views must not stay alive. A strong
+ETag (a hash of the body) lets a client that has the answer get a 304 without any rendering.
 """
 
 from __future__ import annotations
@@ -55,19 +56,25 @@ class Answers:
     ) -> web.StreamResponse:
         """Return the kept answer for `key` if the merged view is unchanged, else render it."""
         merged = await current()
+        if self._kept and next(iter(self._kept.values())).merged is not merged:
+            self._kept.clear()  # a new view: the old answers, and the old view, can go
         kept = self._kept.get(key)
         if kept is None or kept.merged is not merged:
             response = await render()
             self.renders += 1
+            if await current() is not merged:
+                return response  # the data changed while rendering: not kept
             kept = self._keep(key, merged, response)
-            if kept is None or await current() is not merged:
-                return response  # not kept (an error, a stream), or the data changed meanwhile
+            if kept is None:
+                return response  # not kept: an error, or a stream
         self._kept.move_to_end(key)
         return respond(request, kept)
 
     def _keep(self, key: Key, merged: Merged, response: web.StreamResponse) -> Answer | None:
         if response.status != 200 or not isinstance(response, web.Response):
             return None
+        if self._kept and next(iter(self._kept.values())).merged is not merged:
+            self._kept.clear()  # another request kept answers of a newer or older view meanwhile
         body = response.body
         if not isinstance(body, bytes):
             return None
