@@ -9,7 +9,6 @@ import ipaddress
 import json
 import secrets
 import time
-from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -19,6 +18,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 
 from klynge.errors import Unauthorized
 from klynge.i18n import N_
+from klynge.sliding import SlidingCounts
 from node.store import SessionRecord, Store, TokenRecord, User
 
 SESSION_COOKIE = "klynge_session"
@@ -221,23 +221,14 @@ class LoginLimiter:
         self.per_address = per_address
         self.window = window
         self.clock = clock
-        self._failures: dict[str, deque[float]] = {}
-        self._swept = clock()
+        self._failures = SlidingCounts(window, clock())
 
     def __len__(self) -> int:
         """Return how many (username, address) pairs and addresses have failures on record."""
         return len(self._failures)
 
     def _count(self, key: str) -> int:
-        times = self._failures.get(key)
-        if times is None:
-            return 0
-        cutoff = self.clock() - self.window
-        while times and times[0] < cutoff:
-            times.popleft()
-        if not times:
-            del self._failures[key]
-        return len(times)
+        return self._failures.count(key, self.clock())
 
     @staticmethod
     def _pair(username: str, address: str) -> str:
@@ -252,20 +243,9 @@ class LoginLimiter:
 
     def failed(self, username: str, address: str) -> None:
         """Record one failed login (or one being checked: see node.accounts.login)."""
-        now = self.clock()
-        if now - self._swept >= self.window:
-            self._sweep(now)
-        for key in (self._pair(username, address), f"a:{address}"):
-            self._failures.setdefault(key, deque()).append(now)
-
-    def _sweep(self, now: float) -> None:
-        cutoff = now - self.window
-        self._failures = {k: t for k, t in self._failures.items() if t and t[-1] >= cutoff}
-        self._swept = now
+        self._failures.add((self._pair(username, address), f"a:{address}"), self.clock())
 
     def succeeded(self, username: str, address: str) -> None:
         """Forget the user's failures from this address, and take back the address's count."""
-        self._failures.pop(self._pair(username, address), None)
-        times = self._failures.get(f"a:{address}")
-        if times:
-            times.pop()
+        self._failures.forget(self._pair(username, address))
+        self._failures.take_back(f"a:{address}")

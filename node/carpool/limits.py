@@ -8,8 +8,9 @@ addresses cannot grow the node's memory without end.
 from __future__ import annotations
 
 import time
-from collections import deque
 from collections.abc import Callable
+
+from klynge.sliding import SlidingCounts
 
 PER_ADDRESS = 5  # posts from one address per window: a family posts two or three
 PER_EVENT = 40  # posts (changes included) to one event per window
@@ -29,35 +30,20 @@ class PostLimiter:
     ) -> None:
         self.per_address, self.per_event, self.window = per_address, per_event, window
         self.clock = clock
-        self._times: dict[str, deque[float]] = {}
-        self._swept = clock()
+        self._times = SlidingCounts(window, clock())
 
     def __len__(self) -> int:
         """Return how many addresses and events have posts on record."""
         return len(self._times)
 
-    def _count(self, key: str) -> int:
-        times = self._times.get(key)
-        cutoff = self.clock() - self.window
-        while times and times[0] < cutoff:
-            times.popleft()
-        if times is not None and not times:
-            del self._times[key]
-        return len(times or ())
-
     def allowed(self, address: str, event_id: str) -> bool:
         """Tell whether one more post from `address` to `event_id` is within both limits."""
+        now = self.clock()
         return (
-            self._count(f"a:{address}") < self.per_address
-            and self._count(f"e:{event_id}") < self.per_event
+            self._times.count(f"a:{address}", now) < self.per_address
+            and self._times.count(f"e:{event_id}", now) < self.per_event
         )
 
     def record(self, address: str, event_id: str) -> None:
         """Count one accepted post."""
-        now = self.clock()
-        if now - self._swept >= self.window:
-            cutoff = now - self.window
-            self._times = {k: t for k, t in self._times.items() if t and t[-1] >= cutoff}
-            self._swept = now
-        for key in (f"a:{address}", f"e:{event_id}"):
-            self._times.setdefault(key, deque()).append(now)
+        self._times.add((f"a:{address}", f"e:{event_id}"), self.clock())
