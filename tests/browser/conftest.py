@@ -7,10 +7,7 @@ Playwright, so a page load is a real HTTP round trip over loopback. Test modules
 
 from __future__ import annotations
 
-import contextlib
-import io
 import socket
-import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -33,11 +30,11 @@ from browser_support import (
     today,
 )
 from chromium_support import chromium
+from clash_support import base_of, bound_socket, cli
 
 from aggregator.app import create_app as create_aggregator
 from aggregator.config import AggregatorConfig, Limits, Source
 from node.app import create_app as create_node
-from node.cli import main as node_cli
 from node.config import load_config as load_node_config
 
 # Quick ping-triggered fetches: the session posts many changes within seconds, and the
@@ -100,32 +97,6 @@ class Cluster:
 # ---- the village nodes, set up through their own CLI -----------------------------------
 
 
-def _cli(argv: list[str], stdin: str = "") -> str:
-    """Run `klynge node ARGV` in-process (as an operator would) and return its stdout."""
-    out, err = io.StringIO(), io.StringIO()
-    old_stdin, sys.stdin = sys.stdin, io.StringIO(stdin)
-    try:
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            code = node_cli(argv)
-    finally:
-        sys.stdin = old_stdin
-    assert code == 0, err.getvalue()
-    return out.getvalue()
-
-
-def _bound_socket() -> socket.socket:
-    """Return a listening loopback socket on a free port (no race: we keep it open)."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(128)
-    sock.setblocking(False)
-    return sock
-
-
-def _base(sock: socket.socket) -> str:
-    return f"http://127.0.0.1:{sock.getsockname()[1]}"
-
-
 # Village -> users (username, association, admin). anna is the admin of every village.
 USERS = (("anna", "Lokalrådet", True), ("bo", "Idrætsforeningen", False))
 
@@ -133,12 +104,12 @@ USERS = (("anna", "Lokalrådet", True), ("bo", "Idrætsforeningen", False))
 def make_node(root: Path, name: str, base: str, aggregator: str) -> Node:
     """Create a node data directory with an admin and an editor; the editor gets a token."""
     data = root / name.lower()
-    _cli(["init", str(data), "--name", name, "--url", base, "--aggregator", aggregator])
+    cli(["init", str(data), "--name", name, "--url", base, "--aggregator", aggregator])
     for username, association, admin in USERS:
         flags = ["--admin"] if admin else []
         argv = ["user", "add", str(data), username, "--association", association]
-        _cli([*argv, "--password-stdin", *flags], stdin=PASSWORD + "\n")
-    token = _cli(["token", "add", str(data), "bo"]).strip().splitlines()[-1]
+        cli([*argv, "--password-stdin", *flags], stdin=PASSWORD + "\n")
+    token = cli(["token", "add", str(data), "bo"]).strip().splitlines()[-1]
     return Node(name, data, base, token)
 
 
@@ -211,10 +182,10 @@ async def _seed(cluster: Cluster) -> None:
 async def cluster(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Cluster]:
     """Start three real village nodes pinging one real aggregator, seeded with entries."""
     root = tmp_path_factory.mktemp("cluster")
-    agg_sock = _bound_socket()
-    node_socks = {name: _bound_socket() for name in ("Østerby", "Vesterby", "Norreby")}
+    agg_sock = bound_socket()
+    node_socks = {name: bound_socket() for name in ("Østerby", "Vesterby", "Norreby")}
     nodes = {
-        name: make_node(root, name, _base(sock), _base(agg_sock))
+        name: make_node(root, name, base_of(sock), base_of(agg_sock))
         for name, sock in node_socks.items()
     }
     agg_data = root / "aggregator"
@@ -222,11 +193,11 @@ async def cluster(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Clu
     config = AggregatorConfig(
         data_dir=agg_data,
         name=CLUSTER_NAME,
-        url=_base(agg_sock),
+        url=base_of(agg_sock),
         sources=tuple(Source(n.url("/feed.atom"), n.name) for n in nodes.values()),
         limits=LIMITS,
     )
-    cluster = Cluster(nodes, _base(agg_sock))
+    cluster = Cluster(nodes, base_of(agg_sock))
     try:
         cluster.runners.append(await serve(create_aggregator(config, periodic=False), agg_sock))
         for name, node in nodes.items():
