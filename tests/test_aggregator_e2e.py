@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import io
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -138,13 +138,27 @@ async def three_villages(
     monkeypatch: Any,
 ) -> Cluster:
     """Start three real village nodes that ping one real aggregator (no periodic polling)."""
+    return await start_cluster(
+        VILLAGES, tmp_path, aiohttp_server, unused_tcp_port_factory, capsys, monkeypatch
+    )
+
+
+async def start_cluster(
+    names: Sequence[str],
+    tmp_path: Path,
+    aiohttp_server: Callable[..., Awaitable[TestServer]],
+    unused_tcp_port_factory: Callable[[], int],
+    capsys: Any,
+    monkeypatch: Any,
+) -> Cluster:
+    """Start real village nodes named `names` that ping one real aggregator (no polling)."""
     agg_port = unused_tcp_port_factory()
     agg_base = f"http://127.0.0.1:{agg_port}"
     villages = [
         make_village(
             name, tmp_path, unused_tcp_port_factory(), agg_base, capsys, monkeypatch, aiohttp_server
         )
-        for name in VILLAGES
+        for name in names
     ]
     sources = [Source(v.feed_url, v.name) for v in villages]
     config = aggregator_config(tmp_path, sources)

@@ -23,10 +23,8 @@ import time_machine
 from aggregator_support import eventually
 from aiohttp.test_utils import TestServer
 from carpool_support import LINK_RE, match_start, offer, request_seat
-from test_aggregator_e2e import Cluster, Village, aggregator_config, make_village
+from test_aggregator_e2e import Cluster, Village, start_cluster
 
-from aggregator.app import create_app as create_aggregator
-from aggregator.config import Source
 from klynge.atom.reader import read_feed
 from klynge.model import Notice
 from node.housekeeping import tidy
@@ -44,19 +42,14 @@ async def cluster(
     monkeypatch: Any,
 ) -> Cluster:
     """Vesterlund, Østerby and Nørrevang, pinging one aggregator (no periodic polling)."""
-    agg_port = unused_tcp_port_factory()
-    agg = f"http://127.0.0.1:{agg_port}"
-    villages = [
-        make_village(
-            n, tmp_path, unused_tcp_port_factory(), agg, capsys, monkeypatch, aiohttp_server
-        )
-        for n in ("Vesterlund", "Østerby", "Nørrevang")
-    ]
-    config = aggregator_config(tmp_path, [Source(v.feed_url, v.name) for v in villages])
-    aggregator = await aiohttp_server(create_aggregator(config, periodic=False), port=agg_port)
-    for village in villages:
-        await village.start()
-    return Cluster(villages, aggregator)
+    return await start_cluster(
+        ("Vesterlund", "Østerby", "Nørrevang"),
+        tmp_path,
+        aiohttp_server,
+        unused_tcp_port_factory,
+        capsys,
+        monkeypatch,
+    )
 
 
 async def away_match(vesterlund: Village) -> str:
