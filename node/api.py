@@ -10,12 +10,13 @@ from typing import Any
 
 from aiohttp import web
 
-from klynge.errors import BadRequest, Forbidden, NotFound, TooLarge
+from klynge.errors import BadRequest, Conflict, Forbidden, NotFound, TooLarge
 from klynge.i18n import N_
 from klynge.model import Event, Item, new_id
 from klynge.series import sift
 from klynge.web import request_lang
 from node.auth import user_for_token
+from node.carpool.posts import is_carpool
 from node.cluster.web import clash_rows, copy_words, has_cluster
 from node.keys import CONFIG, STORE, now
 from node.publish import entry_link
@@ -42,6 +43,9 @@ UUID = r"{uuid:[0-9a-fA-F-]{36}}"
 MAX_DEPTH = 10
 NOT_JSON_TYPE = N_("Send JSON with Content-Type: application/json (UTF-8).")
 TOO_DEEP = N_("The body nests arrays or objects too deeply.")
+CARPOOL_BY_LINK = N_(
+    "A carpool post is changed only through its private link; the event's association may remove it."
+)
 # A string (skipped whole, so brackets in a title do not count) or one bracket.
 _BRACKETS = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{}]')
 _SURROGATE = re.compile("[\ud800-\udfff]")
@@ -230,6 +234,10 @@ async def update_entry(request: web.Request) -> web.Response:
     kind = _kind(request)
     old = find_item(request, kind)
     check_may_edit(user, old)
+    if is_carpool(old):
+        # A resident's post: a PATCH would rebuild it without its seats and contact, and the
+        # expiry would then leave it as a plain notice. Its own private link changes it.
+        raise Conflict(CARPOOL_BY_LINK)
     spec = EVENT_INPUT if kind == "event" else NOTICE_INPUT
     payload = check_payload(await read_json(request), spec)
     item = await save_edit(request, old, {**item_to_input(old), **payload})

@@ -358,3 +358,23 @@ async def test_changes_through_the_private_link_count_towards_the_limit(
         statuses.append(response.status)
     assert statuses == [200] * 4 + [429] * 2  # 5 in the hour with the post itself
     assert "For mange opslag" in await response.text()
+
+
+async def test_a_patch_through_the_api_cannot_strip_a_post_of_its_seats_and_contact(
+    client: Client, node_dir: NodeDir
+) -> None:
+    uid = (await away_match(client, node_dir.token))["id"]
+    await post(client, uid, offer())
+    notice = posts.open_posts(client.server.app[STORE], f"urn:uuid:{uid}")[0]
+    short = notice.id.removeprefix("urn:uuid:")
+    before = store_text(node_dir)
+    # bo's association (Østerby IF) owns the event, and so may remove the post, not rewrite it.
+    body = {"title": "Samkørsel", "body": "ændret"}
+    headers = {**auth(node_dir.token), "Accept-Language": "en"}
+    refused = await client.patch(f"/api/notices/{short}", json=body, headers=headers)
+    assert refused.status == 409
+    error = (await refused.json())["error"]
+    assert error["code"] == "conflict" and "private link" in error["message"]
+    assert store_text(node_dir) == before
+    kept = client.server.app[STORE].get(notice.id, "notice")
+    assert kept is not None and kept.carpool == notice.carpool
