@@ -19,7 +19,7 @@ import os
 import stat
 import tempfile
 import tomllib
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -348,6 +348,17 @@ def backup_database(db_path: Path, dest_path: Path) -> None:
         raise _os_error(CANNOT_WRITE_BACKUP, dest_path, e) from e
 
 
+def _backup_file(path: Path, dest_path: Path) -> None:
+    try:
+        raw = path.read_bytes()  # written by a rename too: the version opened is complete
+    except OSError as e:
+        raise _os_error(CANNOT_BACK_UP, path, e) from e
+    try:
+        _atomic_copy(raw, dest_path)
+    except OSError as e:
+        raise _os_error(CANNOT_WRITE_BACKUP, dest_path, e) from e
+
+
 def _backup_config(path: Path, dest_path: Path) -> None:
     raw = path.read_bytes()
     try:
@@ -357,8 +368,12 @@ def _backup_config(path: Path, dest_path: Path) -> None:
     _atomic_copy(raw, dest_path)
 
 
-def backup_data_dir(data_dir: Path, dest_dir: Path) -> list[Path]:
-    """Back up every database (*.json) and config (*.toml) file of a data directory."""
+def backup_data_dir(data_dir: Path, dest_dir: Path, files: Collection[str] = ()) -> list[Path]:
+    """Back up every database (*.json) and config (*.toml) file of a data directory.
+
+    `files` names a service's own other files (a cache, a list kept as plain JSON, a secret):
+    each is copied as it is, readable by its owner only like every copy.
+    """
     if not data_dir.is_dir():
         raise StorageError(Message(NO_DATA_DIR, {"path": str(data_dir)}))
     if dest_dir.resolve() == data_dir.resolve():
@@ -368,7 +383,9 @@ def backup_data_dir(data_dir: Path, dest_dir: Path) -> list[Path]:
     for path in sorted(data_dir.iterdir()):
         if path.name.startswith(".") or not path.is_file():
             continue  # the lock, temp files
-        if path.suffix == ".json":
+        if path.name in files:
+            _backup_file(path, dest_dir / path.name)
+        elif path.suffix == ".json":
             backup_database(path, dest_dir / path.name)
         elif path.suffix == ".toml":
             _backup_config(path, dest_dir / path.name)

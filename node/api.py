@@ -44,7 +44,7 @@ MAX_DEPTH = 10
 NOT_JSON_TYPE = N_("Send JSON with Content-Type: application/json (UTF-8).")
 TOO_DEEP = N_("The body nests arrays or objects too deeply.")
 CARPOOL_BY_LINK = N_(
-    "A carpool post is changed only through its private link; the event's association may remove it."
+    "Only its private link changes a carpool post; the event's association may remove it."
 )
 # A string (skipped whole, so brackets in a title do not count) or one bracket.
 _BRACKETS = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{}]')

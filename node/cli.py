@@ -14,6 +14,7 @@ from klynge.errors import ConfigError, ValidationError
 from klynge.model import DEFAULT_TIMEZONE, clean_text, is_http_url, zone
 from klynge.storage import DataDirLock, backup_data_dir, write_private
 from node.auth import hash_password
+from node.cluster.copy import FILE_NAME as CLUSTER_COPY
 from node.config import CONFIG_NAME, load_config, render_new_config
 from node.store import Store
 
@@ -255,7 +256,7 @@ def cmd_token_revoke(args: argparse.Namespace) -> int:
 
 
 def cmd_backup(args: argparse.Namespace) -> int:
-    """Copy the node's database and settings to DEST."""
-    for path in backup_data_dir(args.dir, args.dest):
+    """Copy the node's database and settings (and its copy of the cluster's events) to DEST."""
+    for path in backup_data_dir(args.dir, args.dest, files=(CLUSTER_COPY,)):
         print(path)
     return 0

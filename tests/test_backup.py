@@ -6,11 +6,13 @@ from __future__ import annotations
 import asyncio
 import json
 import shutil
+import stat
 import subprocess
 import sys
 import threading
 import time
 import urllib.request
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -23,10 +25,13 @@ from serve_support import start_serving, stop_process
 from service_support import service, wait_healthy
 
 from aggregator.config import Source, load_config, save_config
+from aggregator.mail.subscribers import Subscriber, Subscribers, SubscriberStore
+from aggregator.store.moderation import Hold, Moderation, ModerationFile
 from aggregator.store.sources import Store
 from klynge.model import new_id
 
 feed_server = support.feed_server  # a fixture
+NOW = datetime(2026, 12, 1, 9, tzinfo=UTC)
 
 KLYNGE = [sys.executable, "-m", "klynge.cli"]
 
@@ -216,3 +221,41 @@ async def _stored_rounds(data: Path, wanted: set[int]) -> bool:
 
 def _files(directory: Path) -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in directory.iterdir() if not p.name.endswith(".bak")}
+
+
+# --- the files beside the stores: subscribers, their signing secret, the node's cluster copy ---
+
+
+def test_aggregator_backup_keeps_the_subscribers_their_secret_and_the_moderation(
+    tmp_path: Path,
+) -> None:
+    config = config_for(tmp_path, [])
+    save_config(config)
+    data = config.data_dir
+    subscribers = SubscriberStore(data)
+    secret = subscribers.secret()
+    people = Subscribers(
+        people={"anna@osterby.example": Subscriber("anna@osterby.example", "active", "da", NOW)}
+    )
+    subscribers.save(people, NOW)
+    hidden = Moderation().hide(new_id(), Hold("spam", NOW))
+    ModerationFile(data).save(hidden)
+    dest = tmp_path / "backup"
+    printed = _klynge("aggregator", "backup", str(data), str(dest))
+    assert "subscribers.json" in printed and "mail-secret" in printed
+    restored = SubscriberStore(dest)
+    assert restored.secret() == secret  # the links in mails already sent still work
+    assert [s.address for s in restored.load().active()] == ["anna@osterby.example"]
+    assert stat.S_IMODE((dest / "mail-secret").stat().st_mode) == 0o600
+    assert ModerationFile(dest).load() == hidden  # what the host hid stays hidden
+
+
+def test_node_backup_copies_the_cluster_copy_beside_its_store(tmp_path: Path) -> None:
+    data = tmp_path / "osterby"
+    _klynge("node", "init", str(data), "--name", "Østerby", "--url", "https://osterby.example")
+    cluster = {"aggregators": {}}
+    (data / "cluster.json").write_text(json.dumps(cluster), encoding="utf-8")
+    dest = tmp_path / "backup"
+    _klynge("node", "backup", str(data), str(dest))
+    assert json.loads((dest / "cluster.json").read_text(encoding="utf-8")) == cluster
+    assert (dest / "node.toml").read_bytes() == (data / "node.toml").read_bytes()
