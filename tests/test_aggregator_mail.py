@@ -31,6 +31,7 @@ from aggregator.mail.subscribers import SubscriberStore
 from aggregator.mail.tokens import CONFIRM, UNSUBSCRIBE, make_token, read_token
 from aggregator.outreach_config import WEEKDAYS, MailSettings
 from aggregator.publish.digest import week_ahead
+from aggregator.web.mailing import IN_ALL, PER_CLIENT, WINDOW, RateLimit
 from klynge.errors import StorageError
 
 feed_server = support.feed_server  # a fixture
@@ -190,6 +191,18 @@ async def test_signups_are_rate_limited(mail_client: Any, smtp: tuple[Inbox, int
     assert refused.status == 429 and "For mange tilmeldinger" in await refused.text()
     assert 'value="a9@by.example"' in await refused.text()
     assert len(smtp[0].messages) == 5
+
+
+@pytest.mark.parametrize("at", list(HOSTILE_NOWS.values()), ids=list(HOSTILE_NOWS))
+def test_the_signup_limit_per_address_and_in_all_slides_with_the_hour(at: datetime) -> None:
+    limit = RateLimit()
+    assert all(limit.allow("192.0.2.1", at) for _ in range(PER_CLIENT))
+    assert not limit.allow("192.0.2.1", at)
+    others = [limit.allow(f"198.51.100.{n}", at + timedelta(minutes=1)) for n in range(IN_ALL)]
+    assert others.count(True) == IN_ALL - PER_CLIENT  # the hour's sign-ups in all are capped
+    assert not limit.allow("203.0.113.9", at + timedelta(minutes=2))
+    later = at + WINDOW + timedelta(seconds=1)  # the first five have left the window
+    assert limit.allow("192.0.2.1", later) and limit.allow("203.0.113.9", later)
 
 
 async def test_a_bad_or_forged_link_is_refused_in_words(

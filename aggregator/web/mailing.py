@@ -7,8 +7,6 @@ cannot be used to flood someone's inbox with confirmation mails.
 
 from __future__ import annotations
 
-from collections import deque
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from aiohttp import web
@@ -18,11 +16,13 @@ from aggregator.mail.compose import clean_address
 from aggregator.mail.tokens import CONFIRM, UNSUBSCRIBE
 from klynge.errors import BadRequest, KlyngeError
 from klynge.messages import Message, define
+from klynge.sliding import SlidingCounts
 from klynge.web import read_form, render, request_lang
 
 WINDOW = timedelta(hours=1)
 PER_CLIENT = 5  # sign-ups from one client address an hour
 IN_ALL = 100  # sign-ups an hour in all
+EVERYONE = "*"  # the key that counts every sign-up (no client address is "*")
 BAD_ADDRESS = define(
     "mail.bad_address",
     "“%(address)s” is not an e-mail address we can send to. Write it as name@example.dk.",
@@ -36,24 +36,21 @@ BAD_LINK = define(
 )
 
 
-@dataclass
 class RateLimit:
-    """Recent sign-up times, per client and in all."""
+    """Recent sign-ups, per client address and in all (klynge.sliding)."""
 
-    clients: dict[str, deque[datetime]] = field(default_factory=dict)
-    everyone: deque[datetime] = field(default_factory=deque)
+    def __init__(self) -> None:
+        self.counts: SlidingCounts | None = None  # made at the first sign-up's time
 
     def allow(self, client: str, at: datetime) -> bool:
         """Count one sign-up from `client` at `at`; tell whether it is within the limits."""
-        for times in (self.everyone, *self.clients.values()):
-            while times and times[0] <= at - WINDOW:
-                times.popleft()
-        self.clients = {k: v for k, v in self.clients.items() if v}
-        mine = self.clients.setdefault(client, deque())
-        if len(mine) >= PER_CLIENT or len(self.everyone) >= IN_ALL:
+        moment = at.timestamp()
+        if self.counts is None:
+            self.counts = SlidingCounts(WINDOW.total_seconds(), moment)
+        counts = self.counts
+        if counts.count(client, moment) >= PER_CLIENT or counts.count(EVERYONE, moment) >= IN_ALL:
             return False
-        mine.append(at)
-        self.everyone.append(at)
+        counts.add((client, EVERYONE), moment)
         return True
 
 
