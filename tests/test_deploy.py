@@ -30,6 +30,7 @@ from aiohttp.test_utils import TestServer
 from clock_support import utc_now
 from serve_support import Served, stop_process, wait_serving
 
+from aggregator.publish.digest_pdf import FONT_DIRS
 from klynge.clock import ENV_NOW
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -314,6 +315,10 @@ def test_dockerfile_builds_a_non_root_image_with_health_check_and_volume() -> No
     assert [args for op, args in final if op == "VOLUME"] == ['["/data"]']
     assert not [args for op, args in steps if op == "ADD"]
     assert "latest" not in " ".join(args for op, args in steps if op == "FROM")
+    # The ugeseddel's PDF looks for DejaVu Sans where Debian's package puts it.
+    runs = " ".join(args for op, args in final if op == "RUN")
+    assert "fonts-dejavu-core" in runs
+    assert any(str(d).startswith("/usr/share/fonts") for d in FONT_DIRS)
 
 
 def test_dockerfile_copies_files_that_exist_and_are_not_ignored() -> None:
