@@ -11,12 +11,16 @@ from markupsafe import Markup
 _PHONE_RE = re.compile(
     r"(?<![\w+.,/-])(?:(?:\+|00)45 ?)?(?:\d{2} ?\d{2} ?\d{2} ?\d{2}|\d{4} \d{4})(?![\w.,/-]*\d)"
 )
+# "2026 2027" is a season, not a number: two years apart is never linked.
+_YEARS_RE = re.compile(r"(?:19|20)\d\d (?:19|20)\d\d")
 # Tags, and whole links (a number already inside <a>…</a> stays as the author linked it).
 _SKIP_RE = re.compile(r"(<a\b.*?</a\s*>|<[^>]*>)", re.IGNORECASE | re.DOTALL)
 
 
 def _linked(match: re.Match[str]) -> str:
     number = match.group(0)
+    if _YEARS_RE.fullmatch(number):
+        return number
     digits = re.sub(r"\D", "", number)[-8:]
     return f'<a href="tel:+45{digits}">{number}</a>'
 

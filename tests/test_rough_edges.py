@@ -106,6 +106,11 @@ async def test_phone_numbers_are_tel_links(client: Any) -> None:
         ),
         ('<img alt="12345678">', '<img alt="12345678">'),
         ("0045 22334455", '<a href="tel:+4522334455">0045 22334455</a>'),
+        ("Sæsonen 2026 2027 starter", "Sæsonen 2026 2027 starter"),
+        (
+            "Ring 2026 2027 eller 20262027",
+            'Ring 2026 2027 eller <a href="tel:+4520262027">20262027</a>',
+        ),
     ],
 )
 def test_tel_links_leave_dates_tags_and_links_alone(given: str, expected: str) -> None:
