@@ -22,11 +22,18 @@ from datetime import datetime
 from functools import partial
 
 from aggregator.config import AggregatorConfig, Source
+from aggregator.reader.absence import (
+    apply_page,
+    reuse_unchanged,
+    revived,
+    with_inferred_tombstones,
+)
 from aggregator.reader.carpools import without_ended_carpools
 from aggregator.reader.fetcher import Fetcher, FetchError, FetchResult
 from aggregator.reader.merge import Content, apply_fetch, bind
 from aggregator.reader.parse_worker import JobFailed, ParseOverrun, ParseWorker
 from aggregator.reader.state import Polling, SourceState
+from aggregator.reader.walk import joined, walk
 from aggregator.store.sources import Store
 from klynge.atom.reader import Problem, read_feed
 from klynge.errors import FeedError, StorageError
@@ -68,6 +75,8 @@ class Parsed:
     meta: FeedSource | None  # the feed's own identity (None for .ics)
     problems: tuple[Message, ...]
     limited: Message | None = None  # why only part of the body was read (the entry limit)
+    paged: bool = False  # a page of an RFC 5005 paged feed: not complete (reader.absence)
+    next_url: str = ""  # the next page's link, as the page gives it
 
 
 @dataclass(frozen=True)
@@ -253,10 +262,9 @@ class Refresher:
         digest = hashlib.blake2b(result.body, digest_size=16).hexdigest()
         if digest == state.body_hash:
             return self._unchanged(state, result, now, Message(UNCHANGED))
-        limit = self.config.limits.max_entries
-        parsed = await self.worker.run(
-            parse_body, result.body, source, self.config.timezone, now, limit
-        )
+        parsed = await self._parse(result.body, source, now)
+        if parsed.paged:
+            parsed = await self._walk(parsed, source, result.final_url, state.content, now)
         loop = asyncio.get_running_loop()
         # Binding and applying are CPU-bound too, but on validated values: in a thread.
         done = await loop.run_in_executor(
@@ -276,6 +284,19 @@ class Refresher:
             else Message(ENTRIES, count)
         )
         return Outcome(source.url, True, done.changed, words)
+
+    async def _parse(self, body: bytes, source: Source, now: datetime) -> Parsed:
+        limit = self.config.limits.max_entries
+        return await self.worker.run(parse_body, body, source, self.config.timezone, now, limit)
+
+    async def _walk(
+        self, first: Parsed, source: Source, url: str, old: Content, now: datetime
+    ) -> Parsed:
+        """Read the pages after the first while they hold news (aggregator.reader.walk)."""
+        pages = await walk(
+            first, url, old, self.fetcher.fetch, lambda body: self._parse(body, source, now)
+        )
+        return joined(pages)
 
     def _took(
         self,
@@ -361,10 +382,15 @@ def ingest(body: bytes, source: Source, timezone: str, old: Content, now: dateti
 def settle(parsed: Parsed, source: Source, old: Content, now: datetime) -> Ingested:
     """Bind parsed entries to their origin and apply them to the source's old content."""
     origin = origin_for(source, parsed.meta)
-    items, tombs = bind(
+    bound, tombs = bind(
         parsed.items, parsed.tombstones, origin=origin, trust_source=source.kind == "aggregator"
     )
-    content = apply_fetch(old, items, tombs, origin=origin, now=now)
+    items = reuse_unchanged(bound, old)
+    if parsed.paged:
+        content = apply_page(old, items, tombs, origin=origin, now=now)
+    else:
+        fetched = apply_fetch(revived(old, items, tombs), items, tombs, origin=origin, now=now)
+        content = with_inferred_tombstones(old, fetched, now)
     changed = content != old
     # The old object when nothing changed: SourceState then sees "no change" by identity.
     return Ingested(content if changed else old, parsed.problems, changed)
@@ -416,7 +442,9 @@ def parse_body(
     cut = [p for p in feed.problems if p.field == "entries" and not p.entry_id]
     problems = tuple(_problem_words(p) for p in feed.problems if p not in cut)
     limited = cut[0].message if cut else None
-    return Parsed(tuple(feed.items), feed.tombstones, meta, problems, limited)
+    return Parsed(
+        tuple(feed.items), feed.tombstones, meta, problems, limited, feed.paged, feed.next_url
+    )
 
 
 def _problem_words(problem: Problem) -> Message:

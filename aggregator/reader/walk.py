@@ -1,0 +1,127 @@
+"""Reading a paged source (RFC 5005 §3): walk the `next` links while pages hold news.
+
+An aggregator's merged feed is paged, newest change first (aggregator.publish.paging). The
+first read of such a source finds news on every page and so walks them all; a later read takes
+the first page, and the next one only while the page before held a change not seen yet (an
+entry not stored, or newer than the stored copy; a tombstone not stored). A walk is all or
+nothing: a page that fails, loops, leaves the source's host or passes the bounds fails the
+fetch, and the source keeps what it had, so that the changes not seen yet stay at the front of
+the walk for the next try. A page is never taken as complete: its entries and tombstones are
+applied on top of the stored content (aggregator.reader.absence.apply_page).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import replace
+from typing import Protocol, TypeVar
+from urllib.parse import urljoin, urlsplit
+
+from aggregator.reader.fetcher import FetchError, FetchResult
+from aggregator.reader.merge import Content
+from klynge.messages import Message, define
+from klynge.model import Item, Tombstone
+
+# A first walk over a region of 50,000 entries is 500 pages of the publisher's 100 changes
+# (aggregator.publish.paging); twice that is a publisher gone wrong.
+MAX_PAGES = 1000
+MAX_WALK_BYTES = 200_000_000  # all pages of one walk, decompressed (each page is capped too)
+
+TOO_MANY_PAGES = define(
+    "walk.too_many_pages",
+    "the paged feed has more than %(limit)s pages, so this fetch was not used",
+)
+TOO_MANY_BYTES = define(
+    "walk.too_many_bytes",
+    "the paged feed's pages hold more than %(mb)s MB, so this fetch was not used",
+)
+PAGE_LOOP = define(
+    "walk.loop", "the paged feed's next link leads back to page %(url)s, so this fetch was not used"
+)
+OTHER_HOST = define(
+    "walk.other_host",
+    "the paged feed's next link %(url)s leaves the feed's host, so this fetch was not used",
+)
+PAGE_FAILED = define("walk.page_failed", "page %(page)s of the paged feed (%(url)s) failed")
+NOT_A_PAGE = define(
+    "walk.not_a_page",
+    "page %(page)s (%(url)s) is not a page of a paged feed, so this fetch was not used",
+)
+
+
+class Page(Protocol):
+    """What the walk needs of a parsed page (refresh.Parsed)."""
+
+    @property
+    def items(self) -> tuple[Item, ...]: ...
+    @property
+    def tombstones(self) -> tuple[Tombstone, ...]: ...
+    @property
+    def paged(self) -> bool: ...
+    @property
+    def next_url(self) -> str: ...
+
+
+P = TypeVar("P", bound=Page)
+Fetch = Callable[[str], Awaitable[FetchResult]]
+
+
+async def walk(
+    first: P, first_url: str, old: Content, fetch: Fetch, parse: Callable[[bytes], Awaitable[P]]
+) -> list[P]:
+    """Return the first page and the pages after it that the walk reads; raise FetchError."""
+    pages, seen, size = [first], {first_url}, 0
+    url, page = first_url, first
+    while page.next_url and news(page, old):
+        url = next_page(url, page.next_url, first_url, seen, len(pages))
+        try:
+            result = await fetch(url)
+        except FetchError as e:
+            where: dict[str, str | int] = {"page": len(pages) + 1, "url": url[:200]}
+            raise FetchError(Message(PAGE_FAILED, dict(where), e.detail)) from e
+        size += len(result.body)
+        if size > MAX_WALK_BYTES:
+            raise FetchError(Message(TOO_MANY_BYTES, {"mb": MAX_WALK_BYTES // 1_000_000}))
+        page = await parse(result.body)
+        if not page.paged:
+            raise FetchError(Message(NOT_A_PAGE, {"page": len(pages) + 1, "url": url}))
+        pages.append(page)
+    return pages
+
+
+def next_page(url: str, link: str, first_url: str, seen: set[str], read: int) -> str:
+    """Return the absolute URL of the next page, or raise FetchError for a link not followed."""
+    target = urljoin(url, link).split("#", 1)[0]
+    if _origin(target) != _origin(first_url):
+        raise FetchError(Message(OTHER_HOST, {"url": target[:200]}))
+    if target in seen:
+        raise FetchError(Message(PAGE_LOOP, {"url": target[:200]}))
+    if read >= MAX_PAGES:
+        raise FetchError(Message(TOO_MANY_PAGES, {"limit": MAX_PAGES}))
+    seen.add(target)
+    return target
+
+
+def _origin(url: str) -> tuple[str, str]:
+    parts = urlsplit(url)
+    return parts.scheme.lower(), parts.netloc.lower()
+
+
+def news(page: Page, old: Content) -> bool:
+    """Tell whether a page holds a change the stored content does not have yet."""
+    for item in page.items:
+        stored = old.entries.get(item.id)
+        if stored is None or (item.updated, item.sequence) > (stored.updated, stored.sequence):
+            return True
+    for tomb in page.tombstones:
+        kept = old.tombstones.get(tomb.id)
+        if kept is None or tomb.deleted > kept.deleted:
+            return True
+    return False
+
+
+def joined(pages: Sequence[P]) -> P:
+    """Return the first page carrying the entries and tombstones of all pages read."""
+    items = tuple(i for p in pages for i in p.items)
+    tombs = tuple(t for p in pages for t in p.tombstones)
+    return replace(pages[0], items=items, tombstones=tombs)  # type: ignore[type-var]
