@@ -13,9 +13,7 @@ tombstone at the front) never shifts an unread change onto a page already read.
 
 from __future__ import annotations
 
-from bisect import bisect_right
 from dataclasses import dataclass
-from datetime import datetime
 from urllib.parse import quote
 
 from aggregator.reader.merge import Merged
@@ -26,10 +24,11 @@ from klynge.model import Item, Tombstone
 # 0.1 s (1 ms an entry, design.md), which a burst of edits never fills; a first walk over
 # 50,000 entries is 500 pages.
 PAGE_SIZE = 100
-CURSOR_MAX = 600  # characters: a time, a kind and an atom:id (at most 500, klynge.model)
+CURSOR_MAX = 600  # characters: a time and an atom:id (at most 500, klynge.model)
 
-# A change's place in the order, ascending = newest first: (-microseconds, atom:id, kind).
-Place = tuple[int, str, str]
+# A change's place in the order: (microseconds, atom:id), newest first, then the greater id
+# (the merged view's own order, aggregator.reader.merge.merge_entries).
+Place = tuple[int, str]
 
 
 @dataclass(frozen=True)
@@ -42,7 +41,7 @@ class Page:
 
 
 class ChangeOrder:
-    """The merged view's changes in page order, sorted once per view (the builder's thread)."""
+    """The merged view's changes in page order, found once per view (the builder's thread)."""
 
     def __init__(self) -> None:
         self._view: Merged | None = None
@@ -51,8 +50,8 @@ class ChangeOrder:
 
     def page(self, merged: Merged, cursor: str = "") -> Page:
         """Return the page after `cursor` ("" for the first page); raise BadRequest if bad."""
-        self._sort(merged)
-        start = bisect_right(self._places, parse_cursor(cursor)) if cursor else 0
+        self._order(merged)
+        start = _after(self._places, parse_cursor(cursor)) if cursor else 0
         chosen = self._changes[start : start + PAGE_SIZE]
         end = start + len(chosen)
         following = cursor_of(self._places[end - 1]) if chosen and end < len(self._changes) else ""
@@ -60,43 +59,46 @@ class ChangeOrder:
         tombs = tuple(c for c in chosen if isinstance(c, Tombstone))
         return Page(tombs, items, following)
 
-    def _sort(self, merged: Merged) -> None:
+    def _order(self, merged: Merged) -> None:
         if merged is self._view:
             return
-        changes: list[Item | Tombstone] = [*merged.items, *merged.tombstones]
-        keyed = sorted(((place_of(c), c) for c in changes), key=lambda pair: pair[0])
+        # Both are sorted newest first already (merge_entries), which Timsort sorts in one pass.
+        changes = sorted([*merged.items, *merged.tombstones], key=place_of, reverse=True)
         self._view = merged
-        self._places = [place for place, _ in keyed]
-        self._changes = [change for _, change in keyed]
+        self._places = [place_of(c) for c in changes]
+        self._changes = changes
+
+
+def _after(places: list[Place], cursor: Place) -> int:
+    """Return the index of the first place older than `cursor` (`places` run newest first)."""
+    lo, hi = 0, len(places)
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if places[mid] >= cursor:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
 
 
 def place_of(change: Item | Tombstone) -> Place:
-    """Return a change's place in the page order."""
-    if isinstance(change, Tombstone):
-        return (-_micros(change.deleted), change.id, "t")
-    return (-_micros(change.updated), change.id, "e")
-
-
-def _micros(when: datetime) -> int:
-    return int(when.timestamp() * 1_000_000)
+    """Return a change's place in the page order: its time (`updated`, `when`) and id."""
+    when = change.deleted if isinstance(change, Tombstone) else change.updated
+    return (int(when.timestamp() * 1_000_000), change.id)
 
 
 def cursor_of(place: Place) -> str:
-    """Return the cursor text of a change's place: `<microseconds>~<kind>~<atom:id>`."""
-    micros, entry_id, kind = place
-    return f"{-micros}~{kind}~{entry_id}"
+    """Return the cursor text of a change's place: `<microseconds>~<atom:id>`."""
+    micros, entry_id = place
+    return f"{micros}~{entry_id}"
 
 
 def parse_cursor(text: str) -> Place:
     """Return the place a cursor names; raise BadRequest for text no page link carries."""
-    parts = text.split("~", 2)
-    if len(text) > CURSOR_MAX or len(parts) != 3 or parts[1] not in ("e", "t") or not parts[2]:
+    micros, _, entry_id = text.partition("~")
+    if len(text) > CURSOR_MAX or not entry_id or not micros.lstrip("-").isdigit():
         raise BadRequest("the feed page cursor `after` is not one this feed's links give")
-    try:
-        micros = int(parts[0])
-    except ValueError as e:
-        raise BadRequest("the feed page cursor `after` is not one this feed's links give") from e
-    return (-micros, parts[2], parts[1])
+    return (int(micros), entry_id)
 
 
 def page_url(feed_url: str, cursor: str) -> str:

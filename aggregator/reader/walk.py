@@ -1,9 +1,10 @@
 """Reading a paged source (RFC 5005 §3): walk the `next` links while pages hold news.
 
 An aggregator's merged feed is paged, newest change first (aggregator.publish.paging). The
-first read of such a source finds news on every page and so walks them all; a later read takes
-the first page, and the next one only while the page before held a change not seen yet (an
-entry not stored, or newer than the stored copy; a tombstone not stored). A walk is all or
+first read of such a source finds only news on every page and so walks them all; a later read
+takes the first page, and the next one only while every change on the page before was news (an
+entry not stored, or newer than the stored copy; a tombstone not stored): a page that holds a
+change already seen holds the place where the last read stopped. A walk is all or
 nothing: a page that fails, loops, leaves the source's host or passes the bounds fails the
 fetch, and the source keeps what it had, so that the changes not seen yet stay at the front of
 the walk for the next try. A page is never taken as complete: its entries and tombstones are
@@ -72,7 +73,7 @@ async def walk(
     """Return the first page and the pages after it that the walk reads; raise FetchError."""
     pages, seen, size = [first], {first_url}, 0
     url, page = first_url, first
-    while page.next_url and news(page, old):
+    while page.next_url and all_news(page, old):
         url = next_page(url, page.next_url, first_url, seen, len(pages))
         try:
             result = await fetch(url)
@@ -107,17 +108,21 @@ def _origin(url: str) -> tuple[str, str]:
     return parts.scheme.lower(), parts.netloc.lower()
 
 
-def news(page: Page, old: Content) -> bool:
-    """Tell whether a page holds a change the stored content does not have yet."""
-    for item in page.items:
-        stored = old.entries.get(item.id)
-        if stored is None or (item.updated, item.sequence) > (stored.updated, stored.sequence):
-            return True
-    for tomb in page.tombstones:
-        kept = old.tombstones.get(tomb.id)
-        if kept is None or tomb.deleted > kept.deleted:
-            return True
-    return False
+def all_news(page: Page, old: Content) -> bool:
+    """Tell whether every change on a page is one the stored content does not have yet."""
+    return all(_new_entry(i, old) for i in page.items) and all(
+        _new_tombstone(t, old) for t in page.tombstones
+    )
+
+
+def _new_entry(item: Item, old: Content) -> bool:
+    stored = old.entries.get(item.id)
+    return stored is None or (item.updated, item.sequence) > (stored.updated, stored.sequence)
+
+
+def _new_tombstone(tomb: Tombstone, old: Content) -> bool:
+    kept = old.tombstones.get(tomb.id)
+    return kept is None or tomb.deleted > kept.deleted
 
 
 def joined(pages: Sequence[P]) -> P:
