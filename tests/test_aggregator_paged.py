@@ -14,6 +14,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import aggregator_support as support
+import aiohttp
 import feedparser
 import pytest
 from aggregator_support import NOW, FeedServer, config_for, event, feed, notice
@@ -310,3 +311,18 @@ def test_the_window_stays_small_at_fifty_thousand_entries(tmp_path: Path) -> Non
     assert not parsed.bozo and len(parsed.entries) == first.count(b"<entry>")
     assert {link["rel"] for link in parsed.feed.links} >= {"self", "first", "next", "alternate"}
     assert isinstance(merged.items[0], Event)
+
+
+async def test_every_page_answers_304_to_its_etag_and_a_made_up_cursor_400(tiers: Tiers) -> None:
+    await tiers.refresh()
+    later = next(path for path in tiers.requests if "?after=" in path)
+    async with aiohttp.ClientSession() as session:
+        for path in ("/feed.atom", later):
+            async with session.get(tiers.cluster.make_url(path)) as first:
+                body, etag = await first.read(), first.headers["ETag"]
+            assert first.status == 200 and b'rel="first"' in body
+            headers = {"If-None-Match": etag}
+            async with session.get(tiers.cluster.make_url(path), headers=headers) as again:
+                assert again.status == 304
+        async with session.get(tiers.cluster.make_url("/feed.atom?after=12~")) as bad:
+            assert bad.status == 400 and "cursor" in await bad.text()
