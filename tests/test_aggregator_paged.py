@@ -28,8 +28,9 @@ from aggregator.publish import documents
 from aggregator.publish.paging import PAGE_SIZE
 from aggregator.reader.merge import Content, Merged
 from aggregator.reader.refresh import Outcome, Refresher, ingest
-from aggregator.reader.walk import MAX_PAGES
+from aggregator.reader.walk import MAX_PAGES, WHOLE_WALK_EVERY
 from klynge.atom.writer import FeedMeta, write_feed
+from klynge.clock import Clock
 from klynge.model import Event, FeedSource, Item, Tombstone
 
 feed_server = support.feed_server  # fixtures
@@ -326,3 +327,20 @@ async def test_every_page_answers_304_to_its_etag_and_a_made_up_cursor_400(tiers
                 assert again.status == 304
         async with session.get(tiers.cluster.make_url("/feed.atom?after=12~")) as bad:
             assert bad.status == 400 and "cursor" in await bad.text()
+
+
+async def test_an_edit_that_reached_the_cluster_late_arrives_with_the_daily_whole_walk(
+    tiers: Tiers, feed_server: FeedServer
+) -> None:
+    await tiers.refresh()
+    url = tiers.village_url(3)
+    late = event("Sent ankommet", days=20, updated=NOW - timedelta(days=30))
+    feed_server.set("/v3.atom", feed("Landsby3", [*tiers.villages[url], late]))
+    await tiers.refresh()
+    assert tiers.requests == ["/feed.atom"]  # its place is behind the pages already read
+    assert late.id not in tiers.region_content().entries  # the known limit (feed-format.md)
+    refresher = _refresher(tiers.region)
+    a_day_later = Clock(WHOLE_WALK_EVERY + timedelta(minutes=1))
+    refresher.config = replace(refresher.config, clock=a_day_later)
+    await tiers.refresh()
+    assert len(tiers.requests) == 3 and late.id in tiers.region_content().entries

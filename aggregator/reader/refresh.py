@@ -33,7 +33,7 @@ from aggregator.reader.fetcher import Fetcher, FetchError, FetchResult
 from aggregator.reader.merge import Content, apply_fetch, bind
 from aggregator.reader.parse_worker import JobFailed, ParseOverrun, ParseWorker
 from aggregator.reader.state import Polling, SourceState
-from aggregator.reader.walk import joined, walk
+from aggregator.reader.walk import WHOLE_WALK_EVERY, joined, walk
 from aggregator.store.sources import Store
 from klynge.atom.reader import Problem, read_feed
 from klynge.errors import FeedError, StorageError
@@ -129,6 +129,10 @@ class Refresher:
         self._writer: Executor = ThreadPoolExecutor(1, thread_name_prefix="klynge-store")
         self._closed = False
         self._loading: asyncio.Task[None] | None = None
+        # When each source was last read whole (aggregator.reader.walk.WHOLE_WALK_EVERY); the
+        # stored entries count as read whole at the start.
+        self._started = config.clock.now()
+        self._walked: dict[str, datetime] = {}
 
     def start_loading(self) -> None:
         """Load the stored states in the background; refreshes and merges wait for it.
@@ -254,17 +258,20 @@ class Refresher:
         return self.states.setdefault(source.url, SourceState(source.url))
 
     async def _refresh(self, source: Source, state: SourceState, now: datetime) -> Outcome:
-        result = await self.fetcher.fetch(
-            source.url, etag=state.etag, last_modified=state.last_modified
-        )
+        # The daily walk over every page asks for the first page whole, changed or not.
+        whole = now - self._walked.get(source.url, self._started) >= WHOLE_WALK_EVERY
+        etag, modified = ("", "") if whole else (state.etag, state.last_modified)
+        result = await self.fetcher.fetch(source.url, etag=etag, last_modified=modified)
         if result.not_modified:
             return self._unchanged(state, result, now, Message(NOT_MODIFIED))
         digest = hashlib.blake2b(result.body, digest_size=16).hexdigest()
-        if digest == state.body_hash:
+        if digest == state.body_hash and not whole:
             return self._unchanged(state, result, now, Message(UNCHANGED))
         parsed = await self._parse(result.body, source, now)
         if parsed.paged:
-            parsed = await self._walk(parsed, source, result.final_url, state.content, now)
+            parsed = await self._walk(parsed, source, result, state.content, now, whole=whole)
+        if whole:
+            self._walked[source.url] = now
         loop = asyncio.get_running_loop()
         # Binding and applying are CPU-bound too, but on validated values: in a thread.
         done = await loop.run_in_executor(
@@ -290,11 +297,23 @@ class Refresher:
         return await self.worker.run(parse_body, body, source, self.config.timezone, now, limit)
 
     async def _walk(
-        self, first: Parsed, source: Source, url: str, old: Content, now: datetime
+        self,
+        first: Parsed,
+        source: Source,
+        result: FetchResult,
+        old: Content,
+        now: datetime,
+        *,
+        whole: bool,
     ) -> Parsed:
         """Read the pages after the first while they hold news (aggregator.reader.walk)."""
         pages = await walk(
-            first, url, old, self.fetcher.fetch, lambda body: self._parse(body, source, now)
+            first,
+            result.final_url,
+            old,
+            self.fetcher.fetch,
+            lambda body: self._parse(body, source, now),
+            whole=whole,
         )
         return joined(pages)
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
+from datetime import timedelta
 from typing import Protocol, TypeVar
 from urllib.parse import urljoin, urlsplit
 
@@ -27,6 +28,11 @@ from klynge.model import Item, Tombstone
 # (aggregator.publish.paging); twice that is a publisher gone wrong.
 MAX_PAGES = 1000
 MAX_WALK_BYTES = 200_000_000  # all pages of one walk, decompressed (each page is capped too)
+# Pages run in the order of `atom:updated`: an edit that reached the publisher late, with an
+# `updated` older than what a reader has already read, sits behind the place where the reader
+# stops (docs/feed-format.md, "Paged merged feeds"). Once a day a read walks every page, so
+# such an edit arrives within a day; at 1,000 entries that is ten pages.
+WHOLE_WALK_EVERY = timedelta(days=1)
 
 TOO_MANY_PAGES = define(
     "walk.too_many_pages",
@@ -68,12 +74,21 @@ Fetch = Callable[[str], Awaitable[FetchResult]]
 
 
 async def walk(
-    first: P, first_url: str, old: Content, fetch: Fetch, parse: Callable[[bytes], Awaitable[P]]
+    first: P,
+    first_url: str,
+    old: Content,
+    fetch: Fetch,
+    parse: Callable[[bytes], Awaitable[P]],
+    *,
+    whole: bool = False,
 ) -> list[P]:
-    """Return the first page and the pages after it that the walk reads; raise FetchError."""
+    """Return the first page and the pages after it that the walk reads; raise FetchError.
+
+    `whole` walks every page, news or not (the daily walk, WHOLE_WALK_EVERY).
+    """
     pages, seen, size = [first], {first_url}, 0
     url, page = first_url, first
-    while page.next_url and all_news(page, old):
+    while page.next_url and (whole or all_news(page, old)):
         url = next_page(url, page.next_url, first_url, seen, len(pages))
         try:
             result = await fetch(url)
