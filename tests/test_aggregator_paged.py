@@ -344,3 +344,56 @@ async def test_an_edit_that_reached_the_cluster_late_arrives_with_the_daily_whol
     refresher.config = replace(refresher.config, clock=a_day_later)
     await tiers.refresh()
     assert len(tiers.requests) == 3 and late.id in tiers.region_content().entries
+
+
+# --- what a missing entry means: a table over complete feeds and pages --------------------
+
+VILLAGE_URL = "http://osterby.example/feed.atom"
+MARKET, CHOIR = event("Loppemarked"), event("Kor", days=5)
+ENDED = event("Sommerfest", days=-40)  # ended 40 days ago: past the village feed's 30 days
+SPARE = [event(f"Møde {n}", days=10 + n) for n in range(3)]
+
+
+def _read(items: list[Item], old: Content, *, paged: bool = False) -> Content:
+    source = Source(VILLAGE_URL, "Østerby")
+    meta = FeedMeta(id="urn:klynge:osterby", title="Østerby", self_url=VILLAGE_URL, updated=NOW)
+    if paged:
+        meta = replace(meta, first_url=VILLAGE_URL)
+    return ingest(write_feed(meta, items), source, "Europe/Copenhagen", old, NOW).content
+
+
+# (case, first read, second read, paged, entries after, inferred tombstones after)
+ABSENCE = [
+    ("a vanished upcoming entry is deleted with a tombstone",
+     [MARKET, CHOIR, *SPARE], [CHOIR, *SPARE], False, {"Kor", "Møde 0", "Møde 1", "Møde 2"},
+     {MARKET.id}),
+    ("an ended event that left the feed is kept, without a tombstone",
+     [ENDED, MARKET, *SPARE], [MARKET, *SPARE], False,
+     {"Sommerfest", "Loppemarked", "Møde 0", "Møde 1", "Møde 2"}, set()),
+    ("a mass removal is held back, without tombstones",
+     [MARKET, CHOIR, *SPARE], [CHOIR], False,
+     {"Loppemarked", "Kor", "Møde 0", "Møde 1", "Møde 2"}, set()),
+    ("an entry missing from a page is kept",
+     [MARKET, CHOIR, *SPARE], [CHOIR], True, {"Loppemarked", "Kor", "Møde 0", "Møde 1", "Møde 2"},
+     set()),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("first", "second", "paged", "titles", "tombs"),
+                         [a[1:] for a in ABSENCE], ids=[a[0] for a in ABSENCE])  # fmt: skip
+def test_what_an_entry_missing_from_a_read_means(
+    first: list[Item], second: list[Item], paged: bool, titles: set[str], tombs: set[str]
+) -> None:
+    before = _read(first, Content(), paged=paged)
+    after = _read(second, before, paged=paged)
+    assert {i.title for i in after.entries.values()} == titles
+    assert set(after.tombstones) == tombs
+    for tomb in after.tombstones.values():
+        assert tomb.source is not None and tomb.source.self_url == VILLAGE_URL
+
+
+def test_an_entry_back_in_its_complete_feed_drops_the_inferred_tombstone() -> None:
+    gone = _read([CHOIR, *SPARE], _read([MARKET, CHOIR, *SPARE], Content()))
+    assert MARKET.id in gone.tombstones and MARKET.id not in gone.entries
+    back = _read([MARKET, CHOIR, *SPARE], gone)
+    assert MARKET.id in back.entries and MARKET.id not in back.tombstones
