@@ -73,10 +73,11 @@ def _stored_if_equal(item: Item, stored: Item | None) -> Item:
 
 
 def revived(old: Content, items: Sequence[Item], tombstones: Sequence[Tombstone]) -> Content:
-    """Return `old` without the stored tombstones of entries a complete feed lists again.
+    """Return `old` without the stored tombstones of entries a read lists again.
 
-    A complete feed that lists an entry and sends no tombstone for it says that it lives: a
-    tombstone we inferred when it vanished once (or one its feed no longer sends) is stale.
+    A feed (or a page) that lists an entry and sends no tombstone for it says that it lives:
+    a tombstone we inferred when it vanished once, one its feed no longer sends, or one an
+    aggregator sent while its host hid the entry, is stale.
     """
     listed = {item.id for item in items} - {tomb.id for tomb in tombstones}
     stale = listed & old.tombstones.keys()

@@ -405,10 +405,12 @@ def settle(parsed: Parsed, source: Source, old: Content, now: datetime) -> Inges
         parsed.items, parsed.tombstones, origin=origin, trust_source=source.kind == "aggregator"
     )
     items = reuse_unchanged(bound, old)
+    # An entry a read lists without a tombstone lives (a publisher never lists both).
+    base = revived(old, items, tombs)
     if parsed.paged:
-        content = apply_page(old, items, tombs, origin=origin, now=now)
+        content = apply_page(base, items, tombs, origin=origin, now=now)
     else:
-        fetched = apply_fetch(revived(old, items, tombs), items, tombs, origin=origin, now=now)
+        fetched = apply_fetch(base, items, tombs, origin=origin, now=now)
         content = with_inferred_tombstones(old, fetched, now)
     changed = content != old
     # The old object when nothing changed: SourceState then sees "no change" by identity.
