@@ -13,6 +13,10 @@ region only at its next poll (15 min): those edits count as "not within" the wai
 default base is main before the paged merged feed, where the region read the cluster's whole
 1.1 MB feed after every change; with paging it reads the first page (about 120 KB).
 
+Keep --runs at 2: each run makes 6 edits in about 16 s, so from 3 runs on the edits come at
+about 22 a minute, past limits.ping_fetches_per_minute (20) for the node at the cluster and
+the cluster at the region, and an edit then waits for the minute (seen: up to 13 s).
+
     python -m bench.latency_bench [--runs 2] [--base REV] [--wait 10]
     (or BENCH_RUNS, BENCH_BASE; targets: <= 1 s p95 to the cluster, <= 2 s to the region)
 """
