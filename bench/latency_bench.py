@@ -15,7 +15,8 @@ default base is main before the paged merged feed, where the region read the clu
 
 Keep --runs at 2: each run makes 6 edits in about 16 s, so from 3 runs on the edits come at
 about 22 a minute, past limits.ping_fetches_per_minute (20) for the node at the cluster and
-the cluster at the region, and an edit then waits for the minute (seen: up to 13 s).
+the cluster at the region, and an edit then likely waits for the minute (3 runs showed edits
+at up to 13 s or not within the wait; the logs were not kept to confirm the cause).
 
     python -m bench.latency_bench [--runs 2] [--base REV] [--wait 10]
     (or BENCH_RUNS, BENCH_BASE; targets: <= 1 s p95 to the cluster, <= 2 s to the region)
