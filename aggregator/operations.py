@@ -186,7 +186,9 @@ class Operator:
     def _apply(self) -> None:
         paused = frozenset(self.moderation.paused)
         self.refresher.paused = paused
-        self.view.moderate(frozenset(self.moderation.hidden), paused)
+        hidden = self.moderation.hidden
+        since = {entry_id: hold.since for entry_id, hold in hidden.items()}
+        self.view.moderate(frozenset(hidden), paused, since)
 
     def handlers(self) -> dict[str, Handler]:
         """Return the control socket's handlers, one per command."""

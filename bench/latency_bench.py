@@ -9,7 +9,14 @@ title through the node's API; its latency runs from just before the PATCH to the
 /calendar.ics of the cluster (and of the region) that shows the new title, asked every 20 ms
 with a conditional GET. Two cases: single edits with quiet time between them ("first
 change"), and bursts of 5 edits 1 s apart. A base tree without upstream pings reaches the
-region only at its next poll (15 min): those edits count as "not within" the wait limit.
+region only at its next poll (15 min): those edits count as "not within" the wait limit. The
+default base is main before the paged merged feed, where the region read the cluster's whole
+1.1 MB feed after every change; with paging it reads the first page (about 120 KB).
+
+Keep --runs at 2: each run makes 6 edits in about 16 s, so from 3 runs on the edits come at
+about 22 a minute, past limits.ping_fetches_per_minute (20) for the node at the cluster and
+the cluster at the region, and an edit then likely waits for the minute (3 runs showed edits
+at up to 13 s or not within the wait; the logs were not kept to confirm the cause).
 
     python -m bench.latency_bench [--runs 2] [--base REV] [--wait 10]
     (or BENCH_RUNS, BENCH_BASE; targets: <= 1 s p95 to the cluster, <= 2 s to the region)
@@ -293,7 +300,8 @@ REPO = Path(__file__).resolve().parents[1]
 def _arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=int(os.environ.get("BENCH_RUNS", "2")))
-    parser.add_argument("--base", default=os.environ.get("BENCH_BASE", "7e06721"),
+    # 5554af2: main before the paged merged feed (the region read the cluster's whole feed).
+    parser.add_argument("--base", default=os.environ.get("BENCH_BASE", "5554af2"),
                         help="base revision ('' for the working tree alone)")  # fmt: skip
     parser.add_argument("--wait", type=float, default=10.0,
                         help="seconds to wait for the last edit to show")  # fmt: skip

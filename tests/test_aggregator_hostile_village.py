@@ -37,6 +37,7 @@ from aiohttp import ClientError, ClientSession, web
 from clock_support import service_env, utc_now
 
 from aggregator.config import Limits, Source, save_config
+from aggregator.publish.paging import PAGE_SIZE
 
 feed_server = support.feed_server  # a fixture
 
@@ -184,7 +185,9 @@ async def test_hostile_villages_cost_only_themselves(
     poster_time, _ = await timed_get(client, "/poster")
     record_property("poster_s", round(poster_time, 3))
     assert poster_time <= STALL, poster_time
-    for path in (*OUTPUTS, "/feed.atom"):
+    _, window = await timed_get(client, "/feed.atom")  # the newest changes; the rest paged
+    assert window.count("<entry>") == PAGE_SIZE and 'rel="next"' in window
+    for path in OUTPUTS:
         _, text = await timed_get(client, path)
         assert "Julefrokost" in text, path
         if path == "/calendar.ics":

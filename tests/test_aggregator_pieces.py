@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -28,6 +29,7 @@ from serve_support import serving
 
 from aggregator.config import AggregatorConfig
 from aggregator.publish import documents
+from aggregator.publish.paging import PAGE_SIZE, cursor_of, page_url, place_of
 from aggregator.publish.pieces import CHUNK, Pieces
 from aggregator.reader.merge import Merged
 from klynge.atom.writer import FeedMeta, write_feed
@@ -47,17 +49,46 @@ def config(tmp_path: Path) -> AggregatorConfig:
     return config_for(tmp_path, [])
 
 
-def whole_feed(config: AggregatorConfig, merged: Merged) -> bytes:
-    """Return the merged feed written in one go, the way a village node writes its own."""
+def whole_pages(config: AggregatorConfig, merged: Merged) -> list[bytes]:
+    """Return the merged feed's pages, each written in one go as a village node writes its feed."""
     base = config.url.rstrip("/")
-    meta = FeedMeta(
-        id=f"{base}/feed.atom",
-        title=config.name,
-        self_url=f"{base}/feed.atom",
-        updated=max(i.updated for i in merged.items),
-        alternate_url=f"{base}/",
-    )
-    return write_feed(meta, merged.items, merged.tombstones)
+    feed_url = f"{base}/feed.atom"
+    changes = sorted([*merged.items, *merged.tombstones], key=place_of, reverse=True)
+    chunks = [changes[n : n + PAGE_SIZE] for n in range(0, len(changes), PAGE_SIZE)]
+    pages, after = [], ""
+    for n, chunk in enumerate(chunks):
+        following = cursor_of(place_of(chunk[-1])) if n + 1 < len(chunks) else ""
+        meta = FeedMeta(
+            id=feed_url,
+            title=config.name,
+            self_url=page_url(feed_url, after),
+            updated=max(i.updated for i in merged.items),
+            alternate_url=f"{base}/",
+            first_url=feed_url,
+            next_url=page_url(feed_url, following) if following else "",
+        )
+        items = [c for c in chunk if not isinstance(c, Tombstone)]
+        pages.append(write_feed(meta, items, [c for c in chunk if isinstance(c, Tombstone)]))
+        after = following
+    return pages
+
+
+def whole_feed(config: AggregatorConfig, merged: Merged) -> bytes:
+    """Return the merged feed's first page written in one go."""
+    return whole_pages(config, merged)[0]
+
+
+def built_pages(config: AggregatorConfig, merged: Merged, pieces: Pieces) -> list[bytes]:
+    """Return every page of the merged feed built from kept pieces, following the cursors."""
+    pages = [documents.build_feed(config, merged, pieces)]
+    while cursor := _cursor(pages[-1]):
+        pages.append(documents.build_feed(config, merged, pieces, after=cursor))
+    return pages
+
+
+def _cursor(page: bytes) -> str:
+    found = re.search(rb'<link href="[^"]*\?after=([^"]*)" rel="next"', page)
+    return urllib.parse.unquote(found.group(1).decode()) if found else ""
 
 
 def test_a_feed_joined_from_kept_pieces_is_the_feed_written_whole(
@@ -67,11 +98,11 @@ def test_a_feed_joined_from_kept_pieces_is_the_feed_written_whole(
     many = [event(f"Arrangement {n}", days=n % 40) for n in range(CHUNK + 7)]  # two chunks
     merged = view(*many, notice(), tombstones=(gone,))
     pieces = Pieces()
-    first = documents.build_feed(config, merged, pieces)
-    assert first == whole_feed(config, merged)
-    assert first.count(b"<entry>") == CHUNK + 8 and b"deleted-entry" in first
-    assert documents.build_feed(config, merged, pieces) == first
-    assert pieces.atom.rendered == CHUNK + 8  # the second build rendered nothing
+    pages = built_pages(config, merged, pieces)
+    assert pages == whole_pages(config, merged) and len(pages) == 3
+    assert sum(p.count(b"<entry>") for p in pages) == CHUNK + 8 and b"deleted-entry" in pages[0]
+    assert built_pages(config, merged, pieces) == pages
+    assert pieces.atom.rendered == CHUNK + 8  # the second walk rendered nothing
 
 
 def test_one_change_renders_only_the_changed_entry(config: AggregatorConfig) -> None:

@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 from xml.sax.saxutils import escape, quoteattr
 
 from aggregator.config import AggregatorConfig
+from aggregator.publish.paging import page_url
 from aggregator.publish.pieces import Pieces
 from aggregator.reader.merge import Merged
 from klynge.atom.writer import FeedMeta, join_feed, write_parts
@@ -24,7 +25,7 @@ ATOM = "application/atom+xml"
 ICS = "text/calendar"
 OPML = "text/x-opml"
 
-# A document's key: ("feed",) or ("ics", village, category).
+# A document's key: ("feed",), ("feed", cursor) for a later page, or ("ics", village, category).
 Key = tuple[str, ...]
 
 
@@ -60,24 +61,35 @@ def build(
 ) -> bytes:
     """Return the document named by `key`: the merged feed or a (filtered) calendar."""
     if key[0] == "feed":
-        return build_feed(config, merged, pieces)
+        return build_feed(config, merged, pieces, after=key[1] if len(key) > 1 else "")
     _, village, category = key
     return build_calendar(config, merged, village, category, now, pieces)
 
 
-def build_feed(config: AggregatorConfig, merged: Merged, pieces: Pieces | None = None) -> bytes:
-    """Return the merged Klynge Atom feed: every entry and relayed tombstone with atom:source."""
+def build_feed(
+    config: AggregatorConfig, merged: Merged, pieces: Pieces | None = None, *, after: str = ""
+) -> bytes:
+    """Return a page of the merged Klynge Atom feed: the first, or the one after a cursor.
+
+    A page holds entries and relayed tombstones with atom:source, newest change first, and
+    links to the first page and the next (aggregator.publish.paging, RFC 5005 §3).
+    """
+    pieces = pieces or Pieces()
+    page = pieces.changes.page(merged, after)
+    feed_url = config.feed_url
     base = config.url.rstrip("/")
     updated = max((i.updated for i in merged.items), default=datetime(2026, 1, 1, tzinfo=UTC))
     meta = FeedMeta(
-        id=f"{base}/feed.atom",
+        id=feed_url,
         title=config.name,
-        self_url=f"{base}/feed.atom",
+        self_url=page_url(feed_url, after),
         updated=updated,
         alternate_url=f"{base}/",
+        first_url=feed_url,
+        next_url=page_url(feed_url, page.next_cursor) if page.next_cursor else "",
     )
-    head, _ = write_parts(meta, (), merged.tombstones)
-    entries = (pieces or Pieces()).atom.pieces(merged.items)
+    head, _ = write_parts(meta, (), page.tombstones)
+    entries = pieces.atom.pieces(page.items)
     return join_feed(head, (piece for _, piece in entries))
 
 

@@ -9,8 +9,9 @@ leave every output at once.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
 
 from aggregator.reader.merge import Content, Merged, merge_visible
 
@@ -32,6 +33,7 @@ class MergedView:
         self._merger = ThreadPoolExecutor(1, thread_name_prefix="klynge-merge")
         self._hidden: frozenset[str] = frozenset()  # entry ids the host hid
         self._paused: frozenset[str] = frozenset()  # source URLs the host paused
+        self._since: dict[str, datetime] = {}  # when each hidden entry was hidden
 
     def changed(self, url: str, content: Content) -> None:
         """Take a source's new content: the next read merges again, the documents go stale."""
@@ -43,10 +45,19 @@ class MergedView:
         if self._contents.pop(url, None) is not None:
             self._stale()
 
-    def moderate(self, hidden: frozenset[str], paused: frozenset[str]) -> None:
-        """Leave these entries and these sources' entries out from the next merge on."""
-        if (hidden, paused) != (self._hidden, self._paused):
-            self._hidden, self._paused = hidden, paused
+    def moderate(
+        self,
+        hidden: frozenset[str],
+        paused: frozenset[str],
+        since: Mapping[str, datetime] | None = None,
+    ) -> None:
+        """Leave these entries and these sources' entries out from the next merge on.
+
+        `since` tells when each entry was hidden: it leaves the merged feed as a tombstone.
+        """
+        since = dict(since or {})
+        if (hidden, paused, since) != (self._hidden, self._paused, self._since):
+            self._hidden, self._paused, self._since = hidden, paused, since
             self._stale()
 
     def _stale(self) -> None:
@@ -61,7 +72,7 @@ class MergedView:
     def merged(self) -> Merged:
         """Return the merged entries, merging here if needed (tests, CLI, benchmarks)."""
         if self._merged is None:
-            self._merged = merge_visible(self.contents(), self._hidden)
+            self._merged = merge_visible(self.contents(), self._hidden, self._since)
         return self._merged
 
     async def current(self) -> Merged:
@@ -76,7 +87,7 @@ class MergedView:
         if self._merging is None or self._merging[0] != generation:
             loop = asyncio.get_running_loop()
             future = loop.run_in_executor(
-                self._merger, merge_visible, self.contents(), self._hidden
+                self._merger, merge_visible, self.contents(), self._hidden, self._since
             )
             self._merging = (generation, future)
         merged = await asyncio.shield(self._merging[1])

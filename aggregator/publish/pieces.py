@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from itertools import islice
 from typing import Generic, TypeVar
 
+from aggregator.publish.paging import ChangeOrder
 from klynge.atom.writer import FeedMeta, write_parts
 from klynge.ical.writer import Piece, vevent_piece
 from klynge.model import Event, Item
@@ -85,6 +86,7 @@ class Pieces:
     def __init__(self) -> None:
         self.atom: PieceCache[Item, bytes] = PieceCache(atom_entries)
         self.ics: PieceCache[Event, tuple[Piece, datetime]] = PieceCache(vevents)
+        self.changes = ChangeOrder()  # the merged feed's page order (aggregator.publish.paging)
 
     def keep_only(self, items: Sequence[Item], events: Sequence[Event]) -> None:
         """Forget the pieces of entries that left the merged view."""

@@ -78,16 +78,34 @@ class Merged:
         return [i for i in self.items if isinstance(i, Notice)]
 
 
-def visible(merged: Merged, hidden: frozenset[str]) -> Merged:
-    """Return the merged cluster without the entries the host hid (moderation)."""
+def visible(
+    merged: Merged, hidden: frozenset[str], since: Mapping[str, datetime] | None = None
+) -> Merged:
+    """Return the merged cluster without the entries the host hid (moderation).
+
+    A hidden entry leaves as a tombstone dated when it was hidden (`since`), so that a reader
+    of the paged merged feed, which infers nothing from absence, hears of it on the first page
+    (aggregator.publish.paging).
+    """
     if not hidden:
         return merged
-    return Merged(tuple(i for i in merged.items if i.id not in hidden), merged.tombstones)
+    when = since or {}
+    gone = [
+        Tombstone(i.id, max(when.get(i.id, i.updated), i.updated), i.source)
+        for i in merged.items
+        if i.id in hidden
+    ]
+    tombs = sorted([*merged.tombstones, *gone], key=lambda t: (t.deleted, t.id), reverse=True)
+    return Merged(tuple(i for i in merged.items if i.id not in hidden), tuple(tombs))
 
 
-def merge_visible(contents: Sequence[Content], hidden: frozenset[str]) -> Merged:
-    """Merge all sources' contents and leave out the hidden entries."""
-    return visible(merge_entries(contents), hidden)
+def merge_visible(
+    contents: Sequence[Content],
+    hidden: frozenset[str],
+    since: Mapping[str, datetime] | None = None,
+) -> Merged:
+    """Merge all sources' contents and leave out the hidden entries (tombstones from `since`)."""
+    return visible(merge_entries(contents), hidden, since)
 
 
 def safe_source(source: FeedSource) -> FeedSource:

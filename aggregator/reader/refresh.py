@@ -22,11 +22,18 @@ from datetime import datetime
 from functools import partial
 
 from aggregator.config import AggregatorConfig, Source
+from aggregator.reader.absence import (
+    apply_page,
+    reuse_unchanged,
+    revived,
+    with_inferred_tombstones,
+)
 from aggregator.reader.carpools import without_ended_carpools
 from aggregator.reader.fetcher import Fetcher, FetchError, FetchResult
 from aggregator.reader.merge import Content, apply_fetch, bind
 from aggregator.reader.parse_worker import JobFailed, ParseOverrun, ParseWorker
 from aggregator.reader.state import Polling, SourceState
+from aggregator.reader.walk import WHOLE_WALK_EVERY, joined, walk
 from aggregator.store.sources import Store
 from klynge.atom.reader import Problem, read_feed
 from klynge.errors import FeedError, StorageError
@@ -68,6 +75,8 @@ class Parsed:
     meta: FeedSource | None  # the feed's own identity (None for .ics)
     problems: tuple[Message, ...]
     limited: Message | None = None  # why only part of the body was read (the entry limit)
+    paged: bool = False  # a page of an RFC 5005 paged feed: not complete (reader.absence)
+    next_url: str = ""  # the next page's link, as the page gives it
 
 
 @dataclass(frozen=True)
@@ -120,6 +129,10 @@ class Refresher:
         self._writer: Executor = ThreadPoolExecutor(1, thread_name_prefix="klynge-store")
         self._closed = False
         self._loading: asyncio.Task[None] | None = None
+        # When each source was last read whole (aggregator.reader.walk.WHOLE_WALK_EVERY); the
+        # stored entries count as read whole at the start.
+        self._started = config.clock.now()
+        self._walked: dict[str, datetime] = {}
 
     def start_loading(self) -> None:
         """Load the stored states in the background; refreshes and merges wait for it.
@@ -245,18 +258,20 @@ class Refresher:
         return self.states.setdefault(source.url, SourceState(source.url))
 
     async def _refresh(self, source: Source, state: SourceState, now: datetime) -> Outcome:
-        result = await self.fetcher.fetch(
-            source.url, etag=state.etag, last_modified=state.last_modified
-        )
+        # The daily walk over every page asks for the first page whole, changed or not.
+        whole = now - self._walked.get(source.url, self._started) >= WHOLE_WALK_EVERY
+        etag, modified = ("", "") if whole else (state.etag, state.last_modified)
+        result = await self.fetcher.fetch(source.url, etag=etag, last_modified=modified)
         if result.not_modified:
             return self._unchanged(state, result, now, Message(NOT_MODIFIED))
         digest = hashlib.blake2b(result.body, digest_size=16).hexdigest()
-        if digest == state.body_hash:
+        if digest == state.body_hash and not whole:
             return self._unchanged(state, result, now, Message(UNCHANGED))
-        limit = self.config.limits.max_entries
-        parsed = await self.worker.run(
-            parse_body, result.body, source, self.config.timezone, now, limit
-        )
+        parsed = await self._parse(result.body, source, now)
+        if parsed.paged:
+            parsed = await self._walk(parsed, source, result, state.content, now, whole=whole)
+        if whole:
+            self._walked[source.url] = now
         loop = asyncio.get_running_loop()
         # Binding and applying are CPU-bound too, but on validated values: in a thread.
         done = await loop.run_in_executor(
@@ -276,6 +291,31 @@ class Refresher:
             else Message(ENTRIES, count)
         )
         return Outcome(source.url, True, done.changed, words)
+
+    async def _parse(self, body: bytes, source: Source, now: datetime) -> Parsed:
+        limit = self.config.limits.max_entries
+        return await self.worker.run(parse_body, body, source, self.config.timezone, now, limit)
+
+    async def _walk(
+        self,
+        first: Parsed,
+        source: Source,
+        result: FetchResult,
+        old: Content,
+        now: datetime,
+        *,
+        whole: bool,
+    ) -> Parsed:
+        """Read the pages after the first while they hold news (aggregator.reader.walk)."""
+        pages = await walk(
+            first,
+            result.final_url,
+            old,
+            self.fetcher.fetch,
+            lambda body: self._parse(body, source, now),
+            whole=whole,
+        )
+        return joined(pages)
 
     def _took(
         self,
@@ -361,10 +401,17 @@ def ingest(body: bytes, source: Source, timezone: str, old: Content, now: dateti
 def settle(parsed: Parsed, source: Source, old: Content, now: datetime) -> Ingested:
     """Bind parsed entries to their origin and apply them to the source's old content."""
     origin = origin_for(source, parsed.meta)
-    items, tombs = bind(
+    bound, tombs = bind(
         parsed.items, parsed.tombstones, origin=origin, trust_source=source.kind == "aggregator"
     )
-    content = apply_fetch(old, items, tombs, origin=origin, now=now)
+    items = reuse_unchanged(bound, old)
+    # An entry a read lists without a tombstone lives (a publisher never lists both).
+    base = revived(old, items, tombs)
+    if parsed.paged:
+        content = apply_page(base, items, tombs, origin=origin, now=now)
+    else:
+        fetched = apply_fetch(base, items, tombs, origin=origin, now=now)
+        content = with_inferred_tombstones(old, fetched, now)
     changed = content != old
     # The old object when nothing changed: SourceState then sees "no change" by identity.
     return Ingested(content if changed else old, parsed.problems, changed)
@@ -416,7 +463,9 @@ def parse_body(
     cut = [p for p in feed.problems if p.field == "entries" and not p.entry_id]
     problems = tuple(_problem_words(p) for p in feed.problems if p not in cut)
     limited = cut[0].message if cut else None
-    return Parsed(tuple(feed.items), feed.tombstones, meta, problems, limited)
+    return Parsed(
+        tuple(feed.items), feed.tombstones, meta, problems, limited, feed.paged, feed.next_url
+    )
 
 
 def _problem_words(problem: Problem) -> Message:

@@ -12,6 +12,7 @@ from aiohttp import web
 
 from aggregator.keys import CONFIG, MERGED, OUTPUTS, REFRESHER, SCHEDULER
 from aggregator.publish import outputs
+from aggregator.publish.paging import parse_cursor
 from aggregator.reader.merge import Merged
 from aggregator.web.kept import kept
 from aggregator.web.status import source_rows
@@ -42,8 +43,12 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def feed(request: web.Request) -> web.Response:
-    """Serve the merged Atom feed (cached bytes, ETag/304)."""
-    return outputs.respond(request, await request.app[OUTPUTS].feed())
+    """Serve the merged Atom feed's first page, or with `after` a later one (ETag/304)."""
+    after = request.query.get("after", "")
+    if not after:
+        return outputs.respond(request, await request.app[OUTPUTS].feed())
+    parse_cursor(after)  # a 400 for a cursor no link gives, before any building
+    return outputs.respond(request, await request.app[OUTPUTS].get(("feed", after)))
 
 
 def _filters(request: web.Request) -> tuple[str, str]:

@@ -90,7 +90,9 @@ class ParsedFeed:
     """A feed read into the model: its meta, valid items, tombstones and problems.
 
     `complete` is False when the document was not well-formed and only part of it could be
-    recovered: then no deletion may be inferred from entries missing in it.
+    recovered: then no deletion may be inferred from entries missing in it. `paged` is True
+    for a page of an RFC 5005 paged feed (a `first`, `next`, `previous` or `last` link):
+    no deletion may be inferred from it either, and `next_url` names the next (older) page.
     """
 
     meta: FeedMeta
@@ -99,6 +101,8 @@ class ParsedFeed:
     problems: tuple[Problem, ...]
     flavour: Flavour
     complete: bool = True
+    paged: bool = False
+    next_url: str = ""
 
 
 def read_feed(
@@ -174,6 +178,8 @@ def read_with_feedparser(
         problems=tuple(problems),
         flavour=flavour,
         complete=outline is not None,
+        paged=outline is not None and outline.paged,
+        next_url=outline.next_url if outline is not None else "",
     )
 
 
@@ -236,6 +242,8 @@ def read_strict(
         tombstones=tuple(outline.tombstones),
         problems=tuple(problems),
         flavour="klynge",
+        paged=outline.paged,
+        next_url=outline.next_url,
     )
 
 

@@ -89,6 +89,8 @@ class Outline:
     self_url: str = ""
     alternate_url: str = ""
     hub_urls: list[str] = field(default_factory=list)
+    next_url: str = ""  # RFC 5005 §3: the next (older) page of a paged feed
+    paged: bool = False  # the document has a first, next, previous or last link (RFC 5005)
     tombstones: list[Tombstone] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
     entries: list[XmlEntry] = field(default_factory=list)
@@ -300,6 +302,9 @@ def _rss_outline(root: Element, namespace: str) -> Outline:
     return outline
 
 
+_PAGING = {"first", "next", "previous", "prev", "last"}  # RFC 5005 §3 (and "prev", RFC 8288)
+
+
 def _read_links(parent: Element, outline: Outline) -> None:
     for link in parent.iterfind(f"{_A}link"):
         href = (link.get("href") or "").strip()
@@ -312,6 +317,10 @@ def _read_links(parent: Element, outline: Outline) -> None:
             outline.alternate_url = href
         elif rel == "hub":
             outline.hub_urls.append(href)
+        elif rel in _PAGING:
+            outline.paged = True
+            if rel == "next" and not outline.next_url:
+                outline.next_url = href
 
 
 def _read_tombstone(element: Element, outline: Outline) -> None:

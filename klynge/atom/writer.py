@@ -64,6 +64,10 @@ class FeedMeta:
     hub_urls: tuple[str, ...] = ()
     subtitle: str = ""
     language: str = "da"
+    # RFC 5005 §3 paged feeds: the first page and the next (older) page; a document with a
+    # `first` link is a page, so a reader must not take an entry missing from it as deleted.
+    first_url: str = ""
+    next_url: str = ""
 
 
 def write_feed(
@@ -134,6 +138,9 @@ def _generator(meta: FeedMeta) -> Any:
         fg.link(href=xml_text(meta.alternate_url), rel="alternate", type="text/html")
     for hub in meta.hub_urls:
         fg.link(href=xml_text(hub), rel="hub")
+    for rel, url in (("first", meta.first_url), ("next", meta.next_url)):
+        if url:
+            fg.link(href=xml_text(url), rel=rel, type=ATOM_TYPE)
     if meta.subtitle:
         fg.subtitle(xml_text(meta.subtitle))
     if meta.language:
