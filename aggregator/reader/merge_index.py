@@ -186,7 +186,7 @@ class MergeIndex:
         if published is slot.published:
             return
         if slot.item_key is not None:
-            _remove(self._item_keys, self._items, slot.item_key)
+            _remove(self._item_keys, self._items, slot.item_key, slot.published)
         slot.published, slot.item_key = published, None
         if published is not None:
             slot.item_key = (published.updated, published.id)
@@ -207,7 +207,7 @@ class MergeIndex:
         if tomb is slot.relayed and place == slot.tomb_key:
             return
         if slot.tomb_key is not None:
-            _remove(self._tomb_keys, self._tombs, slot.tomb_key)
+            _remove(self._tomb_keys, self._tombs, slot.tomb_key, slot.relayed)
         slot.relayed, slot.tomb_key = tomb, place
         if tomb is not None and place is not None:
             _insert(self._tomb_keys, self._tombs, place, tomb)
@@ -234,6 +234,10 @@ def _insert(keys: list[Any], values: list[Any], key: Any, value: Any) -> None:
     values.insert(index, value)
 
 
-def _remove(keys: list[Any], values: list[Any], key: Any) -> None:
+def _remove(keys: list[Any], values: list[Any], key: Any, value: Any) -> None:
+    # While a change is settled two values may share a key for a moment (an id published
+    # plainly by one origin before another's copy of it has left): remove this very value.
     index = bisect_left(keys, key)
+    while values[index] is not value:
+        index += 1
     del keys[index], values[index]
