@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from aggregator.publish.merged import MergedView
 from aggregator.reader.merge import Content, merge_visible
+from klynge.ical.writer import start_order
 from klynge.model import FeedSource, Item, Tombstone
 
 VILLAGES = [
@@ -82,6 +83,8 @@ def test_the_kept_merge_equals_merging_everything_again(
             assert kept.items == whole.items
             assert [(i.id, i.title) for i in kept.items] == [(i.id, i.title) for i in whole.items]
             assert kept.tombstones == whole.tombstones
+            assert kept.starts is not None  # kept in start order by the index, not sorted
+            assert kept.events_by_start == tuple(sorted(whole.events, key=start_order))
             assert [t.source for t in kept.tombstones] == [t.source for t in whole.tombstones]
     finally:
         view.close()

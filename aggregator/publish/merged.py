@@ -86,7 +86,7 @@ class MergedView:
         return self._merged
 
     def _merge(self, hidden: frozenset[str]) -> Merged:
-        return visible(self._index.merged(), hidden)
+        return visible(self._index.merged(), hidden).warm()
 
     async def current(self) -> Merged:
         """Return the merged entries, merging in a worker thread when something changed.

@@ -229,7 +229,8 @@ def current_notices(
 
 def find_event(merged: Merged, entry_id: str) -> Event | None:
     """Return the merged event with this id, if any."""
-    return next((e for e in merged.events if e.id == entry_id), None)
+    found = merged.by_id.get(entry_id)
+    return found if isinstance(found, Event) else None
 
 
 def event_window(event: Event, now: datetime) -> tuple[datetime, datetime]:

@@ -31,7 +31,8 @@ from aggregator.reader.merge import (
     origin_of_content,
     shared_id,
 )
-from klynge.model import Item, Tombstone
+from klynge.ical.writer import start_order
+from klynge.model import Event, Item, Tombstone
 
 Key = tuple[str, str]  # (origin, entry id), as merge_entries keys entries
 _V = TypeVar("_V")
@@ -73,9 +74,11 @@ class MergeIndex:
         self._alive_by_id: dict[str, set[Key]] = {}
         self._item_keys: list[tuple[datetime, str]] = []  # ascending; items reversed
         self._items: list[Item] = []
+        self._start_keys: list[tuple[datetime, str]] = []  # the events by start_order
+        self._starts: list[Event] = []
         self._tomb_keys: list[tuple[datetime, str, int]] = []
         self._tombs: list[Tombstone] = []
-        self._merged: Merged | None = Merged()
+        self._merged: Merged | None = Merged(starts=())
 
     def tell(self, told: Told) -> None:
         """Queue a source's change; the next `merged` applies it (any thread may tell)."""
@@ -89,7 +92,8 @@ class MergeIndex:
             for told in queue:
                 self._apply(told)
             if self._merged is None:
-                self._merged = Merged(tuple(reversed(self._items)), tuple(reversed(self._tombs)))
+                items, tombs = tuple(reversed(self._items)), tuple(reversed(self._tombs))
+                self._merged = Merged(items, tombs, tuple(self._starts))
             return self._merged
 
     def _apply(self, told: Told) -> None:
@@ -185,12 +189,17 @@ class MergeIndex:
             published = chosen if not shared else self._twin(key, slot, chosen)
         if published is slot.published:
             return
+        old = slot.published
         if slot.item_key is not None:
-            _remove(self._item_keys, self._items, slot.item_key, slot.published)
+            _remove(self._item_keys, self._items, slot.item_key, old)
+        if isinstance(old, Event):
+            _remove(self._start_keys, self._starts, start_order(old), old)
         slot.published, slot.item_key = published, None
         if published is not None:
             slot.item_key = (published.updated, published.id)
             _insert(self._item_keys, self._items, slot.item_key, published)
+        if isinstance(published, Event):
+            _insert(self._start_keys, self._starts, start_order(published), published)
 
     def _twin(self, key: Key, slot: _Slot, chosen: Item) -> Item:
         old = slot.published

@@ -104,7 +104,7 @@ async def occurrences_between(
 
 def villages(merged: Merged) -> list[tuple[str, str]]:
     """Return (key, name) of every village with entries, sorted by name."""
-    names = {outputs.village_of(i).title for i in merged.items}
+    names = merged.village_titles
     return sorted(((outputs.slug(n), n) for n in names if n), key=lambda p: p[1])
 
 
@@ -116,6 +116,13 @@ def village_name(merged: Merged, key: str) -> str:
 def categories_in_use(items: Iterable[Item]) -> list[str]:
     """Return the categories of `items`: vocabulary order first, unknown terms after."""
     used = {i.category for i in items if i.category}
+    known = [term for term in CATEGORIES if term in used]
+    return known + sorted(used - set(known))
+
+
+def categories_in_use_by(merged: Merged) -> list[str]:
+    """Return the categories of the merged events, in the order categories_in_use gives."""
+    used = merged.event_categories
     known = [term for term in CATEGORIES if term in used]
     return known + sorted(used - set(known))
 
@@ -165,7 +172,7 @@ def common(request: web.Request, merged: Merged, filters: Filters) -> dict[str, 
         "filters": filters,
         "villages": villages(merged),
         "village_name": village_name(merged, filters.village) if filters.village else "",
-        "categories": categories_in_use(merged.events),
+        "categories": categories_in_use_by(merged),
         "today": local_today(request),
         "href": make_href("/calendar", filters.params()),
     }
