@@ -7,13 +7,16 @@ from dataclasses import replace
 from datetime import timedelta
 
 from aggregator_support import NOW, event
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
+from aggregator.publish import outputs
 from aggregator.publish.merged import MergedView
-from aggregator.reader.merge import Content, merge_visible
+from aggregator.reader.merge import Content, Merged, merge_visible
 from klynge.ical.writer import start_order
-from klynge.model import FeedSource, Item, Tombstone
+from klynge.model import Event, FeedSource, Item, Tombstone
+from klynge.recurrence import expand
+from klynge.series import Change
 
 VILLAGES = [
     FeedSource(id=f"urn:klynge:v{n}", title=f"Landsby {n}", self_url=f"http://v{n}.example/f")
@@ -100,5 +103,51 @@ def test_an_unchanged_source_keeps_its_entries_as_the_same_objects() -> None:
         second = {i.id: i for i in view.merged().items}
         assert second[IDS[0]] is first[IDS[0]] and second[IDS[1]] is first[IDS[1]]
         assert IDS[2] not in second and IDS[3] in second
+    finally:
+        view.close()
+
+
+# An event of the window test: (kind, days from now, weeks it repeats).
+SHAPE = st.tuples(st.sampled_from(["single", "allday", "weekly", "moved"]), st.integers(-200, 200),
+                  st.integers(2, 12))  # fmt: skip
+
+
+def _shaped(n: int, shape: tuple[str, int, int]) -> Event:
+    kind, days, weeks = shape
+    title = f"Arrangement {n}"
+    if kind == "allday":
+        first = (NOW + timedelta(days=days)).date()
+        return event(title, start=first, end=first + timedelta(days=2), all_day=True)
+    made = event(title, days=days)
+    if kind == "single":
+        return made
+    rule = f"FREQ=WEEKLY;COUNT={weeks}"
+    if kind == "weekly":
+        return replace(made, rrule=rule)
+    # The second date moved two months earlier: before the series starts, still one of its dates.
+    second = made.start + timedelta(days=7)
+    return replace(made, rrule=rule, changes=(Change(original=second, start=second - EARLIER),))
+
+
+EARLIER = timedelta(days=60)  # how far the date moves
+
+
+@settings(max_examples=60, deadline=None)
+@example(shapes=[("moved", 100, 4)], window=(40, 20))  # only the moved date is in the window
+@given(shapes=st.lists(SHAPE, min_size=1, max_size=12), window=st.tuples(st.integers(-250, 250),
+       st.integers(0, 120)))  # fmt: skip
+def test_the_window_of_a_page_has_every_occurrence_a_walk_over_all_events_finds(
+    shapes: list[tuple[str, int, int]], window: tuple[int, int]
+) -> None:
+    events = [replace(_shaped(n, s), source=VILLAGES[0]) for n, s in enumerate(shapes)]
+    view = MergedView()
+    try:
+        view.changed(URLS[0], Content(VILLAGES[0], {e.id: e for e in events}))
+        merged = view.merged()
+        lo = NOW + timedelta(days=window[0])
+        hi = lo + timedelta(days=window[1])
+        found = outputs.occurrences(merged, lo, hi)
+        assert found == expand(merged.events, lo, hi, limit=outputs.SERIES_LIMIT)
+        assert outputs.occurrences(Merged(merged.items), lo, hi) == found  # spans worked out
     finally:
         view.close()

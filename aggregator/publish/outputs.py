@@ -151,7 +151,7 @@ def occurrences(
     merged: Merged, lo: datetime, hi: datetime, village: str = "", category: str = ""
 ) -> list[Occurrence]:
     """Return the occurrences of the merged events in a window, at most 500 per series."""
-    events = [e for e in merged.events if matches(e, village, category)]
+    events = [e for e in merged.in_window(lo, hi) if matches(e, village, category)]
     return expand(events, lo, hi, limit=SERIES_LIMIT, output="the occurrences of a page")
 
 

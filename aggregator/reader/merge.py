@@ -18,16 +18,26 @@ from __future__ import annotations
 import copy
 import re
 import uuid
+from bisect import bisect_right
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from functools import cached_property
 from typing import TypeVar
 
 from klynge.ical.writer import start_order
 from klynge.messages import Message, define
-from klynge.model import Event, FeedSource, Item, Notice, Tombstone, clean_text, is_http_url
+from klynge.model import (
+    Event,
+    FeedSource,
+    Item,
+    Notice,
+    Tombstone,
+    as_utc,
+    clean_text,
+    is_http_url,
+)
 
 _Sourced = TypeVar("_Sourced", bound=Event | Notice | Tombstone)
 TOMBSTONE_DAYS = 30  # design.md: tombstones stay in a feed for 30 days
@@ -62,6 +72,20 @@ class Content:
         return sum(1 for item in self.entries.values() if is_upcoming(item, now))
 
 
+# When an event's occurrences begin and end (UTC), and whether a date may lie outside that.
+Span = tuple[datetime, datetime, bool]
+_ALWAYS: Span = (datetime.min.replace(tzinfo=UTC), datetime.max.replace(tzinfo=UTC), True)
+
+
+def span_of(event: Event) -> Span:
+    """Return an event's span: its first start, its series' end, and whether dates may move."""
+    try:
+        movable = bool(event.rdates or event.changes)
+        return as_utc(event.start, event.timezone), event.series_end(), movable
+    except Exception:  # expanding it will say what is wrong (klynge.render_guard); keep it
+        return _ALWAYS
+
+
 @dataclass(frozen=True)
 class Merged:
     """The merged cluster: one copy of every entry, and the tombstones to relay."""
@@ -70,6 +94,7 @@ class Merged:
     tombstones: tuple[Tombstone, ...] = ()
     # The events by start (klynge.ical.writer.start_order), when the merge kept that order.
     starts: tuple[Event, ...] | None = field(default=None, compare=False, repr=False)
+    spans: tuple[Span, ...] | None = field(default=None, compare=False, repr=False)  # of starts
 
     # Each is worked out once per view, in the merging thread (MergedView): at 50,000 entries
     # one walk over the items costs milliseconds, and pages ask for these on the event loop.
@@ -89,6 +114,31 @@ class Merged:
         if self.starts is not None:
             return self.starts
         return tuple(sorted(self.events, key=start_order))
+
+    @cached_property
+    def start_spans(self) -> tuple[Span, ...]:
+        """Return the span of each event of `events_by_start`, in that order."""
+        if self.spans is not None and self.starts is not None:
+            return self.spans
+        return tuple(span_of(e) for e in self.events_by_start)
+
+    def in_window(self, lo: datetime, hi: datetime) -> list[Event]:
+        """Return the events that may have an occurrence in [lo, hi), in start order.
+
+        A bisection skips the events that start after the window, the spans those that
+        ended before it: pages and the JSON API expand only these (klynge.recurrence).
+        """
+        starts, spans = self.events_by_start, self.start_spans
+        stop = bisect_right(spans, hi, key=lambda s: s[0])
+        near = [e for e, s in zip(starts[:stop], spans[:stop], strict=True) if s[2] or s[1] >= lo]
+        seen = {id(e) for e in near}
+        return near + [e for e in self.movable if id(e) not in seen]
+
+    @cached_property
+    def movable(self) -> tuple[Event, ...]:
+        """Return the events a date of which may lie outside their span (RDATE, changes)."""
+        pairs = zip(self.events_by_start, self.start_spans, strict=True)
+        return tuple(e for e, s in pairs if s[2])
 
     @cached_property
     def by_id(self) -> dict[str, Item]:

@@ -25,11 +25,13 @@ from typing import Any, TypeVar
 from aggregator.reader.merge import (
     Content,
     Merged,
+    Span,
     _buried,
     _with_id,
     origin_of,
     origin_of_content,
     shared_id,
+    span_of,
 )
 from klynge.ical.writer import start_order
 from klynge.model import Event, Item, Tombstone
@@ -76,6 +78,7 @@ class MergeIndex:
         self._items: list[Item] = []
         self._start_keys: list[tuple[datetime, str]] = []  # the events by start_order
         self._starts: list[Event] = []
+        self._spans: dict[int, Span] = {}  # id() of each event in _starts -> its span
         self._tomb_keys: list[tuple[datetime, str, int]] = []
         self._tombs: list[Tombstone] = []
         self._merged: Merged | None = Merged(starts=())
@@ -93,7 +96,9 @@ class MergeIndex:
                 self._apply(told)
             if self._merged is None:
                 items, tombs = tuple(reversed(self._items)), tuple(reversed(self._tombs))
-                self._merged = Merged(items, tombs, tuple(self._starts))
+                starts = tuple(self._starts)
+                spans = tuple(self._spans[id(e)] for e in starts)
+                self._merged = Merged(items, tombs, starts, spans)
             return self._merged
 
     def _apply(self, told: Told) -> None:
@@ -194,12 +199,14 @@ class MergeIndex:
             _remove(self._item_keys, self._items, slot.item_key, old)
         if isinstance(old, Event):
             _remove(self._start_keys, self._starts, start_order(old), old)
+            del self._spans[id(old)]
         slot.published, slot.item_key = published, None
         if published is not None:
             slot.item_key = (published.updated, published.id)
             _insert(self._item_keys, self._items, slot.item_key, published)
         if isinstance(published, Event):
             _insert(self._start_keys, self._starts, start_order(published), published)
+            self._spans[id(published)] = span_of(published)
 
     def _twin(self, key: Key, slot: _Slot, chosen: Item) -> Item:
         old = slot.published
