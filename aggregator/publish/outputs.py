@@ -89,14 +89,16 @@ class Outputs:
         self.builds += 1
         now = self.config.clock.now()
         loop = asyncio.get_running_loop()
-        body = await loop.run_in_executor(self._builder, self._build_in_thread, merged, key, now)
-        return cached(body, content_type(key))
+        return await loop.run_in_executor(self._builder, self._build_in_thread, merged, key, now)
 
-    def _build_in_thread(self, merged: Merged, key: Key, now: datetime) -> bytes:
+    def _build_in_thread(self, merged: Merged, key: Key, now: datetime) -> Cached:
         if merged is not self._view:  # entries that left the view take their pieces along
             self._view = merged
             self.pieces.keep_only(merged.items, merged.events)
-        return documents.build(self.config, merged, key, now, self.pieces)
+        # The ETag too: hashing a 58 MB feed takes ~0.1 s, which must not hold the event loop.
+        return cached(
+            documents.build(self.config, merged, key, now, self.pieces), content_type(key)
+        )
 
     async def feed(self) -> Cached:
         """Return the merged Atom feed."""
