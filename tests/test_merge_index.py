@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from aggregator.publish import outputs
 from aggregator.publish.merged import MergedView
-from aggregator.reader.merge import Content, Merged, merge_visible
+from aggregator.reader.merge import Content, Merged, apply_fetch, merge_visible
 from klynge.ical.writer import start_order
 from klynge.model import Event, FeedSource, Item, Tombstone
 from klynge.recurrence import expand
@@ -151,3 +151,14 @@ def test_the_window_of_a_page_has_every_occurrence_a_walk_over_all_events_finds(
         assert outputs.occurrences(Merged(merged.items), lo, hi) == found  # spans worked out
     finally:
         view.close()
+
+
+def test_a_fetch_keeps_an_unchanged_entry_as_its_old_object() -> None:
+    origin = VILLAGES[0]
+    first, second = (replace(event(t), source=origin) for t in ("Loppemarked", "Fodbold"))
+    old = apply_fetch(Content(), [first, second], [], origin=origin, now=NOW)
+    again = replace(first, title=first.title)  # parsed anew: equal, another object
+    edited = replace(second, title="Fodbold (aflyst)", updated=NOW)
+    new = apply_fetch(old, [again, edited], [], origin=origin, now=NOW)
+    assert again is not first and new.entries[first.id] is first  # its pieces are found again
+    assert new.entries[second.id] is edited
