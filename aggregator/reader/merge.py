@@ -78,10 +78,18 @@ _ALWAYS: Span = (datetime.min.replace(tzinfo=UTC), datetime.max.replace(tzinfo=U
 
 
 def span_of(event: Event) -> Span:
-    """Return an event's span: its first start, its series' end, and whether dates may move."""
+    """Return an event's span: its first start, its end, and whether dates may move.
+
+    A series' end is not worked out here (`series_end` expands up to five years of a rule:
+    milliseconds an event, seconds for a village of thousands): a series counts as open,
+    and its window expands it from its start, as before.
+    """
     try:
         movable = bool(event.rdates or event.changes)
-        return as_utc(event.start, event.timezone), event.series_end(), movable
+        start = as_utc(event.start, event.timezone)
+        if event.rrule is not None or movable:
+            return start, _ALWAYS[1], movable
+        return start, as_utc(event.effective_end, event.timezone), False
     except Exception:  # expanding it will say what is wrong (klynge.render_guard); keep it
         return _ALWAYS
 

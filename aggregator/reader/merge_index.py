@@ -146,15 +146,12 @@ class MergeIndex:
         return slot
 
     def _settle(self, touched: set[Key]) -> None:
-        ids = set()
+        by_id: dict[str, set[Key]] = {}
         for key in touched:
-            slot = self._slots[key]
-            self._choose(key, slot)
-            ids.add(key[1])
-        for entry_id in ids:  # whether an id is shared decides how its copies are published
-            for key in self._alive_by_id.get(entry_id, set()) | {
-                k for k in touched if k[1] == entry_id
-            }:
+            self._choose(key, self._slots[key])
+            by_id.setdefault(key[1], set()).add(key)
+        for entry_id, keys in by_id.items():  # whether an id is shared decides its copies' ids
+            for key in self._alive_by_id.get(entry_id, set()) | keys:
                 self._publish(key, self._slots[key])
         for key in touched:
             slot = self._slots[key]
