@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from functools import partial
 
@@ -30,8 +31,9 @@ from aggregator.reader.refresh import Refresher
 from aggregator.reader.scheduler import Scheduler
 from aggregator.store.sources import Store
 from aggregator.web import api, routes
+from aggregator.web.pages import warm_up
 from klynge.control import ControlServer
-from klynge.web import error_middleware, setup_web, stop_serving
+from klynge.web import WEB_STATE, error_middleware, setup_web, stop_serving
 
 MAX_BODY = 64 * 1024  # /ping and nothing else takes a body
 MAIL_CHECK_SECONDS = 300  # how often the mailer looks whether the weekly e-mail is due
@@ -94,9 +96,11 @@ def create_app(config: AggregatorConfig, *, periodic: bool = True) -> web.Applic
             scheduler.add_periodic("mail-weekly", app[MAILER].tick, MAIL_CHECK_SECONDS)
         control = ControlServer(config.data_dir, operator.handlers())
         await control.start()  # `klynge aggregator source …`, `hide`, `pause` while serving
+        warming = asyncio.ensure_future(asyncio.to_thread(warm_up, app[WEB_STATE]))
         try:
             yield
         finally:
+            await asyncio.gather(warming, return_exceptions=True)
             await control.close()
             await upstream.close()
             outputs.close()

@@ -108,19 +108,28 @@ def feed_server(feed_dir: Path) -> Iterator[str]:
         proc.join(timeout=30)
 
 
+def _probe_started(url: str, stop: Any, result: Any, started: Any) -> None:
+    """Tell that the probe runs, then probe `url` (bench.aggregator_bench._probe)."""
+    started.set()
+    _probe(url, stop, result)
+
+
 @contextmanager
 def healthz_probe(base: str) -> Iterator[Callable[[], float]]:
     """Probe /healthz from another process; yield a function that stops it, returning ms."""
     ctx = mp.get_context("spawn")
-    stop, result = ctx.Event(), ctx.Queue()
-    proc = ctx.Process(target=_probe, args=(f"{base}/healthz", stop, result))
+    stop, result, started = ctx.Event(), ctx.Queue(), ctx.Event()
+    proc = ctx.Process(target=_probe_started, args=(f"{base}/healthz", stop, result, started))
     proc.start()
-    time.sleep(0.5)  # let it start probing
+    # A spawned child takes seconds to start on a loaded machine: a fixed pause let short
+    # changes pass unprobed (a "0 ms" stall). Wait until it probes.
+    started.wait(timeout=60)
+    time.sleep(0.1)
 
     def finish() -> float:
         stop.set()
-        longest, _count = result.get(timeout=60)
-        return float(longest)
+        longest, count = result.get(timeout=60)
+        return float(longest) if count else float("nan")  # no probe answered: unknown
 
     try:
         yield finish

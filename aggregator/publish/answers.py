@@ -12,6 +12,7 @@ ETag (a hash of the body) lets a client that has the answer get a 304 without an
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
@@ -26,6 +27,7 @@ ANSWERS = 256  # answers kept (least recently used dropped); a page is ~50-300 k
 KEPT_HEADERS = ("Content-Type", "Content-Language", "Vary", "X-Content-Type-Options",
                 "Referrer-Policy", "Refresh")  # fmt: skip
 
+BIG = 256 * 1024  # bodies from this size on are hashed in a worker thread
 Key = tuple[str, str, datetime]  # path and query, language, minute
 
 
@@ -64,26 +66,31 @@ class Answers:
             self.renders += 1
             if await current() is not merged:
                 return response  # the data changed while rendering: not kept
-            kept = self._keep(key, merged, response)
+            kept = await self._keep(key, merged, response)
             if kept is None:
                 return response  # not kept: an error, or a stream
         self._kept.move_to_end(key)
         return respond(request, kept)
 
-    def _keep(self, key: Key, merged: Merged, response: web.StreamResponse) -> Answer | None:
+    async def _keep(self, key: Key, merged: Merged, response: web.StreamResponse) -> Answer | None:
         if response.status != 200 or not isinstance(response, web.Response):
             return None
-        if self._kept and next(iter(self._kept.values())).merged is not merged:
-            self._kept.clear()  # another request kept answers of a newer or older view meanwhile
         body = response.body
         if not isinstance(body, bytes):
             return None
-        etag = f'"{hashlib.blake2b(body, digest_size=12).hexdigest()}"'
+        # /api/events for a month is 16 MB at 50,000 entries: hashing it would hold the loop.
+        etag = _etag(body) if len(body) < BIG else await asyncio.to_thread(_etag, body)
+        if self._kept and next(iter(self._kept.values())).merged is not merged:
+            self._kept.clear()  # another request kept answers of a newer or older view meanwhile
         headers = tuple((h, response.headers[h]) for h in KEPT_HEADERS if h in response.headers)
         self._kept[key] = answer = Answer(merged, body, etag, headers)
         while len(self._kept) > self.limit:
             self._kept.popitem(last=False)
         return answer
+
+
+def _etag(body: bytes) -> str:
+    return f'"{hashlib.blake2b(body, digest_size=12).hexdigest()}"'
 
 
 def respond(request: web.Request, answer: Answer) -> web.Response:

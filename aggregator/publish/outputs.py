@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -54,7 +55,7 @@ class Outputs:
         self.config = config
         self.merged = merged
         self.builds = 0  # documents built since start, for tests and the benchmark
-        self.pieces = Pieces()  # used by the builder thread only
+        self.pieces = Pieces(occurrence_row)  # used by the builder thread only
         self._cache: OrderedDict[Key, asyncio.Future[Cached]] = OrderedDict()
         self._builder = ThreadPoolExecutor(1, thread_name_prefix="klynge-build")
         self._view: Merged | None = None  # the view whose entries the pieces are kept for
@@ -89,14 +90,35 @@ class Outputs:
         self.builds += 1
         now = self.config.clock.now()
         loop = asyncio.get_running_loop()
-        body = await loop.run_in_executor(self._builder, self._build_in_thread, merged, key, now)
-        return cached(body, content_type(key))
+        return await loop.run_in_executor(self._builder, self._build_in_thread, merged, key, now)
 
-    def _build_in_thread(self, merged: Merged, key: Key, now: datetime) -> bytes:
+    async def events_json(
+        self, merged: Merged, lo: datetime, hi: datetime, village: str, category: str
+    ) -> bytes:
+        """Return the /api/events body of a window, joined from the kept rows (builder thread)."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(
+            self._builder, self._events_in_thread, merged, lo, hi, village, category
+        )
+
+    def _events_in_thread(
+        self, merged: Merged, lo: datetime, hi: datetime, village: str, category: str
+    ) -> bytes:
+        self._take(merged)
+        rows = self.pieces.rows.rows(occurrences(merged, lo, hi, village, category))
+        return events_body(lo, hi, rows)
+
+    def _take(self, merged: Merged) -> None:
         if merged is not self._view:  # entries that left the view take their pieces along
             self._view = merged
             self.pieces.keep_only(merged.items, merged.events)
-        return documents.build(self.config, merged, key, now, self.pieces)
+
+    def _build_in_thread(self, merged: Merged, key: Key, now: datetime) -> Cached:
+        self._take(merged)
+        # The ETag too: hashing a 58 MB feed takes ~0.1 s, which must not hold the event loop.
+        return cached(
+            documents.build(self.config, merged, key, now, self.pieces), content_type(key)
+        )
 
     async def feed(self) -> Cached:
         """Return the merged Atom feed."""
@@ -151,7 +173,7 @@ def occurrences(
     merged: Merged, lo: datetime, hi: datetime, village: str = "", category: str = ""
 ) -> list[Occurrence]:
     """Return the occurrences of the merged events in a window, at most 500 per series."""
-    events = [e for e in merged.events if matches(e, village, category)]
+    events = [e for e in merged.in_window(lo, hi) if matches(e, village, category)]
     return expand(events, lo, hi, limit=SERIES_LIMIT, output="the occurrences of a page")
 
 
@@ -209,6 +231,17 @@ def occurrence_json(occurrence: Occurrence) -> dict[str, Any]:
     return out
 
 
+def occurrence_row(occurrence: Occurrence) -> bytes:
+    """Return one occurrence's JSON object as UTF-8 bytes, as json.dumps writes it in a list."""
+    return json.dumps(occurrence_json(occurrence), ensure_ascii=False).encode()
+
+
+def events_body(lo: datetime, hi: datetime, rows: Iterable[bytes]) -> bytes:
+    """Return the /api/events body: what json.dumps of {from, to, events} writes, from rows."""
+    head = json.dumps({"from": lo.isoformat(), "to": hi.isoformat()}, ensure_ascii=False)
+    return b"".join([head[:-1].encode(), b', "events": [', b", ".join(rows), b"]}"])
+
+
 def notice_json(notice: Notice) -> dict[str, Any]:
     """Return one notice as the JSON API's notice object."""
     return {
@@ -229,7 +262,8 @@ def current_notices(
 
 def find_event(merged: Merged, entry_id: str) -> Event | None:
     """Return the merged event with this id, if any."""
-    return next((e for e in merged.events if e.id == entry_id), None)
+    found = merged.by_id.get(entry_id)
+    return found if isinstance(found, Event) else None
 
 
 def event_window(event: Event, now: datetime) -> tuple[datetime, datetime]:

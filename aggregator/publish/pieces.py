@@ -20,8 +20,9 @@ from typing import Generic, TypeVar
 from aggregator.publish.paging import ChangeOrder
 from klynge.atom.writer import FeedMeta, write_parts
 from klynge.ical.writer import Piece, vevent_piece
-from klynge.model import Event, Item
-from klynge.render_guard import each_entry
+from klynge.model import Event, Item, When
+from klynge.recurrence import Occurrence
+from klynge.render_guard import each_entry, rendered
 
 CHUNK = 200  # entries rendered per feedgen document: bounds the lxml tree a build holds
 # The feed around a chunk of entries is thrown away: only its entries are kept.
@@ -80,15 +81,62 @@ def _chunks(items: Sequence[Item], size: int) -> Iterator[Sequence[Item]]:
         yield chunk
 
 
-class Pieces:
-    """The Atom and iCalendar pieces of the merged view's entries."""
+class Rows:
+    """Each occurrence's /api/events JSON row as bytes, kept until its event changes.
 
-    def __init__(self) -> None:
+    A row is a function of the event and the date (its start and, in a series, its
+    original start), so it is rendered once per event version and date asked for; a row
+    that cannot be rendered is logged and left out each time (klynge.render_guard).
+    """
+
+    def __init__(self, render: Callable[[Occurrence], bytes]) -> None:
+        self.render = render
+        self.rendered = 0  # rows rendered since start, for tests and the benchmark
+        self._held: dict[int, tuple[Event, dict[tuple[When, When | None], bytes]]] = {}
+
+    def rows(self, found: Sequence[Occurrence]) -> list[bytes]:
+        """Return the rows of these occurrences in order, rendering those not kept."""
+        out = []
+        for occurrence in found:
+            kept = self._held.get(id(occurrence.event))
+            if kept is None:
+                kept = self._held[id(occurrence.event)] = (occurrence.event, {})
+            date = (occurrence.start, occurrence.original)
+            row = kept[1].get(date)
+            if row is None:
+                row = self._render(occurrence)
+                if row is None:
+                    continue
+                kept[1][date] = row
+            out.append(row)
+        return out
+
+    def _render(self, occurrence: Occurrence) -> bytes | None:
+        made = rendered([occurrence], self.render, "/api/events")
+        self.rendered += 1
+        return made[0] if made else None
+
+    def keep_only(self, events: Sequence[Event]) -> None:
+        """Forget the rows of events that are no longer merged."""
+        held = self._held
+        self._held = {id(e): held[id(e)] for e in events if id(e) in held}
+
+
+class Pieces:
+    """The Atom, iCalendar and JSON pieces of the merged view's entries."""
+
+    def __init__(self, row: Callable[[Occurrence], bytes] | None = None) -> None:
         self.atom: PieceCache[Item, bytes] = PieceCache(atom_entries)
         self.ics: PieceCache[Event, tuple[Piece, datetime]] = PieceCache(vevents)
         self.changes = ChangeOrder()  # the merged feed's page order (aggregator.publish.paging)
+        self.rows = Rows(row or _no_row)
 
     def keep_only(self, items: Sequence[Item], events: Sequence[Event]) -> None:
         """Forget the pieces of entries that left the merged view."""
         self.atom.keep_only(items)
         self.ics.keep_only(events)
+        self.rows.keep_only(events)
+
+
+def _no_row(occurrence: Occurrence) -> bytes:
+    raise ValueError("these pieces render no JSON rows")

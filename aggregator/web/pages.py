@@ -19,7 +19,7 @@ from aggregator.reader.merge import Merged
 from klynge import i18n
 from klynge.model import CATEGORIES, Item, as_utc, zone
 from klynge.recurrence import Occurrence
-from klynge.web import request_lang
+from klynge.web import WebState, request_lang
 
 Days = list[tuple[date, list[Occurrence]]]
 
@@ -104,7 +104,7 @@ async def occurrences_between(
 
 def villages(merged: Merged) -> list[tuple[str, str]]:
     """Return (key, name) of every village with entries, sorted by name."""
-    names = {outputs.village_of(i).title for i in merged.items}
+    names = merged.village_titles
     return sorted(((outputs.slug(n), n) for n in names if n), key=lambda p: p[1])
 
 
@@ -116,6 +116,13 @@ def village_name(merged: Merged, key: str) -> str:
 def categories_in_use(items: Iterable[Item]) -> list[str]:
     """Return the categories of `items`: vocabulary order first, unknown terms after."""
     used = {i.category for i in items if i.category}
+    known = [term for term in CATEGORIES if term in used]
+    return known + sorted(used - set(known))
+
+
+def categories_in_use_by(merged: Merged) -> list[str]:
+    """Return the categories of the merged events, in the order categories_in_use gives."""
+    used = merged.event_categories
     known = [term for term in CATEGORIES if term in used]
     return known + sorted(used - set(known))
 
@@ -154,6 +161,20 @@ def weekday_name(index: int, lang: str) -> str:
     return i18n.weekday(monday + timedelta(days=index), lang)
 
 
+def warm_up(state: WebState) -> None:
+    """Compile every template and load the catalogues and Babel's locale data (a thread).
+
+    Otherwise the first page of each kind after a start does it on the event loop: a few
+    hundred milliseconds of loop stall once (measured with py-spy, bench/scale_bench.py).
+    """
+    for name in state.env.list_templates(extensions=["html"]):
+        state.env.get_template(name)
+    for lang in i18n.LOCALES:
+        state.translations(lang)
+        i18n.date_long(date(2026, 1, 5), lang)
+        i18n.month_label(date(2026, 1, 5), lang)
+
+
 def lang_of(request: web.Request) -> str:
     """Return the language of the page being answered."""
     return request_lang(request)
@@ -165,7 +186,7 @@ def common(request: web.Request, merged: Merged, filters: Filters) -> dict[str, 
         "filters": filters,
         "villages": villages(merged),
         "village_name": village_name(merged, filters.village) if filters.village else "",
-        "categories": categories_in_use(merged.events),
+        "categories": categories_in_use_by(merged),
         "today": local_today(request),
         "href": make_href("/calendar", filters.params()),
     }

@@ -85,13 +85,15 @@ def join_calendar(
     description: str = "",
     refresh: timedelta = timedelta(hours=1),
     now: datetime | None = None,
+    ordered: bool = False,
 ) -> bytes:
     """Return one iCalendar file of events already serialised by `vevent_piece`.
 
     The aggregator keeps each event's piece and joins them again after a change, so a
-    change costs the events that changed; the order and the time zones are decided here.
+    change costs the events that changed; the time zones are decided here, and the order
+    (by start, then id: `start_order`) unless the caller gives the pieces `ordered` so.
     """
-    chosen = sorted(pieces, key=lambda p: (as_utc(p[0].start, p[0].timezone), p[0].id))
+    chosen = list(pieces) if ordered else sorted(pieces, key=lambda p: start_order(p[0]))
     main_zone = _main_zone([event for event, _ in chosen])
     head = bytes(_calendar_head(name, url, description, refresh, main_zone).to_ical())
     year = (now or utcnow()).year
@@ -100,6 +102,11 @@ def join_calendar(
     # What Calendar.to_ical() would write with these components added, one piece at a time.
     bodies = (body for _, (body, _) in chosen)
     return b"".join([head.removesuffix(_END), *zones, *bodies, _END])
+
+
+def start_order(event: Event) -> tuple[datetime, str]:
+    """Return the key that orders a calendar's events: start in UTC, then id."""
+    return as_utc(event.start, event.timezone), event.id
 
 
 def event_calendar(event: Event, *, now: datetime | None = None) -> bytes:

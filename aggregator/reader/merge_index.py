@@ -1,0 +1,256 @@
+"""The merge of every source's content, kept up to date one source at a time.
+
+`merge_entries` merges all sources: at 50,000 entries that costs a few hundred milliseconds
+(most of it sorting), on every change of any source. `MergeIndex` keeps, per entry key
+(origin, id), the copies and tombstones each source holds, so a changed source costs its own
+entries: each key it touches is settled again by the rules of `merge_entries`, and the key's
+place in the newest-edit-first order is moved by bisection. The result equals
+`merge_entries` of the same contents in the same order (tests/test_merge_index.py compares
+them after random edits); an unchanged entry stays the same object, so its rendered pieces
+are found again (aggregator.publish.pieces).
+
+One lock guards the index: changes may be told from the event loop while a worker thread
+applies earlier ones, and they are applied in the order told.
+"""
+
+from __future__ import annotations
+
+import threading
+from bisect import bisect_left
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, TypeVar
+
+from aggregator.reader.merge import (
+    Content,
+    Merged,
+    Span,
+    _buried,
+    _with_id,
+    origin_of,
+    origin_of_content,
+    shared_id,
+    span_of,
+)
+from klynge.ical.writer import start_order
+from klynge.model import Event, Item, Tombstone
+
+Key = tuple[str, str]  # (origin, entry id), as merge_entries keys entries
+_V = TypeVar("_V")
+
+
+@dataclass(frozen=True)
+class Told:
+    """One source's new content (None: it gives nothing now), at its place in the order."""
+
+    url: str
+    content: Content | None
+    position: int  # the merge order is the order sources were first told (merged.py)
+
+
+@dataclass
+class _Slot:
+    """What the index knows of one key: each source's copy and tombstone, and the outcome."""
+
+    copies: dict[str, Item] = field(default_factory=dict)
+    tombs: dict[str, Tombstone] = field(default_factory=dict)
+    chosen: Item | None = None  # the winning copy, if it is alive
+    published: Item | None = None  # the chosen copy as published (under a shared id)
+    twin_of: Item | None = None  # the copy a published twin was made of
+    item_key: tuple[datetime, str] | None = None  # its place in the items' order
+    relayed: Tombstone | None = None  # the tombstone relayed for this key, if any
+    tomb_key: tuple[datetime, str, int] | None = None  # its place in the tombstones' order
+
+
+class MergeIndex:
+    """The merged entries of all sources, updated by the changes of one source at a time."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._queue: list[Told] = []
+        self._contents: dict[str, Content] = {}
+        self._positions: dict[str, int] = {}
+        self._direct: dict[str, str] = {}  # url -> the origin key of its own entries
+        self._slots: dict[Key, _Slot] = {}
+        self._alive_by_id: dict[str, set[Key]] = {}
+        self._item_keys: list[tuple[datetime, str]] = []  # ascending; items reversed
+        self._items: list[Item] = []
+        self._start_keys: list[tuple[datetime, str]] = []  # the events by start_order
+        self._starts: list[Event] = []
+        self._spans: dict[int, Span] = {}  # id() of each event in _starts -> its span
+        self._tomb_keys: list[tuple[datetime, str, int]] = []
+        self._tombs: list[Tombstone] = []
+        self._merged: Merged | None = Merged(starts=())
+
+    def tell(self, told: Told) -> None:
+        """Queue a source's change; the next `merged` applies it (any thread may tell)."""
+        with self._lock:
+            self._queue.append(told)
+
+    def merged(self) -> Merged:
+        """Apply the changes told so far and return the merged entries."""
+        with self._lock:
+            queue, self._queue = self._queue, []
+            for told in queue:
+                self._apply(told)
+            if self._merged is None:
+                items, tombs = tuple(reversed(self._items)), tuple(reversed(self._tombs))
+                starts = tuple(self._starts)
+                spans = tuple(self._spans[id(e)] for e in starts)
+                self._merged = Merged(items, tombs, starts, spans)
+            return self._merged
+
+    def _apply(self, told: Told) -> None:
+        touched: set[Key] = set()
+        old = self._contents.pop(told.url, None)
+        if old is not None:
+            touched |= self._withdraw(told.url, old)
+        if told.content is not None:
+            self._contents[told.url] = told.content
+            self._positions[told.url] = told.position
+            self._direct[told.url] = origin_of_content(told.content)
+            touched |= self._add(told.url, told.content)
+        if touched:
+            self._merged = None
+            self._settle(touched)
+
+    def _withdraw(self, url: str, content: Content) -> set[Key]:
+        touched = set()
+        for entry_id, item in content.entries.items():
+            key = (origin_of(item), entry_id)
+            self._slots[key].copies.pop(url, None)
+            touched.add(key)
+        for tomb in content.tombstones.values():
+            key = (origin_of(tomb), tomb.id)
+            self._slots[key].tombs.pop(url, None)
+            touched.add(key)
+        return touched
+
+    def _add(self, url: str, content: Content) -> set[Key]:
+        touched = set()
+        for entry_id, item in content.entries.items():
+            key = (origin_of(item), entry_id)
+            self._slot(key).copies[url] = item
+            touched.add(key)
+        for tomb in content.tombstones.values():
+            key = (origin_of(tomb), tomb.id)
+            self._slot(key).tombs[url] = tomb
+            touched.add(key)
+        return touched
+
+    def _slot(self, key: Key) -> _Slot:
+        slot = self._slots.get(key)
+        if slot is None:
+            slot = self._slots[key] = _Slot()
+        return slot
+
+    def _settle(self, touched: set[Key]) -> None:
+        by_id: dict[str, set[Key]] = {}
+        for key in touched:
+            self._choose(key, self._slots[key])
+            by_id.setdefault(key[1], set()).add(key)
+        for entry_id, keys in by_id.items():  # whether an id is shared decides its copies' ids
+            for key in self._alive_by_id.get(entry_id, set()) | keys:
+                self._publish(key, self._slots[key])
+        for key in touched:
+            slot = self._slots[key]
+            if not slot.copies and not slot.tombs:
+                del self._slots[key]
+
+    def _choose(self, key: Key, slot: _Slot) -> None:
+        """Pick the key's copy and tombstone as merge_entries does; relay a dead key's tomb."""
+        tomb = _first_best(slot.tombs, self._positions, lambda t, _url: t.deleted)
+        # Newest edit, then highest sequence; on a tie the origin's own feed beats a relay.
+        best = _first_best(
+            slot.copies,
+            self._positions,
+            lambda i, url: (i.updated, i.sequence, key[0] == self._direct[url]),
+        )
+        chosen = best if best is not None and not _buried(best, tomb) else None
+        if chosen is not slot.chosen:
+            self._set_alive(key, slot, chosen)
+        self._relay(key, slot, None if chosen is not None else tomb)
+
+    def _set_alive(self, key: Key, slot: _Slot, chosen: Item | None) -> None:
+        alive = self._alive_by_id.setdefault(key[1], set())
+        if chosen is None:
+            alive.discard(key)
+            if not alive:
+                del self._alive_by_id[key[1]]
+        else:
+            alive.add(key)
+        slot.chosen = chosen
+
+    def _publish(self, key: Key, slot: _Slot) -> None:
+        """Publish the chosen copy under its own id, or a derived one when the id is shared."""
+        chosen = slot.chosen
+        published: Item | None = None
+        if chosen is not None:
+            shared = len(self._alive_by_id.get(key[1], ())) > 1
+            published = chosen if not shared else self._twin(key, slot, chosen)
+        if published is slot.published:
+            return
+        old = slot.published
+        if slot.item_key is not None:
+            _remove(self._item_keys, self._items, slot.item_key, old)
+        if isinstance(old, Event):
+            _remove(self._start_keys, self._starts, start_order(old), old)
+            del self._spans[id(old)]
+        slot.published, slot.item_key = published, None
+        if published is not None:
+            slot.item_key = (published.updated, published.id)
+            _insert(self._item_keys, self._items, slot.item_key, published)
+        if isinstance(published, Event):
+            _insert(self._start_keys, self._starts, start_order(published), published)
+            self._spans[id(published)] = span_of(published)
+
+    def _twin(self, key: Key, slot: _Slot, chosen: Item) -> Item:
+        old = slot.published
+        if slot.twin_of is chosen and old is not None and old is not chosen:
+            return old  # the same twin as before: its pieces are kept
+        slot.twin_of = chosen
+        return _with_id(chosen, shared_id(key[0], chosen.id))
+
+    def _relay(self, key: Key, slot: _Slot, tomb: Tombstone | None) -> None:
+        place = None
+        if tomb is not None:
+            first = min(self._positions[url] for url in slot.tombs)
+            place = (tomb.deleted, tomb.id, -first)  # ties: the first source's key first
+        if tomb is slot.relayed and place == slot.tomb_key:
+            return
+        if slot.tomb_key is not None:
+            _remove(self._tomb_keys, self._tombs, slot.tomb_key, slot.relayed)
+        slot.relayed, slot.tomb_key = tomb, place
+        if tomb is not None and place is not None:
+            _insert(self._tomb_keys, self._tombs, place, tomb)
+
+
+def _first_best(
+    values: dict[str, _V], positions: dict[str, int], rank: Callable[[_V, str], Any]
+) -> _V | None:
+    """Return the value of highest rank; on a tie, the one of the source told first."""
+    best: _V | None = None
+    best_rank: Any = None
+    best_place = 0
+    for url, value in values.items():
+        mine = rank(value, url)
+        place = positions[url]
+        if best is None or mine > best_rank or (mine == best_rank and place < best_place):
+            best, best_rank, best_place = value, mine, place
+    return best
+
+
+def _insert(keys: list[Any], values: list[Any], key: Any, value: Any) -> None:
+    index = bisect_left(keys, key)
+    keys.insert(index, key)
+    values.insert(index, value)
+
+
+def _remove(keys: list[Any], values: list[Any], key: Any, value: Any) -> None:
+    # While a change is settled two values may share a key for a moment (an id published
+    # plainly by one origin before another's copy of it has left): remove this very value.
+    index = bisect_left(keys, key)
+    while values[index] is not value:
+        index += 1
+    del keys[index], values[index]
