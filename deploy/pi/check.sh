@@ -22,6 +22,26 @@ LEFT_OUT=()
 say() { printf '\n== pi-check: %s\n' "$*"; }
 now() { date +%s.%N; }
 since() { python3 -c "import sys; print(round(float(sys.argv[1]) - float(sys.argv[2]), 1))" "$(now)" "$1"; }
+# Fill `selection` with pytest's arguments, printing each group left out with its reason.
+select_tests() {
+	local group args test_files
+	read -r -a test_files <<<"$(tr -s " \n\t" "   " <<<"$PI_TESTS")"
+	selection=(-q -p no:cacheprovider -n "$PI_WORKERS" -m "$PI_MARKS" "${test_files[@]}")
+	for group in "${LEFT_OUT[@]}"; do
+		printf 'pi-check: left out on both sides: %s (%s)\n' "${group%%$'\t'*}" "${group#*$'\t'}"
+		read -r -a args <<<"${group#*$'\t'}"
+		selection+=("${args[@]}")
+	done
+	printf 'pi-check: the tests, on both sides: pytest'
+	printf ' %q' "${selection[@]}"
+	echo
+}
+
+# `check.sh --selection`: print the tests it would run and stop (tests/test_pi_check.py).
+if [ "${1:-}" = --selection ]; then
+	select_tests
+	exit 0
+fi
 
 [ "$(id -u)" = 0 ] || { echo "pi-check: needs root (chroot and mounts)"; exit 1; }
 for tool in debootstrap chroot; do
@@ -77,14 +97,7 @@ start=$(now)
 "$host_venv/bin/pip" install --quiet --disable-pip-version-check --no-deps --no-build-isolation --force-reinstall "$repo"
 host_install=$(since "$start")
 
-read -r -a test_files <<<"$(tr -s " \n\t" "   " <<<"$PI_TESTS")"
-selection=(-q -p no:cacheprovider -n "$PI_WORKERS" -m "$PI_MARKS" "${test_files[@]}")
-say "the tests that need no browser: pytest ${selection[*]}"
-for group in "${LEFT_OUT[@]}"; do
-	printf 'pi-check: left out on both sides: %s (%s)\n' "${group%%$'\t'*}" "${group#*$'\t'}"
-	read -r -a args <<<"${group#*$'\t'}"
-	selection+=("${args[@]}")
-done
+select_tests
 say "the tests on arm64"
 start=$(now); arm_rc=0
 # The marker expression holds spaces: each argument goes into the root's shell quoted.
