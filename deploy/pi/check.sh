@@ -15,6 +15,7 @@ cache="${PI_CACHE:-/var/cache/klynge}"
 PI_TESTS="${PI_TESTS:-tests}"
 PI_MARKS="${PI_MARKS:-not browser}"
 PI_WORKERS="${PI_WORKERS:-2}"
+# Both sides run hypothesis' "emulated" profile (tests/conftest.py): no 200 ms deadline.
 # What cannot run in the root, one group a line: the reason, a TAB, then pytest's arguments.
 # Both sides leave the same out, so the columns compare the same tests.
 LEFT_OUT=()
@@ -69,7 +70,7 @@ cp -L /etc/resolv.conf "$base/etc/resolv.conf"
 # /src is a scratch copy, so Python may write its bytecode there: the tests' and the demo's
 # subprocesses then import compiled modules, as an installed Klynge on a Pi does.
 arm() { chroot "$base" /usr/bin/env -i HOME=/root PATH="$venv/bin:/usr/sbin:/usr/bin:/sbin:/bin" \
-	LANG=C.UTF-8 sh -c "cd /src && $*"; }
+	LANG=C.UTF-8 HYPOTHESIS_PROFILE=emulated sh -c "cd /src && $*"; }
 
 say "this tree into the root (/src) and installed there"
 rm -rf "$base/src" && mkdir -p "$base/src"
@@ -106,7 +107,7 @@ arm "python -m pytest $(printf "'%s' " "${selection[@]}")" | tee "$out/arm-tests
 arm_tests=$(since "$start")
 say "the same tests on the host"
 start=$(now); host_rc=0
-(cd "$repo" && "$host_venv/bin/python" -m pytest "${selection[@]}") | tee "$out/host-tests.txt" |
+(cd "$repo" && HYPOTHESIS_PROFILE=emulated "$host_venv/bin/python" -m pytest "${selection[@]}") | tee "$out/host-tests.txt" |
 	tail -15 || host_rc=$?
 host_tests=$(since "$start")
 
