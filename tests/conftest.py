@@ -24,6 +24,9 @@ settings.register_profile("ci", print_blob=True)
 settings.register_profile(
     "fuzz", max_examples=int(os.environ.get("FUZZ_EXAMPLES", "300")), print_blob=True
 )
+# "emulated" is `make pi-check`'s (deploy/pi/check.sh): under qemu-user every example runs
+# 5-30x slower, so hypothesis' 200 ms deadline would fail correct code; it has none.
+settings.register_profile("emulated", deadline=None, print_blob=True)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 

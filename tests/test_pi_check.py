@@ -6,6 +6,8 @@ The check itself (an arm64 root under emulation) is not part of `make test`; `.c
 from __future__ import annotations
 
 import json
+import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -25,6 +27,37 @@ def test_the_pi_scripts_pass_shellcheck() -> None:
     assert len(scripts) == 5
     done = subprocess.run([shellcheck, *scripts], capture_output=True, text=True, check=False)
     assert (done.returncode, done.stdout + done.stderr) == (0, "")
+
+
+def _selection() -> tuple[list[str], list[tuple[str, list[str]]]]:
+    """Return the pytest arguments `check.sh --selection` prints, and each group left out."""
+    env = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"}  # no PI_TESTS or PI_MARKS from outside
+    done = subprocess.run(["bash", str(PI / "check.sh"), "--selection"], env=env,
+                          capture_output=True, text=True, check=True)  # fmt: skip
+    *left, run = done.stdout.splitlines()
+    assert run.startswith("pi-check: the tests, on both sides: pytest "), done.stdout
+    groups = []
+    for line in left:
+        found = re.fullmatch(r"pi-check: left out on both sides: (\S.+) \((--\S.*)\)", line)
+        assert found, line
+        groups.append((found[1], shlex.split(found[2])))
+    return shlex.split(run.split(" pytest ", 1)[1]), groups
+
+
+def test_pi_check_runs_every_test_without_a_browser_and_says_why_it_leaves_any_out() -> None:
+    args, groups = _selection()
+    assert args[args.index("-m") + 1] == "not browser"
+    assert "tests" in args and not any(a.startswith("tests/") for a in args[: args.index("-m")])
+    for reason, group in groups:
+        assert len(reason.split()) >= 3, reason  # a reason in words, not a bare name
+        for arg in group:
+            option, _, target = arg.partition("=")
+            assert option in ("--deselect", "--ignore"), arg
+            path, _, test = target.partition("::")
+            assert (ROOT / path).exists(), f"{arg}: no such file (renamed?)"
+            name = test.split("[")[0]
+            assert not name or f"def {name}(" in (ROOT / path).read_text(), f"{arg}: no such test"
+        assert set(group) <= set(args), group
 
 
 def _side(machine: str, factor: float) -> dict[str, object]:
