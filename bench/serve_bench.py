@@ -298,9 +298,32 @@ def full_refresh(pid: int, base: str, feeds: list[str]) -> dict[str, float]:
         figures = {"full_wall": time.monotonic() - t0, "full_cpu": cpu_seconds(pid) - own0}
         figures["full_cpu_all"] = cpu_with_children(pid) - all0
         figures["full_healthz"] = longest()
-    figures["entries"] = feed.count(b"<entry>")
+    figures["entries"] = feed_entries(base, feed)
     figures["events"] = calendar.count(b"BEGIN:VEVENT")
     return figures
+
+
+NEXT_LINK = re.compile(rb'<link href="([^"]+)" rel="next"')
+
+
+def feed_entries(base: str, first: bytes) -> int:
+    """Count the entries of the merged feed over all its pages (RFC 5005 next links).
+
+    A next link names the aggregator's configured URL: its path and query are asked of `base`.
+    A tree before the paged feed has one page, so this counts the same there.
+    """
+    count, page, seen = 0, first, set()
+    while True:
+        count += page.count(b"<entry>")
+        found = NEXT_LINK.search(page)
+        if not found or len(seen) >= 1000:
+            return count
+        link = urllib.parse.urlsplit(found.group(1).decode().replace("&amp;", "&"))
+        url = f"{base}{link.path}?{link.query}"
+        if url in seen:
+            return count
+        seen.add(url)
+        page = get(url)[1]
 
 
 def one_change(pid: int, base: str, feed_dir: Path, feed_url: str) -> dict[str, float]:
