@@ -86,3 +86,16 @@ def test_the_table_puts_both_sides_with_the_ratio_and_calls_it_an_upper_bound(
     assert tests.split()[-1] == "15.0x"
     assert "unit tests: host 281 passed, 3 deselected in 20.00s; arm64 281 passed" in done.stdout
     assert "The ratio is an UPPER BOUND on a real Pi's slowness" in done.stdout
+
+
+def test_ci_gives_pi_check_a_list_of_existing_test_files() -> None:
+    listed = [
+        line.strip()
+        for line in (PI / "ci-tests.txt").read_text(encoding="utf-8").splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
+    assert listed and len(set(listed)) == len(listed)
+    missing = [name for name in listed if not (ROOT / name).is_file()]
+    assert not missing, f"deploy/pi/ci-tests.txt names files that are gone: {missing}"
+    assert all(name.startswith("tests/test_") and name.endswith(".py") for name in listed)
+    assert "deploy/pi/ci-tests.txt" in (ROOT / ".ci" / "run").read_text(encoding="utf-8")
