@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.aggregator_bench import ENTRIES, _probe, village_feed
+from klynge.atom.scan import scan
 
 REPO = Path(__file__).resolve().parents[1]
 SERVING = re.compile(r"Serving on (http://\S+?)/? ")
@@ -303,27 +304,25 @@ def full_refresh(pid: int, base: str, feeds: list[str]) -> dict[str, float]:
     return figures
 
 
-NEXT_LINK = re.compile(rb'<link href="([^"]+)" rel="next"')
-
-
 def feed_entries(base: str, first: bytes) -> int:
     """Count the entries of the merged feed over all its pages (RFC 5005 next links).
 
     A next link names the aggregator's configured URL: its path and query are asked of `base`.
     A tree before the paged feed has one page, so this counts the same there.
     """
-    count, page, seen = 0, first, set()
-    while True:
-        count += page.count(b"<entry>")
-        found = NEXT_LINK.search(page)
-        if not found or len(seen) >= 1000:
-            return count
-        link = urllib.parse.urlsplit(found.group(1).decode().replace("&amp;", "&"))
+    count, page = 0, first
+    seen: set[str] = set()
+    while (outline := scan(page)) is not None:
+        count += len(outline.entries)
+        if not outline.next_url or len(seen) >= 1000:
+            break
+        link = urllib.parse.urlsplit(outline.next_url)
         url = f"{base}{link.path}?{link.query}"
         if url in seen:
-            return count
+            break
         seen.add(url)
         page = get(url)[1]
+    return count
 
 
 def one_change(pid: int, base: str, feed_dir: Path, feed_url: str) -> dict[str, float]:
