@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
@@ -14,6 +13,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 from clock_support import utc_now
+from patience import eventually as eventually  # re-exported
 
 from aggregator.app import create_app
 from aggregator.config import AggregatorConfig, Limits, Source
@@ -211,13 +211,4 @@ def outputs_of(client: Any) -> Any:
     return client.server.app[OUTPUTS]
 
 
-async def eventually(check: Callable[[], Awaitable[bool]], *, limit: float = 10.0) -> None:
-    """Wait until `check()` is true, failing after `limit` seconds (a bound, not a timing)."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + limit
-    while not await check():
-        assert loop.time() < deadline, "the condition never became true"
-        await asyncio.sleep(0.05)
-
-
-__all__ = ["FetchLimits", "feed_server", "make_harness"]
+__all__ = ["FetchLimits", "eventually", "feed_server", "make_harness"]

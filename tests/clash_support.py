@@ -12,13 +12,14 @@ import contextlib
 import io
 import socket
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 from aiohttp import web
+from patience import eventually as eventually  # re-exported
 
 from aggregator.app import create_app as create_aggregator
 from aggregator.config import AggregatorConfig, Limits, Source
@@ -171,14 +172,3 @@ async def running_cluster(
     finally:
         for runner in reversed(cluster.runners):
             await runner.cleanup()
-
-
-async def eventually(check: Callable[[], Awaitable[bool]], limit: float = 10.0) -> None:
-    """Wait until `check()` is true, failing after `limit` seconds."""
-    import asyncio
-
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + limit
-    while not await check():
-        assert loop.time() < deadline, f"the condition never became true within {limit} s"
-        await asyncio.sleep(0.05)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -174,16 +175,23 @@ async def test_a_malformed_ping_is_400_with_the_error_shape(
 
 async def test_pings_are_rate_limited_and_coalesced(cluster: Any, feed_server: FeedServer) -> None:
     url = feed_server.url("/osterby.atom")
+    limits = refresher_of(cluster).config.limits
+    loop = asyncio.get_running_loop()
     before = feed_server.hits["/osterby.atom"]
+    began = loop.time()
     for _ in range(20):
         assert (await cluster.post("/ping", data={"hub.url": url})).status == 202
+    took = loop.time() - began
 
     async def fetched() -> bool:
         return feed_server.hits["/osterby.atom"] > before
 
     await eventually(fetched)
-    # Twenty pings in a burst cost at most two fetches: one now, one coalesced follow-up.
-    assert feed_server.hits["/osterby.atom"] - before <= 2
+    await asyncio.sleep(limits.ping_interval * 2)  # room for the coalesced follow-up
+    # Twenty pings in a burst cost one fetch now, one coalesced follow-up, and at most one more
+    # per ping_interval the burst lasted (it lasts seconds on an emulated or loaded machine).
+    allowed = 2 + int(took / limits.ping_interval)
+    assert 1 <= feed_server.hits["/osterby.atom"] - before <= min(allowed, 20)
 
 
 async def test_pages_render(cluster: Any) -> None:

@@ -14,6 +14,7 @@ from typing import Any
 import aggregator_support as support
 import pytest
 from aggregator_support import FeedServer, event, feed
+from patience import patient
 from serve_support import serving
 
 from aggregator import cli
@@ -140,14 +141,14 @@ def test_serve_refuses_a_bad_port_and_a_port_in_use_in_one_line(tmp_path: Path) 
     subprocess.run([*klynge, "init", str(data), "--name", "Klynge", "--url", "http://a.example"],
                    check=True, capture_output=True)  # fmt: skip
     bad = subprocess.run([*klynge, "serve", str(data), "--port", "99999"],
-                         capture_output=True, text=True, timeout=30)  # fmt: skip
+                         capture_output=True, text=True, timeout=patient(30))  # fmt: skip
     assert bad.returncode != 0 and "65535" in bad.stderr and "Traceback" not in bad.stderr
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = str(taken.getsockname()[1])
         busy = subprocess.run([*klynge, "serve", str(data), "--port", port],
-                              capture_output=True, text=True, timeout=30)  # fmt: skip
+                              capture_output=True, text=True, timeout=patient(30))  # fmt: skip
     assert busy.returncode == 1 and "Traceback" not in busy.stderr
     assert "already in use" in busy.stderr and len(busy.stderr.strip().splitlines()) == 1
 

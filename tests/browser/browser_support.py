@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import date
@@ -14,6 +13,7 @@ from urllib.parse import urlsplit
 
 import pytest
 from clock_support import local_today
+from patience import eventually as eventually  # re-exported
 
 from klynge.i18n import month_label
 
@@ -42,15 +42,6 @@ def iso_week(day: date) -> str:
 def this_month() -> str:
     """Return this month as the month view names it in Danish ("november 2026")."""
     return month_label(today(), "da")
-
-
-async def eventually(check: Callable[[], Awaitable[bool]], *, limit: float = 10.0) -> None:
-    """Wait until `check()` is true, failing after `limit` seconds (a bound, not a timing)."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + limit
-    while not await check():
-        assert loop.time() < deadline, f"the condition never became true within {limit} s"
-        await asyncio.sleep(0.05)
 
 
 @asynccontextmanager

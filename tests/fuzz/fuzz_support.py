@@ -17,12 +17,14 @@ from types import FrameType
 
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
+from patience import patient
 
 PROFILE_ENV = "HYPOTHESIS_PROFILE"
 # Per example. Generous: the machine is shared, and hypothesis reports a slow first run that
-# is quick on the replay as a flaky failure. The hard guard below catches real hangs.
-DEADLINE = timedelta(seconds=5)
-HARD_LIMIT = 15.0  # seconds of wall-clock time for one call, whatever hypothesis says
+# is quick on the replay as a flaky failure. The hard guard below catches real hangs. Both
+# stretch with the machine's patience (tests/patience.py): x10 under emulation.
+DEADLINE = timedelta(seconds=patient(5))
+HARD_LIMIT = patient(15.0)  # seconds of wall-clock time for one call, whatever hypothesis says
 
 
 def fuzzing() -> bool:
