@@ -67,7 +67,6 @@ class NodeConfig:
     trusted_proxies: tuple[Network, ...] = ()
     clock: Clock = SYSTEM_CLOCK  # KLYNGE_NOW starts it at a chosen instant (klynge.clock)
     # Tunables: tests shorten them; operators rarely need to.
-    ping_debounce: float = 0.5
     ping_retries: int = 5
     ping_backoff: float = 2.0
     login_limit_user: int = 5

@@ -2,9 +2,10 @@
 
 The node's only outbound HTTP so far, made with `klynge.http` (one deadline per attempt, no
 redirects followed, no cookies kept; failures worded from its messages). A change only sets a
-flag per aggregator; one background task per aggregator waits for the debounce interval (a
-burst of edits gives one ping), then POSTs `hub.mode=publish&hub.url=<feed url>` to its /ping,
-retrying with exponential backoff. The tasks are separate so that an aggregator that hangs or
+flag per aggregator; one background task per aggregator POSTs `hub.mode=publish&hub.url=<feed
+url>` to its /ping at once, retrying with exponential backoff. Changes while a ping is in
+flight are coalesced, not delayed: they set the flag again, and one more ping follows right
+after (a burst of edits costs at most two pings, and the first goes out without waiting). The tasks are separate so that an aggregator that hangs or
 is down never delays the others. Failures are logged and kept in the store for /admin/status.
 A lost ping is not fatal: aggregators also poll the feed with conditional GET.
 """
@@ -39,14 +40,14 @@ class PingStatus:
 
 
 class Pinger:
-    """Debounces changes into pings and delivers them in the background."""
+    """Coalesces changes into pings and delivers them in the background."""
 
     def __init__(self, config: NodeConfig, store: Store) -> None:
         self.config = config
         self.store = store
         self.status = {url: PingStatus(url) for url in config.ping_urls}
         self.sent = 0
-        self._pending: set[str] = set()  # aggregators with a change not yet pinged
+        self._pending: set[str] = set()  # aggregators with a change not yet pinged (the flag)
         self._tasks: dict[str, asyncio.Task[None]] = {}
         user_agent = f"Klynge-node/{__version__} (+{config.public_url})"
         self._http = Client(LIMITS, user_agent=user_agent)
@@ -54,7 +55,7 @@ class Pinger:
         self.after_ping: list[Callable[[], None]] = []  # e.g. refresh the cluster copy
 
     def notify(self) -> None:
-        """Note a change; the ping goes out after the debounce interval, never inline."""
+        """Note a change; the ping goes out at once in the background (or after the one in flight)."""
         for url in self.status:
             self._pending.add(url)
             task = self._tasks.get(url)
@@ -63,8 +64,7 @@ class Pinger:
 
     async def _run(self, url: str) -> None:
         while url in self._pending:
-            await asyncio.sleep(self.config.ping_debounce)
-            self._pending.discard(url)
+            self._pending.discard(url)  # a change from now on brings one more ping
             await self._deliver(url)
 
     def _busy(self) -> list[asyncio.Task[None]]:

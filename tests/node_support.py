@@ -55,7 +55,7 @@ class NodeDir:
 
     def config(self, **tunables: Any) -> NodeConfig:
         """Load the config with quick pings for tests."""
-        base = replace(load_config(self.path, env={}), ping_debounce=0.05, ping_backoff=0.05)
+        base = replace(load_config(self.path, env={}), ping_backoff=0.05)
         return replace(base, **tunables)
 
 

@@ -53,7 +53,7 @@ class Village:
 
     async def start(self, *, ping: bool = True) -> None:
         config = dataclasses.replace(
-            load_node_config(self.data_dir, env={}), ping_debounce=0.05, ping_backoff=0.2
+            load_node_config(self.data_dir, env={}), ping_backoff=0.2
         )
         if not ping:
             config = dataclasses.replace(config, aggregators=())

@@ -92,6 +92,26 @@ async def test_burst_of_changes_gives_one_ping(
     assert len(fake.pings) == 1
 
 
+async def test_changes_during_a_ping_in_flight_bring_exactly_one_more_ping_after_it(
+    tmp_path: Path, aiohttp_server: ServerFactory, aiohttp_client: ClientFactory
+) -> None:
+    fake, _, client = await start(tmp_path, aiohttp_server, aiohttp_client)
+    pinger = client.server.app[PINGER]
+    fake.release.clear()  # the first ping stays in flight until released
+    pinger.notify()
+    await fake.next_ping()  # sent at once: nothing waits for a quiet spell first
+    for _ in range(4):  # the burst goes on while the first ping is in flight
+        pinger.notify()
+    await asyncio.sleep(0.05)
+    assert len(fake.pings) == 1  # coalesced: no second ping while the first is in flight
+    fake.release.set()
+    await pinger.idle()
+    assert len(fake.pings) == 2 and pinger.sent == 2  # one more, after the first answered
+    pinger.notify()  # a later change: a ping of its own
+    await pinger.idle()
+    assert len(fake.pings) == 3
+
+
 async def test_failures_are_retried_logged_and_shown_to_the_admin(
     tmp_path: Path, aiohttp_server: ServerFactory, aiohttp_client: ClientFactory
 ) -> None:
