@@ -57,10 +57,6 @@ class Limits:
     max_decompressed: int = 20_000_000
     max_redirects: int = 3
     max_backoff: timedelta = timedelta(hours=6)
-    # The shortest gap between two ping-triggered fetches of one source (seconds); a ping
-    # meanwhile is coalesced into one follow-up fetch. bench/latency_bench.py measures it: a
-    # burst of edits 1 s apart took up to 5.7 s to reach the cluster with 5 s (issue 15).
-    ping_interval: float = 0.5
     stale_after: timedelta = timedelta(hours=24)
     jitter: float = 60.0  # seconds of random spread on each scheduled poll
     parse_timeout: float = 15.0  # seconds one source's body may take to parse and validate
@@ -69,7 +65,7 @@ class Limits:
     ping_fetches_per_minute: int = 20  # the bound on ping-triggered fetches of one source
 
     def __post_init__(self) -> None:
-        numbers = (self.connect_timeout, self.total_timeout, self.ping_interval, self.jitter)
+        numbers = (self.connect_timeout, self.total_timeout, self.jitter)
         if min(numbers) < 0 or self.max_compressed <= 0 or self.max_decompressed <= 0:
             raise ConfigError("limits must be positive numbers")
         if self.parse_timeout <= 0 or self.max_entries < 1:
@@ -232,7 +228,11 @@ def _source(raw: Mapping[str, Any]) -> Source:
     return Source(url=_str(raw, "url"), name=_str(raw, "name"), kind=cast(Kind, kind))
 
 
-_FLOAT_LIMIT_KEYS = ("connect_timeout", "total_timeout", "ping_interval", "jitter", "parse_timeout")
+_FLOAT_LIMIT_KEYS = ("connect_timeout", "total_timeout", "jitter", "parse_timeout")
+# Read and checked, then ignored: `aggregator init` wrote `ping_interval` (a gap between two
+# ping fetches of one source) until pings were coalesced instead of delayed; such files
+# must still load (docs/aggregator.md, "Polling, pings and back-off").
+_RETIRED_LIMIT_KEYS = ("ping_interval",)
 _INT_LIMIT_KEYS = (
     "max_compressed",
     "max_decompressed",
@@ -252,6 +252,8 @@ def _limits(raw: Any) -> Limits:
         values[key] = _number(raw, key, getattr(defaults, key)) if key in raw else None
     for key in _INT_LIMIT_KEYS:
         values[key] = int(_number(raw, key, 1)) if key in raw else None
+    for key in _RETIRED_LIMIT_KEYS:
+        _number(raw, key, 0)  # a bad value is still an error, as before it was retired
     if "max_backoff_hours" in raw:
         values["max_backoff"] = timedelta(hours=_number(raw, "max_backoff_hours", 6))
     if "stale_after_hours" in raw:

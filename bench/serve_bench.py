@@ -48,7 +48,9 @@ TICK = os.sysconf("SC_CLK_TCK")
 CHANGE = "Ændret arrangement"
 START_LIMIT = 120.0
 WAIT_LIMIT = 900.0
-PING_INTERVAL = 5.0  # limits.ping_interval: a second ping of a source within it waits
+# An older tree (--base) may still keep a gap between ping fetches of one source
+# (limits.ping_interval, retired since pings are coalesced): waiting it out is fair to both.
+PING_INTERVAL = 5.0
 FIRST_POLLS = 31.0  # the scheduler spreads its first polls over 30 s (FIRST_POLL_SPREAD)
 
 

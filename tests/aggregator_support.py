@@ -31,7 +31,6 @@ FAST = Limits(
     total_timeout=3,
     max_compressed=1_000_000,
     max_decompressed=2_000_000,
-    ping_interval=0.2,
     jitter=0,
 )
 

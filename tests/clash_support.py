@@ -29,7 +29,7 @@ from node.cluster.web import COPY
 from node.config import load_config
 
 PASSWORD = "en god adgangskode 42"
-LIMITS = Limits(connect_timeout=2, total_timeout=5, ping_interval=0.2, jitter=0)
+LIMITS = Limits(connect_timeout=2, total_timeout=5, jitter=0)
 
 
 @dataclass

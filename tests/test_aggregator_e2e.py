@@ -52,9 +52,7 @@ class Village:
         return f"{self.base}/feed.atom"
 
     async def start(self, *, ping: bool = True) -> None:
-        config = dataclasses.replace(
-            load_node_config(self.data_dir, env={}), ping_backoff=0.2
-        )
+        config = dataclasses.replace(load_node_config(self.data_dir, env={}), ping_backoff=0.2)
         if not ping:
             config = dataclasses.replace(config, aggregators=())
         self.server = await self.serve(create_node(config, housekeeping=False), port=self.port)

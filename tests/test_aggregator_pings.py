@@ -6,11 +6,13 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import aggregator_support as support
 import aiohttp
 import pytest
+import time_machine
 from aggregator_support import (
     FAST,
     FeedServer,
@@ -21,6 +23,7 @@ from aggregator_support import (
 )
 from aiohttp import web
 from aiohttp.test_utils import TestServer
+from clock_support import utc_now
 
 from aggregator.app import create_app
 from aggregator.config import AggregatorConfig, Source, from_mapping, to_toml
@@ -31,27 +34,25 @@ from klynge.errors import ConfigError
 feed_server = support.feed_server  # a fixture
 Serve = Callable[..., Awaitable[TestServer]]
 
-# (name, earlier fetch starts as seconds before now, gap, per minute, expected wait)
+# (name, earlier fetch starts as seconds before now, per minute, expected wait)
 WAITS = [
-    ("never fetched", [], 0.5, 20, 0.0),
-    ("the gap has passed", [1.0], 0.5, 20, 0.0),
-    ("inside the gap", [0.2], 0.5, 20, 0.3),
-    ("no gap", [0.0], 0.0, 20, 0.0),
-    ("budget spent", [50.0, 40.0, 1.0], 0.5, 3, 10.0),
-    ("budget spent, gap longer", [59.9, 1.0, 0.1], 0.5, 3, 0.4),
-    ("a start a minute ago no longer counts", [60.0, 1.0], 0.5, 2, 0.0),
+    ("never fetched", [], 20, 0.0),
+    ("a fetch just started: no gap", [0.0], 20, 0.0),
+    ("budget spent", [50.0, 40.0, 1.0], 3, 10.0),
+    ("budget spent, the oldest nearly a minute ago", [59.0, 1.0, 0.0], 3, 1.0),
+    ("a start a minute ago no longer counts", [60.0, 1.0], 2, 0.0),
 ]
 
 
-@pytest.mark.parametrize(("starts", "gap", "per_minute", "expected"),
+@pytest.mark.parametrize(("starts", "per_minute", "expected"),
                          [w[1:] for w in WAITS], ids=[w[0] for w in WAITS])  # fmt: skip
-def test_the_next_ping_fetch_waits_for_the_gap_and_the_minute_budget(
-    starts: list[float], gap: float, per_minute: int, expected: float
+def test_the_next_ping_fetch_waits_only_for_the_minute_budget(
+    starts: list[float], per_minute: int, expected: float
 ) -> None:
-    now = 1000.0
+    now = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
     state = _PingState()
-    state.starts.extend(now - ago for ago in starts)
-    assert state.wait(now, gap, per_minute) == pytest.approx(expected)
+    state.starts.extend(now - timedelta(seconds=ago) for ago in starts)
+    assert state.wait(now, per_minute) == pytest.approx(expected)
 
 
 async def _start(serve: Serve, config: AggregatorConfig, port: int | None = None) -> TestServer:
@@ -86,10 +87,7 @@ async def test_a_ping_during_a_fetch_brings_one_more_fetch_right_after(
 
     latest = support.Route(feed("Østerby", [market, event("Høstfest")]))
     feed_server.routes["/osterby.atom"] = support.Route(handler=held)
-    limits = replace(FAST, ping_interval=0.0)
-    server = await _start(
-        aiohttp_server, config_for(tmp_path, [Source(url, "Østerby")], limits=limits)
-    )
+    server = await _start(aiohttp_server, config_for(tmp_path, [Source(url, "Østerby")]))
     await _ping(server, url)
     await eventually(lambda: _true(feed_server.hits.get("/osterby.atom", 0) == 1))
     for _ in range(3):  # the village changed after our fetch read the feed: three pings
@@ -107,23 +105,58 @@ async def _true(value: bool) -> bool:
     return value
 
 
-async def test_ping_fetches_of_one_source_are_bounded_per_minute(
+async def test_ping_fetches_of_one_source_are_bounded_per_minute_of_the_service_clock(
     feed_server: FeedServer, tmp_path: Path, aiohttp_server: Serve
 ) -> None:
     url = feed_server.set("/osterby.atom", feed("Østerby", [event("Loppemarked")]))
-    limits = replace(FAST, ping_interval=0.0, ping_fetches_per_minute=3)
+    limits = replace(FAST, ping_fetches_per_minute=3)
     server = await _start(
         aiohttp_server, config_for(tmp_path, [Source(url, "Østerby")], limits=limits)
     )
-    for n in range(1, 4):  # each ping after the previous fetch ended: fetched at once
+
+    def hits() -> int:
+        return feed_server.hits.get("/osterby.atom", 0)
+
+    with time_machine.travel(utc_now(), tick=False) as traveller:  # the clock stands still
+        for n in range(1, 4):  # each ping after the previous fetch ended: fetched at once
+            await _ping(server, url)
+            await eventually(lambda n=n: _true(hits() == n))
+        for _ in range(5):
+            await _ping(server, url)
+        await asyncio.sleep(0.5)
+        assert hits() == 3
+        pending = server.app[SCHEDULER]._pings[url].task
+        assert pending is not None and not pending.done()  # the fourth waits for the minute
+        traveller.shift(timedelta(seconds=59))
+        await _ping(server, url)  # the clock is looked at again: still inside the minute
+        await asyncio.sleep(0.3)
+        assert hits() == 3
+        traveller.shift(timedelta(seconds=2))  # the minute of the first fetch has passed
         await _ping(server, url)
-        await eventually(lambda n=n: _true(feed_server.hits.get("/osterby.atom", 0) == n))
-    for _ in range(5):
+        await eventually(lambda: _true(hits() == 4))
+        await asyncio.sleep(0.3)
+        assert hits() == 4  # the pings that waited became that one fetch
+
+
+async def test_every_ping_of_a_burst_after_the_last_fetch_ended_is_fetched_at_once(
+    feed_server: FeedServer, tmp_path: Path, aiohttp_server: Serve
+) -> None:
+    # No gap between fetches: a burst of edits a second apart is one fetch per edit, each
+    # started by its ping (issue 15: <= 1 s p95 per edit to the cluster).
+    url = feed_server.set("/osterby.atom", feed("Østerby", [event("Loppemarked")]))
+    server = await _start(aiohttp_server, config_for(tmp_path, [Source(url, "Østerby")]))
+    titles = ["Høstfest", "Juletræ", "Fastelavn"]
+    items = [event("Loppemarked")]
+    for n, title in enumerate(titles, start=1):
+        items.append(event(title))
+        feed_server.set("/osterby.atom", feed("Østerby", items))
         await _ping(server, url)
-    await asyncio.sleep(0.5)
-    assert feed_server.hits["/osterby.atom"] == 3
-    pending = server.app[SCHEDULER]._pings[url].task
-    assert pending is not None and not pending.done()  # the fourth waits for the minute
+
+        async def arrived(title: str = title) -> bool:
+            return title in _titles(server)
+
+        await eventually(arrived)
+        assert feed_server.hits["/osterby.atom"] == n
 
 
 def test_upstream_urls_are_read_checked_and_written() -> None:

@@ -39,7 +39,7 @@ from node.config import load_config as load_node_config
 
 # Quick ping-triggered fetches: the session posts many changes within seconds, and the
 # production value (5 s between fetches of one source) would hold later ones back.
-LIMITS = Limits(connect_timeout=2, total_timeout=5, ping_interval=0.2, jitter=0)
+LIMITS = Limits(connect_timeout=2, total_timeout=5, jitter=0)
 
 
 @dataclass
