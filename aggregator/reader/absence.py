@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
 
-from aggregator.reader.merge import PAST_DAYS, Content, apply_fetch, is_upcoming
+from aggregator.reader.merge import PAST_DAYS, Content, apply_fetch, is_upcoming, same_entry
 from klynge.model import Event, FeedSource, Item, Tombstone
 
 
@@ -59,7 +59,7 @@ def _buried(item: Item, tomb: Tombstone | None) -> bool:
 
 
 def reuse_unchanged(items: Sequence[Item], old: Content) -> list[Item]:
-    """Return `items` with each one equal to its stored copy replaced by that copy.
+    """Return `items` with each one the same as its stored copy (`same_entry`) as that copy.
 
     The outputs keep each entry's rendered pieces by identity (aggregator.publish.pieces): an
     unchanged entry that stays the same object is not rendered again. A region re-reading a
@@ -69,7 +69,7 @@ def reuse_unchanged(items: Sequence[Item], old: Content) -> list[Item]:
 
 
 def _stored_if_equal(item: Item, stored: Item | None) -> Item:
-    return stored if stored is not None and stored == item else item
+    return stored if stored is not None and same_entry(item, stored) else item
 
 
 def revived(old: Content, items: Sequence[Item], tombstones: Sequence[Tombstone]) -> Content:

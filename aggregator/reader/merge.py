@@ -21,7 +21,7 @@ import uuid
 from bisect import bisect_right
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from functools import cached_property
 from typing import TypeVar
@@ -317,14 +317,33 @@ def apply_fetch(
 
 
 def _unchanged_kept(old: Content, fresh: dict[str, Item]) -> dict[str, Item]:
-    """Return the fresh entries, each one equal to its old copy as that same old object.
+    """Return the fresh entries, each one the same as its old copy as that same old object.
 
     A fetch parses every entry of a feed anew; an entry kept as the same object keeps its
     rendered pieces (aggregator.publish.pieces), so one edited entry costs one entry, not
     its village's fifty.
     """
     kept = old.entries
-    return {i: kept[i] if i in kept and kept[i] == item else item for i, item in fresh.items()}
+    return {i: kept[i] if same_entry(item, kept.get(i)) else item for i, item in fresh.items()}
+
+
+def same_entry(fresh: Item, stored: Item | None) -> bool:
+    """Tell whether a fresh copy says what the stored copy says, but for its feed's `updated`.
+
+    Every edit on a village moves its feed's `updated`, which each bound entry carries in its
+    provenance (`bind`): compared whole, one edit would make all fifty entries new. Only that
+    one field may differ: the same feed id and polled URL (the origin, `origin_of`), title and
+    author, and an equal entry. Anything more lenient would keep a copy bound to another
+    origin, and the merge would then hold the entry twice (once per origin).
+    """
+    if stored is None or stored.id != fresh.id:
+        return False
+    if stored == fresh:
+        return True
+    ours, theirs = fresh.source, stored.source
+    if ours is None or theirs is None or ours.updated == theirs.updated:
+        return False
+    return ours == replace(theirs, updated=ours.updated) and _with_source(fresh, theirs) == stored
 
 
 def _replaced(item_id: str, item: Item, fresh: Mapping[str, Item]) -> bool:
