@@ -40,9 +40,12 @@ class Stand:
         self.status = 200
         self.etag = '"v1"'
         self.asked: list[str] = []
+        self.answer = asyncio.Event()  # cleared: every answer waits until it is set
+        self.answer.set()
 
     async def handle(self, request: web.Request) -> web.Response:
         self.asked.append(request.headers.get("If-None-Match", ""))
+        await self.answer.wait()
         if request.headers.get("If-None-Match") == self.etag:
             return web.Response(status=304, headers={"ETag": self.etag})
         return web.Response(status=self.status, body=self.body, headers={"ETag": self.etag},
@@ -120,6 +123,46 @@ async def test_the_schedule_fetches_at_start(tmp_path: Path, stand: tuple[Stand,
             break
         await asyncio.sleep(0.02)
     assert copy.fetches == 1 and len(server.asked) == 1
+    await copy.close()
+
+
+async def test_a_burst_of_pings_brings_one_fetch_once_they_are_quiet(
+    tmp_path: Path, stand: tuple[Stand, str]
+) -> None:
+    server, url = stand
+    copy = ClusterCopy(config(tmp_path, url))
+    copy.quiet = 0.3
+    for _ in range(5):  # five edits pinged one after another
+        copy.after_ping()
+        await asyncio.sleep(0)
+    assert server.asked == []  # nothing is fetched while the burst may go on
+    await copy.idle()
+    assert copy.fetches == 1 and len(server.asked) == 1
+    copy.after_ping()  # a later edit: a fetch of its own
+    await copy.idle()
+    assert copy.fetches == 2 and len(server.asked) == 2
+    await copy.close()
+
+
+async def test_a_ping_during_a_fetch_brings_one_more_fetch_after_it(
+    tmp_path: Path, stand: tuple[Stand, str]
+) -> None:
+    server, url = stand
+    copy = ClusterCopy(config(tmp_path, url))
+    copy.quiet = 0.05
+    server.answer.clear()
+    copy.refresh_soon()  # e.g. a form found the copy old: the fetch hangs
+    for _ in range(200):
+        if server.asked:
+            break
+        await asyncio.sleep(0.01)
+    for _ in range(3):  # our pings meanwhile: that fetch may have read the cluster before them
+        copy.after_ping()
+    await asyncio.sleep(0.2)
+    assert len(server.asked) == 1  # the burst's fetch waits for the one under way
+    server.answer.set()
+    await copy.idle()
+    assert copy.fetches == 2 and len(server.asked) == 2
     await copy.close()
 
 

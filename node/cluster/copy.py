@@ -1,9 +1,11 @@
 """The node's cached copy of its cluster's upcoming events, for clash warnings (issue 13).
 
 Fetched from each configured aggregator's `/api/events` with `klynge.http` (conditional GET,
-caps, a short deadline), refreshed on a schedule, after the node's own pings and when a form
-finds it older than `[clash] fresh_seconds`; kept in `DIR/cluster.json` so that it survives a
-restart. When an aggregator is down the last copy stays in use and its age is shown.
+caps, a short deadline), refreshed on a schedule, once after each burst of the node's own pings
+(when they have been quiet for `QUIET_AFTER_PINGS` seconds) and when a form finds it older than
+`[clash] fresh_seconds`; kept in `DIR/cluster.json` so that it survives a restart. An answer is
+parsed off the event loop (a cluster's events are up to a few MB of JSON). When an aggregator
+is down the last copy stays in use and its age is shown.
 """
 
 from __future__ import annotations
@@ -31,7 +33,9 @@ LIMITS = Limits(
     connect_timeout=3, total_timeout=8, max_compressed=4_000_000, max_decompressed=16_000_000
 )
 FILE_NAME = "cluster.json"
-PING_DELAY = 1.0  # after our ping the aggregator fetches our feed; then we fetch its events
+# After our ping the aggregator fetches our feed, then we fetch its events: once a burst of
+# edits (a volunteer saving a form a few times) has gone quiet, not once per ping.
+QUIET_AFTER_PINGS = 3.0
 
 COPY_NOT_JSON = define(
     "cluster.copy_not_json", "its /api/events is not the JSON of a Klynge aggregator"
@@ -61,6 +65,9 @@ class ClusterCopy:
         self.parts = {url: Part() for url in self.aggregators}
         self._task: asyncio.Task[None] | None = None
         self._loop: asyncio.Task[None] | None = None
+        self._burst: asyncio.Task[None] | None = None  # waits for our pings to go quiet
+        self._quiet_at = 0.0  # loop time when the pings of this burst count as quiet
+        self.quiet = QUIET_AFTER_PINGS  # tests shorten it
         self.fetches = 0
         self.load()
 
@@ -108,11 +115,24 @@ class ClusterCopy:
             self.refresh_soon()
 
     def after_ping(self) -> None:
-        """Refresh shortly after our own ping: the aggregator has our change by then."""
-        self.refresh_soon(PING_DELAY)
+        """Refresh once our pings have been quiet for a while: the aggregator has them by then."""
+        loop = asyncio.get_running_loop()
+        self._quiet_at = loop.time() + self.quiet
+        if self._burst is None or self._burst.done():
+            self._burst = loop.create_task(self._after_burst())
+
+    async def _after_burst(self) -> None:
+        loop = asyncio.get_running_loop()
+        while (left := self._quiet_at - loop.time()) > 0:
+            await asyncio.sleep(left)  # a later ping moved the moment on
+        if self._task is not None and not self._task.done():
+            await asyncio.shield(self._task)  # it may have read the aggregator before our ping
+        self.refresh_soon()
 
     async def idle(self) -> None:
-        """Wait for a refresh under way (tests)."""
+        """Wait for a burst's refresh to start and for a refresh under way (tests)."""
+        if self._burst is not None:
+            await asyncio.shield(self._burst)
         if self._task is not None:
             await asyncio.shield(self._task)
 
@@ -123,7 +143,7 @@ class ClusterCopy:
 
     async def close(self) -> None:
         """Stop refreshing and close the HTTP session."""
-        for task in (self._loop, self._task):
+        for task in (self._loop, self._burst, self._task):
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -163,11 +183,10 @@ class ClusterCopy:
             return
         if not response.not_modified:
             try:
-                rows = json.loads(response.body)["events"]
+                part.events = await asyncio.to_thread(_events_in, response.body)
             except (ValueError, TypeError, KeyError):
                 part.error = Message(COPY_NOT_JSON)
                 return
-            part.events = events_of(rows)
             part.etag, part.last_modified = response.etag, response.last_modified
         part.fetched, part.error = self.config.clock.now(), None
 
@@ -191,6 +210,11 @@ class ClusterCopy:
             return
         for url, part in self.parts.items():
             _read_part(part, raw.get(url))
+
+
+def _events_in(body: bytes) -> list[ClusterEvent]:
+    """Return the events of an aggregator's /api/events answer (in a thread: CPU-bound)."""
+    return events_of(json.loads(body)["events"])
 
 
 def _part_json(part: Part) -> dict[str, Any]:
