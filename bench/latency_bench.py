@@ -10,8 +10,11 @@ title through the node's API; its latency runs from just before the PATCH to the
 with a conditional GET. Two cases: single edits with quiet time between them ("first
 change"), and bursts of 5 edits 1 s apart. A base tree without upstream pings reaches the
 region only at its next poll (15 min): those edits count as "not within" the wait limit. The
-default base is main before the paged merged feed, where the region read the cluster's whole
-1.1 MB feed after every change; with paging it reads the first page (about 120 KB).
+default base, e320f12, is main before pings were coalesced instead of delayed: the node waited
+0.5 s (`ping_debounce`) before each ping, the cluster kept 0.5 s between two fetches of one
+source (`limits.ping_interval`), one edit re-rendered all of its village's entries (their
+provenance carries the feed's `updated`), and the node fetched the cluster's events a second
+after every ping.
 
 Keep --runs at 2: each run makes 6 edits in about 16 s, so from 3 runs on the edits come at
 about 22 a minute, past limits.ping_fetches_per_minute (20) for the node at the cluster and
@@ -300,8 +303,8 @@ REPO = Path(__file__).resolve().parents[1]
 def _arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=int(os.environ.get("BENCH_RUNS", "2")))
-    # 5554af2: main before the paged merged feed (the region read the cluster's whole feed).
-    parser.add_argument("--base", default=os.environ.get("BENCH_BASE", "5554af2"),
+    # e320f12: main before pings were coalesced instead of delayed (issue 15, item 4).
+    parser.add_argument("--base", default=os.environ.get("BENCH_BASE", "e320f12"),
                         help="base revision ('' for the working tree alone)")  # fmt: skip
     parser.add_argument("--wait", type=float, default=10.0,
                         help="seconds to wait for the last edit to show")  # fmt: skip

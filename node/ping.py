@@ -2,10 +2,11 @@
 
 The node's only outbound HTTP so far, made with `klynge.http` (one deadline per attempt, no
 redirects followed, no cookies kept; failures worded from its messages). A change only sets a
-flag per aggregator; one background task per aggregator POSTs `hub.mode=publish&hub.url=<feed
-url>` to its /ping at once, retrying with exponential backoff. Changes while a ping is in
-flight are coalesced, not delayed: they set the flag again, and one more ping follows right
-after (a burst of edits costs at most two pings, and the first goes out without waiting). The tasks are separate so that an aggregator that hangs or
+flag per aggregator; one background task per aggregator POSTs
+`hub.mode=publish&hub.url=<feed url>` to its /ping at once, retrying with exponential backoff.
+Changes while a ping is in flight are coalesced, not delayed: they set the flag again, and one
+more ping follows right after (edits that come while one ping is in flight cost one ping more,
+and the first ping never waits). The tasks are separate so that an aggregator that hangs or
 is down never delays the others. Failures are logged and kept in the store for /admin/status.
 A lost ping is not fatal: aggregators also poll the feed with conditional GET.
 """
@@ -55,7 +56,7 @@ class Pinger:
         self.after_ping: list[Callable[[], None]] = []  # e.g. refresh the cluster copy
 
     def notify(self) -> None:
-        """Note a change; the ping goes out at once in the background (or after the one in flight)."""
+        """Note a change; its ping goes out at once in the background, or after one in flight."""
         for url in self.status:
             self._pending.add(url)
             task = self._tasks.get(url)
