@@ -41,6 +41,7 @@ WAITS = [
     ("budget spent", [50.0, 40.0, 1.0], 3, 10.0),
     ("budget spent, the oldest nearly a minute ago", [59.0, 1.0, 0.0], 3, 1.0),
     ("a start a minute ago no longer counts", [60.0, 1.0], 2, 0.0),
+    ("starts after now (the clock was set back) no longer count", [-5.0, -3.0], 2, 0.0),
 ]
 
 

@@ -45,6 +45,8 @@ class _PingState:
         """Return how long the next fetch must wait to keep the minute's bound (0: start now)."""
         while self.starts and self.starts[0] <= now - MINUTE:
             self.starts.popleft()
+        while self.starts and self.starts[-1] > now:  # the clock was set back: forget them
+            self.starts.pop()
         if len(self.starts) < per_minute:
             return 0.0
         return max(0.0, (self.starts[0] + MINUTE - now).total_seconds())
