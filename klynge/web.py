@@ -35,7 +35,7 @@ from klynge import i18n
 from klynge.errors import BadRequest, KlyngeError, StorageError, error_json
 from klynge.i18n import N_
 from klynge.messages import Message, as_message, define
-from klynge.model import category_label
+from klynge.model import Status, category_label
 from klynge.phone import tel_links
 
 log = logging.getLogger("klynge.web")
@@ -46,6 +46,14 @@ LANG_COOKIE_MAX_AGE = 365 * 24 * 3600
 # Versioned URLs (?v=<hash>) never change content, so browsers may keep them for a year.
 IMMUTABLE = "public, max-age=31536000, immutable"
 SHORT_CACHE = "public, max-age=300"
+# schema.org's EventStatusType for each Event.status, for the event pages' JSON-LD. A tentative
+# date (a hall's reserved Saturday, details to follow) is, as far as schema.org can say, scheduled.
+EVENT_STATUS: Mapping[Status, str] = {
+    "confirmed": "https://schema.org/EventScheduled",
+    "cancelled": "https://schema.org/EventCancelled",
+    "postponed": "https://schema.org/EventPostponed",
+    "tentative": "https://schema.org/EventScheduled",
+}
 
 # The translations of the request being rendered. Rendering is synchronous and each aiohttp
 # request runs in its own task (its own context), so concurrent requests in different

@@ -16,7 +16,7 @@ from klynge.ical.writer import event_calendar, html_to_text
 from klynge.model import MAX_OCCURRENCES, Event, Notice, Place, zone
 from klynge.recurrence import Occurrence, expand, occurrences
 from klynge.render_guard import rendered
-from klynge.web import render
+from klynge.web import EVENT_STATUS, render
 from node.carpool import views as carpool_views
 from node.forms import last_day_shown
 from node.keys import CONFIG, PUBLISHER, STORE, now
@@ -24,11 +24,6 @@ from node.publish import CALENDAR_TYPE, FEED_TYPE, feed_links, linked, respond
 
 UUID = r"{uuid:[0-9a-fA-F-]{36}}"
 UPCOMING_DAYS = 60
-EVENT_STATUS = {
-    "confirmed": "https://schema.org/EventScheduled",
-    "cancelled": "https://schema.org/EventCancelled",
-    "postponed": "https://schema.org/EventPostponed",
-}
 
 
 def add_routes(app: web.Application) -> None:

@@ -31,15 +31,10 @@ from klynge.ical.writer import event_calendar, html_to_text
 from klynge.model import Event, Notice, Place, sanitise_html
 from klynge.phone import tel_links
 from klynge.repeat_rule import DayPart, RepeatRule
-from klynge.web import gettext
+from klynge.web import EVENT_STATUS, gettext
 
 OCCURRENCES_SHOWN = 12
 NO_EVENT = N_("There is no such event.")
-EVENT_STATUS = {
-    "confirmed": "https://schema.org/EventScheduled",
-    "cancelled": "https://schema.org/EventCancelled",
-    "postponed": "https://schema.org/EventPostponed",
-}
 _DAYS = ("MO", "TU", "WE", "TH", "FR", "SA", "SU")
 _ORDINALS = {
     "1": N_("first"),
