@@ -30,6 +30,7 @@ from aggregator_support import (
     start_aggregator,
 )
 from clock_support import utc_now
+from patience import patient
 from test_aggregator_hostile import BROKEN, JS, _hostile_feed
 from test_aggregator_hostile_village import slow_feed
 from test_messages import DANISH, SAME_IN_DANISH
@@ -138,7 +139,8 @@ async def _refresh_all(feed_server: FeedServer, tmp_path: Path, aiohttp_client: 
     feed_server.routes["/cal.ics"] = Route(ICS, "text/calendar")
     sources.append(Source(feed_server.url("/cal.ics"), "Kalender", "ics"))
     sources.append(Source(f"http://127.0.0.1:{_closed_port()}/feed.atom", "Lukket"))
-    limits = dataclasses.replace(FAST, parse_timeout=0.5, max_entries=6)
+    # /slow-parse takes seconds to read, the others a fraction of the (stretched) bound.
+    limits = dataclasses.replace(FAST, parse_timeout=patient(0.5), max_entries=6)
     client = await start_aggregator(aiohttp_client, config_for(tmp_path, sources, limits=limits))
     refresher = refresher_of(client)
     # The slow hostile sources hold the fetcher's two connections per host for seconds: the

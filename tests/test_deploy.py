@@ -28,6 +28,7 @@ import yaml
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 from clock_support import utc_now
+from patience import patient
 from serve_support import Served, stop_process, wait_serving
 
 from aggregator.publish.digest_pdf import FONT_DIRS
@@ -63,9 +64,13 @@ def tool(name: str, apt_package: str) -> str:
 def run(
     args: list[str], cwd: Path | None = None, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
-    """Run a command with a bounded time and captured text output."""
+    """Run a command with a bounded time and captured text output.
+
+    The bound stretches under emulation: hadolint took 20 s in the arm64 root when idle and
+    more than 120 s beside the emulated test workers.
+    """
     return subprocess.run(
-        args, cwd=cwd, env=env, capture_output=True, text=True, timeout=120, check=False
+        args, cwd=cwd, env=env, capture_output=True, text=True, timeout=patient(120), check=False
     )
 
 

@@ -69,6 +69,8 @@ for m in proc sys dev; do
 	}
 done
 cp -L /etc/resolv.conf "$base/etc/resolv.conf"
+# debootstrap's minbase writes no /etc/hosts; Raspberry Pi OS has one, and tests use localhost.
+[ -s "$base/etc/hosts" ] || printf '127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n' >"$base/etc/hosts"
 # /src is a scratch copy, so Python may write its bytecode there: the tests' and the demo's
 # subprocesses then import compiled modules, as an installed Klynge on a Pi does.
 arm() { chroot "$base" /usr/bin/env -i HOME=/root PATH="$venv/bin:/usr/sbin:/usr/bin:/sbin:/bin" \
