@@ -56,6 +56,9 @@ out="$(mktemp -d /tmp/pi-check.XXXXXX)"
 mounted=()
 cleanup() {
 	for m in "${mounted[@]}"; do umount -R -l "$m" 2>/dev/null || true; done
+	# Both sides' whole pytest output stays for reading why a test failed.
+	mkdir -p "$cache/last-run"
+	cp "$out"/*-tests.txt "$cache/last-run/" 2>/dev/null || true
 	rm -rf "$out"
 }
 trap cleanup EXIT
