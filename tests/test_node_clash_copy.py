@@ -13,6 +13,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from patience import eventually
 
 from klynge.errors import ConfigError
 from node.cluster.copy import COPY_NOT_JSON, ClusterCopy
@@ -152,10 +153,11 @@ async def test_a_ping_during_a_fetch_brings_one_more_fetch_after_it(
     copy.quiet = 0.05
     server.answer.clear()
     copy.refresh_soon()  # e.g. a form found the copy old: the fetch hangs
-    for _ in range(200):
-        if server.asked:
-            break
-        await asyncio.sleep(0.01)
+
+    async def asked() -> bool:
+        return bool(server.asked)
+
+    await eventually(asked, limit=2)
     for _ in range(3):  # our pings meanwhile: that fetch may have read the cluster before them
         copy.after_ping()
     await asyncio.sleep(0.2)
