@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from aggregator.publish import outputs
 from aggregator.publish.merged import MergedView
+from aggregator.publish.paging import PAGE_SIZE, ChangeOrder, place_of
 from aggregator.reader.merge import Content, Merged, apply_fetch, merge_visible
 from klynge.ical.writer import start_order
 from klynge.model import Event, FeedSource, Item, Tombstone
@@ -89,6 +90,12 @@ def test_the_kept_merge_equals_merging_everything_again(
             assert kept.starts is not None  # kept in start order by the index, not sorted
             assert kept.events_by_start == tuple(sorted(whole.events, key=start_order))
             assert [t.source for t in kept.tombstones] == [t.source for t in whole.tombstones]
+            # The merged feed's first page merges the two as they run (aggregator.publish.paging)
+            changes = sorted([*kept.items, *kept.tombstones], key=place_of, reverse=True)
+            first = ChangeOrder.first(kept)
+            assert [*first.items, *first.tombstones] == sorted(
+                changes[:PAGE_SIZE], key=lambda c: isinstance(c, Tombstone)
+            )
     finally:
         view.close()
 
