@@ -332,8 +332,7 @@ def one_change(pid: int, base: str, feed_dir: Path, feed_url: str) -> dict[str, 
     path = feed_dir / feed_url.rsplit("/", 1)[1]
     original = path.read_bytes()
     marker = f"{CHANGE} {time.monotonic_ns()}".encode()
-    changed = original.replace(b"Arrangement 1 i landsby", marker, 1)
-    assert changed != original
+    changed = edited(original, b"Arrangement 1 i landsby", marker)
     tags = {"cal": get(f"{base}/calendar.ics")[2], "feed": get(f"{base}/feed.atom")[2]}
     try:
         with healthz_probe(base) as longest:
@@ -348,6 +347,20 @@ def one_change(pid: int, base: str, feed_dir: Path, feed_url: str) -> dict[str, 
     finally:
         path.write_bytes(original)
     return figures
+
+
+def edited(feed: bytes, title: bytes, marker: bytes) -> bytes:
+    """Return the feed with one entry's title changed as an edit does: its `updated` is now.
+
+    The merged feed's first page holds the newest changes (aggregator.publish.paging), so an
+    edit that kept its old `updated` would not be on it at 50,000 entries.
+    """
+    at = feed.index(title)
+    start, end = feed.rindex(b"<entry>", 0, at), feed.index(b"</entry>", at)
+    now = datetime.now(UTC).replace(microsecond=0).isoformat().encode()
+    entry = re.sub(rb"<updated>[^<]*</updated>", b"<updated>" + now + b"</updated>",
+                   feed[start:end].replace(title, marker, 1), count=1)  # fmt: skip
+    return feed[:start] + entry + feed[end:]
 
 
 def _shows(url: str, tags: dict[str, str], key: str, marker: bytes) -> bool:

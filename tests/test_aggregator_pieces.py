@@ -17,7 +17,7 @@ import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -40,8 +40,24 @@ VILLAGE = FeedSource(id="urn:klynge:osterby", title="Østerby", self_url="http:/
 
 
 def view(*items: Item, tombstones: tuple[Tombstone, ...] = ()) -> Merged:
-    """Return a merged view of `items`, each bound to the village."""
-    return Merged(tuple(replace(i, source=VILLAGE) for i in items), tombstones)
+    """Return a merged view of `items`, each bound to the village, in the merge's order."""
+    return merged_of(*(replace(i, source=VILLAGE) for i in items), tombstones=tombstones)
+
+
+def merged_of(*items: Item, tombstones: tuple[Tombstone, ...] = ()) -> Merged:
+    """Return a merged view of these very items, in the merge's order (newest first)."""
+    ordered = sorted(items, key=newest, reverse=True)
+    return Merged(tuple(ordered), tuple(sorted(tombstones, key=newest, reverse=True)))
+
+
+def titled(merged: Merged, title: str) -> Item:
+    """Return the merged entry with this title."""
+    return next(i for i in merged.items if i.title == title)
+
+
+def newest(change: Item | Tombstone) -> tuple[datetime, str]:
+    """Return the key of the merge's order, newest first (aggregator.reader.merge)."""
+    return (change.deleted if isinstance(change, Tombstone) else change.updated), change.id
 
 
 @pytest.fixture
@@ -110,8 +126,9 @@ def test_one_change_renders_only_the_changed_entry(config: AggregatorConfig) -> 
     pieces = Pieces()
     documents.build_feed(config, first, pieces)
     documents.build_calendar(config, first, "", "", NOW, pieces)
-    changed = replace(first.items[0], title="Loppemarked (aflyst)", updated=NOW)
-    second = Merged((changed, *first.items[1:]))
+    market = titled(first, "Loppemarked")
+    changed = replace(market, title="Loppemarked (aflyst)", updated=NOW)
+    second = merged_of(changed, *(i for i in first.items if i is not market))
     feed_bytes = documents.build_feed(config, second, pieces)
     calendar = documents.build_calendar(config, second, "", "", NOW, pieces)
     assert pieces.atom.rendered == 4 and pieces.ics.rendered == 4
@@ -144,7 +161,7 @@ def test_pieces_of_entries_that_left_the_view_are_forgotten(config: AggregatorCo
     merged = view(event("Loppemarked"), event("Fodbold"))
     pieces = Pieces()
     documents.build_feed(config, merged, pieces)
-    smaller = Merged(merged.items[1:])
+    smaller = merged_of(titled(merged, "Fodbold"))
     pieces.keep_only(smaller.items, smaller.events)
     assert b"Loppemarked" not in documents.build_feed(config, smaller, pieces)
     assert len(pieces.atom.pieces(merged.items)) == 2 and pieces.atom.rendered == 3
@@ -205,7 +222,7 @@ def test_documents_from_kept_pieces_equal_whole_builds_after_random_edits(
     pieces = Pieces()
     for edit in [("retitle", 0, 0), *edits]:
         items = _edited(items, edit)
-        merged = Merged(tuple(items))
+        merged = merged_of(*items)
         pieces.keep_only(merged.items, merged.events)  # what the builder does on a new view
         feed_bytes = documents.build_feed(config, merged, pieces)
         calendar = documents.build_calendar(config, merged, "", "", NOW, pieces)

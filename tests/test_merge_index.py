@@ -12,7 +12,9 @@ from hypothesis import strategies as st
 
 from aggregator.publish import outputs
 from aggregator.publish.merged import MergedView
+from aggregator.publish.paging import PAGE_SIZE, ChangeOrder, place_of
 from aggregator.reader.merge import Content, Merged, apply_fetch, merge_visible
+from aggregator.reader.merge_index import MergeIndex, Told, _Ordered
 from klynge.ical.writer import start_order
 from klynge.model import Event, FeedSource, Item, Tombstone
 from klynge.recurrence import expand
@@ -89,6 +91,12 @@ def test_the_kept_merge_equals_merging_everything_again(
             assert kept.starts is not None  # kept in start order by the index, not sorted
             assert kept.events_by_start == tuple(sorted(whole.events, key=start_order))
             assert [t.source for t in kept.tombstones] == [t.source for t in whole.tombstones]
+            # The merged feed's first page merges the two as they run (aggregator.publish.paging)
+            changes = sorted([*kept.items, *kept.tombstones], key=place_of, reverse=True)
+            first = ChangeOrder.first(kept)
+            assert [*first.items, *first.tombstones] == sorted(
+                changes[:PAGE_SIZE], key=lambda c: isinstance(c, Tombstone)
+            )
     finally:
         view.close()
 
@@ -162,3 +170,54 @@ def test_a_fetch_keeps_an_unchanged_entry_as_its_old_object() -> None:
     new = apply_fetch(old, [again, edited], [], origin=origin, now=NOW)
     assert again is not first and new.entries[first.id] is first  # its pieces are found again
     assert new.entries[second.id] is edited
+
+
+@settings(max_examples=150, deadline=None)
+@given(changes=st.lists(st.tuples(st.integers(0, 3), CONTENT), min_size=1, max_size=8))
+def test_every_source_told_at_once_merges_as_told_one_by_one(
+    changes: list[tuple[int, Drawn]],
+) -> None:
+    # A start tells the empty index every stored source at once: it orders them in one go.
+    at_once, one_by_one = MergeIndex(), MergeIndex()
+    positions: dict[str, int] = {}
+    final: dict[str, Content] = {}
+    for which, drawn in changes:
+        url = URLS[which]
+        told = Told(url, _content(which, drawn), positions.setdefault(url, len(positions)))
+        final[url] = told.content  # type: ignore[assignment]
+        at_once.tell(told)
+        one_by_one.tell(told)
+        one_by_one.merged()
+    bulk, single = at_once.merged(), one_by_one.merged()
+    whole = merge_visible(list(final.values()), frozenset())
+    for merged in (single, whole):
+        assert bulk.items == merged.items and bulk.tombstones == merged.tombstones
+        assert [t.source for t in bulk.tombstones] == [t.source for t in merged.tombstones]
+    assert bulk.starts == single.starts and bulk.spans == single.spans
+    # After the start, changes move entries one by one again, on the order made in one go.
+    which, drawn = changes[0]
+    again = Told(URLS[which], _content(which, drawn), positions[URLS[which]])
+    at_once.tell(again)
+    one_by_one.tell(again)
+    assert at_once.merged().items == one_by_one.merged().items
+
+
+@given(st.lists(st.tuples(st.integers(0, 3), st.booleans()), max_size=30))
+def test_an_order_made_in_one_go_equals_one_made_value_by_value(
+    steps: list[tuple[int, bool]],
+) -> None:
+    # Equal keys on purpose: the later value goes first in both (bisect_left inserts).
+    values = [object() for _ in steps]
+    one_by_one, in_one_go = _Ordered[object](), _Ordered[object]()
+    in_one_go.begin_bulk()
+    alive: list[tuple[int, object]] = []
+    for (key, drop), value in zip(steps, values, strict=True):
+        for order in (one_by_one, in_one_go):
+            order.insert(key, value)
+        alive.append((key, value))
+        if drop and len(alive) > 1:
+            gone = alive.pop(0)
+            for order in (one_by_one, in_one_go):
+                order.remove(*gone)
+    in_one_go.end_bulk()
+    assert in_one_go.keys == one_by_one.keys and in_one_go.values == one_by_one.values

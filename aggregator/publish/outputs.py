@@ -22,7 +22,7 @@ from typing import Any
 from aiohttp import web
 
 from aggregator.config import AggregatorConfig
-from aggregator.publish import documents
+from aggregator.publish import documents, piece_files
 from aggregator.publish.documents import Key, content_type
 from aggregator.publish.documents import matches as matches
 from aggregator.publish.documents import slug as slug
@@ -55,7 +55,8 @@ class Outputs:
         self.config = config
         self.merged = merged
         self.builds = 0  # documents built since start, for tests and the benchmark
-        self.pieces = Pieces(occurrence_row)  # used by the builder thread only
+        # Used by the builder thread only; the VEVENTs are also kept on disk for the next start.
+        self.pieces = Pieces(occurrence_row, kept_in=config.data_dir / piece_files.DIRECTORY)
         self._cache: OrderedDict[Key, asyncio.Future[Cached]] = OrderedDict()
         self._builder = ThreadPoolExecutor(1, thread_name_prefix="klynge-build")
         self._view: Merged | None = None  # the view whose entries the pieces are kept for

@@ -15,11 +15,13 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from itertools import islice
+from pathlib import Path
 from typing import Generic, TypeVar
 
 from aggregator.publish.paging import ChangeOrder
+from aggregator.publish.piece_files import Kept, PieceFiles, origin_of
 from klynge.atom.writer import FeedMeta, write_parts
-from klynge.ical.writer import Piece, vevent_piece
+from klynge.ical.writer import vevent_piece
 from klynge.model import Event, Item, When
 from klynge.recurrence import Occurrence
 from klynge.render_guard import each_entry, rendered
@@ -49,15 +51,53 @@ class PieceCache(Generic[_Entry, _Piece]):
         """Return (entry, piece) in order, rendering the entries not seen before."""
         missing = [entry for entry in entries if id(entry) not in self._held]
         if missing:
-            made = self.render(missing)
-            self.rendered += len(missing)
+            made = self._make(missing)
             self._held.update((id(e), (e, made.get(id(e)))) for e in missing)
+            self._made(missing)
         return [(e, piece) for e in entries if (piece := self._held[id(e)][1]) is not None]
+
+    def _make(self, missing: Sequence[_Entry]) -> dict[int, _Piece]:
+        self.rendered += len(missing)
+        return self.render(missing)
+
+    def _made(self, missing: Sequence[_Entry]) -> None:
+        """Hook: the pieces of `missing` are held now."""
 
     def keep_only(self, entries: Sequence[_Entry]) -> None:
         """Forget the pieces of entries that are no longer merged."""
         held = self._held
         self._held = {id(e): held[id(e)] for e in entries if id(e) in held}
+
+
+class FiledPieces(PieceCache[Event, Kept]):
+    """The VEVENT pieces, also kept on disk per village (aggregator.publish.piece_files).
+
+    An event not held yet is looked for in the files first; after rendering, the file of
+    each village with a newly rendered event is written again with all its events' pieces.
+    """
+
+    def __init__(self, files: PieceFiles) -> None:
+        super().__init__(vevents)
+        self.files = files
+        self._touched: set[str] = set()  # the origins of the events rendered by _make
+
+    def _make(self, missing: Sequence[Event]) -> dict[int, Kept]:
+        made = self.files.take(missing)
+        rest = [event for event in missing if id(event) not in made]
+        if rest:
+            made.update(super()._make(rest))
+        self._touched = {origin_of(event) for event in rest}
+        return made
+
+    def _made(self, missing: Sequence[Event]) -> None:
+        if not self._touched:
+            return
+        by_origin: dict[str, list[tuple[Event, Kept]]] = {o: [] for o in self._touched}
+        for event, piece in self._held.values():
+            if piece is not None and (kept := by_origin.get(origin_of(event))) is not None:
+                kept.append((event, piece))
+        for origin, kept in by_origin.items():
+            self.files.save(origin, kept)
 
 
 def atom_entries(items: Sequence[Item]) -> dict[int, bytes]:
@@ -69,7 +109,7 @@ def atom_entries(items: Sequence[Item]) -> dict[int, bytes]:
     return made
 
 
-def vevents(events: Sequence[Event]) -> dict[int, tuple[Piece, datetime]]:
+def vevents(events: Sequence[Event]) -> dict[int, Kept]:
     """Return each event's VEVENT piece and series end by id() (the calendar's cut-off)."""
     made = each_entry(events, lambda e: (id(e), (vevent_piece(e), e.series_end())), "the calendar")
     return dict(made)
@@ -125,9 +165,13 @@ class Rows:
 class Pieces:
     """The Atom, iCalendar and JSON pieces of the merged view's entries."""
 
-    def __init__(self, row: Callable[[Occurrence], bytes] | None = None) -> None:
+    def __init__(
+        self, row: Callable[[Occurrence], bytes] | None = None, *, kept_in: Path | None = None
+    ) -> None:
         self.atom: PieceCache[Item, bytes] = PieceCache(atom_entries)
-        self.ics: PieceCache[Event, tuple[Piece, datetime]] = PieceCache(vevents)
+        self.ics: PieceCache[Event, Kept] = (
+            FiledPieces(PieceFiles(kept_in)) if kept_in is not None else PieceCache(vevents)
+        )
         self.changes = ChangeOrder()  # the merged feed's page order (aggregator.publish.paging)
         self.rows = Rows(row or _no_row)
 

@@ -96,7 +96,11 @@ def span_of(event: Event) -> Span:
 
 @dataclass(frozen=True)
 class Merged:
-    """The merged cluster: one copy of every entry, and the tombstones to relay."""
+    """The merged cluster: one copy of every entry, and the tombstones to relay.
+
+    Both run newest first: items by (updated, id), tombstones by (deleted, id), descending
+    (the merged feed's first page relies on it: aggregator.publish.paging).
+    """
 
     items: tuple[Item, ...] = ()
     tombstones: tuple[Tombstone, ...] = ()
