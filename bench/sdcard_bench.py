@@ -7,9 +7,10 @@ entries each), its store and its log included. The hour is compressed SCALE time
 120: 30 s): poll_minutes and the poll jitter are divided by SCALE, so each source is polled as
 often per simulated hour as in a real one. Idle: no feed changes (every poll a 304). Busy: a
 village's feed changes and it pings the aggregator every simulated 2 minutes (30 changes an
-hour), round the villages. Each case runs at poll_minutes 15 (the default), at 60, and with
-`serve --verbose` (more log lines). A village node on the same Pi is measured too
-(bench/sdcard_node.py): idle, and busy with 30 events posted an hour.
+hour), round the villages, and /calendar.ics is read after each (a subscriber). Each case
+runs at poll_minutes 15 (the default), at 60, and with `serve --verbose` (more log lines). A
+village node on the same Pi is measured too (bench/sdcard_node.py): idle, and busy with 30
+events posted an hour.
 
     python -m bench.sdcard_bench [--scale 120] [--villages 15]
 """
@@ -121,6 +122,9 @@ def one_hour(
                 n = done % len(feeds)
                 change(feed_dir, n, done)
                 ping(base, feeds[n])
+                # A calendar subscriber reads after each change: the build that follows a
+                # change writes that village's calendar pieces (aggregator/publish/piece_files.py).
+                get(f"{base}/calendar.ics")
                 done += 1
             time.sleep(0.05)
         after = io_counters(pid)

@@ -94,10 +94,12 @@ class MergeIndex:
             orders = (self._items, self._starts, self._tombs) if not self._slots else ()
             for order in orders:
                 order.begin_bulk()
-            for told in queue:
-                self._apply(told)
-            for order in orders:
-                order.end_bulk()
+            try:
+                for told in queue:
+                    self._apply(told)
+            finally:
+                for order in orders:
+                    order.end_bulk()
             if self._merged is None:
                 items = tuple(reversed(self._items.values))
                 tombs = tuple(reversed(self._tombs.values))
