@@ -220,3 +220,13 @@ def test_calendars_from_files_equal_whole_builds_through_edits_and_restarts(
         pieces.keep_only(merged.items, merged.events)
         assert calendar(config, merged, pieces) == calendar(config, merged, Pieces())
     assert os.listdir(kept)
+
+
+def test_a_piece_that_cannot_be_written_as_text_is_logged_not_raised(
+    kept: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    files = PieceFiles(kept)
+    not_text = ((b"SUMMARY:\xff\r\n", {"Europe/Copenhagen"}), NOW)
+    with caplog.at_level(logging.WARNING, logger="klynge.aggregator.pieces"):
+        files.save("urn:klynge:v0", [(events(1)[0], not_text)])
+    assert "could not keep the calendar pieces" in caplog.text and not list(kept.glob("*.json"))

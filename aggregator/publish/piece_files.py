@@ -87,21 +87,23 @@ class PieceFiles:
 
     def save(self, origin: str, pieces: Iterable[tuple[Event, Kept]]) -> None:
         """Replace one origin's file with these pieces (its events' now); log if it cannot."""
-        doc = {
-            "renderer": renderer(),
-            "origin": origin,
-            "pieces": {
-                key_of(event): [body.decode(), sorted(zones), end.isoformat()]
-                for event, ((body, zones), end) in pieces
-            },
-        }
         path = self.directory / f"{_file_name(origin)}.json"
         temporary = path.with_suffix(".tmp")
         try:
+            doc = {
+                "renderer": renderer(),
+                "origin": origin,
+                "pieces": {
+                    key_of(event): [body.decode(), sorted(zones), end.isoformat()]
+                    for event, ((body, zones), end) in pieces
+                },
+            }
             self.directory.mkdir(exist_ok=True)
             temporary.write_text(json.dumps(doc, ensure_ascii=False), encoding="utf-8")
             os.replace(temporary, path)
-        except OSError as e:  # a cache: the calendar is still served, a restart renders again
+        # A cache: the calendar is still served, a restart renders again. ValueError: a piece
+        # that is not UTF-8 text (icalendar writes UTF-8; this keeps a surprise from the build).
+        except (OSError, ValueError) as e:
             log.warning("could not keep the calendar pieces of %s in %s: %s", origin, path, e)
 
     def _load(self) -> dict[str, Kept]:
