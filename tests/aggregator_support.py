@@ -19,7 +19,9 @@ from aggregator.app import create_app
 from aggregator.config import AggregatorConfig, Limits, Source
 from aggregator.keys import MERGED, OUTPUTS, REFRESHER
 from aggregator.publish.merged import MergedView
+from aggregator.publish.paging import place_of
 from aggregator.reader.fetcher import Fetcher, FetchLimits
+from aggregator.reader.merge import Merged
 from aggregator.reader.refresh import Refresher
 from aggregator.store.sources import Store
 from klynge.atom.writer import FeedMeta, write_feed
@@ -211,3 +213,12 @@ def outputs_of(client: Any) -> Any:
 
 
 __all__ = ["FetchLimits", "eventually", "feed_server", "make_harness"]
+
+
+def merged_of(*items: Item, tombstones: Iterable[Tombstone] = ()) -> Merged:
+    """Return a merged view of these very items and tombstones in the merge's order.
+
+    Both newest first (aggregator.reader.merge.Merged), as the merged feed's pages read them.
+    """
+    ordered = sorted(items, key=place_of, reverse=True)
+    return Merged(tuple(ordered), tuple(sorted(tombstones, key=place_of, reverse=True)))

@@ -12,7 +12,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from aggregator_support import NOW, config_for, event
+from aggregator_support import NOW, config_for, event, merged_of
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -37,7 +37,7 @@ def events(count: int = 6) -> list[Event]:
 
 
 def view(items: list[Event]) -> Merged:
-    return Merged(tuple(sorted(items, key=lambda e: (e.updated, e.id), reverse=True)))
+    return merged_of(*items)
 
 
 def again(items: list[Event]) -> list[Event]:

@@ -17,12 +17,12 @@ import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-from aggregator_support import NOW, config_for, event, feed, notice
+from aggregator_support import NOW, config_for, event, feed, merged_of, notice
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from serve_support import serving
@@ -44,20 +44,9 @@ def view(*items: Item, tombstones: tuple[Tombstone, ...] = ()) -> Merged:
     return merged_of(*(replace(i, source=VILLAGE) for i in items), tombstones=tombstones)
 
 
-def merged_of(*items: Item, tombstones: tuple[Tombstone, ...] = ()) -> Merged:
-    """Return a merged view of these very items, in the merge's order (newest first)."""
-    ordered = sorted(items, key=newest, reverse=True)
-    return Merged(tuple(ordered), tuple(sorted(tombstones, key=newest, reverse=True)))
-
-
 def titled(merged: Merged, title: str) -> Item:
     """Return the merged entry with this title."""
     return next(i for i in merged.items if i.title == title)
-
-
-def newest(change: Item | Tombstone) -> tuple[datetime, str]:
-    """Return the key of the merge's order, newest first (aggregator.reader.merge)."""
-    return (change.deleted if isinstance(change, Tombstone) else change.updated), change.id
 
 
 @pytest.fixture

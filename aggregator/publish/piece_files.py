@@ -60,11 +60,6 @@ def renderer() -> str:
     return f"{versions}; Python {platform.python_version()}; code {code.hexdigest()}"
 
 
-def origin_of(event: Event) -> str:
-    """Return the id of the feed an event comes from ("" for none), which names its file."""
-    return event.source.id if event.source is not None else ""
-
-
 class PieceFiles:
     """Pieces by event value in one file per origin; the files are read once, when first asked."""
 

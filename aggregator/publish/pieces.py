@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import Generic, TypeVar
 
 from aggregator.publish.paging import ChangeOrder
-from aggregator.publish.piece_files import Kept, PieceFiles, origin_of
+from aggregator.publish.piece_files import Kept, PieceFiles
+from aggregator.reader.merge import origin_of
 from klynge.atom.writer import FeedMeta, write_parts
 from klynge.ical.writer import vevent_piece
 from klynge.model import Event, Item, When
