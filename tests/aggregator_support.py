@@ -212,9 +212,6 @@ def outputs_of(client: Any) -> Any:
     return client.server.app[OUTPUTS]
 
 
-__all__ = ["FetchLimits", "eventually", "feed_server", "make_harness"]
-
-
 def merged_of(*items: Item, tombstones: Iterable[Tombstone] = ()) -> Merged:
     """Return a merged view of these very items and tombstones in the merge's order.
 
@@ -222,3 +219,6 @@ def merged_of(*items: Item, tombstones: Iterable[Tombstone] = ()) -> Merged:
     """
     ordered = sorted(items, key=place_of, reverse=True)
     return Merged(tuple(ordered), tuple(sorted(tombstones, key=place_of, reverse=True)))
+
+
+__all__ = ["FetchLimits", "eventually", "feed_server", "make_harness"]

@@ -81,7 +81,8 @@ class Content:
 
 # When an event's occurrences begin and end (UTC), and whether a date may lie outside that.
 Span = tuple[datetime, datetime, bool]
-_ALWAYS: Span = (datetime.min.replace(tzinfo=UTC), datetime.max.replace(tzinfo=UTC), True)
+NEVER = datetime.max.replace(tzinfo=UTC)  # the end of what never ends
+_ALWAYS: Span = (datetime.min.replace(tzinfo=UTC), NEVER, True)
 
 
 def span_of(event: Event) -> Span:
@@ -95,7 +96,7 @@ def span_of(event: Event) -> Span:
         movable = bool(event.rdates or event.changes)
         start = as_utc(event.start, event.timezone)
         if event.rrule is not None or movable:
-            return start, _ALWAYS[1], movable
+            return start, NEVER, movable
         return start, as_utc(event.effective_end, event.timezone), False
     except Exception:  # expanding it will say what is wrong (klynge.render_guard); keep it
         return _ALWAYS
@@ -292,7 +293,7 @@ def ending(item: Item) -> datetime:
     """Return when an item stops being upcoming: its series' end, or its notice's expiry."""
     if isinstance(item, Event):
         return item.series_end()
-    return item.expires if item.expires is not None else _ALWAYS[1]
+    return item.expires if item.expires is not None else NEVER
 
 
 def _newest(a: Item, b: Item) -> Item:
