@@ -30,6 +30,7 @@ from aggregator.reader.fetcher import Fetcher, FetchLimits
 from aggregator.reader.refresh import Refresher
 from aggregator.reader.scheduler import Scheduler
 from aggregator.store.sources import Store
+from aggregator.tuning import SETTLER
 from aggregator.web import api, routes
 from aggregator.web.pages import warm_up
 from klynge.control import ControlServer
@@ -70,10 +71,10 @@ def create_app(config: AggregatorConfig, *, periodic: bool = True) -> web.Applic
         store = Store(config.data_dir)
         fetcher = Fetcher(fetch_limits(config))
         refresher = Refresher(config, store, fetcher)
-        view = MergedView(ready=refresher.ready)
+        view = MergedView(ready=refresher.ready, settle=SETTLER.settle)
         refresher.on_change = view.changed
         refresher.on_remove = view.removed
-        outputs = Outputs(config, view.current)
+        outputs = Outputs(config, view.current, SETTLER.settle)
         upstream = Upstream(config, outputs.feed, fetcher.ping)
 
         def changed() -> None:

@@ -26,8 +26,14 @@ async def _at_once() -> None:
 class MergedView:
     """The cluster's merged entries, merged again after a source's content changed."""
 
-    def __init__(self, *, ready: Callable[[], Awaitable[None]] = _at_once) -> None:
+    def __init__(
+        self,
+        *,
+        ready: Callable[[], Awaitable[None]] = _at_once,
+        settle: Callable[[], None] = lambda: None,
+    ) -> None:
         self.ready = ready  # awaited before a merge: the stored contents are being loaded
+        self.settle = settle  # called after each merge, in its thread (aggregator.tuning)
         self.on_change: Callable[[], None] = lambda: None
         self._contents: dict[str, Content] = {}
         self._positions: dict[str, int] = {}  # the order sources were first told (the merge's)
@@ -97,7 +103,9 @@ class MergedView:
         return self._merged
 
     def _merge(self, hidden: frozenset[str], since: Mapping[str, datetime]) -> Merged:
-        return visible(self._index.merged(), hidden, since).warm()
+        merged = visible(self._index.merged(), hidden, since).warm()
+        self.settle()
+        return merged
 
     async def current(self) -> Merged:
         """Return the merged entries, merging in a worker thread when something changed.

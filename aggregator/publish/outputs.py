@@ -51,9 +51,15 @@ class Cached:
 class Outputs:
     """Builds (in one builder thread) and caches the published documents of the merged view."""
 
-    def __init__(self, config: AggregatorConfig, merged: Callable[[], Awaitable[Merged]]) -> None:
+    def __init__(
+        self,
+        config: AggregatorConfig,
+        merged: Callable[[], Awaitable[Merged]],
+        settle: Callable[[], None] = lambda: None,
+    ) -> None:
         self.config = config
         self.merged = merged
+        self.settle = settle  # called after each build, in its thread (aggregator.tuning)
         self.builds = 0  # documents built since start, for tests and the benchmark
         # Used by the builder thread only; the VEVENTs are also kept on disk for the next start.
         self.pieces = Pieces(occurrence_row, kept_in=config.data_dir / piece_files.DIRECTORY)
@@ -107,7 +113,9 @@ class Outputs:
     ) -> bytes:
         self._take(merged)
         rows = self.pieces.rows.rows(occurrences(merged, lo, hi, village, category))
-        return events_body(lo, hi, rows)
+        body = events_body(lo, hi, rows)
+        self.settle()  # the rows are kept
+        return body
 
     def _take(self, merged: Merged) -> None:
         if merged is not self._view:  # entries that left the view take their pieces along
@@ -117,9 +125,9 @@ class Outputs:
     def _build_in_thread(self, merged: Merged, key: Key, now: datetime) -> Cached:
         self._take(merged)
         # The ETag too: hashing a 58 MB feed takes ~0.1 s, which must not hold the event loop.
-        return cached(
-            documents.build(self.config, merged, key, now, self.pieces), content_type(key)
-        )
+        doc = cached(documents.build(self.config, merged, key, now, self.pieces), content_type(key))
+        self.settle()  # the pieces are kept
+        return doc
 
     async def feed(self) -> Cached:
         """Return the merged Atom feed."""

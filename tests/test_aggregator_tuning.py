@@ -1,0 +1,92 @@
+"""The collector is settled after each merge: later collections walk only what is new."""
+
+from __future__ import annotations
+
+import gc
+import weakref
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import aggregator_support as support
+import pytest
+from aggregator_support import (
+    FeedServer,
+    config_for,
+    event,
+    feed,
+    refresher_of,
+    start_aggregator,
+    view_of,
+)
+
+from aggregator.config import Source
+from aggregator.tuning import Settler
+
+feed_server = support.feed_server  # a fixture
+
+
+class Node:
+    """A tracked object that can be in a cycle and be watched by a weak reference."""
+
+    def __init__(self) -> None:
+        self.other: object = None
+
+
+@pytest.fixture(autouse=True)
+def unfrozen() -> Iterator[None]:
+    """Leave the process's collector as a test found it: nothing frozen."""
+    yield
+    gc.unfreeze()
+
+
+def frozen(thing: object) -> bool:
+    """Tell whether the collector tracks `thing` but walks it in no generation (frozen)."""
+    walked = any(o is thing for generation in range(3) for o in gc.get_objects(generation))
+    return gc.is_tracked(thing) and not walked
+
+
+def test_the_first_settle_collects_and_freezes_the_rest_and_a_later_one_freezes() -> None:
+    settler = Settler()
+    kept, lost = Node(), Node()
+    lost.other = lost  # a cycle: only a collection frees it
+    watch = weakref.ref(lost)
+    del lost
+    settler.settle()
+    assert watch() is None
+    assert frozen(kept)
+    made_since = Node()
+    assert not frozen(made_since)
+    settler.settle()
+    assert frozen(made_since) and settler.whole == 1  # the first settle only was whole
+
+
+def test_a_frozen_cycle_is_collected_once_the_frozen_objects_have_doubled() -> None:
+    settler = Settler()
+    lost = Node()
+    lost.other = lost
+    watch = weakref.ref(lost)
+    settler.settle()  # alive at the freeze
+    del lost
+    settler.settle()
+    assert watch() is not None and settler.whole == 1  # frozen garbage: not walked
+    grown = [Node() for _ in range(gc.get_freeze_count() + 1)]
+    settler.settle()
+    assert watch() is None and settler.whole == 2
+    assert frozen(grown[0])
+
+
+async def test_the_aggregator_settles_after_each_merge(
+    feed_server: FeedServer, tmp_path: Path, aiohttp_client: Any
+) -> None:
+    url = feed_server.set("/osterby.atom", feed("Østerby", [event("Loppemarked")]))
+    client = await start_aggregator(aiohttp_client, config_for(tmp_path, [Source(url, "Østerby")]))
+    await refresher_of(client).refresh_all()
+    merged = await view_of(client).current()
+    assert [e.title for e in merged.events] == ["Loppemarked"]
+    assert frozen(merged.events[0])
+    feed_server.set("/osterby.atom", feed("Østerby", [event("Høstfest")]))
+    await refresher_of(client).refresh_all()
+    merged = await view_of(client).current()
+    (new,) = [e for e in merged.events if e.title == "Høstfest"]
+    assert frozen(new)
