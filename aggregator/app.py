@@ -30,7 +30,7 @@ from aggregator.reader.fetcher import Fetcher, FetchLimits
 from aggregator.reader.refresh import Refresher
 from aggregator.reader.scheduler import Scheduler
 from aggregator.store.sources import Store
-from aggregator.tuning import SETTLER
+from aggregator.tuning import SETTLER, share_the_gil
 from aggregator.web import api, routes
 from aggregator.web.pages import warm_up
 from klynge.control import ControlServer
@@ -68,6 +68,7 @@ def create_app(config: AggregatorConfig, *, periodic: bool = True) -> web.Applic
     routes.add_routes(app)
 
     async def services(app: web.Application) -> AsyncIterator[None]:
+        share_the_gil()
         store = Store(config.data_dir)
         fetcher = Fetcher(fetch_limits(config))
         refresher = Refresher(config, store, fetcher)

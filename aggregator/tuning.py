@@ -1,16 +1,23 @@
-"""The aggregator's process-wide knob: its cyclic garbage collector, settled after each change.
+"""The aggregator's process-wide knobs: the GIL's switch interval, and the cyclic garbage
+collector, settled after each change.
+
+The documents are built and the view merged in worker threads, in Python, while the event loop
+answers requests. A thread that wants the GIL waits up to the switch interval (5 ms by default)
+for the running one to let go, and a request takes the loop several such waits (accept, read,
+answer, close): at 50,000 entries a /healthz during one change took 40-59 ms with the default,
+14-19 ms with 1 ms (bench's /healthz probe, four changes each, the collector settled as below).
 
 A big tier keeps a big heap: at 50,000 entries about 540,000 objects the collector tracks (the
 entries, their places, the merge's tuples, the kept pieces). CPython 3.11 walks all of them in
 a full collection, holding the GIL for 0.3-0.8 s, and the temporaries of a change's builds
 start one now and then. Those were the longest loop stalls of one change at 50,000 entries:
 gc.callbacks timed each full collection in a `serve` process, and every /healthz of 0.5-0.9 s
-matched one (stop 29; 38-876 ms in bench.scale_bench before, 40-59 ms after).
+matched one (stop 29: 55-876 ms over seven changes before, 40-59 ms over four after).
 
 After each merge and each build (the kept pieces and rows are new then), `Settler.settle`
 freezes every object alive (gc.freeze, which walks nothing): the collector's later rounds walk
-only the objects made since, a change's worth. It counts what it freezes with gc.get_objects()
-of the young objects only: gc.get_freeze_count() walks every frozen object, 50-60 ms here.
+only the objects made since, a change's worth. It counts what it freezes with gc.get_objects(),
+which lists the unfrozen objects only: gc.get_freeze_count() walks every frozen one, 50-60 ms.
 
 A reference cycle that is alive at a freeze and dies later is not collected while it is
 frozen. So that such leftovers stay bounded, a whole collection runs (unfreeze, collect,
@@ -22,7 +29,15 @@ not see frozen objects freed again, so it errs early). That one stalls as before
 from __future__ import annotations
 
 import gc
+import sys
 import threading
+
+SWITCH_INTERVAL = 0.001  # seconds a thread holds the GIL while another one waits for it
+
+
+def share_the_gil() -> None:
+    """Let the event loop have the GIL within a millisecond while the workers build."""
+    sys.setswitchinterval(SWITCH_INTERVAL)
 
 
 class Settler:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import sys
 import weakref
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,7 +22,7 @@ from aggregator_support import (
 )
 
 from aggregator.config import Source
-from aggregator.tuning import Settler
+from aggregator.tuning import SWITCH_INTERVAL, Settler
 
 feed_server = support.feed_server  # a fixture
 
@@ -34,10 +35,12 @@ class Node:
 
 
 @pytest.fixture(autouse=True)
-def unfrozen() -> Iterator[None]:
-    """Leave the process's collector as a test found it: nothing frozen."""
+def untuned() -> Iterator[None]:
+    """Leave the process as a test found it: nothing frozen, the default switch interval."""
+    interval = sys.getswitchinterval()
     yield
     gc.unfreeze()
+    sys.setswitchinterval(interval)
 
 
 def frozen(thing: object) -> bool:
@@ -74,6 +77,14 @@ def test_a_frozen_cycle_is_collected_once_the_frozen_objects_have_doubled() -> N
     settler.settle()
     assert watch() is None and settler.whole == 2
     assert frozen(grown[0])
+
+
+async def test_the_aggregator_shares_the_gil_within_a_millisecond(
+    tmp_path: Path, aiohttp_client: Any
+) -> None:
+    sys.setswitchinterval(0.005)  # CPython's default
+    await start_aggregator(aiohttp_client, config_for(tmp_path, []))
+    assert sys.getswitchinterval() == pytest.approx(SWITCH_INTERVAL) == 0.001
 
 
 async def test_the_aggregator_settles_after_each_merge(
