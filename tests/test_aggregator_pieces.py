@@ -156,6 +156,20 @@ def test_pieces_of_entries_that_left_the_view_are_forgotten(config: AggregatorCo
     assert len(pieces.atom.pieces(merged.items)) == 2 and pieces.atom.rendered == 3
 
 
+def test_moving_to_a_new_view_forgets_the_entries_that_left_it(config: AggregatorConfig) -> None:
+    merged = view(event("Loppemarked"), event("Fodbold"), notice("Samkørsel"))
+    pieces = Pieces()
+    pieces.moved(None, merged)
+    documents.build_feed(config, merged, pieces)
+    documents.build_calendar(config, merged, "", "", NOW, pieces)
+    later = merged_of(titled(merged, "Fodbold"), titled(merged, "Samkørsel"), event("Høstfest"))
+    pieces.moved(merged, later)
+    assert b"Loppemarked" not in documents.build_feed(config, later, pieces)
+    assert b"Loppemarked" not in documents.build_calendar(config, later, "", "", NOW, pieces)
+    assert (pieces.atom.rendered, pieces.ics.rendered) == (4, 3)  # only Høstfest was new
+    assert len(pieces.atom.pieces(merged.items)) == 3 and pieces.atom.rendered == 5
+
+
 def test_an_entry_that_cannot_be_rendered_is_left_out_once(
     config: AggregatorConfig, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -119,8 +119,8 @@ class Outputs:
 
     def _take(self, merged: Merged) -> None:
         if merged is not self._view:  # entries that left the view take their pieces along
+            self.pieces.moved(self._view, merged)
             self._view = merged
-            self.pieces.keep_only(merged.items, merged.events)
 
     def _build_in_thread(self, merged: Merged, key: Key, now: datetime) -> Cached:
         self._take(merged)

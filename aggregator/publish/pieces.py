@@ -12,15 +12,15 @@ Only the document builder's one thread uses a cache (aggregator.publish.outputs)
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from itertools import islice
 from pathlib import Path
-from typing import Generic, TypeVar
+from typing import Generic, TypeVar, cast
 
 from aggregator.publish.paging import ChangeOrder
 from aggregator.publish.piece_files import Kept, PieceFiles
-from aggregator.reader.merge import origin_of
+from aggregator.reader.merge import Merged, origin_of
 from klynge.atom.writer import FeedMeta, write_parts
 from klynge.ical.writer import vevent_piece
 from klynge.model import Event, Item, When
@@ -55,7 +55,9 @@ class PieceCache(Generic[_Entry, _Piece]):
             made = self._make(missing)
             self._held.update((id(e), (e, made.get(id(e)))) for e in missing)
             self._made(missing)
-        return [(e, piece) for e in entries if (piece := self._held[id(e)][1]) is not None]
+        # The held pairs themselves, looked up in C: no tuple is made per entry (50,000 here).
+        held = map(self._held.__getitem__, map(id, entries))
+        return cast(list[tuple[_Entry, _Piece]], [pair for pair in held if pair[1] is not None])
 
     def _make(self, missing: Sequence[_Entry]) -> dict[int, _Piece]:
         self.rendered += len(missing)
@@ -69,6 +71,11 @@ class PieceCache(Generic[_Entry, _Piece]):
         held = self._held
         self._held = {id(e): held[id(e)] for e in entries if id(e) in held}
 
+    def forget(self, gone: Iterable[int]) -> None:
+        """Forget the pieces of these entries (by id()), where held."""
+        for key in gone:
+            self._held.pop(key, None)
+
 
 class FiledPieces(PieceCache[Event, Kept]):
     """The VEVENT pieces, also kept on disk per village (aggregator.publish.piece_files).
@@ -81,6 +88,9 @@ class FiledPieces(PieceCache[Event, Kept]):
         super().__init__(vevents)
         self.files = files
         self._touched: set[str] = set()  # the origins of the events rendered by _make
+        # The held events of each origin, so that a village's file is written from its own
+        # events, not from a walk of every held piece (~50 ms a change at 50,000 entries).
+        self._origins: dict[str, dict[int, Event]] = {}
 
     def _make(self, missing: Sequence[Event]) -> dict[int, Kept]:
         made = self.files.take(missing)
@@ -91,14 +101,29 @@ class FiledPieces(PieceCache[Event, Kept]):
         return made
 
     def _made(self, missing: Sequence[Event]) -> None:
-        if not self._touched:
-            return
-        by_origin: dict[str, list[tuple[Event, Kept]]] = {o: [] for o in self._touched}
-        for event, piece in self._held.values():
-            if piece is not None and (kept := by_origin.get(origin_of(event))) is not None:
-                kept.append((event, piece))
-        for origin, kept in by_origin.items():
-            self.files.save(origin, kept)
+        for event in missing:
+            self._origins.setdefault(origin_of(event), {})[id(event)] = event
+        for origin in self._touched:
+            held = map(self._held.__getitem__, self._origins[origin])
+            self.files.save(origin, [(event, piece) for event, piece in held if piece is not None])
+
+    def keep_only(self, entries: Sequence[Event]) -> None:
+        """Forget the pieces of events that are no longer merged."""
+        super().keep_only(entries)
+        self._origins = {}
+        for event, _ in self._held.values():
+            self._origins.setdefault(origin_of(event), {})[id(event)] = event
+
+    def forget(self, gone: Iterable[int]) -> None:
+        """Forget the pieces of these events (by id()), where held."""
+        for key in gone:
+            pair = self._held.pop(key, None)
+            if pair is not None:
+                origin = origin_of(pair[0])
+                events = self._origins[origin]
+                del events[key]
+                if not events:
+                    del self._origins[origin]
 
 
 def atom_entries(items: Sequence[Item]) -> dict[int, bytes]:
@@ -162,6 +187,11 @@ class Rows:
         held = self._held
         self._held = {id(e): held[id(e)] for e in events if id(e) in held}
 
+    def forget(self, gone: Iterable[int]) -> None:
+        """Forget the rows of these events (by id()), where held."""
+        for key in gone:
+            self._held.pop(key, None)
+
 
 class Pieces:
     """The Atom, iCalendar and JSON pieces of the merged view's entries."""
@@ -181,6 +211,21 @@ class Pieces:
         self.atom.keep_only(items)
         self.ics.keep_only(events)
         self.rows.keep_only(events)
+
+    def moved(self, old: Merged | None, new: Merged) -> None:
+        """Forget the pieces of the entries of `old` that are not in `new`.
+
+        Every piece held is of an entry of `old`, the view the pieces were last asked for:
+        the entries that left it are a set difference, not a walk of every held piece per
+        cache (at 50,000 entries ~0.1 s a change).
+        """
+        if old is None:
+            self.keep_only(new.items, new.events)
+            return
+        gone = set(map(id, old.items)).difference(map(id, new.items))
+        self.atom.forget(gone)
+        self.ics.forget(gone)
+        self.rows.forget(gone)
 
 
 def _no_row(occurrence: Occurrence) -> bytes:
