@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from aggregator_support import NOW, event, notice
+from aggregator_support import NOW, event, feed, notice
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from aggregator.config import Source
 from aggregator.reader.merge import Content, is_upcoming
+from aggregator.reader.refresh import ingest
+from aggregator.reader.state import SourceState
+from aggregator.store.sources import state_from, state_record
 from klynge.model import Item
 
 HOURS = st.integers(min_value=-400, max_value=400)
@@ -43,3 +47,13 @@ def test_an_entry_ends_being_upcoming_at_its_end_and_a_notice_without_expiry_nev
     assert content.upcoming(NOW - timedelta(seconds=1)) == 2
     assert content.upcoming(NOW) == 1  # an end at `now` is over, as is_upcoming says
     assert content.upcoming(NOW + timedelta(days=3650)) == 1
+
+
+def test_a_fetched_or_stored_content_has_its_ends_sorted_where_it_was_made() -> None:
+    # Not on the event loop: the first /api/sources after a start counted every new content.
+    url = "http://osterby.example/feed.atom"
+    body = feed("Østerby", [event("Loppemarked"), notice("Samkørsel")], url=url)
+    fetched = ingest(body, Source(url, "Østerby"), "Europe/Copenhagen", Content(), NOW).content
+    assert "_ends" in vars(fetched) and fetched.upcoming(NOW) == 2
+    stored = state_from({"url": url, **state_record(SourceState(url, content=fetched))}).content
+    assert "_ends" in vars(stored) and stored.upcoming(NOW) == 2

@@ -79,6 +79,16 @@ class Content:
         # seconds of a region's start (50,000 entries, a client polling /api/sources).
         return sorted(ending(item) for item in self.entries.values())
 
+    def warm(self) -> Content:
+        """Sort the entries' ends now, in the calling thread (not the loop's); return self.
+
+        Where a content is made: a start's load thread, a fetch's parse thread. The first
+        count of each new content otherwise sorted on the event loop, 1.6 s of a start at
+        50,000 entries (stop 27's profile).
+        """
+        _ = self._ends
+        return self
+
 
 # When an event's occurrences begin and end (UTC), and whether a date may lie outside that.
 Span = tuple[datetime, datetime, bool]

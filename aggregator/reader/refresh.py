@@ -414,7 +414,7 @@ def settle(parsed: Parsed, source: Source, old: Content, now: datetime) -> Inges
         content = with_inferred_tombstones(old, fetched, now)
     changed = content != old
     # The old object when nothing changed: SourceState then sees "no change" by identity.
-    return Ingested(content if changed else old, parsed.problems, changed)
+    return Ingested(content.warm() if changed else old, parsed.problems, changed)
 
 
 def origin_for(source: Source, meta: FeedSource | None) -> FeedSource:

@@ -106,7 +106,7 @@ def state_from(doc: dict[str, Any]) -> SourceState:
         tombstones={t.id: t for t in tombs},
         held=frozenset(doc.get("held", [])),
         flag=optional(doc.get("flag")),
-    )
+    ).warm()
     return SourceState(
         url=doc["url"],
         etag=doc.get("etag", ""),
