@@ -21,9 +21,11 @@ which lists the unfrozen objects only: gc.get_freeze_count() walks every frozen 
 
 A reference cycle that is alive at a freeze and dies later is not collected while it is
 frozen. So that such leftovers stay bounded, a whole collection runs (unfreeze, collect,
-freeze) whenever as many objects were frozen since the last one as it left: at the first
-settle, as a tier grows, and after about a thousand changes at 50,000 entries (the count does
-not see frozen objects freed again, so it errs early). That one stalls as before.
+freeze) whenever as many objects were frozen since the last one as it left, or as the first
+settle froze: as a tier grows, and after about a thousand changes at 50,000 entries (the count
+does not see frozen objects freed again, so it errs early). That one stalls as before. The
+first settle, after a start's first merge, freezes without a walk: a start's garbage is a
+file's parse, freed as it went, and a walk of the loaded heap would stall the start.
 """
 
 from __future__ import annotations
@@ -46,15 +48,19 @@ class Settler:
     def __init__(self) -> None:
         self.whole = 0  # whole collections run, for tests and the benchmark
         self._lock = threading.Lock()
-        self._after_whole = 0  # objects frozen by the last whole collection
+        self._after_whole = 0  # objects frozen by the last whole collection, or the first settle
         self._since_whole = 0  # objects frozen since (some of them freed again: an upper bound)
 
     def settle(self) -> None:
         """Freeze every object alive now; walk them all once as many again were frozen."""
         with self._lock:
-            self._since_whole += len(gc.get_objects())  # the unfrozen ones: made since
+            young = len(gc.get_objects())  # the unfrozen ones: made since the last settle
             gc.freeze()  # no walk: it moves the collector's lists whole
-            if self._since_whole >= self._after_whole:  # and at the first settle
+            if not self._after_whole:  # the first: what a start loaded, frozen as it is
+                self._after_whole = young
+                return
+            self._since_whole += young
+            if self._since_whole >= self._after_whole:
                 gc.unfreeze()
                 gc.collect()
                 self._after_whole, self._since_whole = len(gc.get_objects()), 0
