@@ -10,8 +10,6 @@ import re
 import unicodedata
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
-from itertools import compress
-from operator import attrgetter, itemgetter
 from xml.sax.saxutils import escape, quoteattr
 
 from aggregator.config import AggregatorConfig
@@ -80,9 +78,7 @@ def build_feed(
     page = pieces.changes.page(merged, after)
     feed_url = config.feed_url
     base = config.url.rstrip("/")
-    updated = max(
-        map(attrgetter("updated"), merged.items), default=datetime(2026, 1, 1, tzinfo=UTC)
-    )
+    updated = max((i.updated for i in merged.items), default=datetime(2026, 1, 1, tzinfo=UTC))
     meta = FeedMeta(
         id=feed_url,
         title=config.name,
@@ -111,12 +107,8 @@ def build_calendar(
     chosen = merged.events_by_start
     if village or category:
         chosen = tuple(e for e in chosen if matches(e, village, category))
-    made = (pieces or Pieces()).ics.pieces(chosen)  # (event, (piece, series end))
-    # The events whose series ends after the cutoff, with their pieces, walked in C (map,
-    # zip, compress): 50,000 events a change.
-    kept = list(map(itemgetter(1), made))
-    pairs = zip(map(itemgetter(0), made), map(itemgetter(0), kept), strict=True)
-    events = list(compress(pairs, map(cutoff.__le__, map(itemgetter(1), kept))))
+    made = (pieces or Pieces()).ics.pieces(chosen)
+    events = [(event, piece) for event, (piece, end) in made if end >= cutoff]
     name = config.name if not village else f"{config.name}: {village}"
     url = f"{config.url.rstrip('/')}/calendar.ics"
     return join_calendar(events, name=name, url=url, now=now, ordered=True)

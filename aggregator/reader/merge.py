@@ -24,7 +24,6 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from functools import cached_property
-from operator import attrgetter
 from typing import TypeVar
 
 from klynge.ical.writer import start_order
@@ -174,7 +173,7 @@ class Merged:
     @cached_property
     def by_id(self) -> dict[str, Item]:
         """Return the merged entries by id."""
-        return dict(zip(map(attrgetter("id"), self.items), self.items, strict=True))
+        return {i.id: i for i in self.items}
 
     @cached_property
     def village_titles(self) -> frozenset[str]:
@@ -184,7 +183,7 @@ class Merged:
     @cached_property
     def event_categories(self) -> frozenset[str]:
         """Return the categories the events use."""
-        return frozenset(filter(None, map(attrgetter("category"), self.events)))
+        return frozenset(e.category for e in self.events if e.category)
 
     def warm(self) -> Merged:
         """Work out every derived value now (in the calling thread); return self."""

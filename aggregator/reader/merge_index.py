@@ -104,7 +104,7 @@ class MergeIndex:
                 items = tuple(reversed(self._items.values))
                 tombs = tuple(reversed(self._tombs.values))
                 starts = tuple(self._starts.values)
-                spans = tuple(map(self._spans.__getitem__, map(id, starts)))
+                spans = tuple(self._spans[id(e)] for e in starts)
                 self._merged = Merged(items, tombs, starts, spans)
             return self._merged
 
