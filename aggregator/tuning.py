@@ -12,7 +12,7 @@ entries, their places, the merge's tuples, the kept pieces). CPython 3.11 walks 
 a full collection, holding the GIL for 0.3-0.8 s, and the temporaries of a change's builds
 start one now and then. Those were the longest loop stalls of one change at 50,000 entries:
 gc.callbacks timed each full collection in a `serve` process, and every /healthz of 0.5-0.9 s
-matched one (stop 29: 55-876 ms over seven changes before, 40-59 ms over four after).
+matched one (stop 29: 43-856 ms over six changes before, 40-59 ms over four after).
 
 After each merge and each build (the kept pieces and rows are new then), `Settler.settle`
 freezes every object alive (gc.freeze, which walks nothing): the collector's later rounds walk

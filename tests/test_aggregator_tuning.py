@@ -1,4 +1,5 @@
-"""The collector is settled after each merge: later collections walk only what is new."""
+"""The process knobs: the heap is frozen after each merge and build (later collections walk
+only what is new), and the event loop waits at most a millisecond for the GIL."""
 
 from __future__ import annotations
 
