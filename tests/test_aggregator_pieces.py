@@ -159,11 +159,11 @@ def test_pieces_of_entries_that_left_the_view_are_forgotten(config: AggregatorCo
 def test_moving_to_a_new_view_forgets_the_entries_that_left_it(config: AggregatorConfig) -> None:
     merged = view(event("Loppemarked"), event("Fodbold"), notice("Samkørsel"))
     pieces = Pieces()
-    pieces.moved(None, merged)
+    pieces.take(merged)
     documents.build_feed(config, merged, pieces)
     documents.build_calendar(config, merged, "", "", NOW, pieces)
     later = merged_of(titled(merged, "Fodbold"), titled(merged, "Samkørsel"), event("Høstfest"))
-    pieces.moved(merged, later)
+    pieces.take(later)
     assert b"Loppemarked" not in documents.build_feed(config, later, pieces)
     assert b"Loppemarked" not in documents.build_calendar(config, later, "", "", NOW, pieces)
     assert (pieces.atom.rendered, pieces.ics.rendered) == (4, 3)  # only Høstfest was new

@@ -65,7 +65,6 @@ class Outputs:
         self.pieces = Pieces(occurrence_row, kept_in=config.data_dir / piece_files.DIRECTORY)
         self._cache: OrderedDict[Key, asyncio.Future[Cached]] = OrderedDict()
         self._builder = ThreadPoolExecutor(1, thread_name_prefix="klynge-build")
-        self._view: Merged | None = None  # the view whose entries the pieces are kept for
 
     def invalidate(self) -> None:
         """Forget every built document (the merged view changed)."""
@@ -111,19 +110,14 @@ class Outputs:
     def _events_in_thread(
         self, merged: Merged, lo: datetime, hi: datetime, village: str, category: str
     ) -> bytes:
-        self._take(merged)
+        self.pieces.take(merged)  # entries that left the view take their pieces along
         rows = self.pieces.rows.rows(occurrences(merged, lo, hi, village, category))
         body = events_body(lo, hi, rows)
         self.settle()  # the rows are kept
         return body
 
-    def _take(self, merged: Merged) -> None:
-        if merged is not self._view:  # entries that left the view take their pieces along
-            self.pieces.moved(self._view, merged)
-            self._view = merged
-
     def _build_in_thread(self, merged: Merged, key: Key, now: datetime) -> Cached:
-        self._take(merged)
+        self.pieces.take(merged)  # entries that left the view take their pieces along
         # The ETag too: hashing a 58 MB feed takes ~0.1 s, which must not hold the event loop.
         doc = cached(documents.build(self.config, merged, key, now, self.pieces), content_type(key))
         self.settle()  # the pieces are kept

@@ -38,15 +38,33 @@ _META = FeedMeta(
 
 _Entry = TypeVar("_Entry", bound=Item)
 _Piece = TypeVar("_Piece")
+_Value = TypeVar("_Value")
 
 
-class PieceCache(Generic[_Entry, _Piece]):
+class Held(Generic[_Entry, _Value]):
+    """What is kept for each entry, by the entry's identity, with the entry itself."""
+
+    def __init__(self) -> None:
+        self._held: dict[int, tuple[_Entry, _Value]] = {}
+
+    def keep_only(self, entries: Sequence[_Entry]) -> None:
+        """Forget what is kept for entries that are no longer merged."""
+        kept = {id(e) for e in entries}
+        self.forget([key for key in self._held if key not in kept])
+
+    def forget(self, gone: Iterable[int]) -> None:
+        """Forget what is kept for these entries (by id()), where anything is."""
+        for key in gone:
+            self._held.pop(key, None)
+
+
+class PieceCache(Held[_Entry, _Piece | None]):
     """Rendered pieces by entry identity; an entry that cannot be rendered is kept as None."""
 
     def __init__(self, render: Callable[[Sequence[_Entry]], dict[int, _Piece]]) -> None:
+        super().__init__()
         self.render = render  # returns {id(entry): piece} for the entries that rendered
         self.rendered = 0  # entries rendered since start, for tests and the benchmark
-        self._held: dict[int, tuple[_Entry, _Piece | None]] = {}
 
     def pieces(self, entries: Sequence[_Entry]) -> list[tuple[_Entry, _Piece]]:
         """Return (entry, piece) in order, rendering the entries not seen before."""
@@ -65,16 +83,6 @@ class PieceCache(Generic[_Entry, _Piece]):
 
     def _made(self, missing: Sequence[_Entry]) -> None:
         """Hook: the pieces of `missing` are held now."""
-
-    def keep_only(self, entries: Sequence[_Entry]) -> None:
-        """Forget the pieces of entries that are no longer merged."""
-        held = self._held
-        self._held = {id(e): held[id(e)] for e in entries if id(e) in held}
-
-    def forget(self, gone: Iterable[int]) -> None:
-        """Forget the pieces of these entries (by id()), where held."""
-        for key in gone:
-            self._held.pop(key, None)
 
 
 class FiledPieces(PieceCache[Event, Kept]):
@@ -107,15 +115,8 @@ class FiledPieces(PieceCache[Event, Kept]):
             held = map(self._held.__getitem__, self._origins[origin])
             self.files.save(origin, [(event, piece) for event, piece in held if piece is not None])
 
-    def keep_only(self, entries: Sequence[Event]) -> None:
-        """Forget the pieces of events that are no longer merged."""
-        super().keep_only(entries)
-        self._origins = {}
-        for event, _ in self._held.values():
-            self._origins.setdefault(origin_of(event), {})[id(event)] = event
-
     def forget(self, gone: Iterable[int]) -> None:
-        """Forget the pieces of these events (by id()), where held."""
+        """Forget the pieces of these events (by id()), where held, and their places by origin."""
         for key in gone:
             pair = self._held.pop(key, None)
             if pair is not None:
@@ -147,7 +148,7 @@ def _chunks(items: Sequence[Item], size: int) -> Iterator[Sequence[Item]]:
         yield chunk
 
 
-class Rows:
+class Rows(Held[Event, dict[tuple[When, When | None], bytes]]):
     """Each occurrence's /api/events JSON row as bytes, kept until its event changes.
 
     A row is a function of the event and the date (its start and, in a series, its
@@ -156,9 +157,9 @@ class Rows:
     """
 
     def __init__(self, render: Callable[[Occurrence], bytes]) -> None:
+        super().__init__()
         self.render = render
         self.rendered = 0  # rows rendered since start, for tests and the benchmark
-        self._held: dict[int, tuple[Event, dict[tuple[When, When | None], bytes]]] = {}
 
     def rows(self, found: Sequence[Occurrence]) -> list[bytes]:
         """Return the rows of these occurrences in order, rendering those not kept."""
@@ -182,16 +183,6 @@ class Rows:
         self.rendered += 1
         return made[0] if made else None
 
-    def keep_only(self, events: Sequence[Event]) -> None:
-        """Forget the rows of events that are no longer merged."""
-        held = self._held
-        self._held = {id(e): held[id(e)] for e in events if id(e) in held}
-
-    def forget(self, gone: Iterable[int]) -> None:
-        """Forget the rows of these events (by id()), where held."""
-        for key in gone:
-            self._held.pop(key, None)
-
 
 class Pieces:
     """The Atom, iCalendar and JSON pieces of the merged view's entries."""
@@ -205,6 +196,7 @@ class Pieces:
         )
         self.changes = ChangeOrder()  # the merged feed's page order (aggregator.publish.paging)
         self.rows = Rows(row or _no_row)
+        self._view: Merged | None = None  # the view the pieces were last taken for
 
     def keep_only(self, items: Sequence[Item], events: Sequence[Event]) -> None:
         """Forget the pieces of entries that left the merged view."""
@@ -212,19 +204,22 @@ class Pieces:
         self.ics.keep_only(events)
         self.rows.keep_only(events)
 
-    def moved(self, old: Merged | None, new: Merged) -> None:
-        """Forget the pieces of the entries of `old` that are not in `new`.
+    def take(self, merged: Merged) -> None:
+        """Keep the pieces for `merged` from now on: those of entries that left it are forgotten.
 
-        Every piece held is of an entry of `old`, the view the pieces were last asked for:
-        the entries that left it are a set difference, not a walk of every held piece per
-        cache (at 50,000 entries ~0.1 s a change).
+        Every piece held is of an entry of the view taken before, so the entries that left are
+        that view's minus this one's, not a walk of every held piece per cache (at 50,000
+        entries ~0.1 s a change).
         """
+        old, self._view = self._view, merged
+        if old is merged:
+            return
         if old is None:
-            self.keep_only(new.items, new.events)
+            self.keep_only(merged.items, merged.events)
             return
         # Python loops, not set(map(id, ...)): one C call over 50,000 entries holds the GIL
         # for 15-35 ms on a big heap (cache misses), a stall of the event loop.
-        kept = {id(item) for item in new.items}
+        kept = {id(item) for item in merged.items}
         gone = [key for item in old.items if (key := id(item)) not in kept]
         self.atom.forget(gone)
         self.ics.forget(gone)
