@@ -18,6 +18,7 @@ from aggregator.keys import (
     OUTPUTS,
     REFRESHER,
     SCHEDULER,
+    SOURCE_ROWS,
     UPSTREAM,
 )
 from aggregator.mail.service import Mailer
@@ -33,6 +34,7 @@ from aggregator.store.sources import Store
 from aggregator.tuning import SETTLER, share_the_gil
 from aggregator.web import api, routes
 from aggregator.web.pages import warm_up
+from aggregator.web.status import SourceRows
 from klynge.control import ControlServer
 from klynge.web import WEB_STATE, error_middleware, setup_web, stop_serving
 
@@ -57,6 +59,7 @@ def create_app(config: AggregatorConfig, *, periodic: bool = True) -> web.Applic
     app = web.Application(middlewares=[error_middleware], client_max_size=MAX_BODY)
     app[CONFIG] = config
     app[ANSWERS] = Answers()  # pages and JSON answers per data version (kept.py)
+    app[SOURCE_ROWS] = SourceRows()  # each source's health row, kept while it holds
     setup_web(
         app,
         package="aggregator",

@@ -15,6 +15,7 @@ from aggregator.publish.outputs import Outputs
 from aggregator.publish.upstream import Upstream
 from aggregator.reader.refresh import Refresher
 from aggregator.reader.scheduler import Scheduler
+from aggregator.web.status import SourceRows
 
 CONFIG = web.AppKey("aggregator_config", AggregatorConfig)
 REFRESHER = web.AppKey("aggregator_refresher", Refresher)
@@ -24,6 +25,7 @@ SCHEDULER = web.AppKey("aggregator_scheduler", Scheduler)
 OPERATOR = web.AppKey("aggregator_operator", Operator)
 UPSTREAM = web.AppKey("aggregator_upstream", Upstream)
 ANSWERS = web.AppKey("aggregator_answers", Answers)
+SOURCE_ROWS = web.AppKey("aggregator_source_rows", SourceRows)
 MAILER = web.AppKey("aggregator_mailer", Mailer)  # only when [mail] is configured
 
 

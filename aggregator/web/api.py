@@ -9,11 +9,10 @@ from urllib.parse import parse_qsl
 
 from aiohttp import web
 
-from aggregator.keys import CONFIG, MERGED, OUTPUTS, REFRESHER, SCHEDULER
+from aggregator.keys import CONFIG, MERGED, OUTPUTS, REFRESHER, SCHEDULER, SOURCE_ROWS
 from aggregator.publish import outputs
 from aggregator.publish.paging import parse_cursor
 from aggregator.web.kept import kept
-from aggregator.web.status import source_rows
 from klynge.errors import BadRequest, NotFound, ValidationError
 from klynge.i18n import N_
 from klynge.model import YEARS
@@ -64,7 +63,7 @@ async def calendar(request: web.Request) -> web.Response:
 async def opml(request: web.Request) -> web.Response:
     """Serve the list of polled feeds as OPML."""
     config = request.app[CONFIG]
-    rows = source_rows(config, request.app[REFRESHER])
+    rows = request.app[SOURCE_ROWS].rows(config, request.app[REFRESHER])
     doc = outputs.build_opml(config, ((r["url"], r["name"], r["kind"]) for r in rows))
     return outputs.respond(request, doc)
 
@@ -107,8 +106,8 @@ async def api_notices(request: web.Request) -> web.Response:
 
 async def api_sources(request: web.Request) -> web.Response:
     """Return every source's health."""
-    rows = source_rows(request.app[CONFIG], request.app[REFRESHER])
-    return web.json_response({"sources": rows}, dumps=_dumps)
+    body = request.app[SOURCE_ROWS].json(request.app[CONFIG], request.app[REFRESHER])
+    return web.Response(body=body, content_type="application/json", charset="utf-8")
 
 
 async def ping(request: web.Request) -> web.Response:

@@ -11,7 +11,7 @@ from urllib.parse import quote
 from aiohttp import web
 from babel.numbers import format_decimal
 
-from aggregator.keys import CONFIG, OPERATOR, OUTPUTS, REFRESHER, now
+from aggregator.keys import CONFIG, OPERATOR, OUTPUTS, REFRESHER, SOURCE_ROWS, now
 from aggregator.publish import outputs
 from aggregator.reader.merge import Merged
 from aggregator.store.moderation import Hold
@@ -30,7 +30,6 @@ from aggregator.web.pages import (
     villages,
     webcal,
 )
-from aggregator.web.status import source_rows
 from klynge.i18n import N_
 from klynge.messages import Message, define, optional
 from klynge.model import CATEGORIES, Event, Notice, category_label, zone
@@ -207,7 +206,7 @@ def in_words(row: dict[str, Any], lang: str) -> dict[str, Any]:
 async def status_context(request: web.Request) -> dict[str, Any]:
     """Gather every source's health, for a host to read."""
     tz = timezone_of(request)
-    rows = source_rows(request.app[CONFIG], request.app[REFRESHER])
+    rows = request.app[SOURCE_ROWS].rows(request.app[CONFIG], request.app[REFRESHER])
     lang = lang_of(request)
     moderation = request.app[OPERATOR].moderation
     views = [

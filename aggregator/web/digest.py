@@ -10,7 +10,6 @@ from aiohttp import web
 
 from aggregator.keys import CONFIG, now
 from aggregator.publish.digest import Digest, build_digest, digest_html, digest_text, week_ahead
-from aggregator.publish.digest_pdf import digest_pdf
 from aggregator.web.pages import lang_of, local_today, merged_of, public_url, timezone_of
 from aggregator.web.poster import parse_week, week_param
 from klynge.web import render
@@ -67,6 +66,9 @@ async def digest_txt(request: web.Request) -> web.Response:
 
 async def digest_file(request: web.Request) -> web.Response:
     """Send the ugeseddel as an A4 PDF."""
+    # fpdf2 and fontTools take 0.2 s and about 9 MB to import: only when a PDF is asked for.
+    from aggregator.publish.digest_pdf import digest_pdf
+
     digest = await digest_of(request)
     loop = asyncio.get_running_loop()
     body = await loop.run_in_executor(None, digest_pdf, digest, lang_of(request))

