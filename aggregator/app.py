@@ -87,6 +87,7 @@ def create_app(config: AggregatorConfig, *, periodic: bool = True) -> web.Applic
 
         view.on_change = changed
         await refresher.worker.start()  # the parse child; refresher.close() kills it
+        SETTLER.hold()  # no collection until the first merge is settled (aggregator.tuning)
         refresher.start_loading()  # polls, pings and pages wait for it; /healthz does not
         refresher.on_load_error = partial(stop_serving, app)  # a bad record stops the service
         scheduler = Scheduler(refresher, periodic=periodic)
@@ -102,10 +103,13 @@ def create_app(config: AggregatorConfig, *, periodic: bool = True) -> web.Applic
         control = ControlServer(config.data_dir, operator.handlers())
         await control.start()  # `klynge aggregator source …`, `hide`, `pause` while serving
         warming = asyncio.ensure_future(asyncio.to_thread(warm_up, app[WEB_STATE]))
+        merging = asyncio.ensure_future(view.current())  # the first merge, once loaded
         try:
             yield
         finally:
-            await asyncio.gather(warming, return_exceptions=True)
+            merging.cancel()
+            await asyncio.gather(warming, merging, return_exceptions=True)
+            SETTLER.release()
             await control.close()
             await upstream.close()
             outputs.close()

@@ -41,6 +41,7 @@ def untuned() -> Iterator[None]:
     interval = sys.getswitchinterval()
     yield
     gc.unfreeze()
+    gc.enable()
     sys.setswitchinterval(interval)
 
 
@@ -75,6 +76,45 @@ def test_a_frozen_cycle_is_collected_once_as_many_objects_were_frozen_again() ->
     settler.settle()
     assert watch() is None and settler.whole == 1
     assert frozen(grown[0])
+
+
+def test_a_held_collector_runs_again_at_the_next_settle_or_when_released() -> None:
+    settler = Settler()
+    settler.hold()
+    assert not gc.isenabled()
+    loaded = Node()
+    settler.settle()
+    assert gc.isenabled() and frozen(loaded)
+    settler.settle()
+    assert gc.isenabled()  # a settle without a hold leaves it on
+    settler.hold()
+    settler.release()
+    assert gc.isenabled()
+    gc.disable()  # someone else's choice: a release without a hold keeps it
+    settler.release()
+    assert not gc.isenabled()
+
+
+async def test_the_aggregator_collects_again_once_its_first_merge_is_settled(
+    feed_server: FeedServer, tmp_path: Path, aiohttp_client: Any
+) -> None:
+    url = feed_server.set("/osterby.atom", feed("Østerby", [event("Loppemarked")]))
+    config = config_for(tmp_path, [Source(url, "Østerby")])
+    client = await start_aggregator(aiohttp_client, config)
+    await refresher_of(client).refresh_all()
+    await client.close()
+    client = await start_aggregator(aiohttp_client, config)  # loads what the first stored
+    await refresher_of(client).ready()
+    merged = await view_of(client).current()
+    assert [e.title for e in merged.events] == ["Loppemarked"] and gc.isenabled()
+
+
+async def test_an_aggregator_stopped_before_its_first_merge_collects_again(
+    tmp_path: Path, aiohttp_client: Any
+) -> None:
+    client = await start_aggregator(aiohttp_client, config_for(tmp_path, []))
+    await client.close()
+    assert gc.isenabled()
 
 
 async def test_the_aggregator_shares_the_gil_within_a_millisecond(
