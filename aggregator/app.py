@@ -86,10 +86,12 @@ def create_app(config: AggregatorConfig, *, periodic: bool = True) -> web.Applic
             upstream.notify()  # after the invalidation: it builds the new feed
 
         view.on_change = changed
-        await refresher.worker.start()  # the parse child; refresher.close() kills it
+        refresher.on_load_error = partial(stop_serving, app)  # a bad record stops the service
         SETTLER.hold()  # no collection until the first merge is settled (aggregator.tuning)
         refresher.start_loading()  # polls, pings and pages wait for it; /healthz does not
-        refresher.on_load_error = partial(stop_serving, app)  # a bad record stops the service
+        # The parse child starts while the store loads (its forkserver imports in a process
+        # of its own: 0.5 s); refresher.close() kills it.
+        await refresher.worker.start()
         scheduler = Scheduler(refresher, periodic=periodic)
         operator = Operator(config, refresher, scheduler, view)
         await operator.load()  # hidden entries and paused sources, before the first poll
