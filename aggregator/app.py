@@ -33,7 +33,7 @@ from aggregator.reader.scheduler import Scheduler
 from aggregator.store.sources import Store
 from aggregator.tuning import SETTLER, share_the_gil
 from aggregator.web import api, routes
-from aggregator.web.pages import warm_up
+from aggregator.web.pages import keep_compiled, warm_up
 from aggregator.web.status import SourceRows
 from klynge.control import ControlServer
 from klynge.web import WEB_STATE, error_middleware, setup_web, stop_serving
@@ -104,6 +104,7 @@ def create_app(config: AggregatorConfig, *, periodic: bool = True) -> web.Applic
             scheduler.add_periodic("mail-weekly", app[MAILER].tick, MAIL_CHECK_SECONDS)
         control = ControlServer(config.data_dir, operator.handlers())
         await control.start()  # `klynge aggregator source …`, `hide`, `pause` while serving
+        keep_compiled(app[WEB_STATE], config.data_dir)
         warming = asyncio.ensure_future(asyncio.to_thread(warm_up, app[WEB_STATE]))
         merging = asyncio.ensure_future(view.current())  # the first merge, once loaded
         try:
