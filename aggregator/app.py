@@ -104,8 +104,13 @@ def create_app(config: AggregatorConfig, *, periodic: bool = True) -> web.Applic
             scheduler.add_periodic("mail-weekly", app[MAILER].tick, MAIL_CHECK_SECONDS)
         control = ControlServer(config.data_dir, operator.handlers())
         await control.start()  # `klynge aggregator source …`, `hide`, `pause` while serving
-        keep_compiled(app[WEB_STATE], config.data_dir)
-        warming = asyncio.ensure_future(asyncio.to_thread(warm_up, app[WEB_STATE]))
+
+        async def warm() -> None:
+            await refresher.ready()  # a start that refuses its store writes nothing
+            keep_compiled(app[WEB_STATE], config.data_dir)
+            await asyncio.to_thread(warm_up, app[WEB_STATE])
+
+        warming = asyncio.ensure_future(warm())
         merging = asyncio.ensure_future(view.current())  # the first merge, once loaded
         try:
             yield

@@ -96,8 +96,13 @@ async def test_the_first_start_moves_every_source_and_a_second_changes_nothing(
     await client.close()
 
     names = sorted(p.name for p in v1_dir.iterdir())
-    assert names == ["aggregator.json.bak.migrated", "aggregator.json.migrated",
-                     "aggregator.toml", "store"]  # fmt: skip
+    assert names == [
+        "aggregator.json.bak.migrated",
+        "aggregator.json.migrated",
+        "aggregator.toml",
+        "store",
+        "templates",  # the compiled templates (aggregator.web.pages.keep_compiled)
+    ]
     assert (v1_dir / "aggregator.json.migrated").read_bytes() == OLD_FILE.read_bytes()
     assert_all_survived(v1_dir)
 
