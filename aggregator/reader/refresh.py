@@ -141,6 +141,9 @@ class Refresher:
         the sources as new) meanwhile, instead of nothing at all.
         """
         self._loading = asyncio.get_running_loop().create_task(self.load())
+        # A failure is told through on_load_error (and raised again to whoever awaits
+        # `ready`): when it comes before anyone awaits, asyncio must not log it as unretrieved.
+        self._loading.add_done_callback(lambda task: task.cancelled() or task.exception())
 
     async def ready(self) -> None:
         """Return once the stored states are loaded; raise what the loading raised."""
