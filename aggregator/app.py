@@ -33,13 +33,14 @@ from aggregator.reader.scheduler import Scheduler
 from aggregator.store.sources import Store
 from aggregator.tuning import SETTLER, share_the_gil
 from aggregator.web import api, routes
-from aggregator.web.pages import keep_compiled, warm_up
+from aggregator.web.pages import warm_up
 from aggregator.web.status import SourceRows
 from klynge.control import ControlServer
 from klynge.web import WEB_STATE, error_middleware, setup_web, stop_serving
 
 MAX_BODY = 64 * 1024  # /ping and nothing else takes a body
 MAIL_CHECK_SECONDS = 300  # how often the mailer looks whether the weekly e-mail is due
+COMPILED = "templates"  # the compiled templates, in the data directory (WebState.keep_compiled)
 
 
 def fetch_limits(config: AggregatorConfig) -> FetchLimits:
@@ -107,7 +108,7 @@ def create_app(config: AggregatorConfig, *, periodic: bool = True) -> web.Applic
 
         async def warm() -> None:
             await refresher.ready()  # a start that refuses its store writes nothing
-            keep_compiled(app[WEB_STATE], config.data_dir)
+            app[WEB_STATE].keep_compiled(config.data_dir / COMPILED)
             await asyncio.to_thread(warm_up, app[WEB_STATE])
 
         warming = asyncio.ensure_future(warm())

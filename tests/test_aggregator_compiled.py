@@ -13,8 +13,7 @@ from typing import Any
 import pytest
 from aggregator_support import config_for
 
-from aggregator.app import create_app
-from aggregator.web.pages import COMPILED
+from aggregator.app import COMPILED, create_app
 from klynge.web import WEB_STATE
 
 
@@ -53,7 +52,7 @@ async def test_a_data_directory_without_room_for_them_compiles_at_each_start(
     tmp_path: Path, aiohttp_client: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
     (config_for(tmp_path, []).data_dir / COMPILED).write_text("a file, not a directory")
-    caplog.set_level(logging.WARNING, logger="klynge.aggregator")
+    caplog.set_level(logging.WARNING, logger="klynge.web")
     client, compiled = await _start_counting_compiles(aiohttp_client, tmp_path)
     assert (await client.get("/")).status == 200
     await client.close()

@@ -9,11 +9,13 @@ moves on (the upcoming count, the health and a failing source's "last success ..
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
 from aggregator_support import NOW, config_for, event, harness, notice
 
 from aggregator.config import AggregatorConfig, Source
@@ -62,60 +64,60 @@ def _same(rows: SourceRows, config: AggregatorConfig, refresher: Refresher) -> l
     return kept
 
 
-async def _refresher(tmp_path: Path) -> tuple[AggregatorConfig, Refresher, Any]:
+@pytest.fixture
+async def sources(tmp_path: Path) -> AsyncIterator[tuple[AggregatorConfig, Refresher]]:
+    """A loaded Refresher of SOURCES: two fetched five minutes ago, one never."""
     config = config_for(tmp_path, SOURCES)
     h = await harness(config)
     for source, title in zip(SOURCES[:2], ("Østerby", "Vesterby"), strict=True):
         state = h.refresher.states[source.url]
         state.content = _content(title)
         state.last_success = state.last_attempt = NOW - timedelta(minutes=5)
-    return config, h.refresher, h
+    yield config, h.refresher
+    await h.close()
 
 
-async def test_kept_rows_and_their_json_are_what_making_them_gives(tmp_path: Path) -> None:
-    config, refresher, h = await _refresher(tmp_path)
-    try:
-        rows = SourceRows()
-        first = _same(rows, config, refresher)
-        assert [r["health"] for r in first] == ["ok", "ok", "new"]
-        again = _same(rows, config, refresher)
-        assert all(a is b for a, b in zip(first, again, strict=True))  # kept, not made again
-    finally:
-        await h.close()
+async def test_kept_rows_and_their_json_are_what_making_them_gives(
+    sources: tuple[AggregatorConfig, Refresher],
+) -> None:
+    config, refresher = sources
+    rows = SourceRows()
+    first = _same(rows, config, refresher)
+    assert [r["health"] for r in first] == ["ok", "ok", "new"]
+    again = _same(rows, config, refresher)
+    assert all(a is b for a, b in zip(first, again, strict=True))  # kept, not made again
 
 
-async def test_a_change_of_one_source_makes_its_row_again_only(tmp_path: Path) -> None:
-    config, refresher, h = await _refresher(tmp_path)
-    try:
-        rows = SourceRows()
-        first = _same(rows, config, refresher)
-        state = refresher.states[SOURCES[0].url]
-        state.failed(Message(CONNECT), NOW, refresher.polling)
-        refresher.states[SOURCES[1].url].content = _content("Vesterby nu")
-        refresher.paused = frozenset({SOURCES[2].url})
-        after = _same(rows, config, refresher)
-        assert after[0]["health"] == "failing" and after[0] is not first[0]
-        assert after[1]["name"] == "Vesterby" and after[1] is not first[1]  # a new content
-        assert after[2]["paused"] and after[2] is not first[2]
-        state = refresher.states[SOURCES[1].url]
-        state.content = replace(state.content)  # another object, equal: kept
-        assert _same(rows, config, refresher)[1] is after[1]
-    finally:
-        await h.close()
+async def test_a_change_of_one_source_makes_its_row_again_only(
+    sources: tuple[AggregatorConfig, Refresher],
+) -> None:
+    config, refresher = sources
+    rows = SourceRows()
+    first = _same(rows, config, refresher)
+    state = refresher.states[SOURCES[0].url]
+    state.failed(Message(CONNECT), NOW, refresher.polling)
+    refresher.states[SOURCES[1].url].content = _content("Vesterby nu")
+    refresher.paused = frozenset({SOURCES[2].url})
+    after = _same(rows, config, refresher)
+    assert after[0]["health"] == "failing" and after[0] is not first[0]
+    assert after[1]["name"] == "Vesterby" and after[1] is not first[1]  # a new content
+    assert after[2]["paused"] and after[2] is not first[2]
+    state = refresher.states[SOURCES[1].url]
+    state.content = replace(state.content)  # another object, equal: kept
+    assert _same(rows, config, refresher)[1] is after[1]
 
 
-async def test_the_rows_follow_the_clock(tmp_path: Path) -> None:
-    config, refresher, h = await _refresher(tmp_path)
-    try:
-        rows = SourceRows()
-        refresher.states[SOURCES[0].url].failed(Message(CONNECT), NOW, refresher.polling)
-        before = _same(rows, config, refresher)
-        a_minute = _same(rows, replace(config, clock=Clock(timedelta(minutes=1))), refresher)
-        assert a_minute[0]["summary"] != before[0]["summary"]  # its last success, longer ago
-        assert a_minute[1] is before[1]  # nothing it shows has changed
-        later = replace(config, clock=Clock(timedelta(hours=2)))
-        assert _same(rows, later, refresher)[1]["upcoming"] == before[1]["upcoming"] - 1
-        stale = replace(config, clock=Clock(config.limits.stale_after + timedelta(hours=1)))
-        assert _same(rows, stale, refresher)[0]["health"] == "stale"
-    finally:
-        await h.close()
+async def test_the_rows_follow_the_clock(
+    sources: tuple[AggregatorConfig, Refresher],
+) -> None:
+    config, refresher = sources
+    rows = SourceRows()
+    refresher.states[SOURCES[0].url].failed(Message(CONNECT), NOW, refresher.polling)
+    before = _same(rows, config, refresher)
+    a_minute = _same(rows, replace(config, clock=Clock(timedelta(minutes=1))), refresher)
+    assert a_minute[0]["summary"] != before[0]["summary"]  # its last success, longer ago
+    assert a_minute[1] is before[1]  # nothing it shows has changed
+    later = replace(config, clock=Clock(timedelta(hours=2)))
+    assert _same(rows, later, refresher)[1]["upcoming"] == before[1]["upcoming"] - 1
+    stale = replace(config, clock=Clock(config.limits.stale_after + timedelta(hours=1)))
+    assert _same(rows, stale, refresher)[0]["health"] == "stale"

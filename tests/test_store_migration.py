@@ -101,7 +101,7 @@ async def test_the_first_start_moves_every_source_and_a_second_changes_nothing(
         "aggregator.json.migrated",
         "aggregator.toml",
         "store",
-        "templates",  # the compiled templates (aggregator.web.pages.keep_compiled)
+        "templates",  # the compiled templates (klynge.web.WebState.keep_compiled)
     ]
     assert (v1_dir / "aggregator.json.migrated").read_bytes() == OLD_FILE.read_bytes()
     assert_all_survived(v1_dir)

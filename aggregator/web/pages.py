@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from itertools import groupby
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
-import jinja2
 from aiohttp import web
 from babel.dates import format_date
 
@@ -162,27 +159,6 @@ def weekday_name(index: int, lang: str) -> str:
     """Return the name of a weekday (0 = Monday) in the page's language."""
     monday = date(2026, 1, 5)
     return i18n.weekday(monday + timedelta(days=index), lang)
-
-
-log = logging.getLogger("klynge.aggregator")
-
-COMPILED = "templates"  # the compiled templates, in the data directory
-
-
-def keep_compiled(state: WebState, data_dir: Path) -> None:
-    """Keep compiled templates in the data directory, for the next start to load.
-
-    Compiling them all is about 0.4 s of a start here (py-spy, 50,000 entries), competing for
-    the GIL with the loading; jinja2 compiles a template again when its source, jinja2 or
-    Python changed. A directory that cannot be made leaves templates compiled at each start.
-    """
-    directory = data_dir / COMPILED
-    try:
-        directory.mkdir(exist_ok=True)
-    except OSError as e:
-        log.warning("compiled templates are not kept in %s: %s", directory, e)
-        return
-    state.env.bytecode_cache = jinja2.FileSystemBytecodeCache(str(directory))
 
 
 def warm_up(state: WebState) -> None:
