@@ -2,9 +2,9 @@
 
 Parsing and validating a remote feed is CPU-bound work on hostile input: a rule that sends
 dateutil into an endless loop, or a document whose tree fills the memory, must cost that source
-one fetch, never the aggregator. So it runs in one child process (started from a forkserver,
-which never runs threads, so forking it is safe) under `RLIMIT_AS`, and a job that overruns its
-wall-clock limit gets the child killed; the next job starts a fresh one.
+one fetch, never the aggregator. So it runs in one child process (a new interpreter,
+aggregator.child) under `RLIMIT_AS`, and a job that overruns its wall-clock limit gets the child
+killed; the next job starts a fresh one.
 
 One child, one job at a time: parsing is CPU-bound, and a Pi has few cores to share with the
 web server. The job's result travels back pickled: 5,000 parsed events are about 0.8 MB and
@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import multiprocessing
 import resource
 import signal
 from collections.abc import Callable
@@ -29,8 +28,6 @@ from klynge.messages import Message, define
 
 T = TypeVar("T")
 MB = 1024 * 1024
-# Imported once in the forkserver, so that each new child starts in milliseconds.
-PRELOAD = ["aggregator.reader.parse_worker", "aggregator.reader.refresh"]
 
 
 TOO_SLOW = define(
@@ -77,9 +74,7 @@ class ParseWorker:
     def __init__(self, *, timeout: float, memory_mb: int) -> None:
         self.timeout = timeout
         self.memory_mb = memory_mb
-        context = multiprocessing.get_context("forkserver")
-        context.set_forkserver_preload(PRELOAD)
-        self._child = Child(context, serve_jobs, (memory_mb,), "klynge-parse")
+        self._child = Child(serve_jobs, (memory_mb,))
         self._lock = asyncio.Lock()
         # The pipe and the child belong to this thread: blocking I/O never runs on the loop.
         self._io = ThreadPoolExecutor(1, thread_name_prefix="klynge-parse-io")
@@ -91,8 +86,7 @@ class ParseWorker:
         return self._child.started
 
     async def start(self) -> None:
-        """Start the child now (else the first job does): the first start forks a forkserver,
-        which costs the parent's GIL for a moment, better before the app serves."""
+        """Start the child now (else the first job does): its imports run while the store loads."""
         async with self._lock:
             await asyncio.get_running_loop().run_in_executor(self._io, self._child.connection)
 
