@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from functools import partial
+from typing import Any
 
 from aiohttp import web
 
@@ -31,7 +33,7 @@ from aggregator.reader.fetcher import Fetcher, FetchLimits
 from aggregator.reader.refresh import Refresher
 from aggregator.reader.scheduler import Scheduler
 from aggregator.store.sources import Store
-from aggregator.tuning import SETTLER, share_the_gil
+from aggregator.tuning import SETTLER, return_freed_memory, share_the_gil
 from aggregator.web import api, routes
 from aggregator.web.pages import warm_up
 from aggregator.web.status import SourceRows
@@ -72,15 +74,28 @@ def create_app(config: AggregatorConfig, *, periodic: bool = True) -> web.Applic
     routes.add_routes(app)
 
     async def services(app: web.Application) -> AsyncIterator[None]:
+        return_freed_memory()
         share_the_gil()
+        # Each part is closed when the service stops, or when its start stops part-way (a
+        # refused store, moderation file or socket): the last opened first.
+        async with contextlib.AsyncExitStack() as opened:
+            await _start(app, opened)
+            yield
+
+    async def _start(app: web.Application, opened: contextlib.AsyncExitStack) -> None:
         store = Store(config.data_dir)
         fetcher = Fetcher(fetch_limits(config))
+        opened.push_async_callback(fetcher.close)
         refresher = Refresher(config, store, fetcher)
         view = MergedView(ready=refresher.ready, settle=SETTLER.settle)
+        opened.callback(view.close)
+        opened.push_async_callback(refresher.close)
         refresher.on_change = view.changed
         refresher.on_remove = view.removed
         outputs = Outputs(config, view.current, SETTLER.settle)
+        opened.callback(outputs.close)
         upstream = Upstream(config, outputs.feed, fetcher.ping)
+        opened.push_async_callback(upstream.close)
 
         def changed() -> None:
             outputs.invalidate()
@@ -89,9 +104,10 @@ def create_app(config: AggregatorConfig, *, periodic: bool = True) -> web.Applic
         view.on_change = changed
         refresher.on_load_error = partial(stop_serving, app)  # a bad record stops the service
         SETTLER.hold()  # no collection until the first merge is settled (aggregator.tuning)
+        opened.callback(SETTLER.release)
         refresher.start_loading()  # polls, pings and pages wait for it; /healthz does not
-        # The parse child starts while the store loads (its forkserver imports in a process
-        # of its own: 0.5 s); refresher.close() kills it.
+        # The parse child starts while the store loads (it imports for 0.3 s, in a process of
+        # its own); refresher.close() kills it.
         await refresher.worker.start()
         scheduler = Scheduler(refresher, periodic=periodic)
         operator = Operator(config, refresher, scheduler, view)
@@ -100,11 +116,13 @@ def create_app(config: AggregatorConfig, *, periodic: bool = True) -> web.Applic
         app[SCHEDULER], app[OPERATOR] = scheduler, operator
         app[UPSTREAM] = upstream
         scheduler.start()
+        opened.push_async_callback(scheduler.shutdown)
         if config.mail is not None:  # the weekly ugeseddel by e-mail (issue 16)
             app[MAILER] = Mailer(config, view.current)
             scheduler.add_periodic("mail-weekly", app[MAILER].tick, MAIL_CHECK_SECONDS)
         control = ControlServer(config.data_dir, operator.handlers())
         await control.start()  # `klynge aggregator source …`, `hide`, `pause` while serving
+        opened.push_async_callback(control.close)
 
         async def warm() -> None:
             await refresher.ready()  # a start that refuses its store writes nothing
@@ -113,19 +131,13 @@ def create_app(config: AggregatorConfig, *, periodic: bool = True) -> web.Applic
 
         warming = asyncio.ensure_future(warm())
         merging = asyncio.ensure_future(view.current())  # the first merge, once loaded
-        try:
-            yield
-        finally:
-            merging.cancel()
-            await asyncio.gather(warming, merging, return_exceptions=True)
-            SETTLER.release()
-            await control.close()
-            await upstream.close()
-            outputs.close()
-            await scheduler.shutdown()
-            await refresher.close()
-            view.close()
-            await fetcher.close()
+        opened.push_async_callback(_cancelled, merging, warming)
 
     app.cleanup_ctx.append(services)
     return app
+
+
+async def _cancelled(task: asyncio.Future[Any], *others: asyncio.Future[Any]) -> None:
+    """Cancel `task` and wait for it and the others to end (whatever they raise)."""
+    task.cancel()
+    await asyncio.gather(task, *others, return_exceptions=True)
