@@ -20,6 +20,7 @@ from aggregator.publish import documents
 from aggregator.publish.piece_files import DIRECTORY, MAX_FILE, PieceFiles, key_of, renderer
 from aggregator.publish.pieces import FiledPieces, Pieces
 from aggregator.reader.merge import Merged
+from klynge.ical.writer import vevent_piece
 from klynge.model import Event, FeedSource
 
 VILLAGES = [
@@ -153,6 +154,18 @@ def _empty(path: Path) -> None:
 
 BROKEN = [_truncated, _other_renderer, _pieces_not_a_map, _piece_of_wrong_shape,
           _end_without_offset, _not_utf8, _huge, _a_directory, _empty]  # fmt: skip
+
+
+def test_pieces_naming_the_same_zones_share_one_set_rendered_or_loaded(
+    config: AggregatorConfig, kept: Path
+) -> None:
+    items = events()
+    calendar(config, view(items), Pieces(kept_in=kept))
+    zones = [vevent_piece(e)[1] for e in items]
+    assert zones[0] == {"Europe/Copenhagen"} and all(z is zones[0] for z in zones)
+    loaded = files_of(Pieces(kept_in=kept)).take(again(items))
+    assert len(loaded) == len(items)
+    assert all(piece[1] is zones[0] for piece, _end in loaded.values())
 
 
 @pytest.mark.parametrize("damage", BROKEN, ids=[f.__name__.strip("_") for f in BROKEN])

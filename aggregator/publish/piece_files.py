@@ -29,7 +29,7 @@ from typing import Any
 import icalendar
 
 import klynge
-from klynge.ical.writer import Piece
+from klynge.ical.writer import Piece, zone_set
 from klynge.model import Event
 
 log = logging.getLogger("klynge.aggregator.pieces")
@@ -143,4 +143,4 @@ def _kept(value: Any) -> Kept:
     ends = datetime.fromisoformat(end)
     if ends.tzinfo is None:
         raise ValueError("a piece's end has no offset")
-    return (body.encode(), set(zones)), ends
+    return (body.encode(), zone_set(zones)), ends
