@@ -33,7 +33,7 @@ from aggregator.reader.fetcher import Fetcher, FetchLimits
 from aggregator.reader.refresh import Refresher
 from aggregator.reader.scheduler import Scheduler
 from aggregator.store.sources import Store
-from aggregator.tuning import SETTLER, return_freed_memory, share_the_gil
+from aggregator.tuning import SETTLER, share_the_gil
 from aggregator.web import api, routes
 from aggregator.web.pages import warm_up
 from aggregator.web.status import SourceRows
@@ -74,7 +74,6 @@ def create_app(config: AggregatorConfig, *, periodic: bool = True) -> web.Applic
     routes.add_routes(app)
 
     async def services(app: web.Application) -> AsyncIterator[None]:
-        return_freed_memory()
         share_the_gil()
         # Each part is closed when the service stops, or when its start stops part-way (a
         # refused store, moderation file or socket): the last opened first.

@@ -1,5 +1,5 @@
-"""The aggregator's process-wide knobs: the GIL's switch interval, the C allocator's
-thresholds, and the cyclic garbage collector, settled after each change.
+"""The aggregator's process-wide knobs: the GIL's switch interval, and the cyclic garbage
+collector, settled after each change.
 
 The documents are built and the view merged in worker threads, in Python, while the event loop
 answers requests. A thread that wants the GIL waits up to the switch interval (5 ms by default)
@@ -29,50 +29,20 @@ file's parse, freed as it went, and a walk of the loaded heap would stall the st
 same reason the collector is off from the start (`hold`) until that settle: it walked the
 growing heap of the load ten times, 0.95 s of a 50,000-entry start (A/B over four restarts each:
 median 6.80 -> 6.18 s until the first calendar is built).
-
-glibc's malloc keeps what Python frees of its big blocks (a document, a page's rows, an answer's
-bytes) unless they were mapped on their own, and after each such block is freed it raises the
-size it maps from (up to 32 MB), so the next page's or build's blocks come from the heap, where
-a few live blocks pin the freed ones: at 50,000 entries a `serve` process grew by 79 MB over
-one change and one look at each page, and 73 MB of it went back to the system when trimmed.
-`return_freed_memory` fixes the thresholds (blocks of 128 KB and more are mapped on their own
-and unmapped when freed; the heap's free top is given back beyond 1 MB) and keeps one arena for
-all threads (the GIL lets one run Python at a time): RSS with its children after that change and
-those pages, 567 -> 494 MB (bench/scale_bench.py's point; tests/test_aggregator_tuning.py).
 """
 
 from __future__ import annotations
 
-import ctypes
 import gc
-import platform
 import sys
 import threading
 
 SWITCH_INTERVAL = 0.001  # seconds a thread holds the GIL while another one waits for it
-# glibc's mallopt(3) parameters, and the values set
-M_TRIM_THRESHOLD, M_MMAP_THRESHOLD, M_ARENA_MAX = -1, -3, -8
-MALLOC_SETTINGS = (
-    (M_MMAP_THRESHOLD, 128 * 1024),
-    (M_TRIM_THRESHOLD, 1024 * 1024),
-    (M_ARENA_MAX, 1),
-)
 
 
 def share_the_gil() -> None:
     """Let the event loop have the GIL within a millisecond while the workers build."""
     sys.setswitchinterval(SWITCH_INTERVAL)
-
-
-def return_freed_memory() -> bool:
-    """Make glibc's malloc give freed big blocks back to the system (before threads start).
-
-    Return whether it was set: not on a C library other than glibc (musl has no mallopt knobs).
-    """
-    if platform.libc_ver()[0] != "glibc":
-        return False
-    libc = ctypes.CDLL(None)  # the process's own symbols: the C library's among them
-    return all(libc.mallopt(parameter, value) == 1 for parameter, value in MALLOC_SETTINGS)
 
 
 class Settler:

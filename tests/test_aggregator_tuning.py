@@ -4,9 +4,6 @@ only what is new), and the event loop waits at most a millisecond for the GIL.""
 from __future__ import annotations
 
 import gc
-import os
-import platform
-import subprocess
 import sys
 import weakref
 from collections.abc import Iterator
@@ -155,40 +152,3 @@ async def test_the_aggregator_settles_after_each_merge(
     merged = await view_of(client).current()
     (new,) = [e for e in merged.events if e.title == "Høstfest"]
     assert frozen(new)
-
-
-# Big blocks freed while small ones made after each live on: what a page's rows or a build's
-# bytes leave behind in glibc's heap. Run in a fresh interpreter (this one's heap is the suite's).
-FRAGMENTS = """
-import sys
-from aggregator.tuning import return_freed_memory
-if sys.argv[1] == "tuned":
-    assert return_freed_memory()
-def rss():
-    return int(open("/proc/self/statm").read().split()[1]) * 4096 / 1e6
-big = bytearray(4 * 1024 * 1024)
-del big  # glibc maps a block this big on its own, and maps smaller ones from the heap after
-before = rss()
-blocks, pins = [], []
-for n in range(200):
-    blocks.append(bytearray(200 * 1024))
-    pins.append(bytearray(600))
-del blocks
-print(rss() - before)
-"""
-
-
-def kept_after_free(mode: str) -> float:
-    """Return the MB a fresh process still holds after freeing 40 MB of big blocks."""
-    env = os.environ | {"PYTHONPATH": str(Path(__file__).resolve().parents[1])}
-    done = subprocess.run(
-        [sys.executable, "-c", FRAGMENTS, mode], env=env, capture_output=True, text=True, timeout=60
-    )
-    assert done.returncode == 0, done.stderr
-    return float(done.stdout)
-
-
-@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="mallopt is glibc's")
-def test_freed_big_blocks_go_back_to_the_system_once_malloc_is_set() -> None:
-    assert kept_after_free("plain") > 30  # glibc's defaults keep most of the 40 MB
-    assert kept_after_free("tuned") < 5
