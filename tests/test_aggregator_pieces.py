@@ -343,9 +343,9 @@ def test_serve_replaces_dead_workers_and_stops_promptly(tmp_path: Path, village:
         ping(served.url, village)
         wait_for(lambda: b"Loppemarked" in fetch(f"{served.url}/calendar.ics"))
         workers = descendants_of(served.proc.pid)
-        assert workers  # the forkserver and the parse worker
+        assert workers  # the parse worker
         for pid in workers:
-            os.kill(pid, signal.SIGKILL)  # every worker dies, the forkserver too
+            os.kill(pid, signal.SIGKILL)  # every worker dies
         Village.body = feed("Østerby", [event("Fodbold", days=4)])
         wait_for(lambda: _pinged_and_shows(served.url, village, b"Fodbold"), limit=90)
         assert b"Fodbold" in fetch(f"{served.url}/feed.atom")

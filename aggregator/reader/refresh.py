@@ -31,15 +31,14 @@ from aggregator.reader.absence import (
 from aggregator.reader.carpools import without_ended_carpools
 from aggregator.reader.fetcher import Fetcher, FetchError, FetchResult
 from aggregator.reader.merge import Content, apply_fetch, bind
+from aggregator.reader.parse import Parsed, parse_body
 from aggregator.reader.parse_worker import JobFailed, ParseOverrun, ParseWorker
 from aggregator.reader.state import Polling, SourceState
 from aggregator.reader.walk import WHOLE_WALK_EVERY, joined, walk
 from aggregator.store.sources import Store
-from klynge.atom.reader import Problem, read_feed
 from klynge.errors import FeedError, StorageError
-from klynge.ical.reader import TOO_MANY_EVENTS, read_calendar
 from klynge.messages import Message, define
-from klynge.model import FeedSource, Item, Tombstone
+from klynge.model import FeedSource
 
 log = logging.getLogger("klynge.aggregator")
 
@@ -55,28 +54,6 @@ ENTRIES_HELD = define(
 ERROR = define("refresh.error", "error")
 NOT_USABLE = define("refresh.not_usable", "not a usable feed")
 COULD_NOT_READ = define("refresh.could_not_read", "could not be read (%(detail)s)")
-BROKEN_XML = define("refresh.broken_xml", "the document is not well-formed XML, so it was ignored.")
-BROKEN_XML_BECAUSE = define(
-    "refresh.broken_xml_because",
-    "the document is not well-formed XML, so it was ignored. %(cause)s",
-)
-IN_ENTRY = define("refresh.in_entry", "entry %(entry)s (%(field)s)")
-IN_ENTRY_BARE = define("refresh.in_entry_bare", "entry %(entry)s")
-IN_FEED = define("refresh.in_feed", "the feed (%(field)s)")
-IN_FEED_BARE = define("refresh.in_feed_bare", "the feed")
-
-
-@dataclass(frozen=True)
-class Parsed:
-    """A parsed source body, whatever its format."""
-
-    items: tuple[Item, ...]
-    tombstones: tuple[Tombstone, ...]
-    meta: FeedSource | None  # the feed's own identity (None for .ics)
-    problems: tuple[Message, ...]
-    limited: Message | None = None  # why only part of the body was read (the entry limit)
-    paged: bool = False  # a page of an RFC 5005 paged feed: not complete (reader.absence)
-    next_url: str = ""  # the next page's link, as the page gives it
 
 
 @dataclass(frozen=True)
@@ -436,47 +413,3 @@ def origin_for(source: Source, meta: FeedSource | None) -> FeedSource:
         self_url=source.url,
         author=meta.author if meta else "",
     )
-
-
-def parse_body(
-    body: bytes, source: Source, timezone: str, now: datetime, max_entries: int | None = None
-) -> Parsed:
-    """Parse a fetched body as the source's kind says (untrusted: runs in the parse worker)."""
-    if source.kind == "ics":
-        events, words = read_calendar(
-            body, default_timezone=timezone, now=now, max_events=max_entries, url=source.url
-        )
-        limited = next((w for w in words if w.code == TOO_MANY_EVENTS), None)
-        return Parsed(tuple(events), (), None, tuple(words), limited)
-    feed = read_feed(body, url=source.url, default_timezone=timezone, max_entries=max_entries)
-    if not feed.complete:
-        # A truncated or malformed document: what feedparser recovers may itself be cut short
-        # and lacks atom:source and tombstones, so none of it is used.
-        cause = next((p.message for p in feed.problems if p.field == "feed"), None)
-        if cause is None:
-            raise FeedError(Message(BROKEN_XML))
-        raise FeedError(Message(BROKEN_XML_BECAUSE, {"cause": cause}))
-    meta = FeedSource(
-        id=feed.meta.id,
-        title=feed.meta.title,
-        updated=feed.meta.updated,
-        self_url=feed.meta.self_url,
-        author=feed.meta.author,
-    )
-    cut = [p for p in feed.problems if p.field == "entries" and not p.entry_id]
-    problems = tuple(_problem_words(p) for p in feed.problems if p not in cut)
-    limited = cut[0].message if cut else None
-    return Parsed(
-        tuple(feed.items), feed.tombstones, meta, problems, limited, feed.paged, feed.next_url
-    )
-
-
-def _problem_words(problem: Problem) -> Message:
-    """Say where a feed problem is ("entry X (field)"), with the problem as its cause."""
-    where: dict[str, str | int | float | Message] = {"field": problem.field}
-    if problem.entry_id:
-        where["entry"] = problem.entry_id
-        code = IN_ENTRY if problem.field else IN_ENTRY_BARE
-    else:
-        code = IN_FEED if problem.field else IN_FEED_BARE
-    return Message(code, where, problem.message)
