@@ -51,8 +51,13 @@ class Child:
             # The parent's import path, as multiprocessing gives its children.
             env = os.environ | {"PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
             command = [sys.executable, "-m", "aggregator.child", str(child.fileno()), self._target]
+            # A session of its own: a Ctrl-C at the terminal stops the parent, which kills it.
             process = subprocess.Popen(
-                command, pass_fds=[child.fileno()], stdin=subprocess.DEVNULL, env=env
+                command,
+                pass_fds=[child.fileno()],
+                stdin=subprocess.DEVNULL,
+                env=env,
+                start_new_session=True,
             )
         conn = Connection(parent.detach())
         self._process, self._conn = process, conn
