@@ -105,7 +105,7 @@ def create_app(config: AggregatorConfig, *, periodic: bool = True) -> web.Applic
         SETTLER.hold()  # no collection until the first merge is settled (aggregator.tuning)
         opened.callback(SETTLER.release)
         refresher.start_loading()  # polls, pings and pages wait for it; /healthz does not
-        # The parse child starts while the store loads (it imports for 0.3 s, in a process of
+        # The parse child starts while the store loads (it imports for 0.15 s, in a process of
         # its own); refresher.close() kills it.
         await refresher.worker.start()
         scheduler = Scheduler(refresher, periodic=periodic)

@@ -4,7 +4,7 @@ The parse worker (aggregator.reader.parse_worker) runs one such child and talks 
 socket pair; what a job is, and what a reply means, is the worker's. The child is a fresh
 `python -m aggregator.child` (never a fork of the serving process, which runs threads): it
 imports its target, takes the target's arguments as the first message and runs it. A start
-costs the child about 0.3 s of its own CPU (imports), once, and again only after a kill.
+costs the child about 0.15 s of its own CPU (imports), once, and again only after a kill.
 
 It was a multiprocessing forkserver's child before: the forkserver (53 MB) and multiprocessing's
 resource tracker (13 MB) stayed beside it for the life of the service, 65 of the 567 MB RSS of a
