@@ -26,6 +26,7 @@ from aggregator.config import Source
 from aggregator.keys import MERGED, REFRESHER
 from aggregator.publish import documents
 from aggregator.publish.paging import PAGE_SIZE
+from aggregator.publish.pieces import Pieces
 from aggregator.reader.merge import Content, Merged
 from aggregator.reader.refresh import Outcome, Refresher, ingest
 from aggregator.reader.walk import MAX_PAGES, WHOLE_WALK_EVERY
@@ -298,6 +299,23 @@ def _many(count: int) -> Merged:
         for n in range(count // 10)
     ]
     return Merged(tuple(items), tuple(tombs))
+
+
+def test_a_walk_of_every_page_keeps_the_first_pages_pieces_only(tmp_path: Path) -> None:
+    config = config_for(tmp_path, [], url="http://region.example")
+    merged = _many(1_000)
+    pieces, after, walked = Pieces(), "", 0
+    while True:
+        page = documents.build_feed(config, merged, pieces, after=after)
+        assert page == documents.build_feed(config, merged, Pieces(), after=after)
+        walked += 1
+        after = pieces.changes.page(merged, after).next_cursor
+        if not after:
+            break
+    assert walked > 5 and 0 < len(pieces.atom) <= PAGE_SIZE
+    rendered = pieces.atom.rendered
+    documents.build_feed(config, merged, pieces)
+    assert pieces.atom.rendered == rendered  # the first page's pieces were kept
 
 
 def test_the_window_stays_small_at_fifty_thousand_entries(tmp_path: Path) -> None:

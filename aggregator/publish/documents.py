@@ -89,7 +89,13 @@ def build_feed(
         next_url=page_url(feed_url, page.next_cursor) if page.next_cursor else "",
     )
     head, _ = write_parts(meta, (), page.tombstones)
-    entries = pieces.atom.pieces(page.items)
+    if after:
+        # An older page, read by a region's first walk (or a daily whole walk): its pieces are
+        # not kept. Kept, a walk of every page held every entry's piece: 60 MB at 50,000.
+        entries = pieces.atom.unkept(page.items)
+    else:
+        entries = pieces.atom.pieces(page.items)
+        pieces.atom.keep_only(page.items)  # what left the first page is rendered when asked
     return join_feed(head, (piece for _, piece in entries))
 
 

@@ -47,6 +47,10 @@ class Held(Generic[_Entry, _Value]):
     def __init__(self) -> None:
         self._held: dict[int, tuple[_Entry, _Value]] = {}
 
+    def __len__(self) -> int:
+        """Return how many entries something is kept for."""
+        return len(self._held)
+
     def keep_only(self, entries: Sequence[_Entry]) -> None:
         """Forget what is kept for entries that are no longer merged."""
         kept = {id(e) for e in entries}
@@ -77,9 +81,20 @@ class PieceCache(Held[_Entry, _Piece | None]):
         held = map(self._held.__getitem__, map(id, entries))
         return cast(list[tuple[_Entry, _Piece]], [pair for pair in held if pair[1] is not None])
 
+    def unkept(self, entries: Sequence[_Entry]) -> list[tuple[_Entry, _Piece]]:
+        """Return (entry, piece) in order like `pieces`, keeping none of those rendered now."""
+        made = self._make([entry for entry in entries if id(entry) not in self._held])
+        out = []
+        for entry in entries:
+            pair = self._held.get(id(entry))
+            piece = pair[1] if pair is not None else made.get(id(entry))
+            if piece is not None:
+                out.append((entry, piece))
+        return out
+
     def _make(self, missing: Sequence[_Entry]) -> dict[int, _Piece]:
         self.rendered += len(missing)
-        return self.render(missing)
+        return self.render(missing) if missing else {}
 
     def _made(self, missing: Sequence[_Entry]) -> None:
         """Hook: the pieces of `missing` are held now."""
