@@ -73,7 +73,9 @@ class MergeIndex:
         self._positions: dict[str, int] = {}
         self._direct: dict[str, str] = {}  # url -> the origin key of its own entries
         self._slots: dict[Key, _Slot] = {}
-        self._alive_by_id: dict[str, set[Key]] = {}
+        # The keys alive under each entry id: a tuple, almost always of one (a set each held
+        # 12.7 MB at 50,000 entries, tracemalloc).
+        self._alive_by_id: dict[str, tuple[Key, ...]] = {}
         self._items: _Ordered[Item] = _Ordered()  # reversed: newest first
         self._starts: _Ordered[Event] = _Ordered()  # by start_order
         self._spans: dict[int, Span] = {}  # id() of each event in _starts -> its span
@@ -158,7 +160,7 @@ class MergeIndex:
             self._choose(key, self._slots[key])
             by_id.setdefault(key[1], set()).add(key)
         for entry_id, keys in by_id.items():  # whether an id is shared decides its copies' ids
-            for key in self._alive_by_id.get(entry_id, set()) | keys:
+            for key in {*self._alive_by_id.get(entry_id, ()), *keys}:
                 self._publish(key, self._slots[key])
         for key in touched:
             slot = self._slots[key]
@@ -180,13 +182,15 @@ class MergeIndex:
         self._relay(key, slot, None if chosen is not None else tomb)
 
     def _set_alive(self, key: Key, slot: _Slot, chosen: Item | None) -> None:
-        alive = self._alive_by_id.setdefault(key[1], set())
+        alive = self._alive_by_id.get(key[1], ())
         if chosen is None:
-            alive.discard(key)
-            if not alive:
-                del self._alive_by_id[key[1]]
+            alive = tuple(k for k in alive if k != key)
+        elif key not in alive:
+            alive = (*alive, key)
+        if alive:
+            self._alive_by_id[key[1]] = alive
         else:
-            alive.add(key)
+            self._alive_by_id.pop(key[1], None)
         slot.chosen = chosen
 
     def _publish(self, key: Key, slot: _Slot) -> None:
