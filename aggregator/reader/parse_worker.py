@@ -76,7 +76,7 @@ class ParseWorker:
         self.memory_mb = memory_mb
         self._child = Child(serve_jobs, (memory_mb,))
         self._lock = asyncio.Lock()
-        # The pipe and the child belong to this thread: blocking I/O never runs on the loop.
+        # The connection and the child belong to this thread: blocking I/O never runs on the loop.
         self._io = ThreadPoolExecutor(1, thread_name_prefix="klynge-parse-io")
         self._closed = False
 
@@ -100,7 +100,7 @@ class ParseWorker:
             try:
                 status, value = await asyncio.wait_for(asyncio.shield(reply), self.timeout)
             except TimeoutError:
-                self._child.kill()  # the I/O thread then sees the pipe close and cleans up
+                self._child.kill()  # the I/O thread then sees the connection close and cleans up
                 await asyncio.gather(reply, return_exceptions=True)
                 raise too_slow(self.timeout) from None
             except BaseException:  # cancelled (shutdown): the child's work is of no use now
