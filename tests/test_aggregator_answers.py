@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import aggregator_support as support
+import icalendar
 import pytest
 import time_machine
 from aggregator_support import (
@@ -22,8 +25,11 @@ from aggregator_support import (
 from clock_support import utc_now
 
 from aggregator.config import Source
-from aggregator.keys import ANSWERS, MERGED
+from aggregator.keys import ANSWERS, CONFIG, MERGED
+from aggregator.publish.outputs import window
+from aggregator.publish.parts import WRITE
 from aggregator.web.board import megabytes
+from klynge.model import Event
 
 feed_server = support.feed_server  # a fixture
 MARKET = event("Loppemarked", category="market")
@@ -132,3 +138,38 @@ async def test_status_reports_the_size_of_the_feed_and_the_calendar(cluster: Any
 def test_sizes_are_worded_in_the_language() -> None:
     assert megabytes(1_234_567, "da") == "1,2 MB" and megabytes(1_234_567, "en") == "1.2 MB"
     assert megabytes(58_000_000, "en") == "58.0 MB" and megabytes(200, "da") == "1 kB"
+
+
+async def test_big_answers_are_served_from_their_pieces_not_a_joined_copy(
+    feed_server: FeedServer, tmp_path: Path, aiohttp_client: Any
+) -> None:
+    # 24 MB of calendar.ics at 50,000 entries was a joined copy of bytes the pieces hold
+    # already (aggregator.publish.parts): served now from the pieces, in writes of 64 kB.
+    many = [event(f"Møde {n}", days=1 + n % 28, category="community") for n in range(400)]
+    url = feed_server.set("/osterby.atom", feed("Østerby", many))
+    client = await start_aggregator(aiohttp_client, config_for(tmp_path, [Source(url, "Østerby")]))
+    await refresher_of(client).refresh_all()
+    with time_machine.travel(utc_now(), tick=False):  # /api/events is of "today"'s month
+        await _check_served_from_pieces(client, many)
+
+
+async def _check_served_from_pieces(client: Any, many: list[Event]) -> None:
+    outputs = support.outputs_of(client)
+    merged = await client.server.app[MERGED].current()
+    config = client.server.app[CONFIG]
+    lo, hi = window(None, None, config.timezone, config.clock.now())
+    for path, parts in (
+        ("/calendar.ics", (await outputs.calendar()).parts),
+        ("/api/events", await outputs.events_json(merged, lo, hi, "", "")),
+    ):
+        status, body, etag = await _get(client, path)
+        assert status == 200 and len(body) > 2 * WRITE, path
+        assert body == parts.joined() and etag == parts.etag, path
+        assert etag == f'"{hashlib.blake2b(body, digest_size=12).hexdigest()}"'
+        assert max(map(len, parts.chunks)) < 4000, f"{path} keeps a joined copy"
+        again = await client.get(path, headers={"If-None-Match": etag})
+        assert again.status == 304 and await again.read() == b""
+    ics = icalendar.Calendar.from_ical((await _get(client, "/calendar.ics"))[1])
+    assert len(ics.walk("VEVENT")) == 400
+    month = json.loads((await _get(client, "/api/events"))[1])
+    assert {e["title"] for e in month["events"]} == {e.title for e in many}

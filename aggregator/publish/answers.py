@@ -13,7 +13,6 @@ ETag (a hash of the body) lets a client that has the answer get a 304 without an
 from __future__ import annotations
 
 import asyncio
-import hashlib
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ from datetime import datetime
 
 from aiohttp import web
 
+from aggregator.publish.parts import Parts, PartsPayload
 from aggregator.reader.merge import Merged
 
 ANSWERS = 256  # answers kept (least recently used dropped); a page is ~50-300 kB at 20k
@@ -36,8 +36,7 @@ class Answer:
     """A kept answer: the merged view it was rendered from, its body, headers and ETag."""
 
     merged: Merged
-    body: bytes
-    etag: str
+    parts: Parts
     headers: tuple[tuple[str, str], ...]
 
 
@@ -76,31 +75,32 @@ class Answers:
         if response.status != 200 or not isinstance(response, web.Response):
             return None
         body = response.body
-        if not isinstance(body, bytes):
+        if isinstance(body, PartsPayload):
+            parts = body.parts  # /api/events: its ETag was made with it, off the loop
+        elif isinstance(body, bytes) and len(body) < BIG:
+            parts = Parts.of([body])
+        elif isinstance(body, bytes):
+            parts = await asyncio.to_thread(Parts.of, [body])  # hashing would hold the loop
+        else:
             return None
-        # /api/events for a month is 16 MB at 50,000 entries: hashing it would hold the loop.
-        etag = _etag(body) if len(body) < BIG else await asyncio.to_thread(_etag, body)
         if self._kept and next(iter(self._kept.values())).merged is not merged:
             self._kept.clear()  # another request kept answers of a newer or older view meanwhile
         headers = tuple((h, response.headers[h]) for h in KEPT_HEADERS if h in response.headers)
-        self._kept[key] = answer = Answer(merged, body, etag, headers)
+        self._kept[key] = answer = Answer(merged, parts, headers)
         while len(self._kept) > self.limit:
             self._kept.popitem(last=False)
         return answer
 
 
-def _etag(body: bytes) -> str:
-    return f'"{hashlib.blake2b(body, digest_size=12).hexdigest()}"'
-
-
 def respond(request: web.Request, answer: Answer) -> web.Response:
     """Answer with the kept body, or 304 when the client already has this ETag."""
-    headers = dict(answer.headers) | {"ETag": answer.etag}
+    etag = answer.parts.etag
+    headers = dict(answer.headers) | {"ETag": etag}
     tags = request.headers.get("If-None-Match", "")
-    if answer.etag in {part.strip().removeprefix("W/") for part in tags.split(",")}:
+    if etag in {part.strip().removeprefix("W/") for part in tags.split(",")}:
         headers.pop("Content-Type", None)
         return web.Response(status=304, headers=headers)
-    return web.Response(body=answer.body, headers=headers)
+    return web.Response(body=answer.parts.body(headers.get("Content-Type", "")), headers=headers)
 
 
 def key_of(request: web.Request, lang: str, now: datetime) -> Key:

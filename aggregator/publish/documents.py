@@ -17,7 +17,7 @@ from aggregator.publish.paging import page_url
 from aggregator.publish.pieces import Pieces
 from aggregator.reader.merge import Merged
 from klynge.atom.writer import FeedMeta, join_feed, write_parts
-from klynge.ical.writer import join_calendar
+from klynge.ical import writer as ical_writer
 from klynge.model import FeedSource, Item
 
 CALENDAR_PAST = timedelta(days=90)  # design.md: keep about 90 days of past events in the ICS
@@ -58,12 +58,12 @@ def content_type(key: Key) -> str:
 
 def build(
     config: AggregatorConfig, merged: Merged, key: Key, now: datetime, pieces: Pieces
-) -> bytes:
-    """Return the document named by `key`: the merged feed or a (filtered) calendar."""
+) -> list[bytes]:
+    """Return the document named by `key`, the merged feed or a (filtered) calendar, to join."""
     if key[0] == "feed":
-        return build_feed(config, merged, pieces, after=key[1] if len(key) > 1 else "")
+        return [build_feed(config, merged, pieces, after=key[1] if len(key) > 1 else "")]
     _, village, category = key
-    return build_calendar(config, merged, village, category, now, pieces)
+    return calendar_chunks(config, merged, village, category, now, pieces)
 
 
 def build_feed(
@@ -108,6 +108,18 @@ def build_calendar(
     pieces: Pieces | None = None,
 ) -> bytes:
     """Return the cluster's events (recent and coming) at `now` as one iCalendar file."""
+    return b"".join(calendar_chunks(config, merged, village, category, now, pieces))
+
+
+def calendar_chunks(
+    config: AggregatorConfig,
+    merged: Merged,
+    village: str,
+    category: str,
+    now: datetime,
+    pieces: Pieces | None = None,
+) -> list[bytes]:
+    """Return `build_calendar`'s bytes as the kept pieces they are joined from, in order."""
     cutoff = now - CALENDAR_PAST
     # In start order already (the merge keeps it): no sort of every event per build.
     chosen = merged.events_by_start
@@ -117,7 +129,7 @@ def build_calendar(
     events = [(event, piece) for event, (piece, end) in made if end >= cutoff]
     name = config.name if not village else f"{config.name}: {village}"
     url = f"{config.url.rstrip('/')}/calendar.ics"
-    return join_calendar(events, name=name, url=url, now=now, ordered=True)
+    return ical_writer.calendar_chunks(events, name=name, url=url, now=now, ordered=True)
 
 
 def build_opml(config: AggregatorConfig, sources: Iterable[tuple[str, str, str]]) -> bytes:

@@ -89,8 +89,9 @@ async def api_events(request: web.Request) -> web.Response:
     village, category = _filters(request)
     merged = await request.app[MERGED].current()
     # Off the loop, joined from each occurrence's kept JSON row (aggregator.publish.pieces).
-    body = await request.app[OUTPUTS].events_json(merged, lo, hi, village, category)
-    return web.Response(body=body, content_type="application/json", charset="utf-8")
+    parts = await request.app[OUTPUTS].events_json(merged, lo, hi, village, category)
+    mime = "application/json; charset=utf-8"
+    return web.Response(body=parts.body(mime), headers={"Content-Type": mime})
 
 
 async def api_notices(request: web.Request) -> web.Response:

@@ -241,8 +241,8 @@ async def document_sizes(request: web.Request, lang: str) -> dict[str, str] | No
     documents = request.app[OUTPUTS]
     feed, calendar = await documents.feed(), await documents.calendar()
     return {
-        "feed": megabytes(len(feed.body), lang),
-        "calendar": megabytes(len(calendar.body), lang),
+        "feed": megabytes(feed.parts.size, lang),
+        "calendar": megabytes(calendar.parts.size, lang),
     }
 
 

@@ -91,11 +91,30 @@ def join_calendar(
     now: datetime | None = None,
     ordered: bool = False,
 ) -> bytes:
-    """Return one iCalendar file of events already serialised by `vevent_piece`.
+    """Return one iCalendar file of events already serialised by `vevent_piece`."""
+    chunks = calendar_chunks(
+        pieces, name=name, url=url, description=description, refresh=refresh, now=now,
+        ordered=ordered,
+    )  # fmt: skip
+    return b"".join(chunks)
+
+
+def calendar_chunks(
+    pieces: Iterable[tuple[Event, Piece]],
+    *,
+    name: str,
+    url: str = "",
+    description: str = "",
+    refresh: timedelta = timedelta(hours=1),
+    now: datetime | None = None,
+    ordered: bool = False,
+) -> list[bytes]:
+    """Return the bytes of one iCalendar file of `vevent_piece` pieces, as a list to join.
 
     The aggregator keeps each event's piece and joins them again after a change, so a
     change costs the events that changed; the time zones are decided here, and the order
     (by start, then id: `start_order`) unless the caller gives the pieces `ordered` so.
+    A big tier serves the list without joining it (aggregator.publish.parts).
     """
     chosen = list(pieces) if ordered else sorted(pieces, key=lambda p: start_order(p[0]))
     main_zone = _main_zone([event for event, _ in chosen])
@@ -105,7 +124,7 @@ def join_calendar(
     zones = [bytes(vtimezone(tzid, year).to_ical()) for tzid in tzids]
     # What Calendar.to_ical() would write with these components added, one piece at a time.
     bodies = (body for _, (body, _) in chosen)
-    return b"".join([head.removesuffix(_END), *zones, *bodies, _END])
+    return [head.removesuffix(_END), *zones, *bodies, _END]
 
 
 def start_order(event: Event) -> tuple[datetime, str]:
