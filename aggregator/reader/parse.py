@@ -15,7 +15,7 @@ from klynge.atom.reader import Problem, read_feed
 from klynge.errors import FeedError
 from klynge.ical.reader import TOO_MANY_EVENTS, read_calendar
 from klynge.messages import Message, define
-from klynge.model import FeedSource, Item, Tombstone
+from klynge.model import FeedSource, Item, Tombstone, share_repeated
 
 BROKEN_XML = define("refresh.broken_xml", "the document is not well-formed XML, so it was ignored.")
 BROKEN_XML_BECAUSE = define(
@@ -50,6 +50,7 @@ def parse_body(
             body, default_timezone=timezone, now=now, max_events=max_entries, url=source.url
         )
         limited = next((w for w in words if w.code == TOO_MANY_EVENTS), None)
+        share_repeated(events)
         return Parsed(tuple(events), (), None, tuple(words), limited)
     feed = read_feed(body, url=source.url, default_timezone=timezone, max_entries=max_entries)
     if not feed.complete:
@@ -69,6 +70,7 @@ def parse_body(
     cut = [p for p in feed.problems if p.field == "entries" and not p.entry_id]
     problems = tuple(_problem_words(p) for p in feed.problems if p not in cut)
     limited = cut[0].message if cut else None
+    share_repeated(feed.items)  # pickled to the parent as one copy of each repeated value
     return Parsed(
         tuple(feed.items), feed.tombstones, meta, problems, limited, feed.paged, feed.next_url
     )

@@ -42,7 +42,7 @@ from aggregator.store.records import (
 )
 from klynge.errors import KlyngeError, StorageError, ValidationError
 from klynge.messages import Message, optional
-from klynge.model import Item
+from klynge.model import Item, share_repeated
 from klynge.storage import DurableStorage, Tables, backup_path, invalid_record
 
 STORE_DIR = "store"  # inside the data directory
@@ -99,6 +99,7 @@ def state_from(doc: dict[str, Any]) -> SourceState:
             object.__setattr__(item, "source", origin)
         entries[item.id], first_seen[item.id] = item, seen
     tombs = [tombstone_from(t) for t in doc.get("tombstones", [])]
+    share_repeated(entries.values())  # the village's venue: one Place, not one per entry
     content = Content(
         origin=origin,
         entries=entries,
