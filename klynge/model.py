@@ -195,6 +195,8 @@ def parse_when(value: str, *, tz: str, all_day: bool) -> When:
         parsed = datetime.fromisoformat(text.replace("Z", "+00:00").replace(" ", "T", 1))
     except ValueError as e:
         raise InvalidValue(Message(BAD_DATETIME)) from e
+    if parsed.year not in YEARS:  # 9999-12-31T23:59+00:00 overflows on the way into `tz`
+        raise InvalidValue(Message(BAD_YEAR))
     tzinfo = zone(tz)
     if parsed.tzinfo is None:
         return localize(parsed, tzinfo)

@@ -295,6 +295,21 @@ async def test_title_of_only_xml_noncharacters_is_refused_and_the_feed_stays_up(
     assert feed.status == 200 and "Kat væk" in await feed.text()
 
 
+# A feed's start of 9999-12-31T23:59:59+00:00 raised OverflowError out of read_feed (fuzzing
+# the golden feeds): turned into Copenhagen time it lies past year 9999.
+@pytest.mark.parametrize(
+    "start", ["9999-12-31T23:59:59+00:00", "0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59"]
+)
+def test_a_start_at_the_end_of_time_is_refused_in_words(start: str) -> None:
+    first = "<klynge:start>2026-12-05T18:00:00+01:00</klynge:start>"
+    assert first in VILLAGE
+    parsed = read_feed(VILLAGE.replace(first, f"<klynge:start>{start}</klynge:start>").encode())
+    whole = read_feed(VILLAGE.encode())
+    assert [i.id for i in parsed.items] == [i.id for i in whole.items][1:]
+    words = [p.message.english() for p in parsed.problems if p.field == "start"]
+    assert words == ["Give a year from 1900 to 2200."]
+
+
 # `aggregators = 0` in node.toml raised TypeError (tuple(0)) out of load_config.
 @pytest.mark.parametrize("value", ["0", "true", "{a = 1}", "1979-05-27"])
 def test_node_aggregators_that_are_no_list_are_refused_in_words(tmp_path: Path, value: str) -> None:
