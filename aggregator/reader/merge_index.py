@@ -18,7 +18,7 @@ from __future__ import annotations
 import threading
 from bisect import bisect_left
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Generic, TypeVar
 
@@ -49,12 +49,25 @@ class Told:
     position: int  # the merge order is the order sources were first told (merged.py)
 
 
+# Each source's (url, value) for one key: almost always one pair, and no tombstone. As a dict
+# each, an entry's one copy held 184 bytes and its no tombstones 64 (7 MB at 50,000 entries).
+Held = tuple[tuple[str, _V], ...]
+
+
+def _put(held: Held[_V], url: str, value: _V) -> Held[_V]:
+    return (*(pair for pair in held if pair[0] != url), (url, value))
+
+
+def _drop(held: Held[_V], url: str) -> Held[_V]:
+    return tuple(pair for pair in held if pair[0] != url)
+
+
 @dataclass(slots=True)  # one per entry key: 2.4 MB less at 50,000 than with a __dict__ each
 class _Slot:
     """What the index knows of one key: each source's copy and tombstone, and the outcome."""
 
-    copies: dict[str, Item] = field(default_factory=dict)
-    tombs: dict[str, Tombstone] = field(default_factory=dict)
+    copies: Held[Item] = ()
+    tombs: Held[Tombstone] = ()
     chosen: Item | None = None  # the winning copy, if it is alive
     published: Item | None = None  # the chosen copy as published (under a shared id)
     twin_of: Item | None = None  # the copy a published twin was made of
@@ -128,11 +141,13 @@ class MergeIndex:
         touched = set()
         for entry_id, item in content.entries.items():
             key = (origin_of(item), entry_id)
-            self._slots[key].copies.pop(url, None)
+            slot = self._slots[key]
+            slot.copies = _drop(slot.copies, url)
             touched.add(key)
         for tomb in content.tombstones.values():
             key = (origin_of(tomb), tomb.id)
-            self._slots[key].tombs.pop(url, None)
+            slot = self._slots[key]
+            slot.tombs = _drop(slot.tombs, url)
             touched.add(key)
         return touched
 
@@ -140,11 +155,13 @@ class MergeIndex:
         touched = set()
         for entry_id, item in content.entries.items():
             key = (origin_of(item), entry_id)
-            self._slot(key).copies[url] = item
+            slot = self._slot(key)
+            slot.copies = _put(slot.copies, url, item)
             touched.add(key)
         for tomb in content.tombstones.values():
             key = (origin_of(tomb), tomb.id)
-            self._slot(key).tombs[url] = tomb
+            slot = self._slot(key)
+            slot.tombs = _put(slot.tombs, url, tomb)
             touched.add(key)
         return touched
 
@@ -226,7 +243,7 @@ class MergeIndex:
     def _relay(self, key: Key, slot: _Slot, tomb: Tombstone | None) -> None:
         place = None
         if tomb is not None:
-            first = min(self._positions[url] for url in slot.tombs)
+            first = min(self._positions[url] for url, _ in slot.tombs)
             place = (tomb.deleted, tomb.id, -first)  # ties: the first source's key first
         if tomb is slot.relayed and place == slot.tomb_key:
             return
@@ -238,13 +255,13 @@ class MergeIndex:
 
 
 def _first_best(
-    values: dict[str, _V], positions: dict[str, int], rank: Callable[[_V, str], Any]
+    values: Held[_V], positions: dict[str, int], rank: Callable[[_V, str], Any]
 ) -> _V | None:
     """Return the value of highest rank; on a tie, the one of the source told first."""
     best: _V | None = None
     best_rank: Any = None
     best_place = 0
-    for url, value in values.items():
+    for url, value in values:
         mine = rank(value, url)
         place = positions[url]
         if best is None or mine > best_rank or (mine == best_rank and place < best_place):
