@@ -4,6 +4,8 @@ only what is new), and the event loop waits at most a millisecond for the GIL.""
 from __future__ import annotations
 
 import gc
+import os
+import subprocess
 import sys
 import weakref
 from collections.abc import Iterator
@@ -62,6 +64,35 @@ def test_settling_freezes_what_is_alive_and_a_later_settle_what_was_made_since()
     assert not frozen(made_since)
     settler.settle()
     assert frozen(made_since) and settler.whole == 0  # nothing walked the frozen objects
+
+
+FREED = """
+from aggregator.tuning import Settler
+
+def rss_kb():
+    for line in open("/proc/self/status"):
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+
+blocks = [bytes(2000) for _ in range(100_000)]  # 200 MB from malloc (pymalloc: up to 512 B)
+kept = blocks[::100]  # one block in a hundred stays alive: the freed ones lie between them
+del blocks
+before = rss_kb()
+Settler().settle()
+print(before, rss_kb())
+"""
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="glibc's malloc_trim and /proc are Linux's")
+def test_a_settle_gives_freed_memory_back_to_the_system() -> None:
+    # glibc keeps freed blocks between live ones for later mallocs: the process's RSS stays.
+    done = subprocess.run(
+        [sys.executable, "-c", FREED], capture_output=True, text=True, timeout=60, check=True,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+    )  # fmt: skip
+    before, after = map(int, done.stdout.split())
+    assert before > 150_000, "the blocks were not held"
+    assert before - after > 100_000, f"RSS {before} kB before the settle, {after} kB after"
 
 
 def test_a_frozen_cycle_is_collected_once_as_many_objects_were_frozen_again() -> None:
