@@ -14,6 +14,7 @@ tombstone at the front) never shifts an unread change onto a page already read.
 from __future__ import annotations
 
 import heapq
+from bisect import bisect_left
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from itertools import islice
@@ -50,18 +51,20 @@ class ChangeOrder:
 
     def __init__(self) -> None:
         self._view: Merged | None = None
-        self._places: list[Place] = []
-        self._changes: list[Item | Tombstone] = []
+        self._changes: list[Item | Tombstone] = []  # oldest first, for bisection
 
     def page(self, merged: Merged, cursor: str = "") -> Page:
         """Return the page after `cursor` ("" for the first page); raise BadRequest if bad."""
         if not cursor:
             return self.first(merged)
         self._order(merged)
-        start = _after(self._places, parse_cursor(cursor))
-        chosen = self._changes[start : start + PAGE_SIZE]
-        end = start + len(chosen)
-        following = cursor_of(self._places[end - 1]) if chosen and end < len(self._changes) else ""
+        # The changes older than the cursor end at `end`; the page is the newest of them. A
+        # change's place is worked out where the bisection looks: kept, one per change was
+        # 4.4 MB at 50,000 entries (tracemalloc).
+        end = bisect_left(self._changes, parse_cursor(cursor), key=place_of)
+        start = max(0, end - PAGE_SIZE)
+        chosen = self._changes[start:end][::-1]
+        following = cursor_of(place_of(chosen[-1])) if chosen and start > 0 else ""
         return _page(chosen, following)
 
     @staticmethod
@@ -82,8 +85,8 @@ class ChangeOrder:
             return
         # Both are sorted newest first already (merge_entries), which Timsort sorts in one pass.
         changes = sorted([*merged.items, *merged.tombstones], key=place_of, reverse=True)
+        changes.reverse()  # oldest first; equal places stay in page order, read backwards
         self._view = merged
-        self._places = [place_of(c) for c in changes]
         self._changes = changes
 
 
@@ -91,18 +94,6 @@ def _page(chosen: list[Item | Tombstone], following: str) -> Page:
     items = tuple(c for c in chosen if not isinstance(c, Tombstone))
     tombs = tuple(c for c in chosen if isinstance(c, Tombstone))
     return Page(tombs, items, following)
-
-
-def _after(places: list[Place], cursor: Place) -> int:
-    """Return the index of the first place older than `cursor` (`places` run newest first)."""
-    lo, hi = 0, len(places)
-    while lo < hi:
-        mid = (lo + hi) // 2
-        if places[mid] >= cursor:
-            lo = mid + 1
-        else:
-            hi = mid
-    return lo
 
 
 def place_of(change: Item | Tombstone) -> Place:
