@@ -1,5 +1,5 @@
 """The aggregator's process-wide knobs: the GIL's switch interval, and the cyclic garbage
-collector, settled after each change.
+collector and the freed memory, settled after each change.
 
 The documents are built and the view merged in worker threads, in Python, while the event loop
 answers requests. A thread that wants the GIL waits up to the switch interval (5 ms by default)

@@ -111,7 +111,7 @@ class Outputs:
     async def events_json(
         self, merged: Merged, lo: datetime, hi: datetime, village: str, category: str
     ) -> Parts:
-        """Return the /api/events body of a window, joined from the kept rows (builder thread)."""
+        """Return the /api/events body of a window, as the kept rows in order (builder thread)."""
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(
             self._builder, self._events_in_thread, merged, lo, hi, village, category
