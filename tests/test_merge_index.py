@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import timedelta
+from operator import itemgetter
 
 from aggregator_support import NOW, event
 from hypothesis import example, given, settings
@@ -207,17 +208,19 @@ def test_an_order_made_in_one_go_equals_one_made_value_by_value(
     steps: list[tuple[int, bool]],
 ) -> None:
     # Equal keys on purpose: the later value goes first in both (bisect_left inserts).
-    values = [object() for _ in steps]
-    one_by_one, in_one_go = _Ordered[object](), _Ordered[object]()
+    values = [(key, object()) for key, _ in steps]
+    one_by_one, in_one_go = (_Ordered[tuple[int, object]](itemgetter(0)) for _ in range(2))
     in_one_go.begin_bulk()
     alive: list[tuple[int, object]] = []
-    for (key, drop), value in zip(steps, values, strict=True):
+    for (_, drop), value in zip(steps, values, strict=True):
         for order in (one_by_one, in_one_go):
-            order.insert(key, value)
-        alive.append((key, value))
+            order.insert(value)
+        alive.append(value)
         if drop and len(alive) > 1:
             gone = alive.pop(0)
             for order in (one_by_one, in_one_go):
-                order.remove(*gone)
+                order.remove(gone)
     in_one_go.end_bulk()
-    assert in_one_go.keys == one_by_one.keys and in_one_go.values == one_by_one.values
+    assert in_one_go.values == one_by_one.values
+    assert [k for k, _ in one_by_one.values] == sorted(k for k, _ in alive)
+    assert all(a is b for a, b in zip(in_one_go.values, one_by_one.values, strict=True))
