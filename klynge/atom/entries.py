@@ -24,8 +24,8 @@ from xml.etree.ElementTree import Element
 import nh3
 
 from klynge.atom.carpools import read_carpool
+from klynge.atom.names import ATOM_NS, KLYNGE_NS
 from klynge.atom.scan import Problem, exact_text, parse_instant
-from klynge.atom.writer import ATOM_NS, KLYNGE_NS
 from klynge.errors import ValidationError, problem_of
 from klynge.messages import Message, define
 from klynge.model import (

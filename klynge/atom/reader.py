@@ -42,6 +42,7 @@ from klynge.atom.entries import (
     strict_text,
     text_construct,
 )
+from klynge.atom.names import ATOM_NS, KLYNGE_NS, TOMBSTONE_NS, FeedMeta
 from klynge.atom.scan import (
     Outline,
     Problem,
@@ -53,7 +54,6 @@ from klynge.atom.scan import (
     parse_instant,
     scan,
 )
-from klynge.atom.writer import ATOM_NS, KLYNGE_NS, TOMBSTONE_NS, FeedMeta
 from klynge.errors import FeedError
 from klynge.messages import Message, define
 from klynge.model import DEFAULT_TIMEZONE, Item, Tombstone

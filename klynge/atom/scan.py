@@ -19,7 +19,7 @@ from xml.parsers import expat
 import defusedxml.ElementTree as SafeET
 from defusedxml import DefusedXmlException
 
-from klynge.atom.writer import ATOM_NS, TOMBSTONE_NS
+from klynge.atom.names import ATOM_NS, TOMBSTONE_NS
 from klynge.errors import FeedError, ValidationError
 from klynge.messages import Message, define
 from klynge.model import FeedSource, Tombstone

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 from feedgen.ext.base import BaseEntryExtension, BaseExtension
@@ -18,6 +16,13 @@ from feedgen.feed import FeedGenerator
 from lxml import etree
 
 from klynge import __version__
+
+# The names the writer shares with the reader (klynge.atom.names), given by it too.
+from klynge.atom.names import ATOM_NS as ATOM_NS
+from klynge.atom.names import GEORSS_NS as GEORSS_NS
+from klynge.atom.names import KLYNGE_NS as KLYNGE_NS
+from klynge.atom.names import TOMBSTONE_NS as TOMBSTONE_NS
+from klynge.atom.names import FeedMeta as FeedMeta
 from klynge.carpool import Carpool
 from klynge.model import (
     CATEGORIES,
@@ -34,10 +39,6 @@ from klynge.render_guard import each_entry
 from klynge.repeat_rule import rule_text
 from klynge.series_text import changes_text, dates_text
 
-ATOM_NS = "http://www.w3.org/2005/Atom"
-KLYNGE_NS = "https://purl.org/klynge/ns/1.0"
-GEORSS_NS = "http://www.georss.org/georss"
-TOMBSTONE_NS = "http://purl.org/atompub/tombstones/1.0"
 NAMESPACES = {"klynge": KLYNGE_NS, "georss": GEORSS_NS, "at": TOMBSTONE_NS}
 ATOM_TYPE = "application/atom+xml"
 # feedgen builds Atom elements without a namespace and declares the Atom namespace as the
@@ -49,25 +50,6 @@ _ATOM = ""
 _FEED_END = b"</feed>"
 _ENTRY_START = b"<entry>"
 _XML_ILLEGAL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
-
-
-@dataclass(frozen=True)
-class FeedMeta:
-    """Feed-level data: identity, title, self link, last change, author, hubs, language."""
-
-    id: str
-    title: str
-    self_url: str
-    updated: datetime
-    author: str = ""
-    alternate_url: str = ""
-    hub_urls: tuple[str, ...] = ()
-    subtitle: str = ""
-    language: str = "da"
-    # RFC 5005 §3 paged feeds: the first page and the next (older) page; a document with a
-    # `first` link is a page, so a reader must not take an entry missing from it as deleted.
-    first_url: str = ""
-    next_url: str = ""
 
 
 def write_feed(
