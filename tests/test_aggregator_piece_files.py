@@ -165,7 +165,7 @@ def test_pieces_naming_the_same_zones_share_one_set_rendered_or_loaded(
     assert zones[0] == {"Europe/Copenhagen"} and all(z is zones[0] for z in zones)
     loaded = files_of(Pieces(kept_in=kept)).take(again(items))
     assert len(loaded) == len(items)
-    assert all(piece[1] is zones[0] for piece, _end in loaded.values())
+    assert all(kept_zones is zones[0] for _, kept_zones, _end in loaded.values())
 
 
 @pytest.mark.parametrize("damage", BROKEN, ids=[f.__name__.strip("_") for f in BROKEN])

@@ -126,7 +126,7 @@ def calendar_chunks(
     if village or category:
         chosen = tuple(e for e in chosen if matches(e, village, category))
     made = (pieces or Pieces()).ics.pieces(chosen)
-    events = [(event, piece) for event, (piece, end) in made if end >= cutoff]
+    events = [(event, (body, zones)) for event, (body, zones, end) in made if end >= cutoff]
     name = config.name if not village else f"{config.name}: {village}"
     url = f"{config.url.rstrip('/')}/calendar.ics"
     return ical_writer.calendar_chunks(events, name=name, url=url, now=now, ordered=True)

@@ -153,7 +153,7 @@ def atom_entries(items: Sequence[Item]) -> dict[int, bytes]:
 
 def vevents(events: Sequence[Event]) -> dict[int, Kept]:
     """Return each event's VEVENT piece and series end by id() (the calendar's cut-off)."""
-    made = each_entry(events, lambda e: (id(e), (vevent_piece(e), e.series_end())), "the calendar")
+    made = each_entry(events, lambda e: (id(e), (*vevent_piece(e), e.series_end())), "the calendar")
     return dict(made)
 
 
