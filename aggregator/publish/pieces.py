@@ -163,7 +163,14 @@ def _chunks(items: Sequence[Item], size: int) -> Iterator[Sequence[Item]]:
         yield chunk
 
 
-class Rows(Held[Event, dict[tuple[When, When | None], bytes]]):
+# An occurrence's date: its start, and in a series its original start.
+_Date = tuple[When, When | None]
+# An event's rows by date: (date, row) while one date was asked for, as for almost every
+# event; a dict once a series has more (a dict each was 2 MB at 50,000 entries, tracemalloc).
+_Dated = tuple[_Date, bytes] | dict[_Date, bytes]
+
+
+class Rows(Held[Event, _Dated]):
     """Each occurrence's /api/events JSON row as bytes, kept until its event changes.
 
     A row is a function of the event and the date (its start and, in a series, its
@@ -180,16 +187,16 @@ class Rows(Held[Event, dict[tuple[When, When | None], bytes]]):
         """Return the rows of these occurrences in order, rendering those not kept."""
         out = []
         for occurrence in found:
-            kept = self._held.get(id(occurrence.event))
-            if kept is None:
-                kept = self._held[id(occurrence.event)] = (occurrence.event, {})
+            event = occurrence.event
             date = (occurrence.start, occurrence.original)
-            row = kept[1].get(date)
+            kept = self._held.get(id(event))
+            row = _row_at(kept[1], date) if kept is not None else None
             if row is None:
                 row = self._render(occurrence)
                 if row is None:
                     continue
-                kept[1][date] = row
+                dated = _with_row(kept[1], date, row) if kept is not None else (date, row)
+                self._held[id(event)] = (event, dated)
             out.append(row)
         return out
 
@@ -239,6 +246,19 @@ class Pieces:
         self.atom.forget(gone)
         self.ics.forget(gone)
         self.rows.forget(gone)
+
+
+def _row_at(dated: _Dated, date: _Date) -> bytes | None:
+    if isinstance(dated, dict):
+        return dated.get(date)
+    return dated[1] if dated[0] == date else None
+
+
+def _with_row(dated: _Dated, date: _Date, row: bytes) -> _Dated:
+    if isinstance(dated, dict):
+        dated[date] = row
+        return dated
+    return {dated[0]: dated[1], date: row}
 
 
 def _no_row(occurrence: Occurrence) -> bytes:
