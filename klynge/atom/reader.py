@@ -28,8 +28,6 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 from xml.etree.ElementTree import Element
 
-import feedparser
-
 from klynge.atom.entries import (
     Context,
     NotStrict,
@@ -184,6 +182,10 @@ def read_with_feedparser(
 
 
 def _feedparser(data: bytes, outline: Outline | None) -> Any:
+    # Imported with the first feed the strict reader leaves to it: a tier that reads Klynge
+    # feeds only never needs it, and it is 10 MB of the parse child's memory for its life.
+    import feedparser
+
     # A file object, never bytes or str: feedparser would open a path or fetch a URL given as
     # a string, and it must not touch the network or the disk here.
     try:
