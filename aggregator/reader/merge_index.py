@@ -265,7 +265,8 @@ class MergeIndex:
         if tomb is not None:
             first = min(self._positions[url] for url, _ in slot.tombs)
             place = (tomb.deleted, tomb.id, -first)  # ties: the first source's key first
-        if tomb is slot.relayed and place == (slot.tomb_place and slot.tomb_place[0]):
+        was = slot.tomb_place[0] if slot.tomb_place is not None else None
+        if tomb is slot.relayed and place == was:
             return
         if slot.tomb_place is not None:
             self._tombs.remove(slot.tomb_place)
