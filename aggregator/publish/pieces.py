@@ -1,7 +1,7 @@
 """Each merged entry's rendered Atom entry and VEVENT bytes, kept until the entry changes.
 
 A document is its head joined with the pieces of its entries (klynge.atom.writer.join_feed,
-klynge.ical.writer.join_calendar), so after one village changes only that village's entries
+klynge.ical.writer.calendar_chunks), so after one village changes only that village's entries
 are rendered again: at 20,000 entries a change costs its 50 entries and a join, not seconds
 of feedgen and icalendar work. The merge keeps an unchanged entry as the same object
 (aggregator.reader.merge), so a piece is found by the entry's identity; the cache holds

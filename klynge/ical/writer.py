@@ -65,38 +65,21 @@ def write_calendar(
     """
     only_events = [item for item in events if isinstance(item, Event)]
     pieces = rendered(only_events, lambda e: (e, vevent_piece(e)), "the calendar")
-    return join_calendar(
+    chunks = calendar_chunks(
         pieces, name=name, url=url, description=description, refresh=refresh, now=now
     )
+    return b"".join(chunks)
 
 
 def vevent_piece(event: Event) -> Piece:
     """Return the event's VEVENT, then one override VEVENT per changed date, and their TZIDs.
 
-    `join_calendar` joins such pieces; the aggregator keeps them per entry.
+    `calendar_chunks` lists such pieces to join; the aggregator keeps them per entry.
     """
     vevent = _vevent(event)
     body = [bytes(vevent.to_ical())]
     body.extend(bytes(override.to_ical()) for override in overrides(event))
     return b"".join(body), _tzids(vevent)
-
-
-def join_calendar(
-    pieces: Iterable[tuple[Event, Piece]],
-    *,
-    name: str,
-    url: str = "",
-    description: str = "",
-    refresh: timedelta = timedelta(hours=1),
-    now: datetime | None = None,
-    ordered: bool = False,
-) -> bytes:
-    """Return one iCalendar file of events already serialised by `vevent_piece`."""
-    chunks = calendar_chunks(
-        pieces, name=name, url=url, description=description, refresh=refresh, now=now,
-        ordered=ordered,
-    )  # fmt: skip
-    return b"".join(chunks)
 
 
 def calendar_chunks(
