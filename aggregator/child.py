@@ -14,8 +14,10 @@ resource tracker (13 MB) stayed beside it for the life of the service, 65 of the
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import importlib
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -24,10 +26,16 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 STOP_WAIT = 1.0  # seconds a killed child gets to be reaped
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
 class Child:
-    """A child process running `target(conn, *args)`, replaced when it is gone."""
+    """A child process running `target(conn, *args)`, replaced when it is gone.
+
+    Linux kills the child when the thread that started it ends (`_dies_with`): call
+    `connection` from a thread that lives as long as the child, as the parse worker's one I/O
+    thread does.
+    """
 
     def __init__(self, target: Callable[..., None], args: tuple[Any, ...]) -> None:
         self._target = f"{target.__module__}:{target.__qualname__}"  # imported by the child
@@ -50,7 +58,8 @@ class Child:
         with child:
             # The parent's import path, as multiprocessing gives its children.
             env = os.environ | {"PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
-            command = [sys.executable, "-m", "aggregator.child", str(child.fileno()), self._target]
+            command = [sys.executable, "-m", "aggregator.child", str(child.fileno()), self._target,
+                       str(os.getpid())]  # fmt: skip
             # A session of its own: a Ctrl-C at the terminal stops the parent, which kills it.
             process = subprocess.Popen(
                 command,
@@ -84,8 +93,10 @@ class Child:
             conn.close()
 
 
-def main(fd: str, target: str) -> None:
+def main(fd: str, target: str, parent: str) -> None:
     """Run `target` ("module:function") on the connection `fd` with the arguments sent first."""
+    if not _dies_with(int(parent)):
+        return  # the parent is gone already
     module, _, name = target.partition(":")
     function = getattr(importlib.import_module(module), name)
     conn = Connection(int(fd))
@@ -96,5 +107,17 @@ def main(fd: str, target: str) -> None:
     function(conn, *args)
 
 
+def _dies_with(parent: int) -> bool:
+    """Have Linux kill this child when the thread that started it ends; tell if it still runs.
+
+    A parent killed outright (SIGKILL, the OOM killer) cannot kill its child, and a child in
+    the middle of a hostile parse would run on alone: PR_SET_PDEATHSIG kills it then. Where
+    there is no prctl (not Linux), the parent's own kill and reap are what there is.
+    """
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, ctypes.c_ulong(signal.SIGKILL))
+    return os.getppid() == parent  # else the parent died before prctl took effect
+
+
 if __name__ == "__main__":
-    main(*sys.argv[1:3])
+    main(*sys.argv[1:4])

@@ -4,9 +4,12 @@ service's life, so it imports the readers and nothing of the service around them
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+import time
 
+import pytest
 from aggregator_support import event
 
 from klynge.ical.writer import write_calendar
@@ -43,3 +46,46 @@ def test_the_parse_child_reads_a_calendar_though_it_did_not_import_its_reader() 
         check=True, env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
     )  # fmt: skip
     assert done.stdout.decode().split() == ["Julekoncert|Krybbespil"]
+
+
+PARENT = """
+import sys, time
+from aggregator.child import Child
+from child_support import stay
+
+child = Child(stay, ())
+assert child.connection().recv() == "running"
+print(child.pid, flush=True)
+time.sleep(120)
+"""
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().split(") ")[1][0] != "Z"  # a zombie has ended
+    except FileNotFoundError:
+        return False
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="PR_SET_PDEATHSIG is Linux's")
+def test_a_child_dies_with_a_parent_killed_outright() -> None:
+    # SIGKILL (the OOM killer) gives the parent no chance to kill its child: the child of a
+    # hostile parse ran on alone before PR_SET_PDEATHSIG.
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    with subprocess.Popen(
+        [sys.executable, "-c", PARENT], stdout=subprocess.PIPE, text=True, env=env
+    ) as parent:
+        assert parent.stdout is not None
+        child = int(parent.stdout.readline())
+        try:
+            assert _alive(child)
+            parent.kill()
+            parent.wait(10)
+            deadline = time.monotonic() + 10
+            while _alive(child) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert not _alive(child), "the child outlived its killed parent"
+        finally:
+            if _alive(child):
+                os.kill(child, signal.SIGKILL)  # ours: started by the parent this test started
