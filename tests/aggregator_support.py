@@ -18,6 +18,7 @@ from patience import eventually as eventually  # re-exported
 from aggregator.app import create_app
 from aggregator.config import AggregatorConfig, Limits, Source
 from aggregator.keys import MERGED, OUTPUTS, REFRESHER
+from aggregator.publish import documents
 from aggregator.publish.merged import MergedView
 from aggregator.publish.paging import place_of
 from aggregator.reader.fetcher import Fetcher, FetchLimits
@@ -222,3 +223,8 @@ def merged_of(*items: Item, tombstones: Iterable[Tombstone] = ()) -> Merged:
 
 
 __all__ = ["FetchLimits", "eventually", "feed_server", "make_harness"]
+
+
+def calendar_bytes(*args: Any, **kwargs: Any) -> bytes:
+    """Return the aggregator's calendar as one file (documents.calendar_chunks, joined)."""
+    return b"".join(documents.calendar_chunks(*args, **kwargs))

@@ -11,12 +11,11 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from aggregator_support import NOW, config_for, event, merged_of
+from aggregator_support import NOW, calendar_bytes, config_for, event, merged_of
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from aggregator.config import AggregatorConfig
-from aggregator.publish import documents
 from aggregator.publish.piece_files import DIRECTORY, MAX_FILE, PieceFiles, key_of, renderer
 from aggregator.publish.pieces import FiledPieces, Pieces
 from aggregator.reader.merge import Merged
@@ -46,7 +45,7 @@ def again(items: list[Event]) -> list[Event]:
 
 
 def calendar(config: AggregatorConfig, merged: Merged, pieces: Pieces) -> bytes:
-    return documents.build_calendar(config, merged, "", "", NOW, pieces)
+    return calendar_bytes(config, merged, "", "", NOW, pieces)
 
 
 def files_of(pieces: Pieces) -> PieceFiles:
@@ -101,8 +100,8 @@ def test_a_filtered_calendar_keeps_every_event_of_the_village_on_disk(
 ) -> None:
     items = events()
     pieces = Pieces(kept_in=kept)
-    documents.build_calendar(config, view(items), VILLAGES[0].title, "", NOW, pieces)
-    documents.build_calendar(config, view(items), "", "", NOW, pieces)
+    calendar_bytes(config, view(items), VILLAGES[0].title, "", NOW, pieces)
+    calendar_bytes(config, view(items), "", "", NOW, pieces)
     restarted = Pieces(kept_in=kept)
     calendar(config, view(again(items)), restarted)
     assert restarted.ics.rendered == 0

@@ -22,7 +22,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-from aggregator_support import NOW, config_for, event, feed, merged_of, notice
+from aggregator_support import NOW, calendar_bytes, config_for, event, feed, merged_of, notice
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from serve_support import serving
@@ -116,12 +116,12 @@ def test_one_change_renders_only_the_changed_entry(config: AggregatorConfig) -> 
     first = view(event("Loppemarked"), event("Fodbold", category="sport"), event("Strik"))
     pieces = Pieces()
     documents.build_feed(config, first, pieces)
-    documents.build_calendar(config, first, "", "", NOW, pieces)
+    calendar_bytes(config, first, "", "", NOW, pieces)
     market = titled(first, "Loppemarked")
     changed = replace(market, title="Loppemarked (aflyst)", updated=NOW)
     second = merged_of(changed, *(i for i in first.items if i is not market))
     feed_bytes = documents.build_feed(config, second, pieces)
-    calendar = documents.build_calendar(config, second, "", "", NOW, pieces)
+    calendar = calendar_bytes(config, second, "", "", NOW, pieces)
     assert pieces.atom.rendered == 4 and pieces.ics.rendered == 4
     assert feed_bytes == whole_feed(config, second)
     assert calendar == write_calendar(second.items, name=config.name, url=_ics(config), now=NOW)
@@ -131,8 +131,8 @@ def test_one_change_renders_only_the_changed_entry(config: AggregatorConfig) -> 
 def test_filtered_calendars_share_the_pieces(config: AggregatorConfig) -> None:
     merged = view(event("Loppemarked"), event("Fodbold", category="sport"))
     pieces = Pieces()
-    sport = documents.build_calendar(config, merged, "", "sport", NOW, pieces)
-    everything = documents.build_calendar(config, merged, "", "", NOW, pieces)
+    sport = calendar_bytes(config, merged, "", "sport", NOW, pieces)
+    everything = calendar_bytes(config, merged, "", "", NOW, pieces)
     assert b"Fodbold" in sport and b"Loppemarked" not in sport
     assert b"Fodbold" in everything and b"Loppemarked" in everything
     assert pieces.ics.rendered == 2
@@ -141,9 +141,9 @@ def test_filtered_calendars_share_the_pieces(config: AggregatorConfig) -> None:
 def test_the_calendar_cut_off_moves_with_now_on_kept_pieces(config: AggregatorConfig) -> None:
     merged = view(event("Loppemarked", days=-80), event("Fodbold", days=2))
     pieces = Pieces()
-    assert b"Loppemarked" in documents.build_calendar(config, merged, "", "", NOW, pieces)
+    assert b"Loppemarked" in calendar_bytes(config, merged, "", "", NOW, pieces)
     later = NOW + timedelta(days=20)  # the market ended 100 days before `later`
-    calendar = documents.build_calendar(config, merged, "", "", later, pieces)
+    calendar = calendar_bytes(config, merged, "", "", later, pieces)
     assert b"Loppemarked" not in calendar and b"Fodbold" in calendar
     assert pieces.ics.rendered == 2
 
@@ -163,11 +163,11 @@ def test_moving_to_a_new_view_forgets_the_entries_that_left_it(config: Aggregato
     pieces = Pieces()
     pieces.take(merged)
     documents.build_feed(config, merged, pieces)
-    documents.build_calendar(config, merged, "", "", NOW, pieces)
+    calendar_bytes(config, merged, "", "", NOW, pieces)
     later = merged_of(titled(merged, "Fodbold"), titled(merged, "Samkørsel"), event("Høstfest"))
     pieces.take(later)
     assert b"Loppemarked" not in documents.build_feed(config, later, pieces)
-    assert b"Loppemarked" not in documents.build_calendar(config, later, "", "", NOW, pieces)
+    assert b"Loppemarked" not in calendar_bytes(config, later, "", "", NOW, pieces)
     assert (pieces.atom.rendered, pieces.ics.rendered) == (4, 3)  # only Høstfest was new
     assert len(pieces.atom.pieces(merged.items)) == 3 and pieces.atom.rendered == 5
 
@@ -182,7 +182,7 @@ def test_an_entry_that_cannot_be_rendered_is_left_out_once(
     pieces = Pieces()
     with caplog.at_level(logging.ERROR, logger="klynge.render"):
         feed_bytes = documents.build_feed(config, merged, pieces)
-        calendar = documents.build_calendar(config, merged, "", "", NOW, pieces)
+        calendar = calendar_bytes(config, merged, "", "", NOW, pieces)
         documents.build_feed(config, merged, pieces)
     assert b"Fodbold" in feed_bytes and b"Fodbold" in calendar
     assert feed_bytes.count(b"<entry>") == 1
@@ -230,9 +230,9 @@ def test_documents_from_kept_pieces_equal_whole_builds_after_random_edits(
         merged = merged_of(*items)
         pieces.keep_only(merged.items, merged.events)  # what the builder does on a new view
         feed_bytes = documents.build_feed(config, merged, pieces)
-        calendar = documents.build_calendar(config, merged, "", "", NOW, pieces)
+        calendar = calendar_bytes(config, merged, "", "", NOW, pieces)
         assert feed_bytes == documents.build_feed(config, merged)
-        assert calendar == documents.build_calendar(config, merged, "", "", NOW)
+        assert calendar == calendar_bytes(config, merged, "", "", NOW)
         if merged.items:
             assert feed_bytes == whole_feed(config, merged)
 

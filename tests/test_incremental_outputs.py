@@ -10,7 +10,7 @@ from dataclasses import replace
 from datetime import timedelta
 
 import pytest
-from aggregator_support import NOW, config_for, event, notice
+from aggregator_support import NOW, calendar_bytes, config_for, event, notice
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -76,9 +76,9 @@ def _kept_outputs(config: AggregatorConfig, merged: Merged, pieces: Pieces) -> l
     rows = pieces.rows.rows(outputs.occurrences(merged, lo, hi))
     return [
         documents.build_feed(config, merged, pieces),
-        documents.build_calendar(config, merged, "", "", NOW, pieces),
-        documents.build_calendar(config, merged, "", "sport", NOW, pieces),
-        outputs.events_body(lo, hi, rows),
+        calendar_bytes(config, merged, "", "", NOW, pieces),
+        calendar_bytes(config, merged, "", "sport", NOW, pieces),
+        b"".join(outputs.events_chunks(lo, hi, rows)),
     ]
 
 
@@ -90,8 +90,8 @@ def _whole_outputs(config: AggregatorConfig, merged: Merged) -> list[bytes]:
             "events": [outputs.occurrence_json(o) for o in found]}  # fmt: skip
     return [
         documents.build_feed(config, merged),
-        documents.build_calendar(config, merged, "", "", NOW),
-        documents.build_calendar(config, merged, "", "sport", NOW),
+        calendar_bytes(config, merged, "", "", NOW),
+        calendar_bytes(config, merged, "", "sport", NOW),
         json.dumps(body, ensure_ascii=False).encode(),
     ]
 

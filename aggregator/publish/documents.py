@@ -99,18 +99,6 @@ def build_feed(
     return join_feed(head, (piece for _, piece in entries))
 
 
-def build_calendar(
-    config: AggregatorConfig,
-    merged: Merged,
-    village: str,
-    category: str,
-    now: datetime,
-    pieces: Pieces | None = None,
-) -> bytes:
-    """Return the cluster's events (recent and coming) at `now` as one iCalendar file."""
-    return b"".join(calendar_chunks(config, merged, village, category, now, pieces))
-
-
 def calendar_chunks(
     config: AggregatorConfig,
     merged: Merged,
@@ -119,7 +107,8 @@ def calendar_chunks(
     now: datetime,
     pieces: Pieces | None = None,
 ) -> list[bytes]:
-    """Return `build_calendar`'s bytes as the kept pieces they are joined from, in order."""
+    """Return the cluster's events (recent and coming) at `now` as one iCalendar file's bytes,
+    listed as the kept pieces they are joined from, in order (served unjoined: parts.py)."""
     cutoff = now - CALENDAR_PAST
     # In start order already (the merge keeps it): no sort of every event per build.
     chosen = merged.events_by_start

@@ -246,13 +246,9 @@ def occurrence_row(occurrence: Occurrence) -> bytes:
     return json.dumps(occurrence_json(occurrence), ensure_ascii=False).encode()
 
 
-def events_body(lo: datetime, hi: datetime, rows: Iterable[bytes]) -> bytes:
-    """Return the /api/events body: what json.dumps of {from, to, events} writes, from rows."""
-    return b"".join(events_chunks(lo, hi, rows))
-
-
 def events_chunks(lo: datetime, hi: datetime, rows: Iterable[bytes]) -> list[bytes]:
-    """Return `events_body` as the kept rows and what goes between them, in order."""
+    """Return the /api/events body, what json.dumps of {from, to, events} writes, as the kept
+    rows and what goes between them, in order."""
     head = json.dumps({"from": lo.isoformat(), "to": hi.isoformat()}, ensure_ascii=False)
     chunks = [head[:-1].encode() + b', "events": [']
     for row in rows:
